@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * memfd: anonymous objects from memfd_create(2), shared by passing the
+ * descriptor. The file's bytes, its metadata and its gift pool live in
+ * the one descriptor (see lib/meta.h), so one fd is all a peer needs.
+ * The descriptor's own size never changes (it is sealed so), so no peer
+ * can shrink it under another's mappings; the file size is kept in the
+ * metadata.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+#include "syscalls.h"
+
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#ifndef MFD_HUGE_2MB /* in linux/memfd.h, which clashes with sys/mman.h */
+#define MFD_HUGE_2MB (21u << 26)
+#define MFD_HUGE_1GB (30u << 26)
+#endif
+
+#define MEMFD_NAME_MAX 249 /* memfd_create: 255 minus "memfd:" */
+#define MIB (UINT64_C(1) << 20)
+
+#define MEMFD_CAPS (IOMEM_CAP_FDPASS | IOMEM_CAP_SEAL | IOMEM_CAP_HUGEPAGE | \
+                    IOMEM_CAP_GIFT | IOMEM_CAP_RESIZE)
+
+static int memfd_probe(const char **why)
+{
+        static int usable = -1;
+        if (usable < 0) {
+                int fd = iom_sys.memfd_create("iomem-probe", MFD_CLOEXEC);
+                usable = fd >= 0 || errno != ENOSYS;
+                if (fd >= 0)
+                        close(fd);
+        }
+        if (!usable)
+                *why = "memfd_create(2) is not available (Linux 3.17 or later is needed)";
+        return usable;
+}
+
+static int apply_seals(struct iomem *f, unsigned seals)
+{
+        /* The physical span is fixed: nobody may resize the descriptor. */
+        int kseals = F_SEAL_SHRINK | F_SEAL_GROW;
+        if (seals & IOMEM_SEAL_WRITE)
+                kseals |= F_SEAL_FUTURE_WRITE;
+        if (iom_sys.fcntl(f->data_fd, F_ADD_SEALS, kseals) == 0)
+                return 0;
+        int e = errno;
+        return iom_fail(f->name, -e, "cannot seal it: %s", strerror(e));
+}
+
+static int memfd_open(struct iomem *f, const char *label, unsigned flags, const struct iomem_opts *o)
+{
+        (void)flags;
+        f->ops = &iom_fdmem_ops;
+        if (strlen(label) > MEMFD_NAME_MAX)
+                return iom_fail(f->name, -ENAMETOOLONG, "the label is longer than %d bytes",
+                                MEMFD_NAME_MAX);
+        unsigned mflags = MFD_CLOEXEC | MFD_ALLOW_SEALING;
+        if (o->hugepage) {
+                mflags |= MFD_HUGETLB | (o->hugepage == 2 * MIB ? MFD_HUGE_2MB : MFD_HUGE_1GB);
+                f->page_size = o->hugepage;
+        }
+        int fd = iom_sys.memfd_create(label, mflags);
+        if (fd < 0) {
+                int e = errno;
+                if (o->hugepage && e == EINVAL)
+                        return iom_fail(f->name, -ENODEV, "the kernel has no %zu KiB huge pages",
+                                        o->hugepage >> 10);
+                return iom_fail(f->name, -e, "memfd_create: %s", strerror(e));
+        }
+        f->data_fd = f->aux_fd = fd;
+        int err = 0;
+        if (iom_sys.ftruncate(fd, (off_t)IOM_PHYS_END) < 0) {
+                int e = errno;
+                err = iom_fail(f->name, -e, "cannot size it: %s", strerror(e));
+        }
+        if (!err)
+                err = iom_fdmem_attach(f, IOM_ATTACH_NEW, o);
+        if (!err)
+                err = apply_seals(f, o->seals);
+        if (err) {
+                f->ops->close(f);
+                return err;
+        }
+        return 0;
+}
+
+/* Is fd one of ours (fixed span, our metadata)? */
+static bool has_our_metadata(int fd)
+{
+        struct stat st;
+        uint64_t magic = 0;
+        return iom_sys.fstat(fd, &st) == 0 && (uint64_t)st.st_size == IOM_PHYS_END &&
+               iom_sys.pread(fd, &magic, sizeof magic, (off_t)IOM_META_OFF) == sizeof magic &&
+               magic == IOM_META_MAGIC;
+}
+
+static int memfd_open_fds(struct iomem *f, const int *fds, int nfds, unsigned flags,
+                          const struct iomem_opts *o)
+{
+        int fd = fds[0];
+        f->ops = &iom_fdmem_ops;
+        if (nfds != 1)
+                return iom_fail(f->name, -EINVAL, "a memfd object is one descriptor, not %d", nfds);
+        if (iom_sys.fcntl(fd, F_GET_SEALS, 0) < 0)
+                return iom_fail(f->name, -EINVAL, "fd %d is not a memfd", fd);
+        int mode = iom_sys.fcntl(fd, F_GETFL, 0) & O_ACCMODE;
+        if ((flags & IOMEM_RDWR) && mode == O_RDONLY)
+                return iom_fail(f->name, -EACCES, "fd %d is open read-only", fd);
+        struct statfs sf;
+        if (iom_sys.fstatfs(fd, &sf) == 0 && sf.f_type == HUGETLBFS_MAGIC)
+                f->page_size = (size_t)sf.f_bsize;
+        f->data_fd = fd;
+        int err;
+        if (has_our_metadata(fd)) {
+                f->aux_fd = fd;
+                err = iom_fdmem_attach(f, IOM_ATTACH_SHARED, o);
+                if (err == -EPERM || err == -EACCES) {
+                        /* Sealed against writing: nothing can change, so a
+                         * private copy of the metadata is exact. */
+                        err = iom_fdmem_attach(f, IOM_ATTACH_SNAPSHOT, o);
+                }
+        } else {
+                err = iom_fdmem_attach(f, IOM_ATTACH_PRIVATE, o);
+        }
+        if (err) {
+                /* The caller keeps the descriptor. */
+                f->data_fd = f->aux_fd = -1;
+                f->ops->close(f);
+        }
+        return err;
+}
+
+const struct iom_backend iom_backend_memfd = {
+        .name = "memfd",
+        .caps = MEMFD_CAPS,
+        .probe = memfd_probe,
+        .open = memfd_open,
+        .open_fds = memfd_open_fds,
+        .unlink = iom_no_unlink,
+};

@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shm: POSIX shared memory objects, attached by name. The named object
+ * holds exactly the file's bytes, so other programs can open it too; the
+ * metadata and gift pool live in a sidecar object "NAME.iomem" that
+ * every libiomem process maps. The first process to open the object
+ * builds the sidecar under an flock, so openers never see it half made.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+#include "syscalls.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#define SIDECAR_SUFFIX ".iomem"
+#define SHM_CAPS (IOMEM_CAP_NAMED | IOMEM_CAP_FDPASS | IOMEM_CAP_GIFT | IOMEM_CAP_RESIZE)
+
+static int shm_probe(const char **why)
+{
+        struct statfs sf;
+        if (statfs("/dev/shm", &sf) == 0)
+                return 1;
+        *why = "/dev/shm is not mounted (POSIX shared memory needs a tmpfs there)";
+        return 0;
+}
+
+/* "/NAME" and "/NAME.iomem" for a name given as NAME or /NAME. */
+static int shm_names(const char *rest, char data[NAME_MAX + 2], char side[NAME_MAX + 2])
+{
+        const char *name = rest[0] == '/' ? rest + 1 : rest;
+        size_t len = strlen(name), sl = strlen(SIDECAR_SUFFIX);
+        if (!len || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
+                return iom_fail(rest, -EINVAL,
+                                "a shm name is one path component (not empty, \".\" or \"..\")");
+        if (len > NAME_MAX - sl)
+                return iom_fail(rest, -ENAMETOOLONG, "a shm name has at most %zu bytes",
+                                (size_t)NAME_MAX - sl);
+        if (len >= sl && !strcmp(name + len - sl, SIDECAR_SUFFIX))
+                return iom_fail(rest, -EINVAL, "names ending in \"%s\" are reserved for metadata",
+                                SIDECAR_SUFFIX);
+        snprintf(data, NAME_MAX + 2, "/%s", name);
+        snprintf(side, NAME_MAX + 2, "/%s%s", name, SIDECAR_SUFFIX);
+        return 0;
+}
+
+static int open_data(const char *name, unsigned flags, mode_t mode, bool *created)
+{
+        int oflag = flags & IOMEM_RDWR ? O_RDWR : O_RDONLY;
+        *created = false;
+        for (int tries = 0; tries < 8; tries++) {
+                int fd;
+                if (flags & IOMEM_CREATE) {
+                        fd = iom_sys.shm_open(name, oflag | O_CREAT | O_EXCL, mode);
+                        if (fd >= 0) {
+                                *created = true;
+                                return fd;
+                        }
+                        if (errno != EEXIST || (flags & IOMEM_EXCL))
+                                break;
+                }
+                fd = iom_sys.shm_open(name, oflag, 0);
+                if (fd >= 0 || errno != ENOENT || !(flags & IOMEM_CREATE))
+                        return fd >= 0 ? fd : -1;
+                /* Removed between the two calls: try again. */
+        }
+        return -1;
+}
+
+static int fail_errno(struct iomem *f, const char *what)
+{
+        int e = errno;
+        if (e == ENOENT)
+                return iom_fail(f->name, -e, "no such object (open with IOMEM_CREATE to create it)");
+        if (e == EEXIST)
+                return iom_fail(f->name, -e, "it exists already (IOMEM_EXCL)");
+        return iom_fail(f->name, -e, "%s: %s", what, strerror(e));
+}
+
+/* Does the sidecar on fd describe the data object with inode ino? */
+static bool sidecar_describes(int fd, uint64_t ino)
+{
+        struct iom_meta head;
+        size_t n = offsetof(struct iom_meta, seals);
+        return iom_sys.pread(fd, &head, n, (off_t)IOM_META_OFF) == (ssize_t)n &&
+               head.magic == IOM_META_MAGIC && head.data_ino == ino;
+}
+
+/* Open or build the sidecar and attach (data_fd set). */
+static int attach_sidecar(struct iomem *f, const char *side, bool created,
+                          const struct iomem_opts *o)
+{
+        struct stat st;
+        if (iom_sys.fstat(f->data_fd, &st) < 0)
+                return fail_errno(f, "fstat");
+        int sfd = iom_sys.shm_open(side, O_RDWR | O_CREAT, st.st_mode & 0777);
+        if (sfd < 0) {
+                if (errno == EACCES || errno == EROFS) {
+                        iom_debug("%s: no access to %s; pins stay in this process", f->name, side);
+                        return iom_fdmem_attach(f, IOM_ATTACH_PRIVATE, o);
+                }
+                return fail_errno(f, "opening its metadata object");
+        }
+        f->aux_fd = sfd;
+        if (iom_sys.flock(sfd, LOCK_EX) < 0)
+                return fail_errno(f, "locking its metadata object");
+        int err;
+        if (!created && sidecar_describes(sfd, (uint64_t)st.st_ino)) {
+                err = iom_fdmem_attach(f, IOM_ATTACH_SHARED, o);
+        } else if (iom_sys.ftruncate(sfd, (off_t)IOM_PHYS_END) < 0) {
+                err = fail_errno(f, "sizing its metadata object");
+        } else {
+                /* New, or made by another program, or left by an earlier
+                 * object of the same name: describe what is there now. */
+                err = iom_fdmem_attach(f, created ? IOM_ATTACH_NEW : IOM_ATTACH_ADOPT, o);
+                if (!err)
+                        f->meta->data_ino = (uint64_t)st.st_ino;
+        }
+        iom_sys.flock(sfd, LOCK_UN);
+        return err;
+}
+
+static int shm_open_uri(struct iomem *f, const char *rest, unsigned flags, const struct iomem_opts *o)
+{
+        char data[NAME_MAX + 2], side[NAME_MAX + 2];
+        f->ops = &iom_fdmem_ops;
+        int err = shm_names(rest, data, side);
+        if (err)
+                return err;
+        if (o->hugepage)
+                return iom_fail(f->name, -ENOTSUP, "huge pages for shm objects are not in this version");
+        if (o->seals)
+                return iom_fail(f->name, -ENOTSUP, "seals apply to memfd objects only");
+        bool created;
+        f->data_fd = open_data(data, flags, (mode_t)o->mode, &created);
+        if (f->data_fd < 0)
+                return fail_errno(f, "shm_open");
+        err = attach_sidecar(f, side, created, o);
+        if (err) {
+                f->ops->close(f);
+                if (created) {
+                        iom_sys.shm_unlink(data);
+                        iom_sys.shm_unlink(side);
+                }
+        }
+        return err;
+}
+
+/* The shm name of an open descriptor, from /proc/self/fd (Linux puts
+ * POSIX shared memory in /dev/shm). */
+static bool name_of_fd(int fd, char side[NAME_MAX + 2])
+{
+        char link[64], target[PATH_MAX];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(link, target, sizeof target - 1);
+        if (n <= 0)
+                return false;
+        target[n] = 0;
+        const char *prefix = "/dev/shm/";
+        if (strncmp(target, prefix, strlen(prefix)) || strstr(target, " (deleted)"))
+                return false;
+        char data[NAME_MAX + 2];
+        return shm_names(target + strlen(prefix), data, side) == 0;
+}
+
+static int shm_open_fds(struct iomem *f, const int *fds, int nfds, unsigned flags,
+                        const struct iomem_opts *o)
+{
+        f->ops = &iom_fdmem_ops;
+        if (nfds < 1 || nfds > 2)
+                return iom_fail(f->name, -EINVAL, "a shm object is one or two descriptors, not %d", nfds);
+        struct stat st;
+        if (iom_sys.fstat(fds[0], &st) < 0 || !S_ISREG(st.st_mode))
+                return iom_fail(f->name, -EINVAL, "fd %d is not a shared memory object", fds[0]);
+        int mode = iom_sys.fcntl(fds[0], F_GETFL, 0) & O_ACCMODE;
+        if ((flags & IOMEM_RDWR) && mode == O_RDONLY)
+                return iom_fail(f->name, -EACCES, "fd %d is open read-only", fds[0]);
+        f->data_fd = fds[0];
+        int err, sfd = nfds == 2 ? fds[1] : -1;
+        char side[NAME_MAX + 2];
+        bool own_sfd = false;
+        if (sfd < 0 && name_of_fd(fds[0], side)) {
+                sfd = iom_sys.shm_open(side, O_RDWR, 0);
+                own_sfd = sfd >= 0;
+        }
+        if (sfd >= 0 && sidecar_describes(sfd, (uint64_t)st.st_ino)) {
+                f->aux_fd = sfd;
+                err = iom_fdmem_attach(f, IOM_ATTACH_SHARED, o);
+        } else {
+                if (own_sfd)
+                        close(sfd);
+                own_sfd = false;
+                err = nfds == 2 ? iom_fail(f->name, -EBADMSG, "its metadata object does not describe it")
+                                : iom_fdmem_attach(f, IOM_ATTACH_PRIVATE, o);
+        }
+        if (err) {
+                if (!own_sfd)
+                        f->aux_fd = -1;
+                f->data_fd = -1; /* the caller keeps what it passed */
+                f->ops->close(f);
+        } else if (nfds == 2 && f->aux_fd != fds[1]) {
+                close(fds[1]);
+        }
+        return err;
+}
+
+static int shm_unlink_uri(const char *rest)
+{
+        char data[NAME_MAX + 2], side[NAME_MAX + 2];
+        int err = shm_names(rest, data, side);
+        if (err)
+                return err;
+        if (iom_sys.shm_unlink(data) < 0) {
+                int e = errno;
+                if (e == ENOENT)
+                        return iom_fail(rest, -e, "no such object");
+                return iom_fail(rest, -e, "shm_unlink: %s", strerror(e));
+        }
+        iom_sys.shm_unlink(side);
+        return 0;
+}
+
+const struct iom_backend iom_backend_shm = {
+        .name = "shm",
+        .caps = SHM_CAPS,
+        .probe = shm_probe,
+        .open = shm_open_uri,
+        .open_fds = shm_open_fds,
+        .unlink = shm_unlink_uri,
+};

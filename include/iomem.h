@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libiomem: direct, shared access to the memory behind files.
+ *
+ * The whole public interface. Every function that can fail returns a
+ * negative errno value and leaves a message for the calling thread in
+ * iomem_errormsg(); see libiomem(7) and the man3 page of each function.
+ */
+#ifndef IOMEM_H
+#define IOMEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define IOMEM_VERSION_MAJOR 0
+#define IOMEM_VERSION_MINOR 1
+#define IOMEM_VERSION_PATCH 0
+
+struct iomem;        /* an open file-backed memory object ("file")         */
+struct iomem_opts;   /* options for iomem_open / iomem_open_fd             */
+struct iomem_window; /* a fixed virtual-address window of chunks, for dax: */
+
+/* Opening */
+#define IOMEM_RDONLY 0x0u
+#define IOMEM_RDWR   0x1u
+#define IOMEM_CREATE 0x2u /* create if missing                           */
+#define IOMEM_EXCL   0x4u /* with CREATE: fail with -EEXIST if it exists  */
+
+int iomem_open(struct iomem **out, const char *uri, unsigned flags,
+               const struct iomem_opts *opts);
+int iomem_open_fd(struct iomem **out, const char *backend, int fd,
+                  unsigned flags, const struct iomem_opts *opts);
+int iomem_close(struct iomem **f);
+int iomem_unlink(const char *uri);
+
+/* The six memory operations */
+ssize_t iomem_acquire(struct iomem *f, size_t off, size_t len);
+int iomem_release(struct iomem *f, size_t off, size_t len);
+ssize_t iomem_retrieve(struct iomem *f, size_t off, size_t len,
+                       struct iovec *iov, size_t iovcnt);
+ssize_t iomem_borrow(struct iomem *f, size_t off, size_t len,
+                     struct iovec *iov, size_t iovcnt);
+ssize_t iomem_bufcount(struct iomem *f, size_t off, size_t len);
+ssize_t iomem_gift(struct iomem *f, size_t off, size_t len,
+                   const struct iovec *iov, size_t iovcnt, unsigned flags);
+#define IOMEM_GIFT_NOCOPY 0x1u /* refuse (-EXDEV) rather than copy */
+
+int iomem_alloc(struct iomem *f, size_t len, void **out);
+int iomem_free(struct iomem *f, void *buf, size_t len);
+
+/* Locking */
+int iomem_rdlock(struct iomem *f);
+int iomem_wrlock(struct iomem *f);
+int iomem_unlock(struct iomem *f);
+
+/* File operations */
+struct iomem_stat {
+        size_t size;           /* file size in bytes                        */
+        size_t page_size;      /* granularity of acquire/release            */
+        const char *backend;   /* "shm", "memfd", "mshare", "dax"           */
+        unsigned caps;         /* IOMEM_CAP_* of this object                */
+        int numa_node;         /* node of most resident pages, -1 if unknown */
+        int dax;               /* 1 if mappings reach memory directly (DAX)  */
+        size_t acquired;       /* bytes pinned by this process              */
+        uint64_t gift_adopted; /* bytes gifted without copying              */
+        uint64_t gift_copied;  /* bytes gifted by copying                   */
+};
+int iomem_stat(struct iomem *f, struct iomem_stat *st);
+int iomem_truncate(struct iomem *f, size_t size);
+ssize_t iomem_pread(struct iomem *f, void *buf, size_t len, size_t off);
+ssize_t iomem_pwrite(struct iomem *f, const void *buf, size_t len, size_t off);
+int iomem_sync(struct iomem *f, size_t off, size_t len);
+int iomem_fd(const struct iomem *f);
+
+/* Transfers */
+ssize_t iomem_sendfile(int out_fd, struct iomem *in, size_t off, size_t len);
+ssize_t iomem_copy(struct iomem *dst, size_t doff, struct iomem *src,
+                   size_t soff, size_t len);
+
+/* Sharing between processes */
+int iomem_send(int sock, const struct iomem *f);
+int iomem_recv(int sock, struct iomem **out, unsigned flags);
+
+/* Options */
+int iomem_opts_new(struct iomem_opts **o);
+void iomem_opts_delete(struct iomem_opts **o);
+int iomem_opts_set_size(struct iomem_opts *o, size_t size);
+int iomem_opts_set_mode(struct iomem_opts *o, unsigned mode);
+int iomem_opts_set_hugepage(struct iomem_opts *o, size_t page);
+int iomem_opts_set_numa(struct iomem_opts *o, int policy, int node);
+#define IOMEM_NUMA_DEFAULT    0
+#define IOMEM_NUMA_PREFERRED  1
+#define IOMEM_NUMA_BIND       2
+#define IOMEM_NUMA_INTERLEAVE 3 /* node ignored: all allowed nodes */
+int iomem_opts_set_seals(struct iomem_opts *o, unsigned seals);
+#define IOMEM_SEAL_SHRINK 0x1u
+#define IOMEM_SEAL_GROW   0x2u
+#define IOMEM_SEAL_WRITE  0x4u
+int iomem_opts_set_window(struct iomem_opts *o, struct iomem_window *w);
+
+/* The DAX window */
+int iomem_window_new(struct iomem_window **w, size_t size, size_t chunk);
+int iomem_window_delete(struct iomem_window **w);
+int iomem_window_set_policy(struct iomem_window *w, int policy);
+#define IOMEM_EVICT_DEFAULT 0 /* the library's best: scan-resistant, adaptive */
+#define IOMEM_EVICT_CLOCK   1 /* second chance                               */
+#define IOMEM_EVICT_FIFO    2 /* what Linux fs/fuse/dax.c does               */
+#define IOMEM_EVICT_LIFO    3 /* what OSv's dax_manager does                 */
+struct iomem_window_stat {
+        size_t size, chunk;
+        size_t chunks_used, chunks_pinned;
+        uint64_t hits, misses, evictions;
+};
+int iomem_window_stat(struct iomem_window *w, struct iomem_window_stat *st);
+
+/* Backends */
+#define IOMEM_CAP_NAMED    0x001u /* attach by name                       */
+#define IOMEM_CAP_FDPASS   0x002u /* attach by fd passing                 */
+#define IOMEM_CAP_SEAL     0x004u
+#define IOMEM_CAP_HUGEPAGE 0x008u
+#define IOMEM_CAP_NUMA     0x010u
+#define IOMEM_CAP_GIFT     0x020u /* zero-copy gift of iomem_alloc memory */
+#define IOMEM_CAP_PTSHARE  0x040u /* page tables shared between processes */
+#define IOMEM_CAP_DAX      0x080u
+#define IOMEM_CAP_RESIZE   0x100u
+struct iomem_backend_info {
+        const char *name;
+        unsigned caps;
+        int available; /* 1, or 0 with the reason in `why` */
+        const char *why;
+};
+ssize_t iomem_backends(struct iomem_backend_info *out, size_t n);
+
+/* Errors */
+const char *iomem_errormsg(void);
+
+/* Asynchronous transfers with completion (built when liburing is found) */
+struct iomem_aio;
+struct iomem_aio_cqe {
+        uint64_t tag;   /* the caller's tag from submission              */
+        ssize_t res;    /* bytes transferred, or negative errno          */
+        unsigned flags; /* IOMEM_AIO_COPIED: the kernel copied after all */
+};
+#define IOMEM_AIO_COPIED 0x1u
+int iomem_aio_new(struct iomem_aio **q, unsigned depth);
+int iomem_aio_delete(struct iomem_aio **q);
+int iomem_aio_read(struct iomem_aio *q, int fd, uint64_t fd_off,
+                   struct iomem *f, size_t off, size_t len, uint64_t tag);
+int iomem_aio_write(struct iomem_aio *q, int fd, uint64_t fd_off,
+                    struct iomem *f, size_t off, size_t len, uint64_t tag);
+int iomem_aio_send(struct iomem_aio *q, int sock, struct iomem *f,
+                   size_t off, size_t len, uint64_t tag);
+int iomem_aio_submit(struct iomem_aio *q);
+int iomem_aio_wait(struct iomem_aio *q, struct iomem_aio_cqe *cqe, unsigned n,
+                   unsigned min, int timeout_ms);
+int iomem_aio_fd(struct iomem_aio *q);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* IOMEM_H */

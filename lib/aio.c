@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+/* Asynchronous transfers: not in this version of the library. */
+#include "internal.h"
+
+#define NOT_HERE(op) iom_result(op, iom_fail(NULL, -ENOTSUP, "asynchronous transfers are not in this version"))
+
+IOM_PUBLIC int iomem_aio_new(struct iomem_aio **q, unsigned depth)
+{
+        (void)depth;
+        if (!q)
+                return (int)iom_result(__func__, iom_fail(NULL, -EINVAL, "q is NULL"));
+        return (int)NOT_HERE(__func__);
+}
+
+IOM_PUBLIC int iomem_aio_delete(struct iomem_aio **q)
+{
+        if (!q)
+                return (int)iom_result(__func__, iom_fail(NULL, -EINVAL, "q is NULL"));
+        return 0; /* no queue can exist in this version */
+}
+
+IOM_PUBLIC int iomem_aio_read(struct iomem_aio *q, int fd, uint64_t fd_off, struct iomem *f,
+                              size_t off, size_t len, uint64_t tag)
+{
+        (void)q, (void)fd, (void)fd_off, (void)f, (void)off, (void)len, (void)tag;
+        return (int)NOT_HERE(__func__);
+}
+
+IOM_PUBLIC int iomem_aio_write(struct iomem_aio *q, int fd, uint64_t fd_off, struct iomem *f,
+                               size_t off, size_t len, uint64_t tag)
+{
+        (void)q, (void)fd, (void)fd_off, (void)f, (void)off, (void)len, (void)tag;
+        return (int)NOT_HERE(__func__);
+}
+
+IOM_PUBLIC int iomem_aio_send(struct iomem_aio *q, int sock, struct iomem *f, size_t off,
+                              size_t len, uint64_t tag)
+{
+        (void)q, (void)sock, (void)f, (void)off, (void)len, (void)tag;
+        return (int)NOT_HERE(__func__);
+}
+
+IOM_PUBLIC int iomem_aio_submit(struct iomem_aio *q)
+{
+        (void)q;
+        return (int)NOT_HERE(__func__);
+}
+
+IOM_PUBLIC int iomem_aio_wait(struct iomem_aio *q, struct iomem_aio_cqe *cqe, unsigned n,
+                              unsigned min, int timeout_ms)
+{
+        (void)q, (void)cqe, (void)n, (void)min, (void)timeout_ms;
+        return (int)NOT_HERE(__func__);
+}
+
+IOM_PUBLIC int iomem_aio_fd(struct iomem_aio *q)
+{
+        (void)q;
+        return (int)NOT_HERE(__func__);
+}

@@ -1,0 +1,1160 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The fd-memory engine: the six operations and the file operations for
+ * objects whose memory is a tmpfs or hugetlbfs file (shm and memfd). The
+ * backends only find or create the descriptors; everything here works on
+ * data_fd, aux_fd and the metadata.
+ *
+ * Lock order: the I/O lock, then f->lock (this handle's pins, mappings
+ * and buffers), then the metadata mutex.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+#include "iolock.h"
+#include "syscalls.h"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static int fd_for(const struct iomem *f, uint64_t phys)
+{
+        return phys < IOM_META_OFF ? f->data_fd : f->aux_fd;
+}
+
+static bool has_pool(const struct iomem *f)
+{
+        return f->caps & IOMEM_CAP_GIFT;
+}
+
+static void punch(struct iomem *f, uint64_t phys, uint64_t len)
+{
+        iom_sys.fallocate(fd_for(f, phys), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                          (off_t)phys, (off_t)len);
+}
+
+/* Back [phys, phys+len) with memory now, so that touching it later cannot
+ * raise SIGBUS. */
+static int allocate(struct iomem *f, uint64_t phys, uint64_t len)
+{
+        if (iom_sys.fallocate(fd_for(f, phys), 0, (off_t)phys, (off_t)len) == 0)
+                return 0;
+        int e = errno;
+        if (f->page_size > iom_system_page_size() && (e == ENOSPC || e == ENOMEM))
+                return iom_fail(f->name, -ENOMEM,
+                                "no free %zu KiB huge pages for %llu bytes (reserve more with "
+                                "the sysctl vm.nr_hugepages)",
+                                f->page_size >> 10, (unsigned long long)len);
+        if (e == ENOSPC || e == ENOMEM)
+                return iom_fail(f->name, -e, "no memory left to back %llu bytes: %s",
+                                (unsigned long long)len, strerror(e));
+        return iom_fail(f->name, -e, "cannot allocate backing memory: %s", strerror(e));
+}
+
+/* shm keeps its data in its own object, sized like the file, so that other
+ * programs opening it see the file; memfd's one descriptor has a fixed size. */
+static int set_data_size(struct iomem *f, uint64_t size)
+{
+        if (f->data_fd == f->aux_fd || f->aux_fd < 0)
+                return 0;
+        if (iom_sys.ftruncate(f->data_fd, (off_t)size) == 0)
+                return 0;
+        int e = errno;
+        return iom_fail(f->name, -e, "cannot resize the data object to %llu bytes: %s",
+                        (unsigned long long)size, strerror(e));
+}
+
+/* A handle inherited across fork() is a new attachment in the child: no
+ * pins, no locks, no buffers of its own, the parent's mappings. */
+static int enter(struct iomem *f)
+{
+        unsigned gen = iom_fork_generation();
+        if (__builtin_expect(f->fork_gen == gen, 1))
+                return 0;
+        pthread_mutex_init(&f->lock, NULL);
+        f->pins.n = 0;
+        f->allocs.n = 0;
+        int err = iom_meta_lock(f);
+        if (err)
+                return err;
+        err = iom_owner_register(f);
+        iom_meta_unlock(f);
+        if (!err)
+                f->fork_gen = gen;
+        return err;
+}
+
+/* ---- iovec building ------------------------------------------------------ */
+
+/* Collects runs into an iovec array, joining runs that continue each
+ * other; with iov NULL it only counts (bufcount). */
+struct iov_builder {
+        struct iovec *iov;
+        size_t cap, n;
+        struct iovec last;
+        uint64_t bytes;
+};
+
+static bool iovb_add(struct iov_builder *b, void *base, size_t len)
+{
+        if (b->n && ((!base && !b->last.iov_base) ||
+                     (base && b->last.iov_base &&
+                      (char *)b->last.iov_base + b->last.iov_len == base))) {
+                b->last.iov_len += len;
+                if (b->iov)
+                        b->iov[b->n - 1].iov_len = b->last.iov_len;
+        } else {
+                if (b->n == b->cap)
+                        return false;
+                b->last = (struct iovec){ base, len };
+                if (b->iov)
+                        b->iov[b->n] = b->last;
+                b->n++;
+        }
+        b->bytes += len;
+        return true;
+}
+
+/* Add the mapped addresses of physical [phys, phys+len). 1 done, 0 full. */
+static int add_phys(struct iomem *f, uint64_t phys, uint64_t len, struct iov_builder *b)
+{
+        while (len) {
+                uint64_t contig;
+                int err;
+                char *va = iom_seg_resolve(f, phys, len, &contig, &err);
+                if (!va)
+                        return err;
+                uint64_t n = iom_min(len, contig);
+                if (!iovb_add(b, va, n))
+                        return 0;
+                phys += n;
+                len -= n;
+        }
+        return 1;
+}
+
+/* Describe file bytes [off, end) from the extent map (f->lock and the
+ * metadata held). 1 done, 0 builder full, negative on error. */
+static int describe(struct iomem *f, uint64_t off, uint64_t end, struct iov_builder *b)
+{
+        const struct iom_extent_map *m = iom_map(f->meta);
+        for (uint32_t i = iom_map_find(m, off); off < end && i < m->count; i++) {
+                const struct iom_extent *e = &m->ext[i];
+                uint64_t n = iom_min(end, e->off + e->len) - off;
+                int r = 1;
+                if (e->phys == IOM_HOLE)
+                        r = iovb_add(b, NULL, n);
+                else
+                        r = add_phys(f, e->phys + (off - e->off), n, b);
+                if (r <= 0)
+                        return r;
+                off += n;
+        }
+        return 1;
+}
+
+/* The same for a range this handle has pinned (f->lock held). */
+static int describe_pinned(struct iomem *f, uint64_t off, uint64_t end, struct iov_builder *b)
+{
+        for (size_t i = iom_ranges_first_after(&f->pins, off); off < end; i++) {
+                const struct iom_range *r = &f->pins.v[i];
+                uint64_t n = iom_min(end, r->end) - off;
+                int ret = add_phys(f, r->phys + (off - r->start), n, b);
+                if (ret <= 0)
+                        return ret;
+                off += n;
+        }
+        return 1;
+}
+
+/* ---- backing holes ------------------------------------------------------- */
+
+static bool has_holes(const struct iom_extent_map *m, uint64_t s, uint64_t e)
+{
+        for (uint32_t i = iom_map_find(m, s); i < m->count && m->ext[i].off < e; i++)
+                if (m->ext[i].phys == IOM_HOLE)
+                        return true;
+        return false;
+}
+
+/*
+ * Back the holes of draft within the pages of [s, e) with memory at their
+ * own offsets. On failure the caller discards the draft and calls unfill.
+ */
+static int fill_holes(struct iomem *f, struct iom_extent_map *draft, uint64_t s, uint64_t e)
+{
+        s = iom_round_down(s, f->page_size);
+        e = iom_round_up(e, f->page_size);
+        for (uint32_t i = iom_map_find(draft, s); i < draft->count && draft->ext[i].off < e; i++) {
+                struct iom_extent x = draft->ext[i];
+                uint64_t a = iom_max(s, x.off), b = iom_min(e, x.off + x.len);
+                if (x.phys != IOM_HOLE)
+                        continue;
+                int err = allocate(f, a, b - a);
+                if (!err && iom_map_set(draft, a, b - a, a))
+                        err = iom_fail(f->name, -ENOSPC, "the extent map is full (%d extents)",
+                                       IOM_MAX_EXTENTS);
+                if (err)
+                        return err;
+                i = iom_map_find(draft, a);
+        }
+        return 0;
+}
+
+/* Give back what fill_holes took in [s, e): the holes of the current map. */
+static void unfill(struct iomem *f, uint64_t s, uint64_t e)
+{
+        const struct iom_extent_map *m = iom_map(f->meta);
+        s = iom_round_down(s, f->page_size);
+        e = iom_round_up(e, f->page_size);
+        for (uint32_t i = iom_map_find(m, s); i < m->count && m->ext[i].off < e; i++) {
+                uint64_t a = iom_max(s, m->ext[i].off), b = iom_min(e, m->ext[i].off + m->ext[i].len);
+                if (m->ext[i].phys == IOM_HOLE && a < b)
+                        punch(f, a, b - a);
+        }
+        uint64_t tiled = iom_round_up(m->size, f->page_size);
+        if (e > tiled) /* growth that was not committed */
+                punch(f, iom_max(s, tiled), e - iom_max(s, tiled));
+}
+
+/* Zero the bytes past the old end in the old last page when the file grows,
+ * so that they read as zero like the rest of the new bytes (f->lock and the
+ * metadata held; the current map is the old one). */
+static int zero_old_tail(struct iomem *f, uint64_t old_size, uint64_t new_size)
+{
+        uint64_t tail_end = iom_min(new_size, iom_round_up(old_size, f->page_size));
+        if (tail_end <= old_size)
+                return 0;
+        const struct iom_extent_map *m = iom_map(f->meta);
+        const struct iom_extent *e = &m->ext[iom_map_find(m, old_size)];
+        if (e->phys == IOM_HOLE)
+                return 0;
+        uint64_t contig;
+        int err;
+        char *va = iom_seg_resolve(f, e->phys + (old_size - e->off), tail_end - old_size, &contig, &err);
+        if (!va)
+                return err;
+        memset(va, 0, tail_end - old_size);
+        return 0;
+}
+
+static int map_full(struct iomem *f)
+{
+        return iom_fail(f->name, -ENOSPC, "the extent map is full (%d extents)", IOM_MAX_EXTENTS);
+}
+
+/* ---- acquire / release / retrieve / borrow / bufcount --------------------- */
+
+struct piece {
+        uint64_t start, end, phys;
+};
+
+static void unpin_shared(uint64_t start, uint64_t end, void *arg)
+{
+        struct iomem *f = arg;
+        iom_pin_remove(f->meta, f->owner, start, end);
+}
+
+static ssize_t fdmem_acquire(struct iomem *f, size_t off, size_t len)
+{
+        int err = enter(f);
+        if (err)
+                return err;
+        uint64_t end = (uint64_t)off + len;
+        pthread_mutex_lock(&f->lock);
+        if (iom_ranges_covered(&f->pins, off, end)) {
+                /* Nested: these pages are ours already and cannot move. */
+                if ((err = iom_ranges_reserve(&f->pins, 2)) == 0)
+                        iom_ranges_inc(&f->pins, off, end);
+                pthread_mutex_unlock(&f->lock);
+                return err ? iom_fail(f->name, err, "out of memory") : (ssize_t)len;
+        }
+        if ((err = iom_meta_lock(f))) {
+                pthread_mutex_unlock(&f->lock);
+                return err;
+        }
+        struct iom_meta *meta = f->meta;
+        uint64_t limit = iom_round_up(iom_map(meta)->size, f->page_size);
+        if (off >= limit) {
+                iom_meta_unlock(f);
+                pthread_mutex_unlock(&f->lock);
+                return 0;
+        }
+        end = iom_min(end, limit);
+        if ((f->flags & IOMEM_RDWR) && has_holes(iom_map(meta), off, end)) {
+                struct iom_extent_map *draft = iom_map_begin(meta);
+                if ((err = fill_holes(f, draft, off, end))) {
+                        unfill(f, off, end);
+                        goto out;
+                }
+                iom_map_commit(meta);
+        }
+
+        /* The pages not pinned yet by this handle, split where their
+         * physical placement changes. */
+        struct piece stack[16], *pieces = stack;
+        size_t npieces = 0, cap = 16;
+        const struct iom_extent_map *m = iom_map(meta);
+        size_t ri = iom_ranges_first_after(&f->pins, off);
+        for (uint64_t pos = off; pos < end;) {
+                if (ri < f->pins.n && f->pins.v[ri].start <= pos) {
+                        pos = f->pins.v[ri++].end;
+                        continue;
+                }
+                uint64_t gap_end = ri < f->pins.n ? iom_min(f->pins.v[ri].start, end) : end;
+                while (pos < gap_end) {
+                        const struct iom_extent *e = &m->ext[iom_map_find(m, pos)];
+                        uint64_t n = iom_min(gap_end, e->off + e->len) - pos;
+                        if (npieces == cap) {
+                                struct piece *p = malloc(2 * cap * sizeof *p);
+                                if (!p) {
+                                        err = iom_fail(f->name, -ENOMEM, "out of memory");
+                                        goto free_pieces;
+                                }
+                                memcpy(p, pieces, npieces * sizeof *p);
+                                if (pieces != stack)
+                                        free(pieces);
+                                pieces = p;
+                                cap *= 2;
+                        }
+                        /* A hole here means a read-only handle: pin it anyway
+                         * (it keeps truncate away) at its own offset. */
+                        uint64_t phys = e->phys == IOM_HOLE ? pos : e->phys + (pos - e->off);
+                        pieces[npieces++] = (struct piece){ pos, pos + n, phys };
+                        pos += n;
+                }
+        }
+        if ((err = iom_ranges_reserve(&f->pins, npieces + 2))) {
+                err = iom_fail(f->name, err, "out of memory");
+                goto free_pieces;
+        }
+        /* Map before publishing the pins, so a failure changes nothing. */
+        for (size_t i = 0; i < npieces; i++) {
+                uint64_t contig, need = pieces[i].end - pieces[i].start;
+                for (uint64_t p = pieces[i].phys; need;) {
+                        if (!iom_seg_resolve(f, p, need, &contig, &err))
+                                goto free_pieces;
+                        uint64_t n = iom_min(need, contig);
+                        p += n;
+                        need -= n;
+                }
+        }
+        for (size_t i = 0; i < npieces; i++) {
+                if (iom_pin_add(meta, f->owner, pieces[i].start, pieces[i].end)) {
+                        while (i--)
+                                iom_pin_remove(meta, f->owner, pieces[i].start, pieces[i].end);
+                        err = iom_fail(f->name, -ENOMEM, "the pin table is full (%d ranges)",
+                                       IOM_MAX_PINS);
+                        goto free_pieces;
+                }
+        }
+        iom_ranges_inc(&f->pins, off, end);
+        for (size_t i = 0; i < npieces; i++)
+                iom_ranges_insert(&f->pins, pieces[i].start, pieces[i].end, pieces[i].phys);
+free_pieces:
+        if (pieces != stack)
+                free(pieces);
+out:
+        iom_meta_unlock(f);
+        pthread_mutex_unlock(&f->lock);
+        return err ? err : (ssize_t)(end - off);
+}
+
+static int fdmem_release(struct iomem *f, size_t off, size_t len)
+{
+        int err = enter(f);
+        if (err)
+                return err;
+        uint64_t end = (uint64_t)off + len;
+        pthread_mutex_lock(&f->lock);
+        if (!iom_ranges_covered(&f->pins, off, end)) {
+                pthread_mutex_unlock(&f->lock);
+                return iom_fail(f->name, -EINVAL,
+                                "bytes [%zu, %llu) are not all acquired by this handle", off,
+                                (unsigned long long)end);
+        }
+        if ((err = iom_ranges_reserve(&f->pins, 2)) == 0 && (err = iom_meta_lock(f)) == 0) {
+                iom_ranges_dec(&f->pins, off, end, unpin_shared, f);
+                iom_meta_unlock(f);
+        } else if (err == -ENOMEM) {
+                err = iom_fail(f->name, err, "out of memory");
+        }
+        pthread_mutex_unlock(&f->lock);
+        return err;
+}
+
+static ssize_t fdmem_retrieve(struct iomem *f, size_t off, size_t len, struct iovec *iov,
+                              size_t iovcnt)
+{
+        int err = enter(f);
+        if (err)
+                return err;
+        uint64_t end = (uint64_t)off + len;
+        pthread_mutex_lock(&f->lock);
+        if (!iom_ranges_covered(&f->pins, off, end)) {
+                pthread_mutex_unlock(&f->lock);
+                return iom_fail(f->name, -ENOENT,
+                                "bytes [%zu, %llu) are not all acquired by this handle", off,
+                                (unsigned long long)end);
+        }
+        struct iov_builder b = { .iov = iov, .cap = iovcnt };
+        int r = describe_pinned(f, off, end, &b);
+        pthread_mutex_unlock(&f->lock);
+        return r < 0 ? r : (ssize_t)b.n;
+}
+
+/* borrow and bufcount: describe [off, off+len) clamped to the size. */
+static ssize_t describe_clamped(struct iomem *f, size_t off, size_t len, struct iov_builder *b)
+{
+        int err = enter(f);
+        if (err)
+                return err;
+        pthread_mutex_lock(&f->lock);
+        if ((err = iom_meta_lock(f)) == 0) {
+                uint64_t size = iom_map(f->meta)->size;
+                if (off < size)
+                        err = describe(f, off, iom_min(size, (uint64_t)off + len), b);
+                err = err < 0 ? err : 0;
+                iom_meta_unlock(f);
+        }
+        pthread_mutex_unlock(&f->lock);
+        return err ? err : (ssize_t)b->n;
+}
+
+static ssize_t fdmem_borrow(struct iomem *f, size_t off, size_t len, struct iovec *iov,
+                            size_t iovcnt)
+{
+        struct iov_builder b = { .iov = iov, .cap = iovcnt };
+        return describe_clamped(f, off, len, &b);
+}
+
+static ssize_t fdmem_bufcount(struct iomem *f, size_t off, size_t len)
+{
+        struct iov_builder b = { .cap = SIZE_MAX };
+        return describe_clamped(f, off, len, &b);
+}
+
+/* ---- pread / pwrite --------------------------------------------------------- */
+
+enum copy_dir { COPY_OUT, COPY_IN };
+
+/* Copy between buf and file bytes [off, end) in batches, each described
+ * under the locks and copied without them (the I/O lock, held by the
+ * caller, keeps the memory in place). */
+static ssize_t copy_bytes(struct iomem *f, char *buf, uint64_t off, uint64_t end, enum copy_dir dir)
+{
+        uint64_t start = off;
+        while (off < end) {
+                struct iovec iov[64];
+                struct iov_builder b = { .iov = iov, .cap = 64 };
+                pthread_mutex_lock(&f->lock);
+                int err = iom_meta_lock(f);
+                if (!err) {
+                        uint64_t size = iom_map(f->meta)->size;
+                        end = iom_min(end, size);
+                        err = off < end ? describe(f, off, end, &b) : 0;
+                        iom_meta_unlock(f);
+                }
+                pthread_mutex_unlock(&f->lock);
+                if (err < 0)
+                        return off > start ? (ssize_t)(off - start) : err;
+                for (size_t i = 0; i < b.n; i++) {
+                        char *p = buf + (off - start);
+                        if (dir == COPY_IN)
+                                memmove(iov[i].iov_base, p, iov[i].iov_len); /* backed: no holes */
+                        else if (iov[i].iov_base)
+                                memmove(p, iov[i].iov_base, iov[i].iov_len);
+                        else
+                                memset(p, 0, iov[i].iov_len);
+                        off += iov[i].iov_len;
+                }
+                if (b.n == 0)
+                        break;
+        }
+        return (ssize_t)(off - start);
+}
+
+static ssize_t fdmem_pread(struct iomem *f, void *buf, size_t len, size_t off)
+{
+        int err = enter(f);
+        if (err || (err = iom_iolock_rdlock(f)))
+                return err;
+        ssize_t r = copy_bytes(f, buf, off, (uint64_t)off + len, COPY_OUT);
+        iom_iolock_unlock(f);
+        return r;
+}
+
+static int check_seals(struct iomem *f, uint64_t old_size, uint64_t new_size)
+{
+        unsigned seals = f->meta->seals;
+        if (seals & IOMEM_SEAL_WRITE)
+                return iom_fail(f->name, -EPERM, "the object is sealed against writing");
+        if (new_size > old_size && (seals & IOMEM_SEAL_GROW))
+                return iom_fail(f->name, -EPERM, "the object is sealed against growing");
+        if (new_size < old_size && (seals & IOMEM_SEAL_SHRINK))
+                return iom_fail(f->name, -EPERM, "the object is sealed against shrinking");
+        return 0;
+}
+
+/* Grow the file to at least end and back [off, end), as one change
+ * (f->lock and the metadata held). On failure nothing has changed. */
+static int prepare_write(struct iomem *f, uint64_t off, uint64_t end)
+{
+        struct iom_meta *meta = f->meta;
+        const struct iom_extent_map *cur = iom_map(meta);
+        uint64_t size = cur->size, new_size = iom_max(size, end);
+        int err = check_seals(f, size, new_size);
+        if (err || (new_size == size && !has_holes(cur, off, end)))
+                return err;
+        struct iom_extent_map *draft = iom_map_begin(meta);
+        if (new_size > size && iom_map_resize(draft, new_size, f->page_size))
+                return map_full(f);
+        if ((err = fill_holes(f, draft, off, end)) ||
+            (new_size > size && ((err = set_data_size(f, new_size)) ||
+                                 (err = zero_old_tail(f, size, new_size))))) {
+                unfill(f, off, end);
+                return err;
+        }
+        iom_map_commit(meta);
+        return 0;
+}
+
+static ssize_t fdmem_pwrite(struct iomem *f, const void *buf, size_t len, size_t off)
+{
+        uint64_t end = (uint64_t)off + len;
+        if (end > IOM_DATA_END)
+                return iom_fail(f->name, -EFBIG, "the largest file is %llu bytes",
+                                (unsigned long long)IOM_DATA_END);
+        int err = enter(f);
+        if (err || (err = iom_iolock_rdlock(f)))
+                return err;
+        pthread_mutex_lock(&f->lock);
+        if ((err = iom_meta_lock(f)) == 0) {
+                err = prepare_write(f, off, end);
+                iom_meta_unlock(f);
+        }
+        pthread_mutex_unlock(&f->lock);
+        ssize_t r = err ? err : copy_bytes(f, (char *)buf, off, end, COPY_IN);
+        iom_iolock_unlock(f);
+        return r;
+}
+
+/* ---- truncate ---------------------------------------------------------------- */
+
+/* Physical ranges a change made unreachable, to punch once it is published. */
+struct punch_list {
+        struct { uint64_t phys, len; } *v;
+        size_t n, cap;
+};
+
+/* Note the backed pieces of map m within file range [s, e). */
+static int collect_backed(struct iomem *f, const struct iom_extent_map *m, uint64_t s,
+                          uint64_t e, struct punch_list *out)
+{
+        for (uint32_t i = iom_map_find(m, s); i < m->count && m->ext[i].off < e; i++) {
+                const struct iom_extent *x = &m->ext[i];
+                uint64_t a = iom_max(s, x->off), b = iom_min(e, x->off + x->len);
+                if (x->phys == IOM_HOLE || a >= b)
+                        continue;
+                if (out->n == out->cap) {
+                        size_t cap = out->cap ? 2 * out->cap : 8;
+                        void *v = realloc(out->v, cap * sizeof out->v[0]);
+                        if (!v)
+                                return iom_fail(f->name, -ENOMEM, "out of memory");
+                        out->v = v;
+                        out->cap = cap;
+                }
+                out->v[out->n].phys = x->phys + (a - x->off);
+                out->v[out->n++].len = b - a;
+        }
+        return 0;
+}
+
+/* Free the memory of the noted ranges (f->lock held). */
+static void punch_all(struct iomem *f, struct punch_list *l)
+{
+        for (size_t i = 0; i < l->n; i++) {
+                punch(f, l->v[i].phys, l->v[i].len);
+                if (l->v[i].phys >= IOM_POOL_OFF)
+                        iom_seg_drop(f, l->v[i].phys, l->v[i].len);
+        }
+        free(l->v);
+        *l = (struct punch_list){ 0 };
+}
+
+/* Would growing by `more` bytes exceed the free space of the filesystem?
+ * Memory is allocated when first used, but a growth that cannot fit even
+ * now is refused at once. */
+static int check_space(struct iomem *f, uint64_t more)
+{
+        struct statfs sf;
+        if (iom_sys.fstatfs(f->data_fd, &sf) < 0 || sf.f_blocks == 0)
+                return 0; /* unknown or unlimited */
+        uint64_t avail = (uint64_t)sf.f_bavail * (uint64_t)sf.f_bsize;
+        if (more <= avail)
+                return 0;
+        return iom_fail(f->name, -ENOSPC,
+                        "growing by %llu bytes exceeds the %llu bytes free on its filesystem",
+                        (unsigned long long)more, (unsigned long long)avail);
+}
+
+static int fdmem_truncate(struct iomem *f, size_t size)
+{
+        if (size > IOM_DATA_END)
+                return iom_fail(f->name, -EFBIG, "the largest file is %llu bytes",
+                                (unsigned long long)IOM_DATA_END);
+        int err = enter(f);
+        if (err || (err = iom_iolock_wrlock(f)))
+                return err;
+        pthread_mutex_lock(&f->lock);
+        if ((err = iom_meta_lock(f))) {
+                pthread_mutex_unlock(&f->lock);
+                iom_iolock_unlock(f);
+                return err;
+        }
+        struct iom_meta *meta = f->meta;
+        uint64_t ps = f->page_size, old = iom_map(meta)->size;
+        struct punch_list gone = { 0 };
+        if (size == old || (err = check_seals(f, old, size)))
+                goto out;
+        if (size < old && iom_pin_busy(f, iom_round_down(size, ps), iom_round_up(old, ps))) {
+                err = iom_fail(f->name, -EBUSY,
+                               "bytes [%zu, %llu) are pinned (acquired) by a process", size,
+                               (unsigned long long)old);
+                goto out;
+        }
+        if (size > old)
+                err = check_space(f, size - old);
+        else
+                err = collect_backed(f, iom_map(meta), iom_round_up(size, ps), iom_round_up(old, ps), &gone);
+        /* Bytes past the end in the last page read as zero once it grows. */
+        if (!err)
+                err = size > old ? zero_old_tail(f, old, size)
+                                 : zero_old_tail(f, size, iom_round_up(size, ps));
+        if (!err && size > old)
+                err = set_data_size(f, size);
+        if (err)
+                goto out;
+        struct iom_extent_map *draft = iom_map_begin(meta);
+        if (iom_map_resize(draft, size, ps)) {
+                err = map_full(f);
+                goto out;
+        }
+        iom_map_commit(meta);
+        if (size < old)
+                set_data_size(f, size);
+out:
+        iom_meta_unlock(f);
+        if (!err)
+                punch_all(f, &gone);
+        free(gone.v);
+        pthread_mutex_unlock(&f->lock);
+        iom_iolock_unlock(f);
+        return err;
+}
+
+/* ---- iomem_alloc / iomem_free ---------------------------------------------- */
+
+/* Room for `extra` more buffers in this handle's list. */
+static int allocs_reserve(struct iomem *f, size_t extra)
+{
+        struct iom_allocs *a = &f->allocs;
+        if (a->n + extra <= a->cap)
+                return 0;
+        size_t cap = a->cap ? 2 * a->cap : 8;
+        while (cap < a->n + extra)
+                cap *= 2;
+        struct iom_alloc *v = realloc(a->v, cap * sizeof *v);
+        if (!v)
+                return -ENOMEM;
+        a->v = v;
+        a->cap = cap;
+        return 0;
+}
+
+static void pool_forget(struct iom_meta *m, uint64_t phys)
+{
+        for (uint32_t i = 0; i < m->npool; i++)
+                if (m->pool[i].phys == phys)
+                        m->pool[i] = m->pool[--m->npool];
+}
+
+/* A new gift-pool buffer of n bytes (f->lock held). */
+static int pool_alloc(struct iomem *f, uint64_t n, char **va_out, uint64_t *phys_out)
+{
+        struct iom_meta *meta = f->meta;
+        int err = iom_meta_lock(f);
+        if (err)
+                return err;
+        if (meta->npool == IOM_MAX_ALLOCS || meta->pool_next + n > IOM_PHYS_END) {
+                iom_meta_unlock(f);
+                return iom_fail(f->name, -ENOMEM, "%d gift buffers are outstanding already",
+                                IOM_MAX_ALLOCS);
+        }
+        uint64_t phys = meta->pool_next;
+        meta->pool_next += n;
+        meta->pool[meta->npool] = (struct iom_pool_rec){ .owner = f->owner, .phys = phys, .len = n };
+        meta->npool++;
+        iom_meta_unlock(f);
+
+        char *va = MAP_FAILED;
+        if ((err = allocate(f, phys, n)) == 0) {
+                va = iom_sys.mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, f->aux_fd, (off_t)phys);
+                if (va == MAP_FAILED)
+                        err = iom_fail(f->name, -ENOMEM, "cannot map %llu bytes: %s",
+                                       (unsigned long long)n, strerror(errno));
+                else if ((err = iom_seg_add(f, phys, n, va)))
+                        iom_sys.munmap(va, n);
+        }
+        if (err) {
+                punch(f, phys, n);
+                if (iom_meta_lock(f) == 0) {
+                        pool_forget(meta, phys);
+                        iom_meta_unlock(f);
+                }
+                return err;
+        }
+        *va_out = va;
+        *phys_out = phys;
+        return 0;
+}
+
+static int fdmem_alloc(struct iomem *f, size_t len, void **out)
+{
+        int err = enter(f);
+        if (err)
+                return err;
+        uint64_t n = iom_round_up(len, f->page_size);
+        if (n < len || n > IOM_DATA_END)
+                return iom_fail(f->name, -ENOMEM, "%zu bytes is more than an object can hold", len);
+        pthread_mutex_lock(&f->lock);
+        if (allocs_reserve(f, 1)) {
+                pthread_mutex_unlock(&f->lock);
+                return iom_fail(f->name, -ENOMEM, "out of memory");
+        }
+        char *va;
+        uint64_t phys = IOM_HOLE;
+        if (has_pool(f)) {
+                err = pool_alloc(f, n, &va, &phys);
+        } else {
+                /* Nothing to adopt from: ordinary memory, which gift copies. */
+                va = iom_sys.mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (va == MAP_FAILED)
+                        err = iom_fail(f->name, -ENOMEM, "cannot map %llu bytes: %s",
+                                       (unsigned long long)n, strerror(errno));
+        }
+        if (!err) {
+                f->allocs.v[f->allocs.n++] = (struct iom_alloc){ .va = va, .phys = phys, .len = n };
+                *out = va;
+        }
+        pthread_mutex_unlock(&f->lock);
+        return err;
+}
+
+/* The buffer of this handle that holds [p, p+len), or NULL. */
+static struct iom_alloc *find_alloc(struct iomem *f, const char *p, size_t len)
+{
+        for (size_t i = 0; i < f->allocs.n; i++) {
+                struct iom_alloc *a = &f->allocs.v[i];
+                if (p >= (char *)a->va && p + len <= (char *)a->va + a->len)
+                        return a;
+        }
+        return NULL;
+}
+
+/*
+ * [va, va+len) of buffer a stops being the caller's: drop it from this
+ * handle's list and from the shared pool records, keeping what is left on
+ * either side (f->lock and the metadata held; allocs_reserve done).
+ */
+static void carve_alloc(struct iomem *f, struct iom_alloc *a, char *va, uint64_t len)
+{
+        struct iom_alloc whole = *a;
+        uint64_t head = (uint64_t)(va - (char *)whole.va);
+        uint64_t tail = whole.len - head - len;
+        *a = f->allocs.v[--f->allocs.n];
+        if (head)
+                f->allocs.v[f->allocs.n++] = (struct iom_alloc){ whole.va, whole.phys, head };
+        if (tail)
+                f->allocs.v[f->allocs.n++] = (struct iom_alloc){
+                        va + len, whole.phys == IOM_HOLE ? IOM_HOLE : whole.phys + head + len, tail };
+        if (whole.phys == IOM_HOLE)
+                return;
+        struct iom_meta *m = f->meta;
+        pool_forget(m, whole.phys);
+        /* Two records never exceed the one they replace plus one; the slot
+         * kept free by pool_alloc's limit check covers it. */
+        if (head && m->npool < IOM_MAX_ALLOCS)
+                m->pool[m->npool++] = (struct iom_pool_rec){ f->owner, 0, whole.phys, head };
+        if (tail && m->npool < IOM_MAX_ALLOCS)
+                m->pool[m->npool++] = (struct iom_pool_rec){ f->owner, 0, whole.phys + head + len, tail };
+}
+
+static int fdmem_free(struct iomem *f, void *buf, size_t len)
+{
+        int err = enter(f);
+        if (err)
+                return err;
+        uint64_t n = iom_round_up(len, f->page_size);
+        pthread_mutex_lock(&f->lock);
+        struct iom_alloc *a = find_alloc(f, buf, n);
+        if (!a || a->va != buf || a->len != n) {
+                pthread_mutex_unlock(&f->lock);
+                if (a)
+                        return iom_fail(f->name, -EINVAL, "buffer %p holds %zu bytes, not %zu",
+                                        buf, a->len, len);
+                return iom_fail(f->name, -EINVAL,
+                                "%p is not a buffer from iomem_alloc on this object that is still "
+                                "the caller's", buf);
+        }
+        struct iom_alloc whole = *a;
+        if (whole.phys == IOM_HOLE) {
+                *a = f->allocs.v[--f->allocs.n];
+                iom_sys.munmap(whole.va, whole.len);
+        } else if ((err = iom_meta_lock(f)) == 0) {
+                carve_alloc(f, a, buf, n);
+                iom_meta_unlock(f);
+                punch(f, whole.phys, whole.len);
+                iom_seg_drop(f, whole.phys, whole.len);
+        }
+        pthread_mutex_unlock(&f->lock);
+        return err;
+}
+
+/* ---- gift ---------------------------------------------------------------------- */
+
+/*
+ * Which entries can be adopted without copying: page-aligned memory from
+ * iomem_alloc of this handle, landing on a page boundary, a whole number
+ * of pages long unless it ends the file, and not given twice.
+ */
+static void classify(struct iomem *f, size_t off, uint64_t end, uint64_t size,
+                     const struct iovec *iov, size_t iovcnt, bool *adopt)
+{
+        uint64_t ps = f->page_size, dst = off;
+        for (size_t i = 0; i < iovcnt; dst += iov[i].iov_len, i++) {
+                const struct iovec *v = &iov[i];
+                uint64_t n = v->iov_len;
+                adopt[i] = false;
+                if (!has_pool(f) || !n || ((uintptr_t)v->iov_base & (ps - 1)) || (dst & (ps - 1)))
+                        continue;
+                if ((n & (ps - 1)) && !(dst + n == end && end >= size))
+                        continue;
+                struct iom_alloc *a = find_alloc(f, v->iov_base, iom_round_up(n, ps));
+                if (!a || a->phys == IOM_HOLE)
+                        continue;
+                adopt[i] = true;
+                for (size_t j = 0; j < i; j++) {
+                        char *p = v->iov_base, *q = iov[j].iov_base;
+                        if (adopt[j] && p < q + iom_round_up(iov[j].iov_len, ps) &&
+                            q < p + iom_round_up(n, ps))
+                                adopt[i] = false;
+                }
+        }
+}
+
+static ssize_t fdmem_gift(struct iomem *f, size_t off, size_t len, const struct iovec *iov,
+                          size_t iovcnt, unsigned flags)
+{
+        uint64_t end = (uint64_t)off + len, ps = f->page_size;
+        if (end > IOM_DATA_END)
+                return iom_fail(f->name, -EFBIG, "the largest file is %llu bytes",
+                                (unsigned long long)IOM_DATA_END);
+        bool *adopt = calloc(iovcnt, sizeof *adopt);
+        if (!adopt)
+                return iom_fail(f->name, -ENOMEM, "out of memory");
+        int err = enter(f);
+        if (err || (err = iom_iolock_wrlock(f))) {
+                free(adopt);
+                return err;
+        }
+        struct punch_list gone = { 0 };
+        uint64_t adopted = 0, copied = 0;
+        pthread_mutex_lock(&f->lock);
+        if ((err = iom_meta_lock(f)))
+                goto unlock_local;
+        struct iom_meta *meta = f->meta;
+        uint64_t size = iom_map(meta)->size, new_size = iom_max(size, end);
+        if ((err = check_seals(f, size, new_size)))
+                goto unlock_meta;
+        if (iom_pin_busy(f, iom_round_down(off, ps), iom_round_up(end, ps))) {
+                err = iom_fail(f->name, -EBUSY,
+                               "bytes [%zu, %llu) are pinned (acquired) by a process", off,
+                               (unsigned long long)end);
+                goto unlock_meta;
+        }
+        classify(f, off, end, size, iov, iovcnt, adopt);
+        for (size_t i = 0; i < iovcnt; i++) {
+                if (!adopt[i] && iov[i].iov_len && (flags & IOMEM_GIFT_NOCOPY)) {
+                        err = iom_fail(f->name, -EXDEV,
+                                       "entry %zu (%p, %zu bytes) is not page-aligned memory from "
+                                       "iomem_alloc on this object; it would have to be copied",
+                                       i, iov[i].iov_base, iov[i].iov_len);
+                        goto unlock_meta;
+                }
+        }
+        if ((err = allocs_reserve(f, iovcnt + 1))) {
+                err = iom_fail(f->name, -ENOMEM, "out of memory");
+                goto unlock_meta;
+        }
+
+        /* One change of the map: growth, adopted extents, and backing for
+         * the bytes that will be copied (so the copy cannot fail later). */
+        struct iom_extent_map *draft = iom_map_begin(meta);
+        if (new_size > size && iom_map_resize(draft, new_size, ps)) {
+                err = map_full(f);
+                goto unlock_meta;
+        }
+        uint64_t dst = off;
+        for (size_t i = 0; i < iovcnt && !err; dst += iov[i].iov_len, i++) {
+                if (!iov[i].iov_len)
+                        continue;
+                if (!adopt[i]) {
+                        err = fill_holes(f, draft, dst, dst + iov[i].iov_len);
+                        continue;
+                }
+                uint64_t n = iom_round_up(iov[i].iov_len, ps);
+                struct iom_alloc *a = find_alloc(f, iov[i].iov_base, n);
+                uint64_t phys = a->phys + (uint64_t)((char *)iov[i].iov_base - (char *)a->va);
+                err = collect_backed(f, draft, dst, dst + n, &gone);
+                if (!err && iom_map_set(draft, dst, n, phys))
+                        err = map_full(f);
+        }
+        if (!err && new_size > size && !(err = set_data_size(f, new_size)))
+                err = zero_old_tail(f, size, new_size);
+        if (err) {
+                unfill(f, off, end);
+                goto unlock_meta;
+        }
+        dst = off;
+        for (size_t i = 0; i < iovcnt; dst += iov[i].iov_len, i++) {
+                if (!adopt[i])
+                        continue;
+                uint64_t n = iom_round_up(iov[i].iov_len, ps);
+                memset((char *)iov[i].iov_base + iov[i].iov_len, 0, n - iov[i].iov_len);
+                carve_alloc(f, find_alloc(f, iov[i].iov_base, n), iov[i].iov_base, n);
+                adopted += iov[i].iov_len;
+        }
+        iom_map_commit(meta);
+        meta->gift_adopted += adopted;
+        iom_meta_unlock(f);
+        punch_all(f, &gone);
+        pthread_mutex_unlock(&f->lock);
+
+        /* The copies, into memory backed above; the write lock keeps it. */
+        dst = off;
+        for (size_t i = 0; i < iovcnt && !err; dst += iov[i].iov_len, i++) {
+                if (adopt[i] || !iov[i].iov_len)
+                        continue;
+                ssize_t r = copy_bytes(f, iov[i].iov_base, dst, dst + iov[i].iov_len, COPY_IN);
+                if (r < 0)
+                        err = (int)r;
+                else
+                        copied += (uint64_t)r;
+        }
+        if (copied && iom_meta_lock(f) == 0) {
+                meta->gift_copied += copied;
+                iom_meta_unlock(f);
+        }
+        goto unlock_io;
+
+unlock_meta:
+        iom_meta_unlock(f);
+unlock_local:
+        pthread_mutex_unlock(&f->lock);
+unlock_io:
+        free(gone.v);
+        free(adopt);
+        iom_iolock_unlock(f);
+        return err ? err : (ssize_t)iovcnt;
+}
+
+/* ---- locks, stat, sync, close ---------------------------------------------- */
+
+static int fdmem_rdlock(struct iomem *f)
+{
+        int err = enter(f);
+        return err ? err : iom_iolock_rdlock(f);
+}
+
+static int fdmem_wrlock(struct iomem *f)
+{
+        int err = enter(f);
+        return err ? err : iom_iolock_wrlock(f);
+}
+
+static int fdmem_unlock(struct iomem *f)
+{
+        int err = enter(f);
+        return err ? err : iom_iolock_unlock(f);
+}
+
+static int fdmem_stat(struct iomem *f, struct iomem_stat *st)
+{
+        int err = enter(f);
+        if (err)
+                return err;
+        pthread_mutex_lock(&f->lock);
+        if ((err = iom_meta_lock(f)) == 0) {
+                st->size = iom_map(f->meta)->size;
+                st->gift_adopted = f->meta->gift_adopted;
+                st->gift_copied = f->meta->gift_copied;
+                iom_meta_unlock(f);
+                st->acquired = iom_ranges_bytes(&f->pins);
+        }
+        pthread_mutex_unlock(&f->lock);
+        return err;
+}
+
+/* Memory objects have nothing behind them to flush. */
+static int fdmem_sync(struct iomem *f, size_t off, size_t len)
+{
+        (void)f, (void)off, (void)len;
+        return 0;
+}
+
+static int fdmem_send_fds(const struct iomem *f, int *fds, int max)
+{
+        int n = 0;
+        fds[n++] = f->data_fd;
+        if (f->meta_map_len && f->aux_fd != f->data_fd && n < max)
+                fds[n++] = f->aux_fd;
+        return n;
+}
+
+static void fdmem_close(struct iomem *f)
+{
+        /* A handle inherited across fork holds nothing in the child. */
+        if (f->meta && f->owner != IOM_NO_OWNER && f->fork_gen == iom_fork_generation() &&
+            iom_meta_lock(f) == 0) {
+                iom_owner_unregister(f);
+                iom_meta_unlock(f);
+        }
+        iom_seg_unmap_all(f);
+        for (size_t i = 0; i < f->allocs.n; i++)
+                if (f->allocs.v[i].phys == IOM_HOLE)
+                        iom_sys.munmap(f->allocs.v[i].va, f->allocs.v[i].len);
+        free(f->allocs.v);
+        iom_ranges_clear(&f->pins);
+        if (f->meta_map_len)
+                iom_sys.munmap(f->meta, f->meta_map_len);
+        else
+                free(f->meta);
+        f->meta = NULL;
+        if (f->aux_fd >= 0 && f->aux_fd != f->data_fd)
+                close(f->aux_fd);
+        if (f->data_fd >= 0)
+                close(f->data_fd);
+}
+
+const struct iom_object_ops iom_fdmem_ops = {
+        .acquire = fdmem_acquire,
+        .release = fdmem_release,
+        .retrieve = fdmem_retrieve,
+        .borrow = fdmem_borrow,
+        .bufcount = fdmem_bufcount,
+        .gift = fdmem_gift,
+        .alloc = fdmem_alloc,
+        .free = fdmem_free,
+        .rdlock = fdmem_rdlock,
+        .wrlock = fdmem_wrlock,
+        .unlock = fdmem_unlock,
+        .stat = fdmem_stat,
+        .truncate = fdmem_truncate,
+        .pread = fdmem_pread,
+        .pwrite = fdmem_pwrite,
+        .sync = fdmem_sync,
+        .send_fds = fdmem_send_fds,
+        .close = fdmem_close,
+};
+
+/* ---- attaching ------------------------------------------------------------------ */
+
+static int map_meta(struct iomem *f, size_t span)
+{
+        void *p = iom_sys.mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_SHARED, f->aux_fd,
+                               (off_t)IOM_META_OFF);
+        if (p == MAP_FAILED) {
+                int e = errno;
+                return iom_fail(f->name, -e, "cannot map its metadata: %s", strerror(e));
+        }
+        f->meta = p;
+        f->meta_map_len = span;
+        return 0;
+}
+
+int iom_fdmem_attach(struct iomem *f, enum iom_attach how, const struct iomem_opts *o)
+{
+        size_t span = iom_meta_span(f->page_size);
+        int err = 0;
+        f->fork_gen = iom_fork_generation();
+        if (how == IOM_ATTACH_PRIVATE) {
+                f->meta = calloc(1, sizeof *f->meta);
+                if (!f->meta)
+                        return iom_fail(f->name, -ENOMEM, "out of memory");
+                f->caps &= ~IOMEM_CAP_GIFT;
+                err = iom_meta_init(f->meta, f->page_size, false);
+                if (!err && (err = iom_meta_describe_fd(f->meta, f->data_fd, f->page_size)))
+                        err = iom_fail(f->name, err, "cannot read its layout: %s", strerror(-err));
+        } else if (how == IOM_ATTACH_SNAPSHOT) {
+                f->meta = calloc(1, sizeof *f->meta);
+                if (!f->meta)
+                        return iom_fail(f->name, -ENOMEM, "out of memory");
+                f->caps &= ~IOMEM_CAP_GIFT;
+                struct iom_meta *m = f->meta;
+                if (iom_sys.pread(f->aux_fd, m, sizeof *m, (off_t)IOM_META_OFF) != sizeof *m ||
+                    iom_meta_validate(m, f->page_size))
+                        return iom_fail(f->name, -EBADMSG, "its metadata is not valid");
+                /* Keep the layout; what other processes hold is theirs. */
+                uint32_t active = m->active_map & 1;
+                struct iom_extent_map map = m->maps[active];
+                unsigned seals = m->seals;
+                uint64_t adopted = m->gift_adopted, copied = m->gift_copied;
+                memset(m, 0, sizeof *m);
+                m->maps[0] = map;
+                m->seals = seals;
+                m->gift_adopted = adopted;
+                m->gift_copied = copied;
+                err = iom_meta_init(m, f->page_size, false);
+        } else if (how == IOM_ATTACH_SHARED) {
+                if ((err = map_meta(f, span)))
+                        return err;
+                if (iom_meta_validate(f->meta, f->page_size))
+                        return iom_fail(f->name, -EBADMSG, "its metadata is not valid");
+        } else {
+                /* Back the metadata now: touching it must never SIGBUS. */
+                if ((err = allocate(f, IOM_META_OFF, span)) || (err = map_meta(f, span)))
+                        return err;
+                memset(f->meta, 0, sizeof *f->meta);
+                if ((err = iom_meta_init(f->meta, f->page_size, true)))
+                        return iom_fail(f->name, err, "cannot initialise its metadata");
+                if (how == IOM_ATTACH_ADOPT) {
+                        if ((err = iom_meta_describe_fd(f->meta, f->data_fd, f->page_size)))
+                                return iom_fail(f->name, err, "cannot read its layout: %s",
+                                                strerror(-err));
+                } else if (o->size) {
+                        if (o->size > IOM_DATA_END)
+                                return iom_fail(f->name, -EFBIG, "the largest file is %llu bytes",
+                                                (unsigned long long)IOM_DATA_END);
+                        if ((err = check_space(f, o->size)) ||
+                            (err = set_data_size(f, o->size)))
+                                return err;
+                        if (iom_map_resize(&f->meta->maps[0], o->size, f->page_size))
+                                return map_full(f);
+                }
+                f->meta->seals = o->seals;
+        }
+        if (err)
+                return err;
+        if ((err = iom_meta_lock(f)))
+                return err;
+        err = iom_owner_register(f);
+        iom_meta_unlock(f);
+        return err;
+}

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The backends compiled into this build (like sqlite3_os_init's table),
+ * URI parsing and iomem_backends().
+ */
+#include "internal.h"
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#if IOMEM_HAVE_SHM
+extern const struct iom_backend iom_backend_shm;
+#endif
+#if IOMEM_HAVE_MEMFD
+extern const struct iom_backend iom_backend_memfd;
+#endif
+#if IOMEM_HAVE_MSHARE
+extern const struct iom_backend iom_backend_mshare;
+#endif
+#if IOMEM_HAVE_DAXWIN
+extern const struct iom_backend iom_backend_dax;
+#endif
+
+static const struct iom_backend *const backends[] = {
+#if IOMEM_HAVE_SHM
+        &iom_backend_shm,
+#endif
+#if IOMEM_HAVE_MEMFD
+        &iom_backend_memfd,
+#endif
+#if IOMEM_HAVE_MSHARE
+        &iom_backend_mshare,
+#endif
+#if IOMEM_HAVE_DAXWIN
+        &iom_backend_dax,
+#endif
+};
+#define NBACKENDS (sizeof backends / sizeof backends[0])
+
+/* Every backend the library knows, built in or not. */
+static const char *const known[] = { "shm", "memfd", "mshare", "dax" };
+
+const struct iom_backend *iom_backend_find(const char *name, size_t len)
+{
+        for (size_t i = 0; i < NBACKENDS; i++)
+                if (strlen(backends[i]->name) == len && !memcmp(backends[i]->name, name, len))
+                        return backends[i];
+        return NULL;
+}
+
+static int lookup(const char *name, size_t len, const char *uri, const struct iom_backend **out)
+{
+        const struct iom_backend *b = iom_backend_find(name, len);
+        if (b) {
+                const char *why = NULL;
+                if (!b->probe(&why))
+                        return iom_fail(uri, b->open == iom_no_open ? -ENOTSUP : -ENODEV,
+                                        "backend %s is not usable: %s", b->name, why);
+                *out = b;
+                return 0;
+        }
+        for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+                if (strlen(known[i]) == len && !memcmp(known[i], name, len))
+                        return iom_fail(uri, -ENOTSUP, "backend %s was left out of this build",
+                                        known[i]);
+        return iom_fail(uri, -EPROTONOSUPPORT, "unknown backend \"%.*s\"", (int)len, name);
+}
+
+int iom_backend_for_uri(const char *uri, const struct iom_backend **b, const char **rest)
+{
+        const char *colon = strchr(uri, ':');
+        if (colon) {
+                *rest = colon + 1;
+                return lookup(uri, (size_t)(colon - uri), uri, b);
+        }
+        const char *def = getenv("IOMEM_BACKEND");
+        if (!def || !*def)
+                def = IOMEM_HAVE_MEMFD ? "memfd" : "shm";
+        *rest = uri;
+        return lookup(def, strlen(def), uri, b);
+}
+
+IOM_PUBLIC ssize_t iomem_backends(struct iomem_backend_info *out, size_t n)
+{
+        if (!out && n)
+                return iom_result(__func__, iom_fail(NULL, -EINVAL, "out is NULL but n is %zu", n));
+        for (size_t i = 0; i < NBACKENDS && i < n; i++) {
+                const char *why = NULL;
+                int ok = backends[i]->probe(&why);
+                out[i] = (struct iomem_backend_info){
+                        .name = backends[i]->name,
+                        .caps = backends[i]->caps,
+                        .available = ok,
+                        .why = ok ? NULL : why,
+                };
+        }
+        return (ssize_t)NBACKENDS;
+}
+
+/* ---- shared stubs for what a backend lacks ---------------------------- */
+
+int iom_no_open(struct iomem *f, const char *rest, unsigned flags, const struct iomem_opts *o)
+{
+        (void)rest, (void)flags, (void)o;
+        return iom_fail(f->name, -ENOTSUP, "backend %s cannot open objects yet", f->backend->name);
+}
+
+int iom_no_open_fds(struct iomem *f, const int *fds, int nfds, unsigned flags,
+                    const struct iomem_opts *o)
+{
+        (void)fds, (void)nfds, (void)flags, (void)o;
+        return iom_fail(f->name, -ENOTSUP, "backend %s cannot adopt descriptors",
+                        f->backend->name);
+}
+
+int iom_no_unlink(const char *rest)
+{
+        return iom_fail(rest, -ENOTSUP, "objects of this backend have no name to remove");
+}

@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Mappings of an object's physical offsets in this process. The data
+ * area is mapped in large pieces placed end to end where the address
+ * space allows, so an ordinary file is one contiguous run of memory and
+ * borrow/retrieve need one iovec; gift-pool memory is mapped piece by
+ * piece. Mappings beyond the end of a descriptor are legal: the library
+ * hands out only addresses inside the file, whose memory is backed.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+#include "syscalls.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+/* The least the data area is mapped in one go: address space is cheap,
+ * page tables are only built for what is touched. */
+#define DATA_MAP_MIN (UINT64_C(1) << 30)
+
+/* Index of the first segment that ends after phys. */
+static size_t seg_first_after(const struct iom_segments *s, uint64_t phys)
+{
+        size_t lo = 0, hi = s->n;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (s->v[mid].phys + s->v[mid].len > phys)
+                        hi = mid;
+                else
+                        lo = mid + 1;
+        }
+        return lo;
+}
+
+static int seg_insert(struct iomem *f, uint64_t phys, uint64_t len, char *va)
+{
+        struct iom_segments *s = &f->segs;
+        if (s->n == s->cap) {
+                size_t cap = s->cap ? 2 * s->cap : 8;
+                struct iom_segment *v = realloc(s->v, cap * sizeof *v);
+                if (!v)
+                        return -ENOMEM;
+                s->v = v;
+                s->cap = cap;
+        }
+        size_t i = seg_first_after(s, phys);
+        memmove(&s->v[i + 1], &s->v[i], (s->n - i) * sizeof s->v[0]);
+        s->v[i] = (struct iom_segment){ .phys = phys, .len = len, .va = va };
+        s->n++;
+        return 0;
+}
+
+int iom_seg_add(struct iomem *f, uint64_t phys, uint64_t len, char *va)
+{
+        int err = seg_insert(f, phys, len, va);
+        return err ? iom_fail(f->name, err, "out of memory") : 0;
+}
+
+/* Map a new segment for [phys, phys+want) where none is. */
+static int seg_map(struct iomem *f, uint64_t phys, uint64_t want)
+{
+        struct iom_segments *s = &f->segs;
+        uint64_t ps = f->page_size;
+        size_t i = seg_first_after(s, phys);
+        const struct iom_segment *prev = i ? &s->v[i - 1] : NULL;
+        uint64_t limit = i < s->n ? s->v[i].phys : IOM_PHYS_END;
+        uint64_t start, end;
+        char *hint = NULL;
+        if (phys < IOM_DATA_END) {
+                /* Continue the data area from where the last piece ended. */
+                start = prev ? prev->phys + prev->len : 0;
+                uint64_t size = iom_map(f->meta)->size;
+                end = iom_max(phys + want, iom_max(2 * size, DATA_MAP_MIN));
+                limit = iom_min(limit, IOM_DATA_END);
+                if (prev)
+                        hint = prev->va + prev->len;
+        } else {
+                start = iom_round_down(phys, ps);
+                end = phys + want;
+        }
+        end = iom_min(iom_round_up(end, ps), limit);
+        int prot = PROT_READ | (f->flags & IOMEM_RDWR ? PROT_WRITE : 0);
+        int flags = MAP_SHARED | MAP_NORESERVE | (hint ? MAP_FIXED_NOREPLACE : 0);
+        int fd = phys < IOM_META_OFF ? f->data_fd : f->aux_fd;
+        char *va = iom_sys.mmap(hint, end - start, prot, flags, fd, (off_t)start);
+        if (va == MAP_FAILED && hint) /* the neighbouring addresses are taken */
+                va = iom_sys.mmap(NULL, end - start, prot, flags & ~MAP_FIXED_NOREPLACE, fd, (off_t)start);
+        if (va == MAP_FAILED) {
+                int e = errno;
+                return iom_fail(f->name, e == ENOMEM ? -ENOMEM : -e,
+                                "cannot map %llu bytes at offset %llu: %s",
+                                (unsigned long long)(end - start), (unsigned long long)start,
+                                strerror(e));
+        }
+        int err = seg_insert(f, start, end - start, va);
+        if (err) {
+                iom_sys.munmap(va, end - start);
+                return iom_fail(f->name, err, "out of memory");
+        }
+        return 0;
+}
+
+char *iom_seg_resolve(struct iomem *f, uint64_t phys, uint64_t want, uint64_t *contig, int *err)
+{
+        struct iom_segments *s = &f->segs;
+        size_t i = seg_first_after(s, phys);
+        if (i >= s->n || s->v[i].phys > phys) {
+                if ((*err = seg_map(f, phys, want)))
+                        return NULL;
+                i = seg_first_after(s, phys);
+        }
+        const struct iom_segment *g = &s->v[i];
+        char *va = g->va + (phys - g->phys);
+        uint64_t run = g->phys + g->len - phys;
+        /* Segments placed end to end continue each other. */
+        for (; run < want && i + 1 < s->n; i++) {
+                const struct iom_segment *a = &s->v[i], *b = &s->v[i + 1];
+                if (a->phys + a->len != b->phys || a->va + a->len != b->va)
+                        break;
+                run += b->len;
+        }
+        *contig = run;
+        return va;
+}
+
+void iom_seg_drop(struct iomem *f, uint64_t phys, uint64_t len)
+{
+        struct iom_segments *s = &f->segs;
+        for (size_t i = seg_first_after(s, phys); i < s->n && s->v[i].phys < phys + len;) {
+                struct iom_segment *g = &s->v[i];
+                if (g->phys >= phys && g->phys + g->len <= phys + len) {
+                        iom_sys.munmap(g->va, g->len);
+                        memmove(g, g + 1, (s->n - i - 1) * sizeof *g);
+                        s->n--;
+                } else {
+                        i++;
+                }
+        }
+}
+
+void iom_seg_unmap_all(struct iomem *f)
+{
+        for (size_t i = 0; i < f->segs.n; i++)
+                iom_sys.munmap(f->segs.v[i].va, f->segs.v[i].len);
+        free(f->segs.v);
+        f->segs = (struct iom_segments){ 0 };
+}

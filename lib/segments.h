@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Where a process has mapped an object's physical offsets. Segments are
+ * disjoint, sorted by physical offset, and stay mapped until the object is
+ * closed (or, for gift-pool memory, until no extent refers to them), so an
+ * address handed out for a pinned range never moves.
+ */
+#ifndef IOMEM_SEGMENTS_H
+#define IOMEM_SEGMENTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct iom_segment {
+        uint64_t phys, len;
+        char *va;
+};
+
+struct iom_segments {
+        struct iom_segment *v;
+        size_t n, cap;
+};
+
+struct iomem;
+
+/*
+ * The address of physical offset phys, mapping it if needed so that at
+ * least want bytes from phys are mapped in one piece; *contig receives how
+ * many bytes from phys are contiguous in this process. NULL with *err set
+ * on failure.
+ */
+char *iom_seg_resolve(struct iomem *f, uint64_t phys, uint64_t want,
+                      uint64_t *contig, int *err);
+/* Record an existing mapping (an iomem_alloc buffer) as a segment. */
+int iom_seg_add(struct iomem *f, uint64_t phys, uint64_t len, char *va);
+/* Unmap and forget segments wholly inside [phys, phys+len). */
+void iom_seg_drop(struct iomem *f, uint64_t phys, uint64_t len);
+void iom_seg_unmap_all(struct iomem *f);
+
+#endif /* IOMEM_SEGMENTS_H */

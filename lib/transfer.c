@@ -1,0 +1,246 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * iomem_sendfile and iomem_copy: single-copy transfers from an object's
+ * memory, borrowed under the read lock a batch at a time.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+#include "syscalls.h"
+
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Bytes described and written per turn of the read lock: large enough that
+ * the locking is noise, small enough that writers are not kept out long. */
+#define BATCH_BYTES (UINT64_C(16) << 20)
+#define BATCH_IOVS  64
+
+/* A destination descriptor, written without ever raising SIGPIPE. */
+struct sink {
+        int fd;
+        int not_socket; /* learned on the first ENOTSOCK */
+};
+
+static ssize_t sink_write_once(struct sink *s, struct iovec *iov, int cnt)
+{
+        if (!s->not_socket) {
+                struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)cnt };
+                ssize_t n = iom_sys.sendmsg(s->fd, &msg, MSG_NOSIGNAL);
+                if (n >= 0 || errno != ENOTSOCK)
+                        return n;
+                s->not_socket = 1;
+        }
+        /* A pipe whose reader is gone raises SIGPIPE: block it for this
+         * thread, and swallow the one this write raised. */
+        sigset_t pipe_set, old;
+        sigemptyset(&pipe_set);
+        sigaddset(&pipe_set, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+        sigset_t pending;
+        sigpending(&pending);
+        int was_pending = sigismember(&pending, SIGPIPE);
+        ssize_t n = iom_sys.writev(s->fd, iov, cnt);
+        int e = errno;
+        if (n < 0 && e == EPIPE && !was_pending) {
+                struct timespec zero = { 0, 0 };
+                sigtimedwait(&pipe_set, NULL, &zero);
+        }
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        errno = e;
+        return n;
+}
+
+/* Write all of iov[0..cnt); returns bytes written, or negative errno with
+ * *partial the bytes written before it. */
+static ssize_t sink_write_all(struct sink *s, struct iovec *iov, int cnt, uint64_t *partial)
+{
+        uint64_t total = 0;
+        while (cnt > 0) {
+                ssize_t n = sink_write_once(s, iov, cnt < IOV_MAX ? cnt : IOV_MAX);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        *partial = total;
+                        return -errno;
+                }
+                if (n == 0) {
+                        *partial = total;
+                        return -EIO;
+                }
+                total += (uint64_t)n;
+                while (cnt > 0 && (size_t)n >= iov->iov_len) {
+                        n -= (ssize_t)iov->iov_len;
+                        iov++;
+                        cnt--;
+                }
+                if (cnt > 0) {
+                        iov->iov_base = (char *)iov->iov_base + n;
+                        iov->iov_len -= (size_t)n;
+                }
+        }
+        *partial = total;
+        return (ssize_t)total;
+}
+
+/* Replace holes (NULL entries) by the zero region, splitting as needed.
+ * out has room for cap entries; returns how many of in were used. */
+static size_t fill_holes_with_zeros(const struct iovec *in, size_t nin, struct iovec *out,
+                                    size_t cap, size_t *nout, const char *zeros, size_t zlen)
+{
+        size_t i = 0, o = 0;
+        for (; i < nin; i++) {
+                if (in[i].iov_base) {
+                        if (o == cap)
+                                break;
+                        out[o++] = in[i];
+                        continue;
+                }
+                size_t pieces = (in[i].iov_len + zlen - 1) / zlen;
+                if (o + pieces > cap)
+                        break;
+                for (size_t left = in[i].iov_len; left;) {
+                        size_t n = left < zlen ? left : zlen;
+                        out[o++] = (struct iovec){ (void *)zeros, n };
+                        left -= n;
+                }
+        }
+        *nout = o;
+        return i;
+}
+
+IOM_PUBLIC ssize_t iomem_sendfile(int out_fd, struct iomem *in, size_t off, size_t len)
+{
+        if (!in)
+                return iom_result(__func__, iom_fail(NULL, -EINVAL, "the object is NULL"));
+        if (out_fd < 0)
+                return iom_result(__func__, iom_fail(in->name, -EBADF, "out_fd %d is not open", out_fd));
+        if (off + len < off)
+                return iom_result(__func__, iom_fail(in->name, -EOVERFLOW,
+                                                     "offset %zu + length %zu overflows", off, len));
+        size_t zlen;
+        const char *zeros = iom_zero_pages(&zlen);
+        if (!zeros)
+                return iom_result(__func__, iom_fail(in->name, -ENOMEM, "out of memory"));
+        struct sink sink = { .fd = out_fd };
+        uint64_t done = 0;
+        ssize_t err = 0;
+        while (done < len) {
+                struct iovec got[BATCH_IOVS], out[BATCH_IOVS * 2];
+                if ((err = in->ops->rdlock(in)))
+                        break;
+                uint64_t want = iom_min(len - done, BATCH_BYTES);
+                ssize_t n = in->ops->borrow(in, off + done, want, got, BATCH_IOVS);
+                uint64_t batch = 0;
+                for (ssize_t i = 0; i < n; i++)
+                        batch += got[i].iov_len;
+                size_t used = 0;
+                while (n > 0 && used < (size_t)n) {
+                        size_t nout;
+                        size_t k = fill_holes_with_zeros(got + used, (size_t)n - used, out,
+                                                         BATCH_IOVS * 2, &nout, zeros, zlen);
+                        uint64_t wrote;
+                        err = sink_write_all(&sink, out, (int)nout, &wrote);
+                        done += wrote;
+                        if (err < 0)
+                                break;
+                        used += k;
+                }
+                in->ops->unlock(in);
+                if (n < 0)
+                        err = n;
+                if (err < 0 || batch == 0)
+                        break;
+        }
+        if (err == -EAGAIN && done)
+                err = 0; /* a non-blocking fd took what it could */
+        if (err < 0 && !done)
+                return iom_result(__func__, err == -EPIPE || err == -EAGAIN || err == -EBADF
+                                                    ? iom_fail(in->name, (int)err, "writing to fd %d: %s",
+                                                               out_fd, strerror((int)-err))
+                                                    : err);
+        if (err < 0)
+                iom_debug("%s: sendfile stopped after %llu bytes: %s", in->name,
+                          (unsigned long long)done, strerror((int)-err));
+        return (ssize_t)done;
+}
+
+/* Copying within one object: through a bounce buffer, in the order that
+ * keeps overlapping ranges right (like memmove). */
+static ssize_t copy_within(struct iomem *f, size_t doff, size_t soff, size_t len)
+{
+        enum { BOUNCE = 1 << 20 };
+        char *bounce = malloc(BOUNCE);
+        if (!bounce)
+                return iom_fail(f->name, -ENOMEM, "out of memory");
+        struct iomem_stat st = { 0 };
+        ssize_t err = f->ops->stat(f, &st);
+        size_t avail = err || soff >= st.size ? 0 : (size_t)iom_min(len, st.size - soff);
+        size_t done = 0;
+        bool backward = doff > soff;
+        while (!err && done < avail) {
+                size_t n = (size_t)iom_min(avail - done, BOUNCE);
+                size_t at = backward ? avail - done - n : done;
+                ssize_t r = f->ops->pread(f, bounce, n, soff + at);
+                if (r >= 0 && (size_t)r == n)
+                        r = f->ops->pwrite(f, bounce, n, doff + at);
+                if (r < 0)
+                        err = r;
+                else
+                        done += n;
+        }
+        free(bounce);
+        return err ? err : (ssize_t)done;
+}
+
+IOM_PUBLIC ssize_t iomem_copy(struct iomem *dst, size_t doff, struct iomem *src, size_t soff,
+                              size_t len)
+{
+        if (!dst || !src)
+                return iom_result(__func__, iom_fail(NULL, -EINVAL, "%s is NULL", dst ? "src" : "dst"));
+        if (doff + len < doff || soff + len < soff)
+                return iom_result(__func__, iom_fail(dst->name, -EOVERFLOW, "offset + length overflows"));
+        if (!(dst->flags & IOMEM_RDWR))
+                return iom_result(__func__, iom_fail(dst->name, -EBADF, "the object is open read-only"));
+        if (!len)
+                return 0;
+        if (dst == src)
+                return iom_result(__func__, copy_within(dst, doff, soff, len));
+        size_t zlen;
+        const char *zeros = iom_zero_pages(&zlen);
+        if (!zeros)
+                return iom_result(__func__, iom_fail(src->name, -ENOMEM, "out of memory"));
+        uint64_t done = 0;
+        ssize_t err = 0;
+        while (!err && done < len) {
+                struct iovec got[BATCH_IOVS];
+                if ((err = src->ops->rdlock(src)))
+                        break;
+                ssize_t n = src->ops->borrow(src, soff + done, iom_min(len - done, BATCH_BYTES),
+                                             got, BATCH_IOVS);
+                if (n < 0)
+                        err = n;
+                for (ssize_t i = 0; i < n && !err; i++) {
+                        for (size_t k = 0; k < got[i].iov_len && !err;) {
+                                const char *from = got[i].iov_base ? (char *)got[i].iov_base + k : zeros;
+                                size_t chunk = got[i].iov_base ? got[i].iov_len - k
+                                                               : iom_min(got[i].iov_len - k, zlen);
+                                ssize_t w = dst->ops->pwrite(dst, from, chunk, doff + done);
+                                if (w < 0)
+                                        err = w;
+                                else {
+                                        done += (uint64_t)w;
+                                        k += (size_t)w;
+                                }
+                        }
+                }
+                src->ops->unlock(src);
+                if (n == 0)
+                        break;
+        }
+        if (err && !done)
+                return iom_result(__func__, err);
+        return (ssize_t)done;
+}
