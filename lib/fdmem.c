@@ -646,9 +646,9 @@ static int fdmem_truncate(struct iomem *f, size_t size)
                 err = map_full(f);
                 goto out;
         }
+        if (size < old && (err = set_data_size(f, size)))
+                goto out;
         iom_map_commit(meta);
-        if (size < old)
-                set_data_size(f, size);
 out:
         iom_meta_unlock(f);
         if (!err)

@@ -1,0 +1,516 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Behaviour of one backend (IOMEM_TEST_BACKEND): data through every path,
+ * the six operations, truncate, gift, seals, reopening.
+ */
+#include "common.h"
+
+#include <fcntl.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#define PAGE ((size_t)sysconf(_SC_PAGESIZE))
+#define MIB (1024 * 1024)
+
+static void fill_pattern(char *p, size_t n, unsigned seed)
+{
+        for (size_t i = 0; i < n; i++)
+                p[i] = (char)(seed + i * 131);
+}
+
+static void check_pattern(const char *p, size_t n, unsigned seed)
+{
+        for (size_t i = 0; i < n; i++)
+                ck_assert_msg(p[i] == (char)(seed + i * 131), "byte %zu differs", i);
+}
+
+START_TEST(stat_reports_the_object)
+{
+        struct iomem *f = test_open_new("stat", 3 * PAGE + 5);
+        struct iomem_stat st;
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        ck_assert_uint_eq(st.size, 3 * PAGE + 5);
+        ck_assert_uint_eq(st.page_size, PAGE);
+        ck_assert_str_eq(st.backend, test_backend());
+        ck_assert(st.caps & IOMEM_CAP_GIFT);
+        ck_assert(st.caps & IOMEM_CAP_FDPASS);
+        ck_assert_int_eq(st.dax, 0);
+        ck_assert_uint_eq(st.acquired, 0);
+        ck_assert_int_ge(iomem_fd(f), 0);
+        iomem_close(&f);
+        ck_assert_ptr_null(f);
+}
+END_TEST
+
+START_TEST(pwrite_pread_round_trip_and_growth)
+{
+        struct iomem *f = test_open_new("rw", 0);
+        size_t n = 3 * PAGE + 123;
+        char *in = malloc(n), *out = malloc(n + 100);
+        fill_pattern(in, n, 7);
+        ck_assert_int_eq(iomem_pwrite(f, in, n, 1000), (ssize_t)n);
+        struct iomem_stat st;
+        iomem_stat(f, &st);
+        ck_assert_uint_eq(st.size, 1000 + n);
+        ck_assert_int_eq(iomem_pread(f, out, n + 100, 1000), (ssize_t)n); /* stops at EOF */
+        check_pattern(out, n, 7);
+        /* The gap before the write reads as zeros. */
+        ck_assert_int_eq(iomem_pread(f, out, 1000, 0), 1000);
+        for (int i = 0; i < 1000; i++)
+                ck_assert_int_eq(out[i], 0);
+        ck_assert_int_eq(iomem_pread(f, out, 10, 1000 + n), 0);
+        free(in);
+        free(out);
+        iomem_close(&f);
+}
+END_TEST
+
+START_TEST(borrow_shows_holes_and_data)
+{
+        struct iomem *f = test_open_new("borrow", 8 * PAGE);
+        ck_assert_int_eq(iomem_pwrite(f, "abc", 3, 2 * PAGE + 1), 3);
+        struct iovec iov[8];
+        ssize_t n = iomem_borrow(f, 0, 8 * PAGE, iov, 8);
+        ck_assert_int_eq(n, 3);
+        ck_assert_ptr_null(iov[0].iov_base);
+        ck_assert_uint_eq(iov[0].iov_len, 2 * PAGE);
+        ck_assert_ptr_nonnull(iov[1].iov_base);
+        ck_assert_uint_eq(iov[1].iov_len, PAGE);
+        ck_assert_int_eq(memcmp((char *)iov[1].iov_base + 1, "abc", 3), 0);
+        ck_assert_ptr_null(iov[2].iov_base);
+        ck_assert_int_eq(iomem_bufcount(f, 0, 8 * PAGE), n);
+        /* Byte ranges, clamped at EOF. */
+        n = iomem_borrow(f, 2 * PAGE + 2, 100 * PAGE, iov, 8);
+        ck_assert_int_eq(n, 2);
+        ck_assert_uint_eq(iov[0].iov_len + iov[1].iov_len, 6 * PAGE - 2);
+        ck_assert_int_eq(*(char *)iov[0].iov_base, 'b');
+        ck_assert_int_eq(iomem_borrow(f, 8 * PAGE, PAGE, iov, 8), 0);
+        ck_assert_int_eq(iomem_bufcount(f, 9 * PAGE, PAGE), 0);
+        iomem_close(&f);
+}
+END_TEST
+
+START_TEST(acquire_retrieve_release)
+{
+        struct iomem *f = test_open_new("acq", 4 * PAGE);
+        ck_assert_int_eq(iomem_acquire(f, 0, 4 * PAGE), (ssize_t)(4 * PAGE));
+        struct iovec a, b;
+        ck_assert_int_eq(iomem_retrieve(f, 0, 4 * PAGE, &a, 1), 1);
+        ck_assert_uint_eq(a.iov_len, 4 * PAGE);
+        fill_pattern(a.iov_base, 4 * PAGE, 3);
+        /* Same addresses every time, byte offsets allowed. */
+        ck_assert_int_eq(iomem_retrieve(f, PAGE + 7, 10, &b, 1), 1);
+        ck_assert_ptr_eq(b.iov_base, (char *)a.iov_base + PAGE + 7);
+        /* Written through the mapping, read through every other path. */
+        char buf[64];
+        ck_assert_int_eq(iomem_pread(f, buf, 64, PAGE), 64);
+        check_pattern(buf, 0, 3);
+        ck_assert_int_eq(memcmp(buf, (char *)a.iov_base + PAGE, 64), 0);
+        struct iovec c;
+        ck_assert_int_eq(iomem_borrow(f, 0, 4 * PAGE, &c, 1), 1);
+        ck_assert_ptr_eq(c.iov_base, a.iov_base);
+        struct iomem_stat st;
+        iomem_stat(f, &st);
+        ck_assert_uint_eq(st.acquired, 4 * PAGE);
+        /* Nested, released in parts. */
+        ck_assert_int_eq(iomem_acquire(f, PAGE, PAGE), (ssize_t)PAGE);
+        ck_assert_int_eq(iomem_release(f, 0, 4 * PAGE), 0);
+        ck_assert_int_eq(iomem_retrieve(f, PAGE, PAGE, &b, 1), 1);
+        ck_assert_err(iomem_retrieve(f, 0, PAGE, &b, 1), ENOENT);
+        iomem_stat(f, &st);
+        ck_assert_uint_eq(st.acquired, PAGE);
+        ck_assert_int_eq(iomem_release(f, PAGE, PAGE), 0);
+        ck_assert_err(iomem_release(f, PAGE, PAGE), EINVAL);
+        iomem_stat(f, &st);
+        ck_assert_uint_eq(st.acquired, 0);
+        iomem_close(&f);
+}
+END_TEST
+
+START_TEST(acquire_clamps_to_the_last_page)
+{
+        struct iomem *f = test_open_new("clamp", 2 * PAGE + 1);
+        ck_assert_int_eq(iomem_acquire(f, 0, 10 * PAGE), (ssize_t)(3 * PAGE));
+        ck_assert_int_eq(iomem_acquire(f, 3 * PAGE, PAGE), 0);
+        ck_assert_int_eq(iomem_bufcount(f, 0, 3 * PAGE), 1);
+        ck_assert_int_eq(iomem_release(f, 0, 3 * PAGE), 0);
+        iomem_close(&f);
+}
+END_TEST
+
+START_TEST(retrieve_fills_what_fits)
+{
+        struct iomem *f = test_open_new("fits", 4 * PAGE);
+        void *buf;
+        ck_assert_int_eq(iomem_alloc(f, PAGE, &buf), 0);
+        struct iovec g = { buf, PAGE };
+        ck_assert_int_eq(iomem_gift(f, PAGE, PAGE, &g, 1, IOMEM_GIFT_NOCOPY), 1);
+        ck_assert_int_eq(iomem_acquire(f, 0, 4 * PAGE), (ssize_t)(4 * PAGE));
+        ssize_t need = iomem_bufcount(f, 0, 4 * PAGE);
+        ck_assert_int_eq(need, 3);
+        struct iovec iov[3] = { { 0 } };
+        ck_assert_int_eq(iomem_retrieve(f, 0, 4 * PAGE, iov, 2), 2);
+        ck_assert_ptr_eq(iov[1].iov_base, buf);
+        ck_assert_int_eq(iomem_retrieve(f, 0, 4 * PAGE, iov, 3), 3);
+        ck_assert_uint_eq(iov[0].iov_len + iov[1].iov_len + iov[2].iov_len, 4 * PAGE);
+        iomem_release(f, 0, 4 * PAGE);
+        iomem_close(&f);
+}
+END_TEST
+
+START_TEST(truncate_shrinks_zeroes_and_grows)
+{
+        struct iomem *f = test_open_new("trunc", 0);
+        char in[3 * 4096];
+        memset(in, 'z', sizeof in);
+        ck_assert_int_eq(iomem_pwrite(f, in, sizeof in, 0), (ssize_t)sizeof in);
+        ck_assert_int_eq(iomem_truncate(f, 100), 0);
+        struct iomem_stat st;
+        iomem_stat(f, &st);
+        ck_assert_uint_eq(st.size, 100);
+        ck_assert_int_eq(iomem_truncate(f, sizeof in), 0);
+        char out[sizeof in];
+        ck_assert_int_eq(iomem_pread(f, out, sizeof out, 0), (ssize_t)sizeof out);
+        for (size_t i = 0; i < sizeof out; i++)
+                ck_assert_int_eq(out[i], i < 100 ? 'z' : 0);
+        ck_assert_err(iomem_truncate(f, (size_t)1 << 50), EFBIG);
+        iomem_close(&f);
+}
+END_TEST
+
+START_TEST(truncate_and_gift_refused_over_pins)
+{
+        struct iomem *f = test_open_new("pins", 4 * PAGE);
+        ck_assert_int_eq(iomem_acquire(f, 2 * PAGE, PAGE), (ssize_t)PAGE);
+        ck_assert_err(iomem_truncate(f, 2 * PAGE + 1), EBUSY);
+        ck_assert_int_eq(iomem_truncate(f, 3 * PAGE), 0);
+        char x[16] = "gift";
+        struct iovec g = { x, sizeof x };
+        ck_assert_err(iomem_gift(f, 2 * PAGE + 8, sizeof x, &g, 1, 0), EBUSY);
+        ck_assert_int_eq(iomem_gift(f, PAGE, sizeof x, &g, 1, 0), 1);
+        ck_assert_int_eq(iomem_release(f, 2 * PAGE, PAGE), 0);
+        ck_assert_int_eq(iomem_truncate(f, 0), 0);
+        iomem_close(&f);
+}
+END_TEST
+
+START_TEST(gift_adopts_alloc_memory_without_copy)
+{
+        struct iomem *f = test_open_new("gift", 0);
+        size_t n = 4 * PAGE;
+        void *buf;
+        ck_assert_int_eq(iomem_alloc(f, n, &buf), 0);
+        ck_assert_uint_eq((uintptr_t)buf % PAGE, 0);
+        fill_pattern(buf, n, 11);
+        struct iovec g = { buf, n };
+        ck_assert_int_eq(iomem_gift(f, 0, n, &g, 1, IOMEM_GIFT_NOCOPY), 1);
+        struct iomem_stat st;
+        iomem_stat(f, &st);
+        ck_assert_uint_eq(st.size, n);
+        ck_assert_uint_eq(st.gift_adopted, n);
+        ck_assert_uint_eq(st.gift_copied, 0);
+        /* The file's memory is the buffer itself: no copy was made. */
+        struct iovec r;
+        ck_assert_int_eq(iomem_acquire(f, 0, n), (ssize_t)n);
+        ck_assert_int_eq(iomem_retrieve(f, 0, n, &r, 1), 1);
+        ck_assert_ptr_eq(r.iov_base, buf);
+        char out[64];
+        ck_assert_int_eq(iomem_pread(f, out, 64, PAGE), 64);
+        ck_assert_int_eq(memcmp(out, (char *)buf + PAGE, 64), 0);
+        ck_assert_int_eq(iomem_release(f, 0, n), 0);
+        /* It is the file's now, not the caller's. */
+        ck_assert_err(iomem_free(f, buf, n), EINVAL);
+        iomem_close(&f);
+}
+END_TEST
+
+START_TEST(gift_copies_foreign_memory)
+{
+        struct iomem *f = test_open_new("giftcopy", 0);
+        char a[100], b[5000];
+        fill_pattern(a, sizeof a, 1);
+        fill_pattern(b, sizeof b, 2);
+        struct iovec g[2] = { { a, sizeof a }, { b, sizeof b } };
+        ck_assert_int_eq(iomem_gift(f, 10, sizeof a + sizeof b, g, 2, 0), 2);
+        struct iomem_stat st;
+        iomem_stat(f, &st);
+        ck_assert_uint_eq(st.size, 10 + sizeof a + sizeof b);
+        ck_assert_uint_eq(st.gift_copied, sizeof a + sizeof b);
+        ck_assert_uint_eq(st.gift_adopted, 0);
+        char out[sizeof b];
+        ck_assert_int_eq(iomem_pread(f, out, sizeof a, 10), (ssize_t)sizeof a);
+        check_pattern(out, sizeof a, 1);
+        ck_assert_int_eq(iomem_pread(f, out, sizeof b, 10 + sizeof a), (ssize_t)sizeof b);
+        check_pattern(out, sizeof b, 2);
+        /* The caller's memory stays the caller's. */
+        memset(a, 0, sizeof a);
+        ck_assert_int_eq(iomem_pread(f, out, sizeof a, 10), (ssize_t)sizeof a);
+        check_pattern(out, sizeof a, 1);
+        ck_assert_err(iomem_gift(f, 0, sizeof a, g, 1, IOMEM_GIFT_NOCOPY), EXDEV);
+        iomem_close(&f);
+}
+END_TEST
+
+START_TEST(gift_part_of_a_buffer_and_replace_data)
+{
+        struct iomem *f = test_open_new("giftpart", 0);
+        char old[4096 * 2];
+        memset(old, 'o', sizeof old);
+        ck_assert_int_eq(iomem_pwrite(f, old, sizeof old, 0), (ssize_t)sizeof old);
+        void *buf;
+        ck_assert_int_eq(iomem_alloc(f, 3 * PAGE, &buf), 0);
+        memset(buf, 'n', 3 * PAGE);
+        /* The middle page replaces the file's second page; the rest of the
+         * buffer stays the caller's. */
+        struct iovec g = { (char *)buf + PAGE, PAGE };
+        ck_assert_int_eq(iomem_gift(f, PAGE, PAGE, &g, 1, IOMEM_GIFT_NOCOPY), 1);
+        char out[8];
+        ck_assert_int_eq(iomem_pread(f, out, 1, 0), 1);
+        ck_assert_int_eq(out[0], 'o');
+        ck_assert_int_eq(iomem_pread(f, out, 1, PAGE), 1);
+        ck_assert_int_eq(out[0], 'n');
+        ck_assert_err(iomem_free(f, buf, 3 * PAGE), EINVAL);
+        ck_assert_int_eq(iomem_free(f, buf, PAGE), 0);
+        ck_assert_int_eq(iomem_free(f, (char *)buf + 2 * PAGE, PAGE), 0);
+        iomem_close(&f);
+}
+END_TEST
+
+START_TEST(gift_ending_the_file_with_a_partial_page)
+{
+        struct iomem *f = test_open_new("gifttail", 0);
+        void *buf;
+        ck_assert_int_eq(iomem_alloc(f, 2 * PAGE, &buf), 0);
+        memset(buf, 'q', 2 * PAGE);
+        struct iovec g = { buf, PAGE + 10 };
+        ck_assert_int_eq(iomem_gift(f, 0, PAGE + 10, &g, 1, IOMEM_GIFT_NOCOPY), 1);
+        struct iomem_stat st;
+        iomem_stat(f, &st);
+        ck_assert_uint_eq(st.size, PAGE + 10);
+        ck_assert_uint_eq(st.gift_adopted, PAGE + 10);
+        /* Growing shows zeros past the old end, not the buffer's bytes. */
+        ck_assert_int_eq(iomem_truncate(f, 2 * PAGE), 0);
+        char out[32];
+        ck_assert_int_eq(iomem_pread(f, out, 20, PAGE), 20);
+        for (int i = 0; i < 20; i++)
+                ck_assert_int_eq(out[i], i < 10 ? 'q' : 0);
+        iomem_close(&f);
+}
+END_TEST
+
+START_TEST(free_returns_unused_buffers)
+{
+        struct iomem *f = test_open_new("free", 0);
+        void *a, *b;
+        ck_assert_int_eq(iomem_alloc(f, 100, &a), 0);
+        ck_assert_int_eq(iomem_alloc(f, 5 * PAGE, &b), 0);
+        ck_assert_ptr_ne(a, b);
+        memset(a, 1, 100);
+        ck_assert_int_eq(iomem_free(f, a, 100), 0);
+        ck_assert_err(iomem_free(f, a, 100), EINVAL);
+        ck_assert_err(iomem_free(f, b, PAGE), EINVAL);
+        ck_assert_int_eq(iomem_free(f, b, 5 * PAGE), 0);
+        iomem_close(&f);
+}
+END_TEST
+
+START_TEST(second_handle_shares_pins_and_data)
+{
+        /* A shm descriptor finds its metadata by the object's name, so the
+         * name must still exist here (test_open_new removes it at once). */
+        const char *uri = test_uri("twice");
+        struct iomem_opts *o;
+        iomem_opts_new(&o);
+        iomem_opts_set_size(o, 4 * PAGE);
+        struct iomem *f, *g = NULL;
+        ck_assert_int_eq(iomem_open(&f, uri, IOMEM_RDWR | IOMEM_CREATE, o), 0);
+        iomem_opts_delete(&o);
+        int fd = dup(iomem_fd(f));
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(iomem_open_fd(&g, test_backend(), fd, IOMEM_RDWR, NULL), 0);
+        ck_assert_int_eq(iomem_acquire(f, 0, PAGE), (ssize_t)PAGE);
+        ck_assert_err(iomem_truncate(g, 0), EBUSY);
+        ck_assert_int_eq(iomem_pwrite(g, "shared", 6, 10), 6);
+        struct iovec v;
+        ck_assert_int_eq(iomem_retrieve(f, 10, 6, &v, 1), 1);
+        ck_assert_int_eq(memcmp(v.iov_base, "shared", 6), 0);
+        /* Closing a handle drops its pins. */
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_truncate(g, 0), 0);
+        iomem_close(&g);
+        if (!strcmp(test_backend(), "shm"))
+                ck_assert_int_eq(iomem_unlink(uri), 0);
+}
+END_TEST
+
+START_TEST(shm_reopens_by_name)
+{
+        const char *uri = test_uri("name");
+        struct iomem *f, *g, *h = NULL;
+        ck_assert_int_eq(iomem_open(&f, uri, IOMEM_RDWR | IOMEM_CREATE, NULL), 0);
+        ck_assert_int_eq(iomem_pwrite(f, "persist", 7, 0), 7);
+        ck_assert_err(iomem_open(&h, uri, IOMEM_RDWR | IOMEM_CREATE | IOMEM_EXCL, NULL), EEXIST);
+        ck_assert_ptr_null(h);
+        ck_assert_int_eq(iomem_open(&g, uri, IOMEM_RDONLY, NULL), 0);
+        char out[8] = { 0 };
+        ck_assert_int_eq(iomem_pread(g, out, 7, 0), 7);
+        ck_assert_str_eq(out, "persist");
+        ck_assert_int_eq(iomem_acquire(g, 0, PAGE), (ssize_t)PAGE);
+        ck_assert_err(iomem_truncate(f, 0), EBUSY);
+        struct iovec v;
+        ck_assert_err(iomem_retrieve(g, 0, 7, &v, 1), EROFS);
+        iomem_close(&g);
+        ck_assert_int_eq(iomem_truncate(f, 0), 0);
+        /* The data object holds exactly the file's bytes. */
+        struct stat st;
+        ck_assert_int_eq(fstat(iomem_fd(f), &st), 0);
+        ck_assert_int_eq(st.st_size, 0);
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_unlink(uri), 0);
+        ck_assert_err(iomem_open(&f, uri, IOMEM_RDWR, NULL), ENOENT);
+        ck_assert_err(iomem_unlink(uri), ENOENT);
+}
+END_TEST
+
+START_TEST(shm_adopts_an_object_made_elsewhere)
+{
+        char name[64];
+        snprintf(name, sizeof name, "/iomem-test-foreign-%d", (int)getpid());
+        int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(ftruncate(fd, 3 * PAGE), 0);
+        ck_assert_int_eq(pwrite(fd, "elsewhere", 9, PAGE), 9);
+        close(fd);
+        char uri[80];
+        snprintf(uri, sizeof uri, "shm:%s", name + 1);
+        struct iomem *f;
+        ck_assert_int_eq(iomem_open(&f, uri, IOMEM_RDWR, NULL), 0);
+        struct iomem_stat st;
+        iomem_stat(f, &st);
+        ck_assert_uint_eq(st.size, 3 * PAGE);
+        struct iovec v[4];
+        /* Its hole is seen as one. */
+        ck_assert_int_eq(iomem_borrow(f, 0, 3 * PAGE, v, 4), 3);
+        ck_assert_ptr_null(v[0].iov_base);
+        ck_assert_int_eq(memcmp(v[1].iov_base, "elsewhere", 9), 0);
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_unlink(uri), 0);
+}
+END_TEST
+
+START_TEST(memfd_seals)
+{
+        struct iomem_opts *o;
+        struct iomem *f;
+        iomem_opts_new(&o);
+        iomem_opts_set_size(o, 2 * PAGE);
+        iomem_opts_set_seals(o, IOMEM_SEAL_SHRINK | IOMEM_SEAL_GROW);
+        ck_assert_int_eq(iomem_open(&f, "memfd:sealed", IOMEM_RDWR, o), 0);
+        ck_assert_err(iomem_truncate(f, PAGE), EPERM);
+        ck_assert_err(iomem_truncate(f, 3 * PAGE), EPERM);
+        ck_assert_err(iomem_pwrite(f, "x", 1, 2 * PAGE), EPERM);
+        ck_assert_int_eq(iomem_pwrite(f, "x", 1, 0), 1);
+        /* Nobody can resize the descriptor itself. */
+        ck_assert_int_eq(ftruncate(iomem_fd(f), 0), -1);
+        ck_assert_int_eq(errno, EPERM);
+        iomem_close(&f);
+
+        iomem_opts_set_seals(o, IOMEM_SEAL_WRITE);
+        ck_assert_int_eq(iomem_open(&f, "memfd:frozen", IOMEM_RDWR, o), 0);
+        ck_assert_err(iomem_pwrite(f, "x", 1, 0), EPERM);
+        ck_assert_err(iomem_truncate(f, 0), EPERM);
+        /* A peer gets a read-only view of the same bytes. */
+        struct iomem *g;
+        ck_assert_int_eq(iomem_open_fd(&g, "memfd", dup(iomem_fd(f)), IOMEM_RDONLY, NULL), 0);
+        struct iomem_stat st;
+        iomem_stat(g, &st);
+        ck_assert_uint_eq(st.size, 2 * PAGE);
+        iomem_close(&g);
+        iomem_close(&f);
+        iomem_opts_delete(&o);
+}
+END_TEST
+
+START_TEST(foreign_memfd_is_usable_without_metadata)
+{
+        int fd = memfd_create("plain", MFD_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(ftruncate(fd, 2 * PAGE), 0);
+        ck_assert_int_eq(pwrite(fd, "raw", 3, PAGE), 3);
+        struct iomem *f;
+        ck_assert_int_eq(iomem_open_fd(&f, "memfd", fd, IOMEM_RDWR, NULL), 0);
+        struct iomem_stat st;
+        iomem_stat(f, &st);
+        ck_assert_uint_eq(st.size, 2 * PAGE);
+        ck_assert_uint_eq(st.caps & IOMEM_CAP_GIFT, 0);
+        char out[4] = { 0 };
+        ck_assert_int_eq(iomem_pread(f, out, 3, PAGE), 3);
+        ck_assert_str_eq(out, "raw");
+        void *buf;
+        ck_assert_int_eq(iomem_alloc(f, PAGE, &buf), 0);
+        struct iovec g = { buf, PAGE };
+        ck_assert_err(iomem_gift(f, 0, PAGE, &g, 1, IOMEM_GIFT_NOCOPY), EXDEV);
+        ck_assert_int_eq(iomem_gift(f, 0, PAGE, &g, 1, 0), 1);
+        ck_assert_int_eq(iomem_free(f, buf, PAGE), 0);
+        iomem_close(&f);
+}
+END_TEST
+
+START_TEST(close_releases_everything)
+{
+        int before = 0, after = 0;
+        char path[64];
+        for (int pass = 0; pass < 2; pass++) {
+                int n = 0;
+                for (int fd = 0; fd < 1024; fd++) {
+                        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+                        n += access(path, F_OK) == 0;
+                }
+                if (pass == 0) {
+                        before = n;
+                        struct iomem *f = test_open_new("leak", 4 * PAGE);
+                        void *b;
+                        iomem_acquire(f, 0, 4 * PAGE);
+                        iomem_alloc(f, PAGE, &b);
+                        iomem_rdlock(f);
+                        iomem_close(&f);
+                } else {
+                        after = n;
+                }
+        }
+        ck_assert_int_eq(before, after);
+}
+END_TEST
+
+int main(void)
+{
+        Suite *s = suite_create("backend");
+        TCase *tc = tcase_create(test_backend());
+        tcase_add_test(tc, stat_reports_the_object);
+        tcase_add_test(tc, pwrite_pread_round_trip_and_growth);
+        tcase_add_test(tc, borrow_shows_holes_and_data);
+        tcase_add_test(tc, acquire_retrieve_release);
+        tcase_add_test(tc, acquire_clamps_to_the_last_page);
+        tcase_add_test(tc, retrieve_fills_what_fits);
+        tcase_add_test(tc, truncate_shrinks_zeroes_and_grows);
+        tcase_add_test(tc, truncate_and_gift_refused_over_pins);
+        tcase_add_test(tc, gift_adopts_alloc_memory_without_copy);
+        tcase_add_test(tc, gift_copies_foreign_memory);
+        tcase_add_test(tc, gift_part_of_a_buffer_and_replace_data);
+        tcase_add_test(tc, gift_ending_the_file_with_a_partial_page);
+        tcase_add_test(tc, free_returns_unused_buffers);
+        tcase_add_test(tc, second_handle_shares_pins_and_data);
+        if (!strcmp(test_backend(), "shm")) {
+                /* Only shm objects have names. */
+                tcase_add_test(tc, shm_reopens_by_name);
+                tcase_add_test(tc, shm_adopts_an_object_made_elsewhere);
+        } else {
+                /* Only memfd objects have seals (shm: -ENOTSUP, in test_api). */
+                tcase_add_test(tc, memfd_seals);
+                tcase_add_test(tc, foreign_memfd_is_usable_without_metadata);
+        }
+        tcase_add_test(tc, close_releases_everything);
+        suite_add_tcase(s, tc);
+        return test_run(s);
+}

@@ -1,0 +1,297 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Sharing between processes: pins, the I/O lock and the size are seen by
+ * every process; a process killed while holding them does not keep them.
+ * Processes are real (fork); they take turns through pipes, never sleeps.
+ */
+#include "common.h"
+
+#include <poll.h>
+#include <signal.h>
+
+#define PAGE ((size_t)sysconf(_SC_PAGESIZE))
+
+struct pair {
+        struct iomem *f;
+        char uri[128];
+};
+
+/* A new named (shm) or anonymous (memfd) object kept for the test. */
+static struct pair make(size_t size)
+{
+        struct pair p;
+        snprintf(p.uri, sizeof p.uri, "%s", test_uri("mp"));
+        struct iomem_opts *o;
+        iomem_opts_new(&o);
+        iomem_opts_set_size(o, size);
+        ck_assert_int_eq(iomem_open(&p.f, p.uri, IOMEM_RDWR | IOMEM_CREATE | IOMEM_EXCL, o), 0);
+        iomem_opts_delete(&o);
+        return p;
+}
+
+static void unmake(struct pair *p)
+{
+        iomem_close(&p->f);
+        if (!strcmp(test_backend(), "shm"))
+                iomem_unlink(p->uri);
+}
+
+/* A second attachment, as another process would make it: by name for
+ * shm, by descriptor for memfd. */
+static struct iomem *attach(struct pair *p)
+{
+        struct iomem *g = NULL;
+        int r;
+        if (!strcmp(test_backend(), "shm"))
+                r = iomem_open(&g, p->uri, IOMEM_RDWR, NULL);
+        else
+                r = iomem_open_fd(&g, "memfd", dup(iomem_fd(p->f)), IOMEM_RDWR, NULL);
+        if (r) {
+                fprintf(stderr, "attach: %s\n", iomem_errormsg());
+                _exit(90);
+        }
+        return g;
+}
+
+static void say(int fd) { ck_assert_int_eq(write(fd, "x", 1), 1); }
+
+static void hear(int fd)
+{
+        char c;
+        ck_assert_int_eq(read(fd, &c, 1), 1);
+}
+
+/* 1 if fd becomes readable within ms milliseconds. */
+static int heard_within(int fd, int ms)
+{
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        return poll(&p, 1, ms) == 1;
+}
+
+struct channel {
+        int to_child[2], to_parent[2];
+};
+
+static void channel_open(struct channel *c)
+{
+        ck_assert_int_eq(pipe(c->to_child), 0);
+        ck_assert_int_eq(pipe(c->to_parent), 0);
+}
+
+/* In the child, exits with 0 when every check passed. */
+#define CHILD_CHECK(cond)                                                        \
+        do {                                                                     \
+                if (!(cond)) {                                                   \
+                        fprintf(stderr, "child: %s failed: %s\n", #cond,         \
+                                iomem_errormsg());                               \
+                        _exit(91);                                               \
+                }                                                                \
+        } while (0)
+
+START_TEST(pins_are_seen_by_other_processes)
+{
+        struct pair p = make(4 * PAGE);
+        struct channel c;
+        channel_open(&c);
+        pid_t pid = fork();
+        if (pid == 0) {
+                struct iomem *g = attach(&p);
+                CHILD_CHECK(iomem_acquire(g, 0, 2 * PAGE) == (ssize_t)(2 * PAGE));
+                say(c.to_parent[1]);
+                hear(c.to_child[0]);
+                CHILD_CHECK(iomem_release(g, 0, 2 * PAGE) == 0);
+                iomem_close(&g);
+                _exit(0);
+        }
+        hear(c.to_parent[0]);
+        ck_assert_err(iomem_truncate(p.f, PAGE), EBUSY);
+        char x[8] = "gift";
+        struct iovec v = { x, sizeof x };
+        ck_assert_err(iomem_gift(p.f, PAGE, sizeof x, &v, 1, 0), EBUSY);
+        ck_assert_int_eq(iomem_truncate(p.f, 3 * PAGE), 0); /* outside the pins */
+        say(c.to_child[1]);
+        ck_assert_int_eq(test_wait(pid), 0);
+        ck_assert_int_eq(iomem_truncate(p.f, 0), 0);
+        unmake(&p);
+}
+END_TEST
+
+START_TEST(writes_through_retrieve_are_seen_by_borrow)
+{
+        struct pair p = make(4 * PAGE);
+        struct channel c;
+        channel_open(&c);
+        pid_t pid = fork();
+        if (pid == 0) {
+                struct iomem *g = attach(&p);
+                struct iovec v;
+                CHILD_CHECK(iomem_acquire(g, 0, 4 * PAGE) == (ssize_t)(4 * PAGE));
+                CHILD_CHECK(iomem_retrieve(g, 0, 4 * PAGE, &v, 1) == 1);
+                for (size_t i = 0; i < 4 * PAGE; i++)
+                        ((char *)v.iov_base)[i] = (char)(i * 7);
+                say(c.to_parent[1]);
+                hear(c.to_child[0]);
+                iomem_close(&g);
+                _exit(0);
+        }
+        hear(c.to_parent[0]);
+        struct iovec v;
+        ck_assert_int_eq(iomem_rdlock(p.f), 0);
+        ck_assert_int_eq(iomem_borrow(p.f, 0, 4 * PAGE, &v, 1), 1);
+        for (size_t i = 0; i < 4 * PAGE; i++)
+                ck_assert_int_eq(((char *)v.iov_base)[i], (char)(i * 7));
+        ck_assert_int_eq(iomem_unlock(p.f), 0);
+        say(c.to_child[1]);
+        ck_assert_int_eq(test_wait(pid), 0);
+        unmake(&p);
+}
+END_TEST
+
+START_TEST(size_and_gifts_are_shared)
+{
+        struct pair p = make(0);
+        pid_t pid = fork();
+        if (pid == 0) {
+                struct iomem *g = attach(&p);
+                void *buf;
+                CHILD_CHECK(iomem_pwrite(g, "grown", 5, 3 * PAGE) == 5);
+                CHILD_CHECK(iomem_alloc(g, PAGE, &buf) == 0);
+                memset(buf, 'G', PAGE);
+                struct iovec v = { buf, PAGE };
+                CHILD_CHECK(iomem_gift(g, 0, PAGE, &v, 1, IOMEM_GIFT_NOCOPY) == 1);
+                iomem_close(&g);
+                _exit(0);
+        }
+        ck_assert_int_eq(test_wait(pid), 0);
+        struct iomem_stat st;
+        ck_assert_int_eq(iomem_stat(p.f, &st), 0);
+        ck_assert_uint_eq(st.size, 3 * PAGE + 5);
+        ck_assert_uint_eq(st.gift_adopted, PAGE);
+        char out[8] = { 0 };
+        ck_assert_int_eq(iomem_pread(p.f, out, 5, 3 * PAGE), 5);
+        ck_assert_str_eq(out, "grown");
+        struct iovec v;
+        ck_assert_int_eq(iomem_borrow(p.f, 0, PAGE, &v, 1), 1);
+        ck_assert_int_eq(((char *)v.iov_base)[PAGE - 1], 'G');
+        unmake(&p);
+}
+END_TEST
+
+START_TEST(the_lock_excludes_other_processes)
+{
+        struct pair p = make(PAGE);
+        struct channel c;
+        channel_open(&c);
+        ck_assert_int_eq(iomem_wrlock(p.f), 0);
+        pid_t pid = fork();
+        if (pid == 0) {
+                struct iomem *g = attach(&p);
+                say(c.to_parent[1]); /* about to ask */
+                CHILD_CHECK(iomem_rdlock(g) == 0);
+                say(c.to_parent[1]); /* got it */
+                CHILD_CHECK(iomem_unlock(g) == 0);
+                iomem_close(&g);
+                _exit(0);
+        }
+        hear(c.to_parent[0]);
+        /* The child must still be waiting while we hold the write lock. */
+        ck_assert_int_eq(heard_within(c.to_parent[0], 200), 0);
+        ck_assert_int_eq(iomem_unlock(p.f), 0);
+        hear(c.to_parent[0]);
+        ck_assert_int_eq(test_wait(pid), 0);
+        unmake(&p);
+}
+END_TEST
+
+START_TEST(a_killed_holder_leaves_lock_and_pins_behind)
+{
+        struct pair p = make(4 * PAGE);
+        char mine[2 * 4096];
+        memset(mine, 'B', sizeof mine);
+        ck_assert_int_eq(iomem_pwrite(p.f, mine, 2 * PAGE, 0), (ssize_t)(2 * PAGE));
+        struct channel c;
+        channel_open(&c);
+        pid_t pid = fork();
+        if (pid == 0) {
+                struct iomem *g = attach(&p);
+                CHILD_CHECK(iomem_acquire(g, 0, 4 * PAGE) == (ssize_t)(4 * PAGE));
+                CHILD_CHECK(iomem_wrlock(g) == 0);
+                say(c.to_parent[1]);
+                for (;;)
+                        pause();
+        }
+        hear(c.to_parent[0]);
+        kill(pid, SIGKILL);
+        ck_assert_int_eq(test_wait(pid), 128 + SIGKILL);
+        /* The dead writer's lock and pins are reclaimed. */
+        ck_assert_int_eq(iomem_wrlock(p.f), 0);
+        ck_assert_int_eq(iomem_truncate(p.f, 2 * PAGE), 0);
+        ck_assert_int_eq(iomem_unlock(p.f), 0);
+        char out[2 * 4096];
+        ck_assert_int_eq(iomem_pread(p.f, out, 2 * PAGE, 0), (ssize_t)(2 * PAGE));
+        ck_assert_int_eq(memcmp(out, mine, 2 * PAGE), 0);
+        unmake(&p);
+}
+END_TEST
+
+START_TEST(a_killed_reader_does_not_block_writers)
+{
+        struct pair p = make(PAGE);
+        struct channel c;
+        channel_open(&c);
+        pid_t pid = fork();
+        if (pid == 0) {
+                struct iomem *g = attach(&p);
+                CHILD_CHECK(iomem_rdlock(g) == 0);
+                say(c.to_parent[1]);
+                for (;;)
+                        pause();
+        }
+        hear(c.to_parent[0]);
+        kill(pid, SIGKILL);
+        ck_assert_int_eq(test_wait(pid), 128 + SIGKILL);
+        ck_assert_int_eq(iomem_wrlock(p.f), 0);
+        ck_assert_int_eq(iomem_unlock(p.f), 0);
+        unmake(&p);
+}
+END_TEST
+
+START_TEST(an_inherited_handle_is_a_new_attachment)
+{
+        struct pair p = make(4 * PAGE);
+        ck_assert_int_eq(iomem_acquire(p.f, 0, PAGE), (ssize_t)PAGE);
+        ck_assert_int_eq(iomem_wrlock(p.f), 0);
+        pid_t pid = fork();
+        if (pid == 0) {
+                struct iomem_stat st;
+                CHILD_CHECK(iomem_stat(p.f, &st) == 0 && st.acquired == 0);
+                CHILD_CHECK(iomem_acquire(p.f, PAGE, PAGE) == (ssize_t)PAGE);
+                CHILD_CHECK(iomem_release(p.f, PAGE, PAGE) == 0);
+                CHILD_CHECK(iomem_release(p.f, 0, PAGE) == -EINVAL);
+                iomem_close(&p.f);
+                _exit(0);
+        }
+        ck_assert_int_eq(test_wait(pid), 0);
+        /* The child's close did not take the parent's pin or lock. */
+        ck_assert_err(iomem_truncate(p.f, 0), EBUSY);
+        ck_assert_int_eq(iomem_unlock(p.f), 0);
+        ck_assert_int_eq(iomem_release(p.f, 0, PAGE), 0);
+        ck_assert_int_eq(iomem_truncate(p.f, 0), 0);
+        unmake(&p);
+}
+END_TEST
+
+int main(void)
+{
+        Suite *s = suite_create("multiprocess");
+        TCase *tc = tcase_create(test_backend());
+        tcase_add_test(tc, pins_are_seen_by_other_processes);
+        tcase_add_test(tc, writes_through_retrieve_are_seen_by_borrow);
+        tcase_add_test(tc, size_and_gifts_are_shared);
+        tcase_add_test(tc, the_lock_excludes_other_processes);
+        tcase_add_test(tc, a_killed_holder_leaves_lock_and_pins_behind);
+        tcase_add_test(tc, a_killed_reader_does_not_block_writers);
+        tcase_add_test(tc, an_inherited_handle_is_a_new_attachment);
+        suite_add_tcase(s, tc);
+        return test_run(s);
+}
