@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A program outside the tree, built against the installed library with
+ * nothing but `pkg-config --cflags --libs libiomem` (scripts/test copies it
+ * to a temporary directory first). It checks the basics on every backend
+ * that this machine can use.
+ */
+#include <iomem.h>
+
+#include <stdio.h>
+#include <string.h>
+
+int main(void)
+{
+        struct iomem_backend_info info[8];
+        ssize_t n = iomem_backends(info, 8);
+        int usable = 0;
+        for (ssize_t i = 0; i < n && i < 8; i++) {
+                if (!info[i].available)
+                        continue;
+                char uri[64];
+                snprintf(uri, sizeof uri, "%s:consumer", info[i].name);
+                struct iomem *f;
+                if (iomem_open(&f, uri, IOMEM_RDWR | IOMEM_CREATE, NULL)) {
+                        fprintf(stderr, "consumer: %s\n", iomem_errormsg());
+                        return 1;
+                }
+                char out[6] = { 0 };
+                struct iovec v;
+                if (iomem_pwrite(f, "hello", 5, 0) != 5 || iomem_pread(f, out, 5, 0) != 5 ||
+                    strcmp(out, "hello") || iomem_acquire(f, 0, 4096) != 4096 ||
+                    iomem_retrieve(f, 0, 5, &v, 1) != 1 || memcmp(v.iov_base, "hello", 5) ||
+                    iomem_release(f, 0, 4096)) {
+                        fprintf(stderr, "consumer: %s: %s\n", uri, iomem_errormsg());
+                        return 1;
+                }
+                iomem_close(&f);
+                if (info[i].caps & IOMEM_CAP_NAMED)
+                        iomem_unlink(uri);
+                printf("consumer: %s works\n", info[i].name);
+                usable++;
+        }
+        return usable ? 0 : 1;
+}
