@@ -3,7 +3,7 @@
 
 int main()
 {
-        iomem_stat st = {};
+        struct iomem_stat st = {};
         const char *(*msg)() = iomem_errormsg;
         return static_cast<int>(st.size) + (msg ? 0 : 1);
 }
