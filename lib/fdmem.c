@@ -366,6 +366,15 @@ out:
         return err ? err : (ssize_t)(end - off);
 }
 
+/* err unless this handle has pinned all of [off, end) (f->lock held). */
+static int require_pinned(struct iomem *f, uint64_t off, uint64_t end, int err)
+{
+        if (iom_ranges_covered(&f->pins, off, end))
+                return 0;
+        return iom_fail(f->name, err, "bytes [%llu, %llu) are not all acquired by this handle",
+                        (unsigned long long)off, (unsigned long long)end);
+}
+
 static int fdmem_release(struct iomem *f, size_t off, size_t len)
 {
         int err = enter(f);
@@ -373,11 +382,9 @@ static int fdmem_release(struct iomem *f, size_t off, size_t len)
                 return err;
         uint64_t end = (uint64_t)off + len;
         pthread_mutex_lock(&f->lock);
-        if (!iom_ranges_covered(&f->pins, off, end)) {
+        if ((err = require_pinned(f, off, end, -EINVAL))) {
                 pthread_mutex_unlock(&f->lock);
-                return iom_fail(f->name, -EINVAL,
-                                "bytes [%zu, %llu) are not all acquired by this handle", off,
-                                (unsigned long long)end);
+                return err;
         }
         if ((err = iom_ranges_reserve(&f->pins, 2)) == 0 && (err = iom_meta_lock(f)) == 0) {
                 iom_ranges_dec(&f->pins, off, end, unpin_shared, f);
@@ -397,11 +404,9 @@ static ssize_t fdmem_retrieve(struct iomem *f, size_t off, size_t len, struct io
                 return err;
         uint64_t end = (uint64_t)off + len;
         pthread_mutex_lock(&f->lock);
-        if (!iom_ranges_covered(&f->pins, off, end)) {
+        if ((err = require_pinned(f, off, end, -ENOENT))) {
                 pthread_mutex_unlock(&f->lock);
-                return iom_fail(f->name, -ENOENT,
-                                "bytes [%zu, %llu) are not all acquired by this handle", off,
-                                (unsigned long long)end);
+                return err;
         }
         struct iov_builder b = { .iov = iov, .cap = iovcnt };
         int r = describe_pinned(f, off, end, &b);
