@@ -59,15 +59,22 @@ static int map_holds_together(const struct iom_extent_map *x, uint64_t page)
         return pos == iom_round_up(x->size, page);
 }
 
+/* The checks that keep every table index in bounds: cheap enough for
+ * every lock. */
+static int header_holds_together(const struct iom_meta *m, size_t page_size)
+{
+        const struct iom_extent_map *x = iom_map(m);
+        return __atomic_load_n(&m->magic, __ATOMIC_ACQUIRE) == IOM_META_MAGIC &&
+               m->version == IOM_META_VERSION && m->page_size == page_size &&
+               m->active_map <= 1 && m->npins <= IOM_MAX_PINS && m->npool <= IOM_MAX_ALLOCS &&
+               m->nreaders <= IOM_MAX_READERS &&
+               (m->writer_owner == IOM_NO_OWNER || m->writer_owner < IOM_MAX_OWNERS) &&
+               x->count <= IOM_MAX_EXTENTS && x->size <= IOM_DATA_END;
+}
+
 int iom_meta_validate(const struct iom_meta *m, size_t page_size)
 {
-        if (__atomic_load_n(&m->magic, __ATOMIC_ACQUIRE) != IOM_META_MAGIC)
-                return -EBADMSG;
-        if (m->version != IOM_META_VERSION || m->page_size != page_size ||
-            m->active_map > 1 || m->npins > IOM_MAX_PINS || m->npool > IOM_MAX_ALLOCS ||
-            m->nreaders > IOM_MAX_READERS ||
-            (m->writer_owner != IOM_NO_OWNER && m->writer_owner >= IOM_MAX_OWNERS) ||
-            !map_holds_together(iom_map(m), page_size))
+        if (!header_holds_together(m, page_size) || !map_holds_together(iom_map(m), page_size))
                 return -EBADMSG;
         for (uint32_t i = 0; i < m->npins; i++)
                 if (m->pins[i].owner >= IOM_MAX_OWNERS || m->pins[i].start >= m->pins[i].end)
@@ -218,12 +225,18 @@ int iom_meta_lock(struct iomem *f)
                 pthread_mutex_consistent(&m->mutex);
                 for (uint32_t i = 0; i < IOM_MAX_OWNERS; i++)
                         iom_owner_check(f, i);
-                r = 0;
+                if (iom_meta_validate(m, f->page_size) < 0) {
+                        pthread_mutex_unlock(&m->mutex);
+                        return iom_fail(f->name, -EBADMSG, "the shared metadata is corrupt");
+                }
+                return 0;
         }
         if (r)
-                return iom_fail(f->name, -r == -ENOTRECOVERABLE ? -EBADMSG : -r,
+                return iom_fail(f->name, r == ENOTRECOVERABLE ? -EBADMSG : -r,
                                 "cannot lock the metadata: %s", strerror(r));
-        if (iom_meta_validate(m, f->page_size) < 0) {
+        /* Another process may have scribbled on it: never index past a
+         * table on its word. (Attaching checks everything.) */
+        if (!header_holds_together(m, f->page_size)) {
                 pthread_mutex_unlock(&m->mutex);
                 return iom_fail(f->name, -EBADMSG, "the shared metadata is corrupt");
         }
