@@ -103,6 +103,15 @@ static bool has_our_metadata(int fd)
                magic == IOM_META_MAGIC;
 }
 
+/* memfd descriptors link to "/memfd:LABEL" in /proc/self/fd. */
+static bool is_memfd(int fd)
+{
+        char link[64], target[32];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(link, target, sizeof target - 1);
+        return n > 0 && (target[n] = 0, !strncmp(target, "/memfd:", 7));
+}
+
 static int memfd_open_fds(struct iomem *f, const int *fds, int nfds, unsigned flags,
                           const struct iomem_opts *o)
 {
@@ -110,9 +119,11 @@ static int memfd_open_fds(struct iomem *f, const int *fds, int nfds, unsigned fl
         f->ops = &iom_fdmem_ops;
         if (nfds != 1)
                 return iom_fail(f->name, -EINVAL, "a memfd object is one descriptor, not %d", nfds);
-        if (iom_sys.fcntl(fd, F_GET_SEALS, 0) < 0)
+        if (!is_memfd(fd))
                 return iom_fail(f->name, -EINVAL, "fd %d is not a memfd", fd);
         int mode = iom_sys.fcntl(fd, F_GETFL, 0) & O_ACCMODE;
+        if (mode == O_WRONLY)
+                return iom_fail(f->name, -EACCES, "fd %d is open write-only; mapping needs read access", fd);
         if ((flags & IOMEM_RDWR) && mode == O_RDONLY)
                 return iom_fail(f->name, -EACCES, "fd %d is open read-only", fd);
         struct statfs sf;
@@ -121,19 +132,33 @@ static int memfd_open_fds(struct iomem *f, const int *fds, int nfds, unsigned fl
         f->data_fd = fd;
         int err;
         if (has_our_metadata(fd)) {
+                /* Pins and locks are written to the metadata even by a reader:
+                 * a read-only descriptor gets a read-write twin for it. */
                 f->aux_fd = fd;
-                err = iom_fdmem_attach(f, IOM_ATTACH_SHARED, o);
+                if (mode == O_RDONLY) {
+                        char path[64];
+                        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+                        f->aux_fd = open(path, O_RDWR | O_CLOEXEC);
+                }
+                err = f->aux_fd < 0 ? -EACCES : iom_fdmem_attach(f, IOM_ATTACH_SHARED, o);
                 if (err == -EPERM || err == -EACCES) {
-                        /* Sealed against writing: nothing can change, so a
-                         * private copy of the metadata is exact. */
+                        /* Sealed against writing (or no write access at all):
+                         * a private copy of the metadata. For a sealed object
+                         * that copy is exact, since nothing can change. */
+                        iom_debug("%s: metadata not writable; using a private copy", f->name);
+                        if (f->aux_fd != fd && f->aux_fd >= 0)
+                                close(f->aux_fd);
+                        f->aux_fd = fd;
                         err = iom_fdmem_attach(f, IOM_ATTACH_SNAPSHOT, o);
                 }
         } else {
                 err = iom_fdmem_attach(f, IOM_ATTACH_PRIVATE, o);
         }
         if (err) {
-                /* The caller keeps the descriptor. */
-                f->data_fd = f->aux_fd = -1;
+                /* The caller keeps the descriptor it passed. */
+                if (f->aux_fd == fd)
+                        f->aux_fd = -1;
+                f->data_fd = -1;
                 f->ops->close(f);
         }
         return err;

@@ -178,6 +178,9 @@ static int shm_open_fds(struct iomem *f, const int *fds, int nfds, unsigned flag
         if (iom_sys.fstat(fds[0], &st) < 0 || !S_ISREG(st.st_mode))
                 return iom_fail(f->name, -EINVAL, "fd %d is not a shared memory object", fds[0]);
         int mode = iom_sys.fcntl(fds[0], F_GETFL, 0) & O_ACCMODE;
+        if (mode == O_WRONLY)
+                return iom_fail(f->name, -EACCES, "fd %d is open write-only; mapping needs read access",
+                                fds[0]);
         if ((flags & IOMEM_RDWR) && mode == O_RDONLY)
                 return iom_fail(f->name, -EACCES, "fd %d is open read-only", fds[0]);
         f->data_fd = fds[0];

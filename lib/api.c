@@ -98,18 +98,14 @@ IOM_PUBLIC int iomem_open_fd(struct iomem **out, const char *backend, int fd, un
         CHECK(check_flags(__func__, flags));
         if (fd < 0 || fcntl(fd, F_GETFD) < 0)
                 return (int)FAIL(__func__, NULL, -EBADF, "%d is not an open file descriptor", fd);
-        const struct iom_backend *b = iom_backend_find(backend, strlen(backend));
-        if (!b) {
-                const struct iom_backend *dummy;
-                const char *rest;
-                char uri[64];
-                snprintf(uri, sizeof uri, "%.40s:", backend);
-                return (int)iom_result(__func__, iom_backend_for_uri(uri, &dummy, &rest));
-        }
+        const struct iom_backend *b;
+        int err = iom_backend_lookup(backend, strlen(backend), backend, &b);
+        if (err)
+                return (int)iom_result(__func__, err);
         char name[32];
         snprintf(name, sizeof name, "fd %d", fd);
         struct iomem *f;
-        int err = iom_object_new(&f, b, name, flags, 0);
+        err = iom_object_new(&f, b, name, flags, 0);
         if (!err && (err = b->open_fds(f, &fd, 1, flags, iom_opts_or_default(opts))))
                 iom_object_free(f);
         if (err)
@@ -218,11 +214,11 @@ IOM_PUBLIC int iomem_alloc(struct iomem *f, size_t len, void **out)
         if (!f || !out)
                 return (int)FAIL(__func__, f ? f->name : NULL, -EINVAL, "%s is NULL",
                                  f ? "out" : "the object");
-        CHECK(check_writable(__func__, f));
         if (!len) {
                 *out = NULL;
                 return 0;
         }
+        CHECK(check_writable(__func__, f));
         return (int)iom_result(__func__, f->ops->alloc(f, len, out));
 }
 

@@ -1028,7 +1028,8 @@ static int fdmem_send_fds(const struct iomem *f, int *fds, int max)
 {
         int n = 0;
         fds[n++] = f->data_fd;
-        if (f->meta_map_len && f->aux_fd != f->data_fd && n < max)
+        /* A named object's metadata lives in a sidecar of its own. */
+        if ((f->caps & IOMEM_CAP_NAMED) && f->meta_map_len && n < max)
                 fds[n++] = f->aux_fd;
         return n;
 }

@@ -151,7 +151,12 @@ void iom_object_free(struct iomem *f);
 
 /* The registry (registry.c). */
 const struct iom_backend *iom_backend_find(const char *name, size_t len);
-/* Split a URI into backend and rest; -EPROTONOSUPPORT / -ENOTSUP / -ENODEV. */
+/* The usable backend called name[0..len): -EPROTONOSUPPORT when unknown,
+ * -ENOTSUP when left out of the build or not implemented, -ENODEV when
+ * this system cannot run it. obj names the object in messages. */
+int iom_backend_lookup(const char *name, size_t len, const char *obj,
+                       const struct iom_backend **out);
+/* Split a URI into backend and rest, then look the backend up. */
 int iom_backend_for_uri(const char *uri, const struct iom_backend **b,
                         const char **rest);
 

@@ -49,22 +49,22 @@ const struct iom_backend *iom_backend_find(const char *name, size_t len)
         return NULL;
 }
 
-static int lookup(const char *name, size_t len, const char *uri, const struct iom_backend **out)
+int iom_backend_lookup(const char *name, size_t len, const char *obj, const struct iom_backend **out)
 {
         const struct iom_backend *b = iom_backend_find(name, len);
         if (b) {
                 const char *why = NULL;
                 if (!b->probe(&why))
-                        return iom_fail(uri, b->open == iom_no_open ? -ENOTSUP : -ENODEV,
+                        return iom_fail(obj, b->open == iom_no_open ? -ENOTSUP : -ENODEV,
                                         "backend %s is not usable: %s", b->name, why);
                 *out = b;
                 return 0;
         }
         for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
                 if (strlen(known[i]) == len && !memcmp(known[i], name, len))
-                        return iom_fail(uri, -ENOTSUP, "backend %s was left out of this build",
+                        return iom_fail(obj, -ENOTSUP, "backend %s was left out of this build",
                                         known[i]);
-        return iom_fail(uri, -EPROTONOSUPPORT, "unknown backend \"%.*s\"", (int)len, name);
+        return iom_fail(obj, -EPROTONOSUPPORT, "unknown backend \"%.*s\"", (int)len, name);
 }
 
 int iom_backend_for_uri(const char *uri, const struct iom_backend **b, const char **rest)
@@ -72,13 +72,13 @@ int iom_backend_for_uri(const char *uri, const struct iom_backend **b, const cha
         const char *colon = strchr(uri, ':');
         if (colon) {
                 *rest = colon + 1;
-                return lookup(uri, (size_t)(colon - uri), uri, b);
+                return iom_backend_lookup(uri, (size_t)(colon - uri), uri, b);
         }
         const char *def = getenv("IOMEM_BACKEND");
         if (!def || !*def)
                 def = IOMEM_HAVE_MEMFD ? "memfd" : "shm";
         *rest = uri;
-        return lookup(def, strlen(def), uri, b);
+        return iom_backend_lookup(def, strlen(def), uri, b);
 }
 
 IOM_PUBLIC ssize_t iomem_backends(struct iomem_backend_info *out, size_t n)

@@ -202,10 +202,10 @@ IOM_PUBLIC ssize_t iomem_copy(struct iomem *dst, size_t doff, struct iomem *src,
                 return iom_result(__func__, iom_fail(NULL, -EINVAL, "%s is NULL", dst ? "src" : "dst"));
         if (doff + len < doff || soff + len < soff)
                 return iom_result(__func__, iom_fail(dst->name, -EOVERFLOW, "offset + length overflows"));
-        if (!(dst->flags & IOMEM_RDWR))
-                return iom_result(__func__, iom_fail(dst->name, -EBADF, "the object is open read-only"));
         if (!len)
                 return 0;
+        if (!(dst->flags & IOMEM_RDWR))
+                return iom_result(__func__, iom_fail(dst->name, -EBADF, "the object is open read-only"));
         if (dst == src)
                 return iom_result(__func__, copy_within(dst, doff, soff, len));
         size_t zlen;
