@@ -152,6 +152,7 @@ static int memfd_open_fds(struct iomem *f, const int *fds, int nfds, unsigned fl
                         err = iom_fdmem_attach(f, IOM_ATTACH_SNAPSHOT, o);
                 }
         } else {
+                f->sized_data = true; /* a plain memfd: its size is the file's */
                 err = iom_fdmem_attach(f, IOM_ATTACH_PRIVATE, o);
         }
         if (err) {

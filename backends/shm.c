@@ -136,7 +136,10 @@ static int shm_open_uri(struct iomem *f, const char *rest, unsigned flags, const
                 return iom_fail(f->name, -ENOTSUP, "huge pages for shm objects are not in this version");
         if (o->seals)
                 return iom_fail(f->name, -ENOTSUP, "seals apply to memfd objects only");
+        if (o->size && !(flags & IOMEM_RDWR))
+                return iom_fail(f->name, -EINVAL, "a read-only handle cannot give the object a size");
         bool created;
+        f->sized_data = true;
         f->data_fd = open_data(data, flags, (mode_t)o->mode, &created);
         if (f->data_fd < 0)
                 return fail_errno(f, "shm_open");
@@ -184,6 +187,7 @@ static int shm_open_fds(struct iomem *f, const int *fds, int nfds, unsigned flag
         if ((flags & IOMEM_RDWR) && mode == O_RDONLY)
                 return iom_fail(f->name, -EACCES, "fd %d is open read-only", fds[0]);
         f->data_fd = fds[0];
+        f->sized_data = true;
         int err, sfd = nfds == 2 ? fds[1] : -1;
         char side[NAME_MAX + 2];
         bool own_sfd = false;

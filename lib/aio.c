@@ -22,7 +22,8 @@ IOM_PUBLIC int iomem_aio_delete(struct iomem_aio **q)
 {
         if (!q)
                 return (int)iom_result(__func__, iom_fail(NULL, -EINVAL, "q is NULL"));
-        return 0; /* no queue can exist in this version */
+        *q = NULL; /* no queue can exist in this version */
+        return 0;
 }
 
 IOM_PUBLIC int iomem_aio_read(struct iomem_aio *q, int fd, uint64_t fd_off, struct iomem *f,

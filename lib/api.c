@@ -95,7 +95,9 @@ IOM_PUBLIC int iomem_open_fd(struct iomem **out, const char *backend, int fd, un
 {
         if (!out || !backend)
                 return (int)FAIL(__func__, NULL, -EINVAL, "%s is NULL", out ? "backend" : "out");
-        CHECK(check_flags(__func__, flags));
+        if (flags & ~IOMEM_RDWR)
+                return (int)FAIL(__func__, NULL, -EINVAL,
+                                 "flags %#x: only IOMEM_RDWR applies to a descriptor", flags);
         if (fd < 0 || fcntl(fd, F_GETFD) < 0)
                 return (int)FAIL(__func__, NULL, -EBADF, "%d is not an open file descriptor", fd);
         const struct iom_backend *b;
@@ -224,7 +226,8 @@ IOM_PUBLIC int iomem_alloc(struct iomem *f, size_t len, void **out)
 
 IOM_PUBLIC int iomem_free(struct iomem *f, void *buf, size_t len)
 {
-        CHECK(check_iov(__func__, f, buf, len));
+        if (f && !buf && len)
+                return (int)FAIL(__func__, f->name, -EINVAL, "buf is NULL but len is %zu", len);
         BEGIN_RANGE(f, 0, len);
         return (int)iom_result(__func__, f->ops->free(f, buf, len));
 }
@@ -311,14 +314,16 @@ IOM_PUBLIC int iomem_window_delete(struct iomem_window **w)
 {
         if (!w)
                 return (int)FAIL(__func__, NULL, -EINVAL, "w is NULL");
-        return 0; /* no window can exist in this version */
+        *w = NULL; /* no window can exist in this version */
+        return 0;
 }
 
 IOM_PUBLIC int iomem_window_set_policy(struct iomem_window *w, int policy)
 {
-        (void)policy;
         if (!w)
                 return (int)FAIL(__func__, NULL, -EINVAL, "w is NULL");
+        if (policy < IOMEM_EVICT_DEFAULT || policy > IOMEM_EVICT_LIFO)
+                return (int)FAIL(__func__, NULL, -EINVAL, "unknown eviction policy %d", policy);
         return (int)FAIL(__func__, NULL, -ENOTSUP, "the dax backend is not in this version");
 }
 

@@ -58,10 +58,11 @@ static int allocate(struct iomem *f, uint64_t phys, uint64_t len)
 }
 
 /* shm keeps its data in its own object, sized like the file, so that other
- * programs opening it see the file; memfd's one descriptor has a fixed size. */
+ * programs opening it see the file (so does any object without our
+ * metadata); memfd's one descriptor has a fixed size. */
 static int set_data_size(struct iomem *f, uint64_t size)
 {
-        if (f->data_fd == f->aux_fd || f->aux_fd < 0)
+        if (!f->sized_data)
                 return 0;
         if (iom_sys.ftruncate(f->data_fd, (off_t)size) == 0)
                 return 0;
@@ -287,7 +288,7 @@ static ssize_t fdmem_acquire(struct iomem *f, size_t off, size_t len)
                 return 0;
         }
         end = iom_min(end, limit);
-        if ((f->flags & IOMEM_RDWR) && has_holes(iom_map(meta), off, end)) {
+        if (iom_writable(f) && has_holes(iom_map(meta), off, end)) {
                 struct iom_extent_map *draft = iom_map_begin(meta);
                 if ((err = fill_holes(f, draft, off, end))) {
                         unfill(f, off, end);
@@ -402,6 +403,8 @@ static ssize_t fdmem_retrieve(struct iomem *f, size_t off, size_t len, struct io
         int err = enter(f);
         if (err)
                 return err;
+        if (!iom_writable(f))
+                return iom_fail(f->name, -EPERM, "the object is sealed against writing; use iomem_borrow");
         uint64_t end = (uint64_t)off + len;
         pthread_mutex_lock(&f->lock);
         if ((err = require_pinned(f, off, end, -ENOENT))) {

@@ -128,6 +128,7 @@ struct iomem {
 
         int data_fd;         /* the file's bytes (iomem_fd) */
         int aux_fd;          /* metadata and gift pool; == data_fd for memfd */
+        bool sized_data;     /* data_fd's own size follows the file size */
         struct iom_meta *meta;
         size_t meta_map_len; /* 0: meta is private heap memory */
         uint32_t owner;      /* our slot in meta->owners */
@@ -143,6 +144,12 @@ struct iomem {
 
         void *priv;          /* backend state, allocated after the object */
 };
+
+/* Can this handle change the bytes (open read-write, not sealed)? */
+static inline bool iom_writable(const struct iomem *f)
+{
+        return (f->flags & IOMEM_RDWR) && !(f->meta && (f->meta->seals & IOMEM_SEAL_WRITE));
+}
 
 /* Allocate an object with priv_size bytes of backend state after it. */
 int iom_object_new(struct iomem **out, const struct iom_backend *b,

@@ -80,7 +80,7 @@ static int seg_map(struct iomem *f, uint64_t phys, uint64_t want)
                 end = phys + want;
         }
         end = iom_min(iom_round_up(end, ps), limit);
-        int prot = PROT_READ | (f->flags & IOMEM_RDWR ? PROT_WRITE : 0);
+        int prot = PROT_READ | (iom_writable(f) ? PROT_WRITE : 0);
         int flags = MAP_SHARED | MAP_NORESERVE | (hint ? MAP_FIXED_NOREPLACE : 0);
         int fd = phys < IOM_META_OFF ? f->data_fd : f->aux_fd;
         char *va = iom_sys.mmap(hint, end - start, prot, flags, fd, (off_t)start);
