@@ -60,6 +60,13 @@ int iom_seg_add(struct iomem *f, uint64_t phys, uint64_t len, char *va)
 /* Map a new segment for [phys, phys+want) where none is. */
 static int seg_map(struct iomem *f, uint64_t phys, uint64_t want)
 {
+        /* Extents come from shared memory that a hostile peer could have
+         * written: file bytes never live in the metadata area or past it. */
+        if ((phys >= IOM_META_OFF && phys < IOM_POOL_OFF) || phys >= IOM_PHYS_END ||
+            want > IOM_PHYS_END - phys)
+                return iom_fail(f->name, -EBADMSG,
+                                "the shared metadata is corrupt (an extent points at %#llx)",
+                                (unsigned long long)phys);
         struct iom_segments *s = &f->segs;
         uint64_t ps = f->page_size;
         size_t i = seg_first_after(s, phys);
