@@ -18,6 +18,8 @@
 /* The least the data area is mapped in one go: address space is cheap,
  * page tables are only built for what is touched. */
 #define DATA_MAP_MIN (UINT64_C(1) << 30)
+/* Gift-pool memory is mapped in aligned pieces of this size. */
+#define POOL_MAP_CHUNK (UINT64_C(64) << 20)
 
 /* Index of the first segment that ends after phys. */
 static size_t seg_first_after(const struct iom_segments *s, uint64_t phys)
@@ -83,8 +85,13 @@ static int seg_map(struct iomem *f, uint64_t phys, uint64_t want)
                 if (prev)
                         hint = prev->va + prev->len;
         } else {
-                start = iom_round_down(phys, ps);
-                end = phys + want;
+                /* Pool memory in large aligned pieces: reading a gifted file
+                 * page by page must not cost a mapping per page. */
+                uint64_t gran = iom_max(POOL_MAP_CHUNK, ps);
+                start = iom_max(iom_round_down(phys, gran), prev ? prev->phys + prev->len : 0);
+                end = iom_round_up(phys + want, gran);
+                if (prev && prev->phys + prev->len == start)
+                        hint = prev->va + prev->len;
         }
         end = iom_min(iom_round_up(end, ps), limit);
         int prot = PROT_READ | (iom_writable(f) ? PROT_WRITE : 0);

@@ -225,6 +225,47 @@ START_TEST(gift_adopts_alloc_memory_without_copy)
 }
 END_TEST
 
+static int count_maps(void)
+{
+        FILE *fp = fopen("/proc/self/maps", "r");
+        int n = 0, c;
+        while (fp && (c = fgetc(fp)) != EOF)
+                n += c == '\n';
+        if (fp)
+                fclose(fp);
+        return n;
+}
+
+/* Reading gifted memory page by page from another handle maps it in large
+ * pieces, not a mapping per page (which would run into vm.max_map_count). */
+START_TEST(gifted_memory_is_mapped_in_few_pieces)
+{
+        /* Named, so that a shm descriptor finds its metadata. */
+        const char *uri = test_uri("giftmaps");
+        struct iomem *f;
+        ck_assert_int_eq(iomem_open(&f, uri, IOMEM_RDWR | IOMEM_CREATE, NULL), 0);
+        size_t n = 1024 * PAGE;
+        void *buf;
+        ck_assert_int_eq(iomem_alloc(f, n, &buf), 0);
+        memset(buf, 'p', n);
+        struct iovec g = { buf, n };
+        ck_assert_int_eq(iomem_gift(f, 0, n, &g, 1, IOMEM_GIFT_NOCOPY), 1);
+        struct iomem *h;
+        ck_assert_int_eq(iomem_open_fd(&h, test_backend(), dup(iomem_fd(f)), IOMEM_RDONLY, NULL), 0);
+        int before = count_maps();
+        for (size_t off = 0; off < n; off += PAGE) {
+                char c = 0;
+                ck_assert_int_eq(iomem_pread(h, &c, 1, off), 1);
+                ck_assert_int_eq(c, 'p');
+        }
+        ck_assert_int_le(count_maps() - before, 4);
+        iomem_close(&h);
+        iomem_close(&f);
+        if (!strcmp(test_backend(), "shm"))
+                ck_assert_int_eq(iomem_unlink(uri), 0);
+}
+END_TEST
+
 START_TEST(gift_copies_foreign_memory)
 {
         struct iomem *f = test_open_new("giftcopy", 0);
@@ -496,6 +537,7 @@ int main(void)
         tcase_add_test(tc, truncate_shrinks_zeroes_and_grows);
         tcase_add_test(tc, truncate_and_gift_refused_over_pins);
         tcase_add_test(tc, gift_adopts_alloc_memory_without_copy);
+        tcase_add_test(tc, gifted_memory_is_mapped_in_few_pieces);
         tcase_add_test(tc, gift_copies_foreign_memory);
         tcase_add_test(tc, gift_part_of_a_buffer_and_replace_data);
         tcase_add_test(tc, gift_ending_the_file_with_a_partial_page);
