@@ -8,6 +8,7 @@
  * metadata.
  */
 #define _GNU_SOURCE
+#include "config.h"
 #include "internal.h"
 #include "syscalls.h"
 
@@ -28,7 +29,8 @@
 #define MIB (UINT64_C(1) << 20)
 
 #define MEMFD_CAPS (IOMEM_CAP_FDPASS | IOMEM_CAP_SEAL | IOMEM_CAP_HUGEPAGE | \
-                    IOMEM_CAP_GIFT | IOMEM_CAP_RESIZE)
+                    IOMEM_CAP_GIFT | IOMEM_CAP_RESIZE | \
+                    (IOMEM_HAVE_NUMA ? IOMEM_CAP_NUMA : 0))
 
 static int memfd_probe(const char **why)
 {

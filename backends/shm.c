@@ -7,6 +7,7 @@
  * builds the sidecar under an flock, so openers never see it half made.
  */
 #define _GNU_SOURCE
+#include "config.h"
 #include "internal.h"
 #include "syscalls.h"
 
@@ -19,7 +20,8 @@
 #include <unistd.h>
 
 #define SIDECAR_SUFFIX ".iomem"
-#define SHM_CAPS (IOMEM_CAP_NAMED | IOMEM_CAP_FDPASS | IOMEM_CAP_GIFT | IOMEM_CAP_RESIZE)
+#define SHM_CAPS (IOMEM_CAP_NAMED | IOMEM_CAP_FDPASS | IOMEM_CAP_GIFT | IOMEM_CAP_RESIZE | \
+                  (IOMEM_HAVE_NUMA ? IOMEM_CAP_NUMA : 0))
 
 static int shm_probe(const char **why)
 {

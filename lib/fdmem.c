@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include "internal.h"
 #include "iolock.h"
+#include "placement.h"
 #include "syscalls.h"
 
 #include <fcntl.h>
@@ -197,7 +198,16 @@ static int fill_holes(struct iomem *f, struct iom_extent_map *draft, uint64_t s,
                 uint64_t a = iom_max(s, x.off), b = iom_min(e, x.off + x.len);
                 if (x.phys != IOM_HOLE)
                         continue;
-                int err = allocate(f, a, b - a);
+                int err = 0;
+                if (f->numa_policy != IOMEM_NUMA_DEFAULT) {
+                        /* Map (and so place) it before the memory exists. */
+                        uint64_t contig;
+                        for (uint64_t p = a; p < b && !err; p += contig)
+                                if (!iom_seg_resolve(f, p, b - p, &contig, &err))
+                                        break;
+                }
+                if (!err)
+                        err = allocate(f, a, b - a);
                 if (!err && iom_map_set(draft, a, b - a, a))
                         err = iom_fail(f->name, -ENOSPC, "the extent map is full (%d extents)",
                                        IOM_MAX_EXTENTS);
@@ -711,15 +721,14 @@ static int pool_alloc(struct iomem *f, uint64_t n, char **va_out, uint64_t *phys
         meta->npool++;
         iom_meta_unlock(f);
 
-        char *va = MAP_FAILED;
-        if ((err = allocate(f, phys, n)) == 0) {
-                va = iom_sys.mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, f->aux_fd, (off_t)phys);
-                if (va == MAP_FAILED)
-                        err = iom_fail(f->name, -ENOMEM, "cannot map %llu bytes: %s",
-                                       (unsigned long long)n, strerror(errno));
-                else if ((err = iom_seg_add(f, phys, n, va)))
-                        iom_sys.munmap(va, n);
-        }
+        /* Map and place it first, then back it. */
+        char *va = iom_sys.mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, f->aux_fd, (off_t)phys);
+        if (va == MAP_FAILED)
+                err = iom_fail(f->name, -ENOMEM, "cannot map %llu bytes: %s", (unsigned long long)n,
+                               strerror(errno));
+        else if ((err = iom_numa_apply(f, va, n)) || (err = allocate(f, phys, n)) ||
+                 (err = iom_seg_add(f, phys, n, va)))
+                iom_sys.munmap(va, n);
         if (err) {
                 punch(f, phys, n);
                 if (iom_meta_lock(f) == 0) {
@@ -1013,8 +1022,9 @@ static int fdmem_stat(struct iomem *f, struct iomem_stat *st)
                 st->size = iom_map(f->meta)->size;
                 st->gift_adopted = f->meta->gift_adopted;
                 st->gift_copied = f->meta->gift_copied;
-                iom_meta_unlock(f);
                 st->acquired = iom_ranges_bytes(&f->pins);
+                st->numa_node = iom_numa_node(f);
+                iom_meta_unlock(f);
         }
         pthread_mutex_unlock(&f->lock);
         return err;
@@ -1103,6 +1113,8 @@ int iom_fdmem_attach(struct iomem *f, enum iom_attach how, const struct iomem_op
         size_t span = iom_meta_span(f->page_size);
         int err = 0;
         f->fork_gen = iom_fork_generation();
+        f->numa_policy = o->numa_policy;
+        f->numa_node = o->numa_node;
         if (how == IOM_ATTACH_PRIVATE) {
                 f->meta = calloc(1, sizeof *f->meta);
                 if (!f->meta)

@@ -129,6 +129,7 @@ struct iomem {
         int data_fd;         /* the file's bytes (iomem_fd) */
         int aux_fd;          /* metadata and gift pool; == data_fd for memfd */
         bool sized_data;     /* data_fd's own size follows the file size */
+        int numa_policy, numa_node; /* placement of memory mapped through this handle */
         struct iom_meta *meta;
         size_t meta_map_len; /* 0: meta is private heap memory */
         uint32_t owner;      /* our slot in meta->owners */

@@ -2,6 +2,7 @@
 /* Options for iomem_open and iomem_open_fd. */
 #include "internal.h"
 #include "config.h"
+#include "placement.h"
 
 #include <stdlib.h>
 
@@ -81,11 +82,9 @@ IOM_PUBLIC int iomem_opts_set_numa(struct iomem_opts *o, int policy, int node)
                 return (int)iom_result(__func__, iom_fail(NULL, -EINVAL, "unknown NUMA policy %d", policy));
         if ((policy == IOMEM_NUMA_BIND || policy == IOMEM_NUMA_PREFERRED) && node < 0)
                 return (int)iom_result(__func__, iom_fail(NULL, -EINVAL, "NUMA node %d is negative", node));
-        if (policy != IOMEM_NUMA_DEFAULT)
-                return (int)iom_result(__func__, iom_fail(NULL, -ENOTSUP,
-                                                          IOMEM_HAVE_NUMA
-                                                          ? "NUMA placement is not implemented in this version"
-                                                          : "built without libnuma (-Dnuma=disabled)"));
+        int err = iom_numa_check(policy, node);
+        if (err)
+                return (int)iom_result(__func__, err);
         o->numa_policy = policy;
         o->numa_node = node;
         return 0;

@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include "internal.h"
+#include "placement.h"
 #include "syscalls.h"
 
 #include <stdlib.h>
@@ -107,8 +108,13 @@ static int seg_map(struct iomem *f, uint64_t phys, uint64_t want)
                                 (unsigned long long)(end - start), (unsigned long long)start,
                                 strerror(e));
         }
-        int err = seg_insert(f, start, end - start, va);
+        /* Place the memory before anything touches it. */
+        int err = iom_numa_apply(f, va, end - start);
         if (err) {
+                iom_sys.munmap(va, end - start);
+                return err;
+        }
+        if ((err = seg_insert(f, start, end - start, va))) {
                 iom_sys.munmap(va, end - start);
                 return iom_fail(f->name, err, "out of memory");
         }

@@ -2067,14 +2067,25 @@ START_TEST(opts_set_numa)
         ck_assert_fail(iomem_opts_set_numa(o, IOMEM_NUMA_BIND, -1), EINVAL, "iomem_opts_set_numa");
         ck_assert_fail(iomem_opts_set_numa(o, IOMEM_NUMA_PREFERRED, -1), EINVAL,
                        "iomem_opts_set_numa");
-        /* Placement itself is not in this version. */
-        ck_assert_fail(iomem_opts_set_numa(o, IOMEM_NUMA_BIND, 0), ENOTSUP, "iomem_opts_set_numa");
-        ck_assert_fail(iomem_opts_set_numa(o, IOMEM_NUMA_PREFERRED, 0), ENOTSUP,
-                       "iomem_opts_set_numa");
-        ck_assert_fail(iomem_opts_set_numa(o, IOMEM_NUMA_INTERLEAVE, -1), ENOTSUP,
-                       "iomem_opts_set_numa");
-        ck_assert_fail(iomem_opts_set_numa(o, IOMEM_NUMA_INTERLEAVE, 0), ENOTSUP,
-                       "iomem_opts_set_numa");
+        /* Node 0 exists on every machine, node 1000 on none; without
+         * libnuma placement is -ENOTSUP. */
+        struct iomem_backend_info info[8];
+        ssize_t nb = iomem_backends(info, 8);
+        int numa = 0;
+        for (ssize_t i = 0; i < nb && i < 8; i++)
+                if (!strcmp(info[i].name, test_backend()))
+                        numa = !!(info[i].caps & IOMEM_CAP_NUMA);
+        if (numa) {
+                ck_assert_int_eq(iomem_opts_set_numa(o, IOMEM_NUMA_BIND, 0), 0);
+                ck_assert_int_eq(iomem_opts_set_numa(o, IOMEM_NUMA_PREFERRED, 0), 0);
+                ck_assert_int_eq(iomem_opts_set_numa(o, IOMEM_NUMA_INTERLEAVE, -1), 0);
+                ck_assert_fail(iomem_opts_set_numa(o, IOMEM_NUMA_BIND, 1000), EINVAL,
+                               "iomem_opts_set_numa");
+                ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "1000"));
+        } else {
+                ck_assert_fail(iomem_opts_set_numa(o, IOMEM_NUMA_BIND, 0), ENOTSUP,
+                               "iomem_opts_set_numa");
+        }
         iomem_opts_delete(&o);
 }
 END_TEST

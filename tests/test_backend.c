@@ -524,6 +524,30 @@ START_TEST(close_releases_everything)
 }
 END_TEST
 
+/* A BIND policy places every page on its node (node 0 exists everywhere;
+ * the two-node placement is checked in the VM tier). */
+START_TEST(numa_bind_places_memory)
+{
+        struct iomem_opts *o;
+        iomem_opts_new(&o);
+        ck_assert_int_eq(iomem_opts_set_numa(o, IOMEM_NUMA_BIND, 0), 0);
+        struct iomem *f;
+        const char *uri = test_uri("numa");
+        ck_assert_int_eq(iomem_open(&f, uri, IOMEM_RDWR | IOMEM_CREATE, o), 0);
+        iomem_opts_delete(&o);
+        static char data[1 << 20];
+        memset(data, 'n', sizeof data);
+        ck_assert_int_eq(iomem_pwrite(f, data, sizeof data, 0), (ssize_t)sizeof data);
+        struct iomem_stat st;
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        ck_assert(st.caps & IOMEM_CAP_NUMA);
+        ck_assert_int_eq(st.numa_node, 0);
+        iomem_close(&f);
+        if (!strcmp(test_backend(), "shm"))
+                iomem_unlink(uri);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("backend");
@@ -553,6 +577,11 @@ int main(void)
                 tcase_add_test(tc, foreign_memfd_is_usable_without_metadata);
         }
         tcase_add_test(tc, close_releases_everything);
+        struct iomem_backend_info info[8];
+        ssize_t nb = iomem_backends(info, 8);
+        for (ssize_t i = 0; i < nb && i < 8; i++)
+                if (!strcmp(info[i].name, test_backend()) && (info[i].caps & IOMEM_CAP_NUMA))
+                        tcase_add_test(tc, numa_bind_places_memory);
         suite_add_tcase(s, tc);
         return test_run(s);
 }

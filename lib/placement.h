@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * NUMA placement of an object's memory through libnuma. A policy is set
+ * on each mapping before anything is allocated through it; for tmpfs and
+ * hugetlbfs memory mbind(2) on a shared mapping sets the file's shared
+ * policy, so every process allocating those pages later follows it.
+ */
+#ifndef IOMEM_PLACEMENT_H
+#define IOMEM_PLACEMENT_H
+
+#include <stddef.h>
+
+struct iomem;
+
+/* -EINVAL when node does not exist here, -ENOTSUP without libnuma. */
+int iom_numa_check(int policy, int node);
+/* Apply the object's policy to [va, va+len) (no-op for the default). */
+int iom_numa_apply(struct iomem *f, void *va, size_t len);
+/* The node that holds most of the object's resident pages, or -1. */
+int iom_numa_node(struct iomem *f);
+
+#endif
