@@ -80,4 +80,27 @@ static inline int test_wait(pid_t pid)
         return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/* Open descriptors and mappings of this process: what must not leak. */
+static inline int test_count_fds(void)
+{
+        int n = 0;
+        char path[64];
+        for (int fd = 0; fd < 1024; fd++) {
+                snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+                n += access(path, F_OK) == 0;
+        }
+        return n;
+}
+
+static inline int test_count_maps(void)
+{
+        FILE *fp = fopen("/proc/self/maps", "r");
+        int n = 0, c;
+        while (fp && (c = fgetc(fp)) != EOF)
+                n += c == '\n';
+        if (fp)
+                fclose(fp);
+        return n;
+}
+
 #endif
