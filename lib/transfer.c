@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 /* Bytes described and written per turn of the read lock: large enough that
@@ -167,25 +168,33 @@ IOM_PUBLIC ssize_t iomem_sendfile(int out_fd, struct iomem *in, size_t off, size
         return (ssize_t)done;
 }
 
+/* Are two handles views of one object (so their ranges may overlap)? */
+static bool same_object(const struct iomem *a, const struct iomem *b)
+{
+        struct stat x, y;
+        return a == b || (iom_sys.fstat(a->data_fd, &x) == 0 && iom_sys.fstat(b->data_fd, &y) == 0 &&
+                          x.st_dev == y.st_dev && x.st_ino == y.st_ino);
+}
+
 /* Copying within one object: through a bounce buffer, in the order that
  * keeps overlapping ranges right (like memmove). */
-static ssize_t copy_within(struct iomem *f, size_t doff, size_t soff, size_t len)
+static ssize_t copy_within(struct iomem *dst, size_t doff, struct iomem *src, size_t soff, size_t len)
 {
         enum { BOUNCE = 1 << 20 };
         char *bounce = malloc(BOUNCE);
         if (!bounce)
-                return iom_fail(f->name, -ENOMEM, "out of memory");
+                return iom_fail(dst->name, -ENOMEM, "out of memory");
         struct iomem_stat st = { 0 };
-        ssize_t err = f->ops->stat(f, &st);
+        ssize_t err = src->ops->stat(src, &st);
         size_t avail = err || soff >= st.size ? 0 : (size_t)iom_min(len, st.size - soff);
         size_t done = 0;
         bool backward = doff > soff;
         while (!err && done < avail) {
                 size_t n = (size_t)iom_min(avail - done, BOUNCE);
                 size_t at = backward ? avail - done - n : done;
-                ssize_t r = f->ops->pread(f, bounce, n, soff + at);
+                ssize_t r = src->ops->pread(src, bounce, n, soff + at);
                 if (r >= 0 && (size_t)r == n)
-                        r = f->ops->pwrite(f, bounce, n, doff + at);
+                        r = dst->ops->pwrite(dst, bounce, n, doff + at);
                 if (r < 0)
                         err = r;
                 else
@@ -206,8 +215,8 @@ IOM_PUBLIC ssize_t iomem_copy(struct iomem *dst, size_t doff, struct iomem *src,
                 return 0;
         if (!(dst->flags & IOMEM_RDWR))
                 return iom_result(__func__, iom_fail(dst->name, -EBADF, "the object is open read-only"));
-        if (dst == src)
-                return iom_result(__func__, copy_within(dst, doff, soff, len));
+        if (same_object(dst, src))
+                return iom_result(__func__, copy_within(dst, doff, src, soff, len));
         size_t zlen;
         const char *zeros = iom_zero_pages(&zlen);
         if (!zeros)

@@ -1,0 +1,778 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Several threads on one object: pins, the I/O lock, pread/pwrite, gift,
+ * and the per-thread error message. Run once per backend
+ * (IOMEM_TEST_BACKEND). Threads never call ck_assert (Check's failure
+ * path is not thread-safe): they record the first failure and return,
+ * and the main thread asserts. No sleep is used to order threads.
+ */
+#include "common.h"
+
+#include <dirent.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+
+#define N 4
+
+/* ---- failure recording from threads ---------------------------------------- */
+
+static pthread_mutex_t fail_mu = PTHREAD_MUTEX_INITIALIZER;
+static char fail_msg[512];
+static atomic_int failed;
+
+static void fail_note(int line, const char *what)
+{
+        pthread_mutex_lock(&fail_mu);
+        if (!failed)
+                snprintf(fail_msg, sizeof fail_msg, "thread: line %d: %s (errormsg: %s)", line,
+                         what, iomem_errormsg());
+        atomic_store(&failed, 1);
+        pthread_mutex_unlock(&fail_mu);
+}
+
+#define T_REQUIRE(c)                                  \
+        do {                                          \
+                if (!(c)) {                           \
+                        fail_note(__LINE__, #c);      \
+                        return NULL;                  \
+                }                                     \
+        } while (0)
+
+static void fail_reset(void)
+{
+        atomic_store(&failed, 0);
+        fail_msg[0] = 0;
+}
+
+static void fail_check(void)
+{
+        ck_assert_msg(!atomic_load(&failed), "%s", fail_msg);
+}
+
+/* ---- helpers --------------------------------------------------------------- */
+
+static size_t page_of(struct iomem *f)
+{
+        struct iomem_stat st;
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        return st.page_size;
+}
+
+static struct iomem_stat stat_of(struct iomem *f)
+{
+        struct iomem_stat st;
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        return st;
+}
+
+static void fill(unsigned char *b, size_t n, unsigned seed)
+{
+        uint32_t x = seed * 2654435761u + 1;
+        for (size_t i = 0; i < n; i++) {
+                x = x * 1103515245u + 12345u;
+                b[i] = (unsigned char)(x >> 16);
+        }
+}
+
+/* Does b hold fill(seed)? */
+static int matches(const unsigned char *b, size_t n, unsigned seed)
+{
+        uint32_t x = seed * 2654435761u + 1;
+        for (size_t i = 0; i < n; i++) {
+                x = x * 1103515245u + 12345u;
+                if (b[i] != (unsigned char)(x >> 16))
+                        return 0;
+        }
+        return 1;
+}
+
+static void expect_fill(struct iomem *f, size_t off, size_t n, unsigned seed)
+{
+        unsigned char *b = malloc(n);
+        ck_assert_ptr_nonnull(b);
+        ck_assert_int_eq(iomem_pread(f, b, n, off), (ssize_t)n);
+        ck_assert_msg(matches(b, n, seed), "bytes [%zu, %zu) are not pattern %u", off, off + n, seed);
+        free(b);
+}
+
+static int count_fds(void)
+{
+        DIR *d = opendir("/proc/self/fd");
+        ck_assert_ptr_nonnull(d);
+        int n = 0;
+        for (struct dirent *e; (e = readdir(d));)
+                if (e->d_name[0] != '.')
+                        n++;
+        closedir(d);
+        return n;
+}
+
+static void start(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+        ck_assert_int_eq(pthread_create(t, NULL, fn, arg), 0);
+}
+
+static void join(pthread_t t)
+{
+        ck_assert_int_eq(pthread_join(t, NULL), 0);
+}
+
+static struct timespec deadline_ms(long ms)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += ms / 1000;
+        ts.tv_nsec += (ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+        }
+        return ts;
+}
+
+/* A flag that a thread raises and others wait for, with or without a limit. */
+struct flag {
+        pthread_mutex_t mu;
+        pthread_cond_t cv;
+        int up;
+};
+
+static void flag_init(struct flag *fl)
+{
+        pthread_mutex_init(&fl->mu, NULL);
+        pthread_cond_init(&fl->cv, NULL);
+        fl->up = 0;
+}
+
+static void flag_destroy(struct flag *fl)
+{
+        pthread_mutex_destroy(&fl->mu);
+        pthread_cond_destroy(&fl->cv);
+}
+
+static void flag_raise(struct flag *fl)
+{
+        pthread_mutex_lock(&fl->mu);
+        fl->up = 1;
+        pthread_cond_broadcast(&fl->cv);
+        pthread_mutex_unlock(&fl->mu);
+}
+
+/* 1 when the flag went up within ms milliseconds. */
+static int flag_wait(struct flag *fl, long ms)
+{
+        struct timespec ts = deadline_ms(ms);
+        pthread_mutex_lock(&fl->mu);
+        int r = 0;
+        while (!fl->up && r != ETIMEDOUT)
+                r = pthread_cond_timedwait(&fl->cv, &fl->mu, &ts);
+        int up = fl->up;
+        pthread_mutex_unlock(&fl->mu);
+        return up;
+}
+
+/* Long enough that a thread that can go on does; only a broken lock
+ * makes a test wait this long. */
+#define PATIENCE_MS 30000
+/* How long a blocked thread is given to show that it is not blocked. */
+#define BLOCKED_MS 200
+
+/* ---- acquire / retrieve / release on disjoint ranges ------------------------ */
+
+#define DJ_PAGES 8
+#define DJ_ROUNDS 200
+
+struct dj_arg {
+        struct iomem *f;
+        size_t ps;
+        unsigned t;
+};
+
+static void *disjoint_worker(void *p)
+{
+        struct dj_arg *a = p;
+        size_t len = DJ_PAGES * a->ps, off = a->t * len;
+        struct iovec iov[DJ_PAGES + 1], again[DJ_PAGES + 1];
+        for (unsigned round = 0; round < DJ_ROUNDS; round++) {
+                T_REQUIRE(iomem_acquire(a->f, off, len) == (ssize_t)len);
+                ssize_t n = iomem_bufcount(a->f, off, len);
+                T_REQUIRE(n >= 1 && n <= DJ_PAGES);
+                T_REQUIRE(iomem_retrieve(a->f, off, len, iov, DJ_PAGES + 1) == n);
+                /* The same addresses for as long as it is acquired. */
+                T_REQUIRE(iomem_retrieve(a->f, off, len, again, DJ_PAGES + 1) == n);
+                size_t total = 0;
+                for (ssize_t i = 0; i < n; i++) {
+                        T_REQUIRE(iov[i].iov_base == again[i].iov_base);
+                        T_REQUIRE(iov[i].iov_len == again[i].iov_len);
+                        total += iov[i].iov_len;
+                }
+                T_REQUIRE(total == len);
+                /* The previous round's bytes are still there. */
+                unsigned seed = a->t * 1000 + round;
+                if (round) {
+                        size_t at = 0;
+                        for (ssize_t i = 0; i < n; i++) {
+                                unsigned char *tmp = malloc(len);
+                                T_REQUIRE(tmp != NULL);
+                                fill(tmp, len, seed - 1);
+                                int same = memcmp(iov[i].iov_base, tmp + at, iov[i].iov_len) == 0;
+                                free(tmp);
+                                T_REQUIRE(same);
+                                at += iov[i].iov_len;
+                        }
+                }
+                unsigned char *src = malloc(len);
+                T_REQUIRE(src != NULL);
+                fill(src, len, seed);
+                size_t at = 0;
+                for (ssize_t i = 0; i < n; i++) {
+                        memcpy(iov[i].iov_base, src + at, iov[i].iov_len);
+                        at += iov[i].iov_len;
+                }
+                free(src);
+                /* Released in two parts, the second half first. */
+                T_REQUIRE(iomem_release(a->f, off + len / 2, len / 2) == 0);
+                T_REQUIRE(iomem_release(a->f, off, len / 2) == 0);
+        }
+        return NULL;
+}
+
+START_TEST(disjoint_acquire_write)
+{
+        fail_reset();
+        int fds0 = count_fds();
+        struct iomem *f = test_open_new("thr-dj", 0);
+        size_t ps = page_of(f);
+        ck_assert_int_eq(iomem_truncate(f, N * DJ_PAGES * ps), 0);
+        pthread_t t[N];
+        struct dj_arg args[N];
+        for (unsigned i = 0; i < N; i++) {
+                args[i] = (struct dj_arg){ f, ps, i };
+                start(&t[i], disjoint_worker, &args[i]);
+        }
+        for (unsigned i = 0; i < N; i++)
+                join(t[i]);
+        fail_check();
+        struct iomem_stat st = stat_of(f);
+        ck_assert_uint_eq(st.acquired, 0);
+        ck_assert_uint_eq(st.size, N * DJ_PAGES * ps);
+        for (unsigned i = 0; i < N; i++)
+                expect_fill(f, i * DJ_PAGES * ps, DJ_PAGES * ps, i * 1000 + DJ_ROUNDS - 1);
+        /* Nothing is left pinned. */
+        ck_assert_int_eq(iomem_truncate(f, 0), 0);
+        ck_assert_int_eq(iomem_close(&f), 0);
+        ck_assert_int_eq(count_fds(), fds0);
+}
+END_TEST
+
+/* ---- the same range from several threads: nesting is counted --------------- */
+
+struct nest_arg {
+        struct iomem *f;
+        size_t ps;
+        pthread_barrier_t *held;
+        sem_t *go, *done;
+};
+
+static void *nest_worker(void *p)
+{
+        struct nest_arg *a = p;
+        /* Checked at the end, so that the main thread's steps go on. */
+        ssize_t got = iomem_acquire(a->f, 0, 4 * a->ps);
+        pthread_barrier_wait(a->held);
+        while (sem_wait(a->go) < 0)
+                ;
+        int r = iomem_release(a->f, 0, 4 * a->ps);
+        sem_post(a->done);
+        T_REQUIRE(got == (ssize_t)(4 * a->ps));
+        T_REQUIRE(r == 0);
+        return NULL;
+}
+
+START_TEST(same_range_nesting)
+{
+        fail_reset();
+        struct iomem *f = test_open_new("thr-nest", 0);
+        size_t ps = page_of(f);
+        ck_assert_int_eq(iomem_truncate(f, 8 * ps), 0);
+        pthread_barrier_t held;
+        ck_assert_int_eq(pthread_barrier_init(&held, NULL, N + 1), 0);
+        sem_t go[N], done;
+        ck_assert_int_eq(sem_init(&done, 0, 0), 0);
+        pthread_t t[N];
+        struct nest_arg args[N];
+        for (unsigned i = 0; i < N; i++) {
+                ck_assert_int_eq(sem_init(&go[i], 0, 0), 0);
+                args[i] = (struct nest_arg){ f, ps, &held, &go[i], &done };
+                start(&t[i], nest_worker, &args[i]);
+        }
+        pthread_barrier_wait(&held); /* every thread has acquired [0, 4 pages) */
+        fail_check();
+        ck_assert_uint_eq(stat_of(f).acquired, 4 * ps); /* bytes, not pins */
+        ck_assert_err(iomem_truncate(f, 0), EBUSY);
+        ck_assert_err(iomem_truncate(f, 3 * ps), EBUSY);
+        ck_assert_int_eq(iomem_truncate(f, 4 * ps), 0); /* past the pins */
+        for (unsigned i = 0; i < N; i++) {
+                sem_post(&go[i]);
+                while (sem_wait(&done) < 0)
+                        ;
+                if (i + 1 < N) {
+                        /* Someone still holds it. */
+                        ck_assert_uint_eq(stat_of(f).acquired, 4 * ps);
+                        ck_assert_err(iomem_truncate(f, 2 * ps), EBUSY);
+                }
+        }
+        for (unsigned i = 0; i < N; i++)
+                join(t[i]);
+        fail_check();
+        ck_assert_uint_eq(stat_of(f).acquired, 0);
+        ck_assert_int_eq(iomem_truncate(f, 0), 0);
+        /* Released once more than acquired: refused. */
+        ck_assert_int_eq(iomem_truncate(f, 4 * ps), 0);
+        ck_assert_err(iomem_release(f, 0, ps), EINVAL);
+        pthread_barrier_destroy(&held);
+        for (unsigned i = 0; i < N; i++)
+                sem_destroy(&go[i]);
+        sem_destroy(&done);
+        ck_assert_int_eq(iomem_close(&f), 0);
+}
+END_TEST
+
+/* Overlapping ranges acquired and released in pieces by all threads at
+ * once; afterwards nothing is left pinned. */
+#define STRESS_ROUNDS 500
+
+static void *overlap_worker(void *p)
+{
+        struct dj_arg *a = p;
+        size_t ps = a->ps, off = a->t * ps, len = 4 * ps;
+        for (unsigned r = 0; r < STRESS_ROUNDS; r++) {
+                T_REQUIRE(iomem_acquire(a->f, off, len) == (ssize_t)len);
+                T_REQUIRE(iomem_acquire(a->f, off + ps, ps) == (ssize_t)ps);
+                struct iovec iov[8];
+                T_REQUIRE(iomem_retrieve(a->f, off, len, iov, 8) >= 1);
+                T_REQUIRE(iomem_release(a->f, off + ps, ps) == 0);
+                T_REQUIRE(iomem_release(a->f, off, 2 * ps) == 0);
+                T_REQUIRE(iomem_release(a->f, off + 2 * ps, 2 * ps) == 0);
+        }
+        return NULL;
+}
+
+START_TEST(overlapping_ranges_stress)
+{
+        fail_reset();
+        struct iomem *f = test_open_new("thr-ovl", 0);
+        size_t ps = page_of(f);
+        ck_assert_int_eq(iomem_truncate(f, (N + 4) * ps), 0);
+        /* The main thread holds page 0 throughout. */
+        ck_assert_int_eq(iomem_acquire(f, 0, ps), (ssize_t)ps);
+        pthread_t t[N];
+        struct dj_arg args[N];
+        for (unsigned i = 0; i < N; i++) {
+                args[i] = (struct dj_arg){ f, ps, i };
+                start(&t[i], overlap_worker, &args[i]);
+        }
+        for (unsigned i = 0; i < N; i++)
+                join(t[i]);
+        fail_check();
+        ck_assert_uint_eq(stat_of(f).acquired, ps);
+        ck_assert_err(iomem_truncate(f, 0), EBUSY);
+        ck_assert_int_eq(iomem_truncate(f, ps), 0);
+        ck_assert_int_eq(iomem_release(f, 0, ps), 0);
+        ck_assert_uint_eq(stat_of(f).acquired, 0);
+        ck_assert_int_eq(iomem_truncate(f, 0), 0);
+        ck_assert_int_eq(iomem_close(&f), 0);
+}
+END_TEST
+
+/* ---- the I/O lock ------------------------------------------------------------------ */
+
+#define READERS 3
+
+struct rw {
+        struct iomem *f;
+        pthread_barrier_t held;   /* the readers and the main thread */
+        sem_t release[READERS];   /* main -> reader i: unlock now */
+        sem_t unlocked;           /* reader -> main: I have unlocked */
+        atomic_int nunlocked;     /* readers that are about to unlock or have */
+        struct flag writer_in;    /* the writer holds the lock */
+        int writer_saw;           /* nunlocked when the writer got in */
+        sem_t writer_go;          /* main -> writer: unlock now */
+        struct flag late_in;      /* a reader that came while the writer held it */
+};
+
+struct reader_arg {
+        struct rw *rw;
+        unsigned i;
+};
+
+static void *rw_reader(void *p)
+{
+        struct reader_arg *a = p;
+        struct rw *rw = a->rw;
+        int locked = iomem_rdlock(rw->f);
+        if (locked)
+                fail_note(__LINE__, "iomem_rdlock");
+        pthread_barrier_wait(&rw->held);
+        while (sem_wait(&rw->release[a->i]) < 0)
+                ;
+        atomic_fetch_add(&rw->nunlocked, 1); /* before: the writer must see it */
+        int r = locked ? 0 : iomem_unlock(rw->f);
+        sem_post(&rw->unlocked);
+        T_REQUIRE(r == 0);
+        return NULL;
+}
+
+static void *rw_writer(void *p)
+{
+        struct rw *rw = p;
+        int r = iomem_wrlock(rw->f);
+        T_REQUIRE(r == 0);
+        rw->writer_saw = atomic_load(&rw->nunlocked);
+        flag_raise(&rw->writer_in);
+        while (sem_wait(&rw->writer_go) < 0)
+                ;
+        T_REQUIRE(iomem_unlock(rw->f) == 0);
+        return NULL;
+}
+
+static void *rw_late_reader(void *p)
+{
+        struct rw *rw = p;
+        int r = iomem_rdlock(rw->f);
+        T_REQUIRE(r == 0);
+        flag_raise(&rw->late_in);
+        T_REQUIRE(iomem_unlock(rw->f) == 0);
+        return NULL;
+}
+
+START_TEST(rdlock_shared_writer_waits)
+{
+        fail_reset();
+        struct iomem *f = test_open_new("thr-rw", 4096);
+        struct rw rw = { .f = f };
+        ck_assert_int_eq(pthread_barrier_init(&rw.held, NULL, READERS + 1), 0);
+        for (unsigned i = 0; i < READERS; i++)
+                ck_assert_int_eq(sem_init(&rw.release[i], 0, 0), 0);
+        ck_assert_int_eq(sem_init(&rw.unlocked, 0, 0), 0);
+        ck_assert_int_eq(sem_init(&rw.writer_go, 0, 0), 0);
+        atomic_init(&rw.nunlocked, 0);
+        flag_init(&rw.writer_in);
+        flag_init(&rw.late_in);
+
+        pthread_t readers[READERS], writer, late;
+        struct reader_arg ra[READERS];
+        for (unsigned i = 0; i < READERS; i++) {
+                ra[i] = (struct reader_arg){ &rw, i };
+                start(&readers[i], rw_reader, &ra[i]);
+        }
+        /* All readers hold the read lock at the same time. */
+        pthread_barrier_wait(&rw.held);
+        fail_check();
+        /* Another reader (this thread) is let in too, and reads work. */
+        ck_assert_int_eq(iomem_rdlock(f), 0);
+        char c;
+        ck_assert_int_eq(iomem_pread(f, &c, 1, 0), 1);
+        ck_assert_int_eq(iomem_unlock(f), 0);
+
+        start(&writer, rw_writer, &rw);
+        ck_assert_msg(!flag_wait(&rw.writer_in, BLOCKED_MS),
+                      "the writer got in while %d readers held the lock", READERS);
+        for (unsigned i = 0; i < READERS; i++) {
+                sem_post(&rw.release[i]);
+                while (sem_wait(&rw.unlocked) < 0)
+                        ;
+                if (i + 1 < READERS)
+                        ck_assert_msg(!flag_wait(&rw.writer_in, BLOCKED_MS),
+                                      "the writer got in while %u readers held the lock",
+                                      READERS - i - 1);
+        }
+        ck_assert_msg(flag_wait(&rw.writer_in, PATIENCE_MS),
+                      "the writer did not get in after every reader unlocked");
+        ck_assert_int_eq(rw.writer_saw, READERS);
+
+        /* While the writer holds it, a reader waits. */
+        start(&late, rw_late_reader, &rw);
+        ck_assert_msg(!flag_wait(&rw.late_in, BLOCKED_MS), "a reader got in while a writer held the lock");
+        sem_post(&rw.writer_go);
+        ck_assert_msg(flag_wait(&rw.late_in, PATIENCE_MS), "the reader did not get in after the writer left");
+
+        for (unsigned i = 0; i < READERS; i++)
+                join(readers[i]);
+        join(writer);
+        join(late);
+        fail_check();
+
+        /* Everything was released: this thread can write-lock at once. */
+        ck_assert_int_eq(iomem_wrlock(f), 0);
+        ck_assert_int_eq(iomem_unlock(f), 0);
+
+        pthread_barrier_destroy(&rw.held);
+        for (unsigned i = 0; i < READERS; i++)
+                sem_destroy(&rw.release[i]);
+        sem_destroy(&rw.unlocked);
+        sem_destroy(&rw.writer_go);
+        flag_destroy(&rw.writer_in);
+        flag_destroy(&rw.late_in);
+        ck_assert_int_eq(iomem_close(&f), 0);
+}
+END_TEST
+
+/* A lock taken by one thread is that thread's: others cannot unlock it,
+ * and a writer waits for a writer. */
+struct own_arg {
+        struct iomem *f;
+        int unlock_result;
+        struct flag in;
+};
+
+static void *foreign_unlock(void *p)
+{
+        struct own_arg *a = p;
+        a->unlock_result = iomem_unlock(a->f);
+        return NULL;
+}
+
+static void *second_writer(void *p)
+{
+        struct own_arg *a = p;
+        T_REQUIRE(iomem_wrlock(a->f) == 0);
+        flag_raise(&a->in);
+        T_REQUIRE(iomem_unlock(a->f) == 0);
+        return NULL;
+}
+
+START_TEST(lock_ownership)
+{
+        fail_reset();
+        struct iomem *f = test_open_new("thr-own", 4096);
+        /* Read, then write while reading: refused. */
+        ck_assert_int_eq(iomem_rdlock(f), 0);
+        ck_assert_err(iomem_wrlock(f), EDEADLK);
+        ck_assert_int_eq(iomem_rdlock(f), 0); /* nested */
+        ck_assert_int_eq(iomem_unlock(f), 0);
+        ck_assert_int_eq(iomem_unlock(f), 0);
+        ck_assert_err(iomem_unlock(f), EPERM);
+        /* The writer may take it again in either mode. */
+        ck_assert_int_eq(iomem_wrlock(f), 0);
+        ck_assert_int_eq(iomem_wrlock(f), 0);
+        ck_assert_int_eq(iomem_rdlock(f), 0);
+
+        struct own_arg a = { .f = f, .unlock_result = 1 };
+        flag_init(&a.in);
+        pthread_t t;
+        start(&t, foreign_unlock, &a);
+        join(t);
+        ck_assert_int_eq(a.unlock_result, -EPERM);
+
+        start(&t, second_writer, &a);
+        ck_assert_msg(!flag_wait(&a.in, BLOCKED_MS), "a second writer got in");
+        ck_assert_int_eq(iomem_unlock(f), 0);
+        ck_assert_int_eq(iomem_unlock(f), 0);
+        ck_assert_msg(!flag_wait(&a.in, BLOCKED_MS), "a second writer got in while nested");
+        ck_assert_int_eq(iomem_unlock(f), 0);
+        ck_assert_msg(flag_wait(&a.in, PATIENCE_MS), "the second writer did not get in");
+        join(t);
+        fail_check();
+        flag_destroy(&a.in);
+        ck_assert_int_eq(iomem_close(&f), 0);
+}
+END_TEST
+
+/* ---- pwrite / pread --------------------------------------------------------------- */
+
+#define CHUNK 1000u /* not a page multiple: threads share pages */
+#define CHUNKS (N * 64)
+
+struct rwio_arg {
+        struct iomem *f;
+        unsigned t;
+};
+
+static void *pwrite_worker(void *p)
+{
+        struct rwio_arg *a = p;
+        unsigned char buf[CHUNK], back[CHUNK];
+        for (unsigned pass = 0; pass < 3; pass++) {
+                for (unsigned i = a->t; i < CHUNKS; i += N) {
+                        unsigned seed = pass * CHUNKS + i;
+                        fill(buf, CHUNK, seed);
+                        T_REQUIRE(iomem_pwrite(a->f, buf, CHUNK, (size_t)i * CHUNK) == CHUNK);
+                        T_REQUIRE(iomem_pread(a->f, back, CHUNK, (size_t)i * CHUNK) == CHUNK);
+                        T_REQUIRE(matches(back, CHUNK, seed));
+                }
+        }
+        return NULL;
+}
+
+START_TEST(concurrent_pwrite_pread)
+{
+        fail_reset();
+        /* The object grows from nothing while the threads write. */
+        struct iomem *f = test_open_new("thr-io", 0);
+        pthread_t t[N];
+        struct rwio_arg args[N];
+        for (unsigned i = 0; i < N; i++) {
+                args[i] = (struct rwio_arg){ f, i };
+                start(&t[i], pwrite_worker, &args[i]);
+        }
+        for (unsigned i = 0; i < N; i++)
+                join(t[i]);
+        fail_check();
+        ck_assert_uint_eq(stat_of(f).size, (size_t)CHUNKS * CHUNK);
+        for (unsigned i = 0; i < CHUNKS; i++)
+                expect_fill(f, (size_t)i * CHUNK, CHUNK, 2 * CHUNKS + i);
+        ck_assert_int_eq(iomem_close(&f), 0);
+}
+END_TEST
+
+/* ---- gift ------------------------------------------------------------------------------ */
+
+#define GIFT_PAGES 3
+#define GIFT_ROUNDS 16
+
+static void *gift_worker(void *p)
+{
+        struct dj_arg *a = p;
+        size_t len = GIFT_PAGES * a->ps;
+        for (unsigned r = 0; r < GIFT_ROUNDS; r++) {
+                void *buf = NULL, *spare = NULL;
+                T_REQUIRE(iomem_alloc(a->f, len, &buf) == 0 && buf);
+                T_REQUIRE(iomem_alloc(a->f, a->ps, &spare) == 0 && spare);
+                T_REQUIRE(((uintptr_t)buf & (a->ps - 1)) == 0);
+                unsigned slot = r * N + a->t;
+                fill(buf, len, slot);
+                memset(spare, 0x5a, a->ps);
+                struct iovec iov = { buf, len };
+                T_REQUIRE(iomem_gift(a->f, slot * len, len, &iov, 1, IOMEM_GIFT_NOCOPY) == 1);
+                T_REQUIRE(iomem_free(a->f, spare, a->ps) == 0);
+                /* The gifted buffer is no longer the caller's to free. */
+                T_REQUIRE(iomem_free(a->f, buf, len) == -EINVAL);
+        }
+        return NULL;
+}
+
+START_TEST(gift_from_threads)
+{
+        fail_reset();
+        int fds0 = count_fds();
+        struct iomem *f = test_open_new("thr-gift", 0);
+        size_t ps = page_of(f);
+        struct iomem_stat st0 = stat_of(f);
+        ck_assert_msg(st0.caps & IOMEM_CAP_GIFT, "%s has no zero-copy gift", st0.backend);
+        pthread_t t[N];
+        struct dj_arg args[N];
+        for (unsigned i = 0; i < N; i++) {
+                args[i] = (struct dj_arg){ f, ps, i };
+                start(&t[i], gift_worker, &args[i]);
+        }
+        for (unsigned i = 0; i < N; i++)
+                join(t[i]);
+        fail_check();
+        size_t len = GIFT_PAGES * ps, total = (size_t)GIFT_ROUNDS * N * len;
+        struct iomem_stat st = stat_of(f);
+        ck_assert_uint_eq(st.size, total);
+        ck_assert_uint_eq(st.gift_adopted - st0.gift_adopted, total);
+        ck_assert_uint_eq(st.gift_copied, st0.gift_copied);
+        for (unsigned slot = 0; slot < GIFT_ROUNDS * N; slot++)
+                expect_fill(f, slot * len, len, slot);
+        ck_assert_int_eq(iomem_close(&f), 0);
+        ck_assert_int_eq(count_fds(), fds0);
+}
+END_TEST
+
+/* ---- iomem_errormsg is per thread ---------------------------------------------------------- */
+
+struct msg_arg {
+        struct iomem *f;
+        size_t ps;
+        pthread_barrier_t *step;
+        char saved[512];
+};
+
+static void *msg_thread_a(void *p)
+{
+        struct msg_arg *a = p;
+        int r = (int)iomem_acquire(a->f, 1, a->ps); /* not page-aligned */
+        snprintf(a->saved, sizeof a->saved, "%s", iomem_errormsg());
+        pthread_barrier_wait(a->step); /* 1: A has failed */
+        pthread_barrier_wait(a->step); /* 2: B has failed */
+        T_REQUIRE(r == -EINVAL);
+        T_REQUIRE(strstr(a->saved, "iomem_acquire") != NULL);
+        T_REQUIRE(strcmp(iomem_errormsg(), a->saved) == 0);
+        return NULL;
+}
+
+static void *msg_thread_b(void *p)
+{
+        struct msg_arg *a = p;
+        pthread_barrier_wait(a->step); /* 1 */
+        /* A's failure is not this thread's. */
+        char before[512];
+        snprintf(before, sizeof before, "%s", iomem_errormsg());
+        int r = iomem_release(a->f, 0, a->ps); /* nothing acquired */
+        snprintf(a->saved, sizeof a->saved, "%s", iomem_errormsg());
+        pthread_barrier_wait(a->step); /* 2 */
+        T_REQUIRE(strstr(before, "iomem_acquire") == NULL);
+        T_REQUIRE(r == -EINVAL);
+        T_REQUIRE(strstr(a->saved, "iomem_release") != NULL);
+        T_REQUIRE(strcmp(iomem_errormsg(), a->saved) == 0);
+        return NULL;
+}
+
+START_TEST(errormsg_per_thread)
+{
+        fail_reset();
+        struct iomem *f = test_open_new("thr-msg", 4096);
+        size_t ps = page_of(f);
+        /* This thread's own failure first. */
+        ck_assert_err(iomem_stat(NULL, NULL), EINVAL);
+        char mine[512];
+        snprintf(mine, sizeof mine, "%s", iomem_errormsg());
+        ck_assert_ptr_nonnull(strstr(mine, "iomem_stat"));
+
+        pthread_barrier_t step;
+        ck_assert_int_eq(pthread_barrier_init(&step, NULL, 2), 0);
+        struct msg_arg a = { .f = f, .ps = ps, .step = &step }, b = a;
+        pthread_t ta, tb;
+        start(&ta, msg_thread_a, &a);
+        start(&tb, msg_thread_b, &b);
+        join(ta);
+        join(tb);
+        fail_check();
+        ck_assert_str_ne(a.saved, b.saved);
+        ck_assert_str_eq(iomem_errormsg(), mine);
+        pthread_barrier_destroy(&step);
+        ck_assert_int_eq(iomem_close(&f), 0);
+}
+END_TEST
+
+static Suite *threads_suite(void)
+{
+        Suite *s = suite_create("threads");
+        TCase *tc = tcase_create("pins");
+        tcase_add_test(tc, disjoint_acquire_write);
+        tcase_add_test(tc, same_range_nesting);
+        tcase_add_test(tc, overlapping_ranges_stress);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("iolock");
+        tcase_add_test(tc, rdlock_shared_writer_waits);
+        tcase_add_test(tc, lock_ownership);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("io");
+        tcase_add_test(tc, concurrent_pwrite_pread);
+        tcase_add_test(tc, gift_from_threads);
+        tcase_add_test(tc, errormsg_per_thread);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void)
+{
+        return test_run(threads_suite());
+}
