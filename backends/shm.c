@@ -226,9 +226,11 @@ static int shm_unlink_uri(const char *rest)
                 return err;
         if (iom_sys.shm_unlink(data) < 0) {
                 int e = errno;
+                char uri[NAME_MAX + 8];
+                snprintf(uri, sizeof uri, "shm:%s", data + 1);
                 if (e == ENOENT)
-                        return iom_fail(rest, -e, "no such object");
-                return iom_fail(rest, -e, "shm_unlink: %s", strerror(e));
+                        return iom_fail(uri, -e, "no such object");
+                return iom_fail(uri, -e, "shm_unlink: %s", strerror(e));
         }
         iom_sys.shm_unlink(side);
         return 0;

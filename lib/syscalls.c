@@ -10,24 +10,29 @@
 /* fcntl is variadic; the table wants a fixed signature. */
 static int fcntl_int(int fd, int cmd, int arg) { return fcntl(fd, cmd, arg); }
 
-const struct iom_syscalls iom_sys_default = {
-        .mmap = mmap,
-        .munmap = munmap,
-        .ftruncate = ftruncate,
-        .fallocate = fallocate,
-        .memfd_create = memfd_create,
-        .shm_open = shm_open,
-        .shm_unlink = shm_unlink,
-        .pread = pread,
-        .pwrite = pwrite,
-        .writev = writev,
-        .sendmsg = sendmsg,
-        .recvmsg = recvmsg,
-        .fstat = fstat,
-        .fstatfs = fstatfs,
-        .fcntl = fcntl_int,
-        .flock = flock,
-        .madvise = madvise,
-};
+/* The table libc provides; iom_sys starts as a copy of it (C wants a
+ * constant initializer for each, not one object copied into the other). */
+#define LIBC_SYSCALLS                     \
+        {                                 \
+                .mmap = mmap,             \
+                .munmap = munmap,         \
+                .ftruncate = ftruncate,   \
+                .fallocate = fallocate,   \
+                .memfd_create = memfd_create, \
+                .shm_open = shm_open,     \
+                .shm_unlink = shm_unlink, \
+                .pread = pread,           \
+                .pwrite = pwrite,         \
+                .writev = writev,         \
+                .sendmsg = sendmsg,       \
+                .recvmsg = recvmsg,       \
+                .fstat = fstat,           \
+                .fstatfs = fstatfs,       \
+                .fcntl = fcntl_int,       \
+                .flock = flock,           \
+                .madvise = madvise,       \
+        }
 
-struct iom_syscalls iom_sys = iom_sys_default;
+const struct iom_syscalls iom_sys_default = LIBC_SYSCALLS;
+
+struct iom_syscalls iom_sys = LIBC_SYSCALLS;

@@ -45,9 +45,14 @@ static ssize_t sink_write_once(struct sink *s, struct iovec *iov, int cnt)
         int was_pending = sigismember(&pending, SIGPIPE);
         ssize_t n = iom_sys.writev(s->fd, iov, cnt);
         int e = errno;
-        if (n < 0 && e == EPIPE && !was_pending) {
-                struct timespec zero = { 0, 0 };
-                sigtimedwait(&pipe_set, NULL, &zero);
+        /* The reader may leave part-way through a write that then returns
+         * a short count, SIGPIPE raised all the same. */
+        if (!was_pending) {
+                sigpending(&pending);
+                if (sigismember(&pending, SIGPIPE)) {
+                        struct timespec zero = { 0, 0 };
+                        sigtimedwait(&pipe_set, NULL, &zero);
+                }
         }
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         errno = e;

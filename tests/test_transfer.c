@@ -154,7 +154,7 @@ static void fill(unsigned char *b, size_t n, unsigned seed)
 
 static unsigned char *pattern(size_t n, unsigned seed)
 {
-        unsigned char *b = tmalloc(n ? n : 1);
+        unsigned char *b = tmalloc(n + 1); /* never zero bytes */
         ck_assert_ptr_nonnull(b);
         fill(b, n, seed);
         return b;
@@ -1290,11 +1290,15 @@ START_TEST(copy_two_handles_overlap)
         close(sv[0]);
         close(sv[1]);
 
+        /* The model, moved like memmove would (GCC's bounds check under
+         * ASan cannot see through pattern(), so move it by hand). */
         ck_assert_int_eq(iomem_copy(g, 100, f, 0, 100000), 100000);
-        memmove(m + 100, m, 100000);
+        for (size_t i = 100000; i-- > 0;)
+                m[100 + i] = m[i];
         expect_bytes(f, 0, m, size);
         ck_assert_int_eq(iomem_copy(g, 0, f, 333, 100000), 100000);
-        memmove(m, m + 333, 100000);
+        for (size_t i = 0; i < 100000; i++)
+                m[i] = m[333 + i];
         expect_bytes(f, 0, m, size);
         tfree(m);
         close_obj(&g);

@@ -1,0 +1,359 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * iomem-sendfile: copy bytes of a shared memory object or a file to a
+ * file, a pipe or a socket with one copy, through iomem_sendfile.
+ *
+ * The copy goes in chunks rather than one call so that a progress bar can
+ * move and so that --stats can count the iovecs each chunk needed.
+ */
+#define _GNU_SOURCE
+#include "tool-common.h"
+
+#include <iomem.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Large enough that per-call costs vanish, small enough that the bar
+ * moves several times a second even on a slow destination. */
+#define CHUNK ((size_t)16 << 20)
+
+/* Redraw the bar at most this often (seconds). */
+#define REDRAW 0.1
+
+static const char usage[] =
+        "Usage: iomem-sendfile [OPTIONS] SRC DST\n"
+        "Copy bytes of SRC to DST with one copy (iomem_sendfile).\n"
+        "\n"
+        "SRC  shm:NAME, mshare:NAME or dax:PATH, or a plain PATH (opened as dax:PATH;\n"
+        "     write ./shm:x for a file named like a URI). memfd: is refused: a\n"
+        "     memfd object exists only inside the process that made it.\n"
+        "DST  a PATH (created with mode 0644, truncated unless --append),\n"
+        "     - for standard output, unix:PATH or tcp:HOST:PORT (connect and send;\n"
+        "     tcp:[ADDR]:PORT for an IPv6 address).\n"
+        "\n"
+        "Options:\n"
+        "  -o, --offset=OFFSET  start at byte OFFSET of SRC (default 0)\n"
+        "  -n, --length=LENGTH  copy at most LENGTH bytes (default: to the end)\n"
+        "  -a, --append         append to the DST file instead of truncating it\n"
+        "  -p, --progress       show a progress bar (bytes, rate, ETA) on standard\n"
+        "                       error when it is a terminal; the default\n"
+        "  -q, --quiet          no progress bar\n"
+        "  -s, --stats          print bytes, seconds, GiB/s, copies made and iovecs\n"
+        "                       used to standard error at the end\n"
+        "  -h, --help           print this help and exit\n"
+        "Sizes take a K, M or G suffix (powers of 1024). Of --progress and --quiet\n"
+        "the last one given counts.\n"
+        "\n"
+        "Exit status: 0 copied, 1 failed (the cause is printed), 2 usage error.\n"
+        "\n"
+        "Examples:\n"
+        "  iomem-sendfile --stats shm:frames /tmp/frames.bin\n"
+        "  iomem-sendfile -o 1M -n 4K shm:ring tcp:localhost:9000\n";
+
+struct options {
+        size_t off, len;  /* len is SIZE_MAX for "to the end" */
+        bool append;
+        bool progress;    /* wanted; drawn only on a terminal */
+        bool stats;
+        const char *src, *dst;
+        char src_uri[4096];
+};
+
+/* Schemes of the library's backends (built in or not): anything else
+ * with a colon is a file name. */
+static bool has_scheme(const char *s)
+{
+        static const char *const schemes[] = { "shm:", "memfd:", "mshare:", "dax:" };
+        for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++)
+                if (!strncmp(s, schemes[i], strlen(schemes[i])))
+                        return true;
+        return false;
+}
+
+static bool is_socket_dst(const char *dst)
+{
+        return !strncmp(dst, "unix:", 5) || !strncmp(dst, "tcp:", 4);
+}
+
+static int parse_args(int argc, char *argv[], struct options *o)
+{
+        static const struct option longopts[] = {
+                { "offset", required_argument, NULL, 'o' },
+                { "length", required_argument, NULL, 'n' },
+                { "append", no_argument, NULL, 'a' },
+                { "progress", no_argument, NULL, 'p' },
+                { "quiet", no_argument, NULL, 'q' },
+                { "stats", no_argument, NULL, 's' },
+                { "help", no_argument, NULL, 'h' },
+                { 0 },
+        };
+        *o = (struct options){ .len = SIZE_MAX, .progress = true };
+        int c;
+        while ((c = tool_getopt(argc, argv, ":o:n:apqsh", longopts, usage)) != -1) {
+                switch (c) {
+                case 'o':
+                        if (tool_parse_size(optarg, &o->off))
+                                return tool_usage_error("offset '%s' is not a size", optarg);
+                        break;
+                case 'n':
+                        if (tool_parse_size(optarg, &o->len))
+                                return tool_usage_error("length '%s' is not a size", optarg);
+                        break;
+                case 'a':
+                        o->append = true;
+                        break;
+                case 'p':
+                case 'q':
+                        o->progress = c == 'p';
+                        break;
+                case 's':
+                        o->stats = true;
+                        break;
+                default:
+                        return TOOL_USAGE;
+                }
+        }
+        if (argc - optind != 2)
+                return tool_usage_error("expected SRC and DST, got %d argument%s", argc - optind,
+                                        argc - optind == 1 ? "" : "s");
+        o->src = argv[optind];
+        o->dst = argv[optind + 1];
+        if (!strncmp(o->src, "memfd:", 6))
+                return tool_usage_error("%s: a memfd object exists only inside the process that "
+                                        "made it, so there is nothing here to copy",
+                                        o->src);
+        if (o->append && (!strcmp(o->dst, "-") || is_socket_dst(o->dst)))
+                return tool_usage_error("--append applies to a file destination, not %s", o->dst);
+        int n = snprintf(o->src_uri, sizeof o->src_uri, "%s%s", has_scheme(o->src) ? "" : "dax:",
+                         o->src);
+        if (n < 0 || (size_t)n >= sizeof o->src_uri)
+                return tool_usage_error("SRC is too long");
+        return TOOL_OK;
+}
+
+/* ---- destinations ------------------------------------------------------ */
+
+static int connect_unix(const char *dst, int *fd)
+{
+        const char *path = dst + 5;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        if (!*path || strlen(path) >= sizeof sa.sun_path)
+                return tool_fail("%s: a socket path has 1 to %zu bytes", dst, sizeof sa.sun_path - 1);
+        memcpy(sa.sun_path, path, strlen(path));
+        int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (s < 0)
+                return tool_fail("%s: socket: %s", dst, strerror(errno));
+        if (connect(s, (struct sockaddr *)&sa, sizeof sa) < 0) {
+                int e = errno;
+                close(s);
+                return tool_fail("%s: connect: %s", dst, strerror(e));
+        }
+        *fd = s;
+        return TOOL_OK;
+}
+
+static int connect_tcp(const char *dst, int *fd)
+{
+        /* HOST:PORT, or [ADDR]:PORT since IPv6 addresses hold colons. */
+        char host[256];
+        const char *rest = dst + 4, *port;
+        if (*rest == '[') {
+                const char *close_br = strchr(rest, ']');
+                if (!close_br || close_br[1] != ':')
+                        return tool_fail("%s: expected tcp:[ADDRESS]:PORT", dst);
+                snprintf(host, sizeof host, "%.*s", (int)(close_br - rest - 1), rest + 1);
+                port = close_br + 2;
+        } else {
+                const char *colon = strrchr(rest, ':');
+                if (!colon)
+                        return tool_fail("%s: expected tcp:HOST:PORT", dst);
+                snprintf(host, sizeof host, "%.*s", (int)(colon - rest), rest);
+                port = colon + 1;
+        }
+        struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res;
+        int r = getaddrinfo(host, port, &hints, &res);
+        if (r)
+                return tool_fail("%s: %s", dst, r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
+        int e = 0, s = -1;
+        for (struct addrinfo *a = res; a; a = a->ai_next) {
+                s = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+                if (s >= 0 && connect(s, a->ai_addr, a->ai_addrlen) == 0)
+                        break;
+                e = errno;
+                if (s >= 0)
+                        close(s);
+                s = -1;
+        }
+        freeaddrinfo(res);
+        if (s < 0)
+                return tool_fail("%s: connect: %s", dst, strerror(e));
+        *fd = s;
+        return TOOL_OK;
+}
+
+static int open_destination(const struct options *o, int *fd)
+{
+        if (!strcmp(o->dst, "-")) {
+                *fd = STDOUT_FILENO;
+                return TOOL_OK;
+        }
+        if (!strncmp(o->dst, "unix:", 5))
+                return connect_unix(o->dst, fd);
+        if (!strncmp(o->dst, "tcp:", 4))
+                return connect_tcp(o->dst, fd);
+        int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (o->append ? O_APPEND : O_TRUNC);
+        *fd = open(o->dst, flags, 0644);
+        if (*fd < 0)
+                return tool_fail("%s: %s", o->dst, strerror(errno));
+        return TOOL_OK;
+}
+
+/* ---- progress ------------------------------------------------------------ */
+
+struct progress {
+        bool on;
+        double start, drawn;
+        size_t total;
+};
+
+static double now(void)
+{
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void human(char *buf, size_t n, double bytes)
+{
+        static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+        size_t u = 0;
+        while (bytes >= 1024 && u + 1 < sizeof units / sizeof units[0]) {
+                bytes /= 1024;
+                u++;
+        }
+        snprintf(buf, n, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
+}
+
+static void progress_draw(struct progress *p, size_t done, bool last)
+{
+        double t = now();
+        if (!p->on || (!last && t - p->drawn < REDRAW))
+                return;
+        p->drawn = t;
+        enum { WIDTH = 24 };
+        double frac = p->total ? (double)done / (double)p->total : 1.0;
+        char bar[WIDTH + 1];
+        for (int i = 0; i < WIDTH; i++)
+                bar[i] = i < (int)(frac * WIDTH) ? '#' : '.';
+        bar[WIDTH] = 0;
+        double secs = t - p->start, rate = secs > 0 ? (double)done / secs : 0;
+        char d[32], tot[32], r[32], eta[32] = "--:--";
+        human(d, sizeof d, (double)done);
+        human(tot, sizeof tot, (double)p->total);
+        human(r, sizeof r, rate);
+        if (rate > 0) {
+                unsigned long left = (unsigned long)((double)(p->total - done) / rate + 0.5);
+                if (left >= 3600)
+                        snprintf(eta, sizeof eta, "%lu:%02lu:%02lu", left / 3600, left / 60 % 60, left % 60);
+                else
+                        snprintf(eta, sizeof eta, "%lu:%02lu", left / 60, left % 60);
+        }
+        /* \r and "erase to end of line": this is only ever a terminal. */
+        fprintf(stderr, "\r[%s] %s / %s  %s/s  ETA %s\033[K%s", bar, d, tot, r, eta, last ? "\n" : "");
+}
+
+/* ---- the copy ------------------------------------------------------------ */
+
+struct result {
+        size_t bytes, iovecs;
+        double seconds;
+};
+
+static int copy(struct iomem *f, int fd, const struct options *o, size_t total, struct result *res)
+{
+        struct progress p = { .on = o->progress && isatty(STDERR_FILENO), .total = total };
+        p.start = now();
+        size_t done = 0;
+        while (done < total) {
+                size_t want = total - done < CHUNK ? total - done : CHUNK;
+                ssize_t k = iomem_bufcount(f, o->off + done, want);
+                ssize_t n = k < 0 ? k : iomem_sendfile(fd, f, o->off + done, want);
+                if (n < 0) {
+                        if (p.on)
+                                fputc('\n', stderr);
+                        return tool_fail("copying %s to %s: %s", o->src, o->dst, iomem_errormsg());
+                }
+                /* Short: the object shrank, or the destination failed and
+                 * the next call will say why. 0: the object ends here. */
+                if (n == 0)
+                        break;
+                done += (size_t)n;
+                res->iovecs += (size_t)k;
+                progress_draw(&p, done, false);
+        }
+        res->bytes = done;
+        res->seconds = now() - p.start;
+        progress_draw(&p, done, true);
+        return TOOL_OK;
+}
+
+static void print_stats(const struct result *r)
+{
+        double secs = r->seconds > 0 ? r->seconds : 1e-9;
+        fprintf(stderr,
+                "bytes:   %zu\n"
+                "seconds: %.6f\n"
+                "GiB/s:   %.3f\n"
+                "copies:  1\n"
+                "iovecs:  %zu\n",
+                r->bytes, r->seconds, (double)r->bytes / secs / (1 << 30), r->iovecs);
+}
+
+int main(int argc, char *argv[])
+{
+        static struct options o;
+        int r = parse_args(argc, argv, &o);
+        if (r)
+                return r;
+        /* A reader that goes away is a failure to report, not a silent
+         * death: the kernel raises SIGPIPE even for a write that was
+         * partly done, which iomem_sendfile does not swallow. */
+        signal(SIGPIPE, SIG_IGN);
+        /* The source first, so that a missing one leaves DST untouched. */
+        struct iomem *f;
+        if (iomem_open(&f, o.src_uri, IOMEM_RDONLY, NULL) < 0)
+                return tool_lib_fail(o.src);
+        struct iomem_stat st;
+        if (iomem_stat(f, &st) < 0) {
+                r = tool_lib_fail(o.src);
+                iomem_close(&f);
+                return r;
+        }
+        size_t avail = o.off < st.size ? st.size - o.off : 0;
+        size_t total = o.len < avail ? o.len : avail;
+        int fd = -1;
+        if ((r = open_destination(&o, &fd))) {
+                iomem_close(&f);
+                return r;
+        }
+        struct result res = { 0 };
+        r = copy(f, fd, &o, total, &res);
+        iomem_close(&f);
+        if (fd != STDOUT_FILENO && close(fd) < 0 && !r)
+                r = tool_fail("%s: %s", o.dst, strerror(errno));
+        if (!r && o.stats)
+                print_stats(&res);
+        return r;
+}

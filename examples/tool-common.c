@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: MIT */
+/* Helpers shared by iomem-sendfile, iomem-mmap and iomem-info. */
+#define _GNU_SOURCE
+#include "tool-common.h"
+
+#include <iomem.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void vmessage(const char *fmt, va_list ap)
+{
+        fprintf(stderr, "%s: ", program_invocation_short_name);
+        vfprintf(stderr, fmt, ap);
+}
+
+int tool_fail(const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        vmessage(fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+        return TOOL_RUNTIME;
+}
+
+int tool_lib_fail(const char *obj)
+{
+        /* Scripts read errors line by line: keep the message on one. */
+        char msg[600];
+        snprintf(msg, sizeof msg, "%s", iomem_errormsg());
+        for (char *p = msg; *p; p++)
+                if (*p == '\n')
+                        *p = ' ';
+        if (obj && !strstr(msg, obj))
+                return tool_fail("%s: %s", obj, msg);
+        return tool_fail("%s", msg);
+}
+
+int tool_usage_error(const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        vmessage(fmt, ap);
+        va_end(ap);
+        fprintf(stderr, " (try '%s --help')\n", program_invocation_short_name);
+        return TOOL_USAGE;
+}
+
+int tool_getopt(int argc, char *argv[], const char *optstring, const struct option *longopts,
+                const char *usage)
+{
+        /* Our own messages: getopt's take two lines and name no help. */
+        opterr = 0;
+        int c = getopt_long(argc, argv, optstring, longopts, NULL);
+        if (c == 'h') {
+                fputs(usage, stdout);
+                exit(TOOL_OK);
+        }
+        if (c == ':')
+                tool_usage_error("option '%s' needs a value", argv[optind - 1]);
+        else if (c == '?' && optopt)
+                tool_usage_error("unknown option '-%c'", optopt);
+        else if (c == '?') /* optopt is 0 for a long option */
+                tool_usage_error("unknown option '%s'", argv[optind - 1]);
+        return c == ':' ? '?' : c;
+}
+
+int tool_parse_size(const char *s, size_t *out)
+{
+        static const struct {
+                const char *suffix;
+                unsigned shift;
+        } units[] = {
+                { "", 0 },    { "K", 10 },   { "k", 10 },   { "KiB", 10 }, { "M", 20 },
+                { "m", 20 },  { "MiB", 20 }, { "G", 30 },   { "g", 30 },   { "GiB", 30 },
+        };
+        /* strtoull alone would take signs, spaces and octal. */
+        if (!s || *s < '0' || *s > '9')
+                return -1;
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (errno)
+                return -1;
+        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+                if (strcmp(end, units[i].suffix))
+                        continue;
+                if (v > (SIZE_MAX >> units[i].shift))
+                        return -1;
+                *out = (size_t)v << units[i].shift;
+                return 0;
+        }
+        return -1;
+}
+
+static bool backend_built_in(const char *name)
+{
+        struct iomem_backend_info info[16];
+        ssize_t n = iomem_backends(info, sizeof info / sizeof info[0]);
+        for (ssize_t i = 0; i < n && i < (ssize_t)(sizeof info / sizeof info[0]); i++)
+                if (!strcmp(info[i].name, name))
+                        return true;
+        return false;
+}
+
+const char *tool_uri_backend(const char *uri, char *buf, size_t n)
+{
+        /* The same rule as the library's: everything before the first
+         * colon is the scheme. */
+        const char *colon = strchr(uri, ':');
+        if (colon) {
+                snprintf(buf, n, "%.*s", (int)(colon - uri), uri);
+                return buf;
+        }
+        const char *def = getenv("IOMEM_BACKEND");
+        if (!def || !*def)
+                def = backend_built_in("memfd") ? "memfd" : "shm";
+        snprintf(buf, n, "%s", def);
+        return buf;
+}
+
+bool tool_backend_is_private(const char *backend)
+{
+        return !strcmp(backend, "memfd");
+}
+
+void tool_print_caps(FILE *out, unsigned caps, bool json)
+{
+        static const struct {
+                unsigned bit;
+                const char *name;
+        } names[] = {
+                { IOMEM_CAP_NAMED, "NAMED" },       { IOMEM_CAP_FDPASS, "FDPASS" },
+                { IOMEM_CAP_SEAL, "SEAL" },         { IOMEM_CAP_HUGEPAGE, "HUGEPAGE" },
+                { IOMEM_CAP_NUMA, "NUMA" },         { IOMEM_CAP_GIFT, "GIFT" },
+                { IOMEM_CAP_PTSHARE, "PTSHARE" },   { IOMEM_CAP_DAX, "DAX" },
+                { IOMEM_CAP_RESIZE, "RESIZE" },
+        };
+        const char *sep = "";
+        fputs(json ? "[" : "", out);
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+                if (!(caps & names[i].bit))
+                        continue;
+                fprintf(out, json ? "%s\"%s\"" : "%s%s", sep, names[i].name);
+                sep = json ? ", " : " ";
+                caps &= ~names[i].bit;
+        }
+        /* Bits added to iomem.h after this tool was built still show. */
+        if (caps)
+                fprintf(out, json ? "%s\"%#x\"" : "%s%#x", sep, caps);
+        else if (!*sep && !json)
+                fputs("none", out);
+        fputs(json ? "]" : "", out);
+}
+
+void tool_print_json_string(FILE *out, const char *s)
+{
+        if (!s) {
+                fputs("null", out);
+                return;
+        }
+        fputc('"', out);
+        static const char from[] = "\"\\\n\r\t", to[] = "\"\\nrt";
+        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+                const char *k = strchr(from, *p);
+                if (k)
+                        fprintf(out, "\\%c", to[k - from]);
+                else if (*p < 0x20)
+                        fprintf(out, "\\u%04x", *p);
+                else
+                        fputc(*p, out);
+        }
+        fputc('"', out);
+}

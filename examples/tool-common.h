@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the command-line tools share: exit codes, messages, numbers with
+ * size suffixes, URIs, capability names and JSON strings. Kept out of the
+ * library because it is policy for a command line, not for programs.
+ */
+#ifndef IOMEM_TOOL_COMMON_H
+#define IOMEM_TOOL_COMMON_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+/* Exit codes of every tool. */
+enum {
+        TOOL_OK = 0,
+        TOOL_RUNTIME = 1, /* the operation failed; the cause was printed */
+        TOOL_USAGE = 2,   /* the command line was wrong */
+};
+
+/* "PROG: message" on stderr; returns TOOL_RUNTIME. */
+int tool_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The library's message for the last failure, as one line, prefixed with
+ * obj unless the message names it already; returns TOOL_RUNTIME. */
+int tool_lib_fail(const char *obj);
+
+/* "PROG: message (try 'PROG --help')" on stderr; returns TOOL_USAGE. */
+int tool_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* getopt_long, the same way for every tool: 'h' (--help) prints usage and
+ * exits 0; an unknown option or a missing value prints a one-line usage
+ * error and returns '?'. optstring starts with ':'. */
+int tool_getopt(int argc, char *argv[], const char *optstring, const struct option *longopts,
+                const char *usage);
+
+/* A decimal number of bytes with an optional K, M or G suffix (powers of
+ * 1024, either case, "KiB" too). Returns 0, or -1 if s is not one. */
+int tool_parse_size(const char *s, size_t *out);
+
+/* The backend the library will pick for uri: its scheme, or for a URI
+ * without one $IOMEM_BACKEND, else memfd (when built in), else shm.
+ * Written to buf, which is returned. */
+const char *tool_uri_backend(const char *uri, char *buf, size_t n);
+
+/* Is the backend an in-process one, whose objects vanish with the process
+ * that made them, so that a command run on its own cannot reach one? */
+bool tool_backend_is_private(const char *backend);
+
+/* The capability bits by name, "NAMED FDPASS ..." ("none" for 0), or as a
+ * JSON array when json is set. */
+void tool_print_caps(FILE *out, unsigned caps, bool json);
+
+/* s as a JSON string, quoted and escaped; null for NULL. */
+void tool_print_json_string(FILE *out, const char *s);
+
+#endif
