@@ -95,7 +95,8 @@ struct iom_object_ops {
 struct iom_backend {
         const char *name;
         unsigned caps;
-        /* 1 when usable here; otherwise 0 and *why says why. */
+        /* 1 when usable here; 0 when this system cannot run it, or
+         * -ENOTSUP when this version cannot; *why says why. */
         int (*probe)(const char **why);
         int (*open)(struct iomem *f, const char *rest, unsigned flags,
                     const struct iomem_opts *o);

@@ -54,8 +54,9 @@ int iom_backend_lookup(const char *name, size_t len, const char *obj, const stru
         const struct iom_backend *b = iom_backend_find(name, len);
         if (b) {
                 const char *why = NULL;
-                if (!b->probe(&why))
-                        return iom_fail(obj, b->open == iom_no_open ? -ENOTSUP : -ENODEV,
+                int usable = b->probe(&why);
+                if (usable != 1)
+                        return iom_fail(obj, usable < 0 ? usable : -ENODEV,
                                         "backend %s is not usable: %s", b->name, why);
                 *out = b;
                 return 0;
@@ -87,7 +88,7 @@ IOM_PUBLIC ssize_t iomem_backends(struct iomem_backend_info *out, size_t n)
                 return iom_result(__func__, iom_fail(NULL, -EINVAL, "out is NULL but n is %zu", n));
         for (size_t i = 0; i < NBACKENDS && i < n; i++) {
                 const char *why = NULL;
-                int ok = backends[i]->probe(&why);
+                int ok = backends[i]->probe(&why) == 1;
                 out[i] = (struct iomem_backend_info){
                         .name = backends[i]->name,
                         .caps = backends[i]->caps,
