@@ -150,8 +150,11 @@ IOM_PUBLIC ssize_t iomem_sendfile(int out_fd, struct iomem *in, size_t off, size
                         uint64_t wrote;
                         err = sink_write_all(&sink, out, (int)nout, &wrote);
                         done += wrote;
-                        if (err < 0)
+                        if (err < 0) {
+                                iom_fail(in->name, (int)err, "writing to fd %d: %s", out_fd,
+                                         strerror((int)-err));
                                 break;
+                        }
                         used += k;
                 }
                 in->ops->unlock(in);
@@ -160,13 +163,10 @@ IOM_PUBLIC ssize_t iomem_sendfile(int out_fd, struct iomem *in, size_t off, size
                 if (err < 0 || batch == 0)
                         break;
         }
-        if (err == -EAGAIN && done)
-                err = 0; /* a non-blocking fd took what it could */
+        /* Once some bytes went out, they are the result (like write(2)):
+         * a non-blocking fd took what it could, or the next call fails. */
         if (err < 0 && !done)
-                return iom_result(__func__, err == -EPIPE || err == -EAGAIN || err == -EBADF
-                                                    ? iom_fail(in->name, (int)err, "writing to fd %d: %s",
-                                                               out_fd, strerror((int)-err))
-                                                    : err);
+                return iom_result(__func__, err);
         if (err < 0)
                 iom_debug("%s: sendfile stopped after %llu bytes: %s", in->name,
                           (unsigned long long)done, strerror((int)-err));

@@ -275,6 +275,7 @@ struct nest_arg {
         size_t ps;
         pthread_barrier_t *held;
         sem_t *go, *done;
+        void *base; /* what retrieve gave this thread */
 };
 
 static void *nest_worker(void *p)
@@ -282,12 +283,16 @@ static void *nest_worker(void *p)
         struct nest_arg *a = p;
         /* Checked at the end, so that the main thread's steps go on. */
         ssize_t got = iomem_acquire(a->f, 0, 4 * a->ps);
+        struct iovec iov[4];
+        ssize_t n = iomem_retrieve(a->f, 0, 4 * a->ps, iov, 4);
+        a->base = n >= 1 ? iov[0].iov_base : NULL;
         pthread_barrier_wait(a->held);
         while (sem_wait(a->go) < 0)
                 ;
         int r = iomem_release(a->f, 0, 4 * a->ps);
         sem_post(a->done);
         T_REQUIRE(got == (ssize_t)(4 * a->ps));
+        T_REQUIRE(n >= 1);
         T_REQUIRE(r == 0);
         return NULL;
 }
@@ -306,11 +311,16 @@ START_TEST(same_range_nesting)
         struct nest_arg args[N];
         for (unsigned i = 0; i < N; i++) {
                 ck_assert_int_eq(sem_init(&go[i], 0, 0), 0);
-                args[i] = (struct nest_arg){ f, ps, &held, &go[i], &done };
+                args[i] = (struct nest_arg){ f, ps, &held, &go[i], &done, NULL };
                 start(&t[i], nest_worker, &args[i]);
         }
         pthread_barrier_wait(&held); /* every thread has acquired [0, 4 pages) */
         fail_check();
+        /* One pinned range, the same memory for every thread. */
+        for (unsigned i = 0; i < N; i++) {
+                ck_assert_ptr_nonnull(args[i].base);
+                ck_assert_ptr_eq(args[i].base, args[0].base);
+        }
         ck_assert_uint_eq(stat_of(f).acquired, 4 * ps); /* bytes, not pins */
         ck_assert_err(iomem_truncate(f, 0), EBUSY);
         ck_assert_err(iomem_truncate(f, 3 * ps), EBUSY);
