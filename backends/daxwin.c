@@ -1,19 +1,883 @@
 /* SPDX-License-Identifier: MIT */
-/* dax: a chunked mapping window over ordinary files. Registered, not
- * implemented yet. */
-#include "internal.h"
+/*
+ * dax: ordinary files, reached through a window of mapped chunks
+ * (lib/window.c), as a virtio-fs guest reaches host files through its DAX
+ * window. On a DAX filesystem (fsdax on pmem, virtio-fs with a DAX window)
+ * the chunks map the memory itself, with MAP_SYNC where the kernel offers
+ * it; anywhere else they map the page cache.
+ *
+ * The file belongs to the filesystem, not to the library: its size is
+ * whatever fstat says now (another program may have truncated it), holes
+ * come from SEEK_DATA/SEEK_HOLE, and writes, truncate and gift go through
+ * the file's own system calls. Pins and the I/O lock are shared by the
+ * handles of this process (daxfile.c), not with other processes.
+ */
+#define _GNU_SOURCE
+#include "daxfile.h"
+#include "iolock.h"
+#include "syscalls.h"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#ifndef STATX_ATTR_DAX
+#define STATX_ATTR_DAX 0x00200000
+#endif
+#define FUSE_SUPER_MAGIC 0x65735546
+#define DAX_CAPS (IOMEM_CAP_NAMED | IOMEM_CAP_DAX | IOMEM_CAP_RESIZE)
+
+static struct dax_handle *handle(const struct iomem *f)
+{
+        return f->priv;
+}
+
+static int fail_errno(struct iomem *f, int e, const char *what)
+{
+        return iom_fail(f->name, -e, "%s: %s", what, strerror(e));
+}
+
+/* A handle inherited across fork() holds nothing in the child. */
+static void enter(struct iomem *f)
+{
+        unsigned gen = iom_fork_generation();
+        if (__builtin_expect(f->fork_gen == gen, 1))
+                return;
+        struct dax_handle *h = handle(f);
+        pthread_mutex_init(&f->lock, NULL);
+        dax_file_after_fork(h->file);
+        iom_window_after_fork(h->wf.w);
+        f->pins.n = 0;
+        h->bufs.n = 0;
+        f->fork_gen = gen;
+}
+
+static int file_size(struct iomem *f, uint64_t *size)
+{
+        struct stat st;
+        if (iom_sys.fstat(f->data_fd, &st) < 0)
+                return fail_errno(f, errno, "fstat");
+        *size = (uint64_t)st.st_size;
+        return 0;
+}
+
+static bool file_is_dax(int fd)
+{
+        struct statx stx;
+        return iom_sys.statx(fd, "", AT_EMPTY_PATH, 0, &stx) == 0 &&
+               (stx.stx_attributes & STATX_ATTR_DAX);
+}
+
+/* ---- chunks of a request -------------------------------------------------- */
+
+struct chunks {
+        uint64_t *idx;
+        char **addr;
+        size_t n, cap;
+        uint64_t idx_stack[16];
+        char *addr_stack[16];
+};
+
+static void chunks_init(struct chunks *c)
+{
+        c->idx = c->idx_stack;
+        c->addr = c->addr_stack;
+        c->n = 0;
+        c->cap = 16;
+}
+
+static void chunks_free(struct chunks *c)
+{
+        if (c->idx != c->idx_stack) {
+                free(c->idx);
+                free(c->addr);
+        }
+}
+
+/* Append chunk i (ascending; a repeat of the last is ignored). */
+static int chunks_add(struct chunks *c, uint64_t i)
+{
+        if (c->n && c->idx[c->n - 1] == i)
+                return 0;
+        if (c->n == c->cap) {
+                size_t cap = 2 * c->cap;
+                uint64_t *idx = malloc(cap * sizeof *idx);
+                char **addr = malloc(cap * sizeof *addr);
+                if (!idx || !addr) {
+                        free(idx);
+                        free(addr);
+                        return -ENOMEM;
+                }
+                memcpy(idx, c->idx, c->n * sizeof *idx);
+                chunks_free(c);
+                c->idx = idx;
+                c->addr = addr;
+                c->cap = cap;
+        }
+        c->idx[c->n++] = i;
+        return 0;
+}
+
+/* Chunks first..last. */
+static int chunks_span(struct iomem *f, struct chunks *c, uint64_t first, uint64_t last)
+{
+        for (uint64_t i = first; i <= last; i++)
+                if (chunks_add(c, i))
+                        return iom_fail(f->name, -ENOMEM, "out of memory");
+        return 0;
+}
+
+/* ---- iovec output ------------------------------------------------------------- */
+
+/* Entries for borrow, retrieve and bufcount (iov NULL: count only). A
+ * data piece continues the last entry when its address does; a NULL
+ * address (a chunk not mapped, when counting) never does. */
+struct out {
+        struct iovec *iov;
+        size_t cap, n;
+        char *next;
+};
+
+static bool out_put(struct out *o, char *p, size_t len, bool hole)
+{
+        if (!hole && p && o->n && p == o->next) {
+                if (o->iov)
+                        o->iov[o->n - 1].iov_len += len;
+                o->next += len;
+                return true;
+        }
+        if (o->n == o->cap)
+                return false;
+        if (o->iov)
+                o->iov[o->n] = (struct iovec){ hole ? NULL : p, len };
+        o->n++;
+        o->next = hole || !p ? NULL : p + len;
+        return true;
+}
+
+/* Emit file bytes [off, end), all in chunks c (from index *k on). */
+static bool out_data(struct out *o, const struct chunks *c, size_t *k, unsigned shift,
+                     uint64_t off, uint64_t end)
+{
+        while (off < end) {
+                uint64_t ci = off >> shift, cend = (ci + 1) << shift;
+                while (c->idx[*k] != ci)
+                        ++*k;
+                uint64_t n = iom_min(end, cend) - off;
+                char *base = c->addr[*k];
+                if (!out_put(o, base ? base + (off - (ci << shift)) : NULL, n, false))
+                        return false;
+                off += n;
+        }
+        return true;
+}
+
+/* ---- holes ------------------------------------------------------------------------- */
+
+struct seg {
+        uint64_t start, end;
+        bool data;
+};
+
+struct segs {
+        struct seg *v;
+        size_t n, cap;
+};
+
+static int segs_add(struct iomem *f, struct segs *s, uint64_t start, uint64_t end, bool data)
+{
+        if (s->n == s->cap) {
+                size_t cap = s->cap ? 2 * s->cap : 8;
+                struct seg *v = realloc(s->v, cap * sizeof *v);
+                if (!v)
+                        return iom_fail(f->name, -ENOMEM, "out of memory");
+                s->v = v;
+                s->cap = cap;
+        }
+        s->v[s->n++] = (struct seg){ start, end, data };
+        return 0;
+}
+
+/* Split [off, end) into data and holes. A filesystem that cannot tell
+ * says all is data. */
+static int find_segments(struct iomem *f, uint64_t off, uint64_t end, struct segs *s)
+{
+        int err = 0;
+        for (uint64_t pos = off; pos < end && !err;) {
+                off_t d = iom_sys.lseek(f->data_fd, (off_t)pos, SEEK_DATA);
+                if (d < 0 && errno == ENXIO)
+                        d = (off_t)end; /* only a hole to the end */
+                else if (d < 0 && errno == EINVAL)
+                        d = (off_t)pos;
+                else if (d < 0)
+                        return fail_errno(f, errno, "lseek(SEEK_DATA)");
+                uint64_t data = iom_min((uint64_t)d, end);
+                if (data > pos && (err = segs_add(f, s, pos, data, false)))
+                        break;
+                if (data >= end)
+                        break;
+                off_t h = iom_sys.lseek(f->data_fd, (off_t)data, SEEK_HOLE);
+                if (h < 0 && errno != ENXIO && errno != EINVAL)
+                        return fail_errno(f, errno, "lseek(SEEK_HOLE)");
+                uint64_t hole = h < 0 ? end : iom_min((uint64_t)h, end);
+                if (hole <= data) /* shrunk meanwhile */
+                        break;
+                err = segs_add(f, s, data, hole, true);
+                pos = hole;
+        }
+        return err;
+}
+
+/* ---- acquire / release / retrieve / borrow / bufcount ----------------------------- */
+
+static unsigned chunk_shift(const struct dax_handle *h)
+{
+        return (unsigned)__builtin_ctzll(iom_window_chunk(h->wf.w));
+}
+
+/* Gaps in this handle's pins within [off, end), as pairs in out (NULL:
+ * count only). */
+static size_t pin_gaps(const struct iom_ranges *r, uint64_t off, uint64_t end, uint64_t *out)
+{
+        size_t n = 0, i = iom_ranges_first_after(r, off);
+        for (uint64_t pos = off; pos < end;) {
+                if (i < r->n && r->v[i].start <= pos) {
+                        pos = r->v[i++].end;
+                        continue;
+                }
+                uint64_t e = i < r->n ? iom_min(r->v[i].start, end) : end;
+                if (out) {
+                        out[2 * n] = pos;
+                        out[2 * n + 1] = e;
+                }
+                n++;
+                pos = e;
+        }
+        return n;
+}
+
+/* Give [off, end) disk blocks now, so that writing through the mapping
+ * cannot fail later with SIGBUS. */
+static int back(struct iomem *f, uint64_t off, uint64_t end)
+{
+        if (end <= off || iom_sys.fallocate(f->data_fd, FALLOC_FL_KEEP_SIZE, (off_t)off,
+                                            (off_t)(end - off)) == 0)
+                return 0;
+        int e = errno;
+        if (e == EOPNOTSUPP || e == ENOSYS)
+                return 0; /* the filesystem allocates on write only */
+        if (e == ENOSPC)
+                return iom_fail(f->name, -ENOSPC, "no space on its filesystem for bytes [%llu, %llu)",
+                                (unsigned long long)off, (unsigned long long)end);
+        return fail_errno(f, e, "fallocate");
+}
+
+static ssize_t dax_acquire(struct iomem *f, size_t off, size_t len)
+{
+        struct dax_handle *h = handle(f);
+        struct dax_file *d = h->file;
+        enter(f);
+        uint64_t end = (uint64_t)off + len, size;
+        int err = file_size(f, &size);
+        if (err)
+                return err;
+        pthread_mutex_lock(&d->mu);
+        if (iom_ranges_covered(&f->pins, off, end)) {
+                /* Nested: these chunks are pinned already. */
+                if ((err = iom_ranges_reserve(&f->pins, 2)) == 0)
+                        iom_ranges_inc(&f->pins, off, end);
+                pthread_mutex_unlock(&d->mu);
+                return err ? iom_fail(f->name, err, "out of memory") : (ssize_t)len;
+        }
+        uint64_t limit = iom_round_up(size, f->page_size);
+        if (off >= limit) {
+                pthread_mutex_unlock(&d->mu);
+                return 0;
+        }
+        end = iom_min(end, limit);
+        unsigned shift = chunk_shift(h);
+        size_t ngaps = pin_gaps(&f->pins, off, end, NULL);
+        uint64_t *gaps = ngaps ? malloc(2 * ngaps * sizeof *gaps) : NULL;
+        struct chunks c;
+        chunks_init(&c);
+        if ((ngaps && !gaps) || iom_ranges_reserve(&f->pins, ngaps + 2))
+                err = iom_fail(f->name, -ENOMEM, "out of memory");
+        if (!err && iom_writable(f))
+                err = back(f, off, iom_min(end, size));
+        if (!err)
+                err = chunks_span(f, &c, off >> shift, (end - 1) >> shift);
+        if (!err)
+                err = iom_window_get(&h->wf, c.idx, c.n, true, NULL, c.addr);
+        if (!err) {
+                pin_gaps(&f->pins, off, end, gaps);
+                iom_ranges_inc(&f->pins, off, end);
+                for (size_t i = 0; i < ngaps; i++)
+                        iom_ranges_insert(&f->pins, gaps[2 * i], gaps[2 * i + 1], gaps[2 * i]);
+        }
+        pthread_mutex_unlock(&d->mu);
+        chunks_free(&c);
+        free(gaps);
+        return err ? err : (ssize_t)(end - off);
+}
+
+static int not_acquired(struct iomem *f, uint64_t off, uint64_t end, int err)
+{
+        return iom_fail(f->name, err, "bytes [%llu, %llu) are not all acquired by this handle",
+                        (unsigned long long)off, (unsigned long long)end);
+}
+
+static int dax_release(struct iomem *f, size_t off, size_t len)
+{
+        struct dax_handle *h = handle(f);
+        struct dax_file *d = h->file;
+        enter(f);
+        uint64_t end = (uint64_t)off + len;
+        unsigned shift = chunk_shift(h);
+        pthread_mutex_lock(&d->mu);
+        int err = iom_ranges_covered(&f->pins, off, end) ? 0 : not_acquired(f, off, end, -EINVAL);
+        if (!err && iom_ranges_reserve(&f->pins, 2))
+                err = iom_fail(f->name, -ENOMEM, "out of memory");
+        if (!err) {
+                iom_ranges_dec(&f->pins, off, end, NULL, NULL);
+                for (uint64_t ci = off >> shift; ci <= (end - 1) >> shift; ci++) {
+                        uint64_t cs = ci << shift;
+                        size_t i = iom_ranges_first_after(&f->pins, cs);
+                        if (i == f->pins.n || f->pins.v[i].start >= cs + (UINT64_C(1) << shift))
+                                iom_window_unpin(&h->wf, ci);
+                }
+        }
+        pthread_mutex_unlock(&d->mu);
+        return err;
+}
+
+static ssize_t dax_retrieve(struct iomem *f, size_t off, size_t len, struct iovec *iov,
+                            size_t iovcnt)
+{
+        struct dax_handle *h = handle(f);
+        struct dax_file *d = h->file;
+        enter(f);
+        uint64_t end = (uint64_t)off + len, size;
+        unsigned shift = chunk_shift(h);
+        struct chunks c;
+        chunks_init(&c);
+        pthread_mutex_lock(&d->mu);
+        int err = iom_ranges_covered(&f->pins, off, end) ? 0 : not_acquired(f, off, end, -ENOENT);
+        /* Never an address past the end, even if another program cut the
+         * file short under the pins. */
+        if (!err && !(err = file_size(f, &size)))
+                end = iom_min(end, iom_round_up(size, f->page_size));
+        if (!err && off < end && !(err = chunks_span(f, &c, off >> shift, (end - 1) >> shift)))
+                err = iom_window_get(&h->wf, c.idx, c.n, false, NULL, c.addr);
+        pthread_mutex_unlock(&d->mu);
+        struct out o = { .iov = iov, .cap = iovcnt };
+        size_t k = 0;
+        if (!err && off < end)
+                out_data(&o, &c, &k, shift, off, end);
+        chunks_free(&c);
+        return err ? err : (ssize_t)o.n;
+}
+
+/* borrow (map) and bufcount (count only): [off, off+len) clamped to the
+ * size the file has now. */
+static ssize_t describe(struct iomem *f, size_t off, size_t len, struct out *o, bool map)
+{
+        struct dax_handle *h = handle(f);
+        enter(f);
+        uint64_t end = (uint64_t)off + len, size;
+        int err = file_size(f, &size);
+        if (err || off >= size || !o->cap)
+                return err;
+        end = iom_min(end, size);
+        unsigned shift = chunk_shift(h);
+        struct segs s = { 0 };
+        struct chunks c;
+        chunks_init(&c);
+        err = find_segments(f, off, end, &s);
+        for (size_t i = 0; i < s.n && !err; i++)
+                if (s.v[i].data)
+                        err = chunks_span(f, &c, s.v[i].start >> shift, (s.v[i].end - 1) >> shift);
+        if (!err && map) {
+                /* Under the caller's lock the chunks stay until it unlocks. */
+                err = iom_window_get(&h->wf, c.idx, c.n, false, dax_holds_of_caller(h), c.addr);
+        } else if (!err) {
+                for (size_t i = 0; i < c.n; i++)
+                        c.addr[i] = iom_window_peek(&h->wf, c.idx[i]);
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < s.n && !err; i++) {
+                bool room = s.v[i].data ? out_data(o, &c, &k, shift, s.v[i].start, s.v[i].end)
+                                        : out_put(o, NULL, s.v[i].end - s.v[i].start, true);
+                if (!room)
+                        break;
+        }
+        free(s.v);
+        chunks_free(&c);
+        return err ? err : (ssize_t)o->n;
+}
+
+static ssize_t dax_borrow(struct iomem *f, size_t off, size_t len, struct iovec *iov, size_t iovcnt)
+{
+        struct out o = { .iov = iov, .cap = iovcnt };
+        return describe(f, off, len, &o, true);
+}
+
+/* An upper bound: chunks that are not mapped yet count as separate entries. */
+static ssize_t dax_bufcount(struct iomem *f, size_t off, size_t len)
+{
+        struct out o = { .cap = SIZE_MAX };
+        return describe(f, off, len, &o, false);
+}
+
+/* ---- writing -------------------------------------------------------------------------- */
+
+static int write_all(struct iomem *f, const char *buf, size_t len, uint64_t off)
+{
+        while (len) {
+                ssize_t n = iom_sys.pwrite(f->data_fd, buf, len, (off_t)off);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        int e = n < 0 ? errno : EIO;
+                        if (e == ENOSPC)
+                                return iom_fail(f->name, -ENOSPC, "no space left on its filesystem");
+                        return fail_errno(f, e, "pwrite");
+                }
+                buf += n;
+                len -= (size_t)n;
+                off += (uint64_t)n;
+        }
+        return 0;
+}
+
+static ssize_t dax_pread(struct iomem *f, void *buf, size_t len, size_t off)
+{
+        struct dax_handle *h = handle(f);
+        enter(f);
+        int err = dax_rdlock(h);
+        if (err)
+                return err;
+        size_t done = 0;
+        while (done < len) {
+                ssize_t n = iom_sys.pread(f->data_fd, (char *)buf + done, len - done, (off_t)(off + done));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        err = fail_errno(f, errno, "pread");
+                if (n <= 0)
+                        break;
+                done += (size_t)n;
+        }
+        dax_unlock(h);
+        return err && !done ? err : (ssize_t)done;
+}
+
+static ssize_t dax_pwrite(struct iomem *f, const void *buf, size_t len, size_t off)
+{
+        struct dax_handle *h = handle(f);
+        enter(f);
+        int err = dax_rdlock(h);
+        if (err)
+                return err;
+        err = write_all(f, buf, len, off);
+        dax_unlock(h);
+        return err ? err : (ssize_t)len;
+}
+
+static int dax_truncate(struct iomem *f, size_t size)
+{
+        struct dax_handle *h = handle(f);
+        struct dax_file *d = h->file;
+        enter(f);
+        if (size > (size_t)INT64_MAX)
+                return iom_fail(f->name, -EFBIG, "%zu bytes is larger than any file", size);
+        uint64_t old;
+        int err = dax_wrlock(h);
+        if (err)
+                return err;
+        pthread_mutex_lock(&d->mu);
+        if (!(err = file_size(f, &old)) && size < old &&
+            dax_pinned(d, iom_round_down(size, f->page_size), UINT64_MAX))
+                err = iom_fail(f->name, -EBUSY,
+                               "bytes [%zu, %llu) are pinned (acquired) by a handle in this process",
+                               size, (unsigned long long)old);
+        if (!err && iom_sys.ftruncate(f->data_fd, (off_t)size) < 0)
+                err = fail_errno(f, errno, "ftruncate");
+        pthread_mutex_unlock(&d->mu);
+        dax_unlock(h);
+        return err;
+}
+
+/* ---- iomem_alloc / iomem_free / gift --------------------------------------------------- */
+
+/*
+ * Buffers from iomem_alloc are plain memory (a dax file cannot adopt
+ * pages, so gift copies them), kept as runs of addresses in h->bufs. The
+ * "physical" offset of a run is its buffer's serial number in the high
+ * bits, so that neighbouring buffers never merge into one run while the
+ * pieces of one buffer stay one run.
+ */
+#define BUF_SERIAL_SHIFT 48
+
+/* The run of h->bufs holding [p, p+len), or NULL (f->lock held). */
+static const struct iom_range *buf_holding(const struct dax_handle *h, const char *p, size_t len)
+{
+        uint64_t a = (uintptr_t)p;
+        size_t i = iom_ranges_first_after(&h->bufs, a);
+        if (i < h->bufs.n && h->bufs.v[i].start <= a && a + len <= h->bufs.v[i].end)
+                return &h->bufs.v[i];
+        return NULL;
+}
+
+static int dax_alloc(struct iomem *f, size_t len, void **out)
+{
+        static uint64_t serial;
+        struct dax_handle *h = handle(f);
+        enter(f);
+        uint64_t n = iom_round_up(len, f->page_size);
+        if (n < len || n >> BUF_SERIAL_SHIFT)
+                return iom_fail(f->name, -ENOMEM, "%zu bytes cannot be allocated", len);
+        pthread_mutex_lock(&f->lock);
+        int err = 0;
+        void *va = MAP_FAILED;
+        if (iom_ranges_reserve(&h->bufs, 1))
+                err = iom_fail(f->name, -ENOMEM, "out of memory");
+        else if ((va = iom_sys.mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                                    -1, 0)) == MAP_FAILED)
+                err = iom_fail(f->name, -ENOMEM, "cannot map %llu bytes: %s", (unsigned long long)n,
+                               strerror(errno));
+        if (!err) {
+                uint64_t id = __atomic_add_fetch(&serial, 1, __ATOMIC_RELAXED) << BUF_SERIAL_SHIFT;
+                iom_ranges_insert(&h->bufs, (uintptr_t)va, (uintptr_t)va + n, id);
+                *out = va;
+        }
+        pthread_mutex_unlock(&f->lock);
+        return err;
+}
+
+static int dax_free(struct iomem *f, void *buf, size_t len)
+{
+        struct dax_handle *h = handle(f);
+        enter(f);
+        uint64_t n = iom_round_up(len, f->page_size);
+        pthread_mutex_lock(&f->lock);
+        const struct iom_range *r = buf_holding(h, buf, n);
+        int err = 0;
+        if (r && r->start == (uintptr_t)buf && r->end == (uintptr_t)buf + n) {
+                iom_ranges_dec(&h->bufs, r->start, r->end, NULL, NULL);
+                iom_sys.munmap(buf, n);
+        } else if (r && r->start == (uintptr_t)buf) {
+                err = iom_fail(f->name, -EINVAL, "buffer %p holds %llu bytes, not %zu", buf,
+                               (unsigned long long)(r->end - r->start), len);
+        } else {
+                err = iom_fail(f->name, -EINVAL, "%p is not a buffer from iomem_alloc on this "
+                               "object that is still the caller's", buf);
+        }
+        pthread_mutex_unlock(&f->lock);
+        return err;
+}
+
+/* A gifted buffer from iomem_alloc is the file's now: its pages go away,
+ * what is left of the buffer on either side stays the caller's. */
+static void buf_consume(struct iomem *f, char *p, size_t len)
+{
+        struct dax_handle *h = handle(f);
+        size_t n = iom_round_up(len, f->page_size);
+        if (!len || ((uintptr_t)p & (f->page_size - 1)))
+                return;
+        pthread_mutex_lock(&f->lock);
+        if (buf_holding(h, p, n) && !iom_ranges_reserve(&h->bufs, 2)) {
+                iom_ranges_dec(&h->bufs, (uintptr_t)p, (uintptr_t)p + n, NULL, NULL);
+                iom_sys.munmap(p, n);
+        }
+        pthread_mutex_unlock(&f->lock);
+}
+
+static ssize_t dax_gift(struct iomem *f, size_t off, size_t len, const struct iovec *iov,
+                        size_t iovcnt, unsigned flags)
+{
+        struct dax_handle *h = handle(f);
+        struct dax_file *d = h->file;
+        enter(f);
+        uint64_t end = (uint64_t)off + len, ps = f->page_size, copied = 0;
+        int err = dax_wrlock(h);
+        if (err)
+                return err;
+        pthread_mutex_lock(&d->mu);
+        if (dax_pinned(d, iom_round_down(off, ps), iom_round_up(end, ps)))
+                err = iom_fail(f->name, -EBUSY,
+                               "bytes [%zu, %llu) are pinned (acquired) by a handle in this process",
+                               off, (unsigned long long)end);
+        for (size_t i = 0; i < iovcnt && !err; i++)
+                if (iov[i].iov_len && (flags & IOMEM_GIFT_NOCOPY))
+                        err = iom_fail(f->name, -EXDEV, "entry %zu (%p, %zu bytes) would have to be "
+                                       "copied: dax objects take gifts by copying only", i,
+                                       iov[i].iov_base, iov[i].iov_len);
+        /* Blocks first, so that the copy cannot run out of space half way. */
+        if (!err)
+                err = back(f, off, end);
+        for (size_t i = 0, dst = off; i < iovcnt && !err; dst += iov[i].iov_len, i++) {
+                if ((err = write_all(f, iov[i].iov_base, iov[i].iov_len, dst)) == 0)
+                        copied += iov[i].iov_len;
+        }
+        d->gift_copied += copied;
+        pthread_mutex_unlock(&d->mu);
+        for (size_t i = 0; i < iovcnt && !err; i++)
+                buf_consume(f, iov[i].iov_base, iov[i].iov_len);
+        dax_unlock(h);
+        return err ? err : (ssize_t)iovcnt;
+}
+
+/* ---- locks, stat, sync, close ----------------------------------------------------------- */
+
+static int dax_rdlock_op(struct iomem *f)
+{
+        enter(f);
+        return dax_rdlock(handle(f));
+}
+
+static int dax_wrlock_op(struct iomem *f)
+{
+        enter(f);
+        return dax_wrlock(handle(f));
+}
+
+static int dax_unlock_op(struct iomem *f)
+{
+        enter(f);
+        return dax_unlock(handle(f));
+}
+
+static int dax_stat(struct iomem *f, struct iomem_stat *st)
+{
+        struct dax_handle *h = handle(f);
+        enter(f);
+        uint64_t size;
+        int err = file_size(f, &size);
+        if (err)
+                return err;
+        st->size = (size_t)size;
+        st->dax = file_is_dax(f->data_fd);
+        st->caps = st->dax ? DAX_CAPS : DAX_CAPS & ~IOMEM_CAP_DAX;
+        pthread_mutex_lock(&h->file->mu);
+        st->acquired = iom_ranges_bytes(&f->pins);
+        st->gift_copied = h->file->gift_copied;
+        pthread_mutex_unlock(&h->file->mu);
+        return 0;
+}
+
+/* The file's own flush: it covers what was written through the chunks too
+ * (and, on DAX, flushes the CPU caches the kernel tracked). */
+static int dax_sync(struct iomem *f, size_t off, size_t len)
+{
+        (void)off, (void)len;
+        enter(f);
+        if (iom_sys.fdatasync(f->data_fd) < 0)
+                return fail_errno(f, errno, "fdatasync");
+        return 0;
+}
+
+static int dax_send_fds(const struct iomem *f, int *fds, int max)
+{
+        (void)max;
+        fds[0] = f->data_fd;
+        return 1;
+}
+
+static void dax_close(struct iomem *f)
+{
+        struct dax_handle *h = handle(f);
+        enter(f);
+        dax_file_leave(h);
+        iom_window_detach(&h->wf);
+        for (size_t i = 0; i < h->bufs.n; i++)
+                iom_sys.munmap((void *)(uintptr_t)h->bufs.v[i].start,
+                               (size_t)(h->bufs.v[i].end - h->bufs.v[i].start));
+        iom_ranges_clear(&h->bufs);
+        iom_ranges_clear(&f->pins);
+        if (f->data_fd >= 0)
+                close(f->data_fd);
+        free(h);
+        f->priv = NULL;
+}
+
+static const struct iom_object_ops dax_ops = {
+        .acquire = dax_acquire,
+        .release = dax_release,
+        .retrieve = dax_retrieve,
+        .borrow = dax_borrow,
+        .bufcount = dax_bufcount,
+        .gift = dax_gift,
+        .alloc = dax_alloc,
+        .free = dax_free,
+        .rdlock = dax_rdlock_op,
+        .wrlock = dax_wrlock_op,
+        .unlock = dax_unlock_op,
+        .stat = dax_stat,
+        .truncate = dax_truncate,
+        .pread = dax_pread,
+        .pwrite = dax_pwrite,
+        .sync = dax_sync,
+        .send_fds = dax_send_fds,
+        .close = dax_close,
+};
+
+/* ---- opening ---------------------------------------------------------------------------- */
+
+/* Name the kind of mount in the object's name, so that every message and
+ * the debug log say it: virtio-fs (FUSE with fstype "virtiofs" in
+ * mountinfo), with or without a DAX window, or another DAX filesystem. */
+static int name_mount(struct iomem *f, int fd, const struct stat *st, bool dax)
+{
+        struct statfs sf;
+        char type[64];
+        const char *kind = NULL;
+        if (iom_sys.fstatfs(fd, &sf) == 0 && sf.f_type == FUSE_SUPER_MAGIC &&
+            iom_dax_mount_fstype("/proc/self/mountinfo", st->st_dev, type, sizeof type) == 0 &&
+            !strcmp(type, "virtiofs"))
+                kind = dax ? "virtio-fs, DAX window" : "virtio-fs, no DAX window";
+        else if (dax)
+                kind = "DAX";
+        iom_debug("%s: %s; chunks map %s", f->name, kind ? kind : "not DAX",
+                  dax ? "the memory directly (MAP_SYNC where the kernel takes it)" : "the page cache");
+        if (!kind)
+                return 0;
+        size_t n = strlen(f->name) + strlen(kind) + 4;
+        char *name = realloc(f->name, n);
+        if (!name)
+                return iom_fail(f->name, -ENOMEM, "out of memory");
+        snprintf(name + strlen(name), n - strlen(name), " (%s)", kind);
+        f->name = name;
+        return 0;
+}
+
+/* Make fd the object's file (the caller closes fd on failure). */
+static int attach(struct iomem *f, int fd, unsigned flags, const struct iomem_opts *o)
+{
+        const char *unfit = o->hugepage ? "huge pages" : o->seals ? "seals"
+                          : o->numa_policy != IOMEM_NUMA_DEFAULT ? "NUMA policies" : NULL;
+        if (unfit) /* the file's filesystem places its memory */
+                return iom_fail(f->name, -ENOTSUP, "%s do not apply to dax objects", unfit);
+        struct stat st;
+        if (iom_sys.fstat(fd, &st) < 0)
+                return fail_errno(f, errno, "fstat");
+        if (!S_ISREG(st.st_mode))
+                return iom_fail(f->name, -EINVAL, "not a regular file");
+        bool dax = file_is_dax(fd);
+        int err = name_mount(f, fd, &st, dax);
+        if (err)
+                return err;
+        struct dax_handle *h = calloc(1, sizeof *h);
+        if (!h)
+                return iom_fail(f->name, -ENOMEM, "out of memory");
+        h->f = f;
+        h->wf = (struct iom_wfile){
+                .fd = fd,
+                .prot = PROT_READ | (flags & IOMEM_RDWR ? PROT_WRITE : 0),
+                .try_sync = dax,
+                .name = f->name,
+        };
+        if ((err = iom_window_attach(&h->wf, o->window))) {
+                free(h);
+                return err;
+        }
+        if ((err = dax_file_join(h, st.st_dev, st.st_ino))) {
+                iom_window_detach(&h->wf);
+                free(h);
+                return err;
+        }
+        f->priv = h;
+        f->data_fd = fd;
+        f->caps = dax ? DAX_CAPS : DAX_CAPS & ~IOMEM_CAP_DAX;
+        f->fork_gen = iom_fork_generation();
+        return 0;
+}
+
+static int open_file(const char *path, unsigned flags, mode_t mode, bool *created)
+{
+        int access = O_CLOEXEC | (flags & IOMEM_RDWR ? O_RDWR : O_RDONLY);
+        *created = false;
+        if (flags & IOMEM_CREATE) {
+                int fd = iom_sys.open(path, access | O_CREAT | O_EXCL, mode);
+                *created = fd >= 0;
+                if (fd >= 0 || errno != EEXIST || (flags & IOMEM_EXCL))
+                        return fd;
+        }
+        /* It exists (O_CREAT still, in case it went away meanwhile: then
+         * someone else's, not ours to size or remove). */
+        return iom_sys.open(path, access | (flags & IOMEM_CREATE ? O_CREAT : 0), mode);
+}
+
+static int dax_open(struct iomem *f, const char *path, unsigned flags, const struct iomem_opts *o)
+{
+        f->ops = &dax_ops;
+        if (!*path)
+                return iom_fail(f->name, -EINVAL, "the path is empty");
+        if (o->size && !(flags & IOMEM_RDWR))
+                return iom_fail(f->name, -EINVAL, "a read-only handle cannot give the file a size");
+        bool created;
+        int fd = open_file(path, flags, (mode_t)o->mode, &created);
+        if (fd < 0) {
+                int e = errno;
+                if (e == ENOENT)
+                        return iom_fail(f->name, -e, "no such file (open with IOMEM_CREATE to create it)");
+                if (e == EEXIST)
+                        return iom_fail(f->name, -e, "it exists already (IOMEM_EXCL)");
+                return fail_errno(f, e, "open");
+        }
+        int err = 0;
+        if (created && o->size && iom_sys.ftruncate(fd, (off_t)o->size) < 0)
+                err = fail_errno(f, errno, "cannot size it");
+        if (!err)
+                err = attach(f, fd, flags, o);
+        if (err) {
+                close(fd);
+                if (created)
+                        iom_sys.unlink(path);
+        }
+        return err;
+}
+
+static int dax_open_fds(struct iomem *f, const int *fds, int nfds, unsigned flags,
+                        const struct iomem_opts *o)
+{
+        f->ops = &dax_ops;
+        if (nfds != 1)
+                return iom_fail(f->name, -EINVAL, "a dax object is one descriptor, not %d", nfds);
+        int mode = iom_sys.fcntl(fds[0], F_GETFL, 0) & O_ACCMODE;
+        bool readable = mode != O_WRONLY, writable = mode != O_RDONLY;
+        if (!readable || ((flags & IOMEM_RDWR) && !writable))
+                return iom_fail(f->name, -EACCES, "fd %d is open %s", fds[0],
+                                readable ? "read-only" : "write-only; mapping needs read access");
+        return attach(f, fds[0], flags, o);
+}
+
+static int dax_unlink(const char *path)
+{
+        if (!*path)
+                return iom_fail(path, -EINVAL, "the path is empty");
+        if (iom_sys.unlink(path) == 0)
+                return 0;
+        int e = errno;
+        return iom_fail(path, -e, "unlink: %s", strerror(e));
+}
 
 static int dax_probe(const char **why)
 {
-        *why = "the dax backend is not implemented in this version";
-        return -ENOTSUP;
+        (void)why; /* ordinary files are everywhere */
+        return 1;
 }
 
 const struct iom_backend iom_backend_dax = {
         .name = "dax",
-        .caps = IOMEM_CAP_NAMED | IOMEM_CAP_DAX | IOMEM_CAP_RESIZE,
+        .caps = DAX_CAPS,
         .probe = dax_probe,
-        .open = iom_no_open,
-        .open_fds = iom_no_open_fds,
-        .unlink = iom_no_unlink,
+        .open = dax_open,
+        .open_fds = dax_open_fds,
+        .unlink = dax_unlink,
 };

@@ -299,37 +299,3 @@ IOM_PUBLIC int iomem_fd(const struct iomem *f)
                 return (int)FAIL(__func__, NULL, -EINVAL, "the object is NULL");
         return f->data_fd;
 }
-
-/* ---- not in this version ----------------------------------------------------- */
-
-IOM_PUBLIC int iomem_window_new(struct iomem_window **w, size_t size, size_t chunk)
-{
-        (void)size, (void)chunk;
-        if (!w)
-                return (int)FAIL(__func__, NULL, -EINVAL, "w is NULL");
-        return (int)FAIL(__func__, NULL, -ENOTSUP, "the dax backend is not in this version");
-}
-
-IOM_PUBLIC int iomem_window_delete(struct iomem_window **w)
-{
-        if (!w)
-                return (int)FAIL(__func__, NULL, -EINVAL, "w is NULL");
-        *w = NULL; /* no window can exist in this version */
-        return 0;
-}
-
-IOM_PUBLIC int iomem_window_set_policy(struct iomem_window *w, int policy)
-{
-        if (!w)
-                return (int)FAIL(__func__, NULL, -EINVAL, "w is NULL");
-        if (policy < IOMEM_EVICT_DEFAULT || policy > IOMEM_EVICT_LIFO)
-                return (int)FAIL(__func__, NULL, -EINVAL, "unknown eviction policy %d", policy);
-        return (int)FAIL(__func__, NULL, -ENOTSUP, "the dax backend is not in this version");
-}
-
-IOM_PUBLIC int iomem_window_stat(struct iomem_window *w, struct iomem_window_stat *st)
-{
-        if (!w || !st)
-                return (int)FAIL(__func__, NULL, -EINVAL, "%s is NULL", w ? "st" : "w");
-        return (int)FAIL(__func__, NULL, -ENOTSUP, "the dax backend is not in this version");
-}

@@ -9,6 +9,8 @@
 
 /* fcntl is variadic; the table wants a fixed signature. */
 static int fcntl_int(int fd, int cmd, int arg) { return fcntl(fd, cmd, arg); }
+/* open is variadic too. */
+static int open_mode(const char *path, int flags, mode_t mode) { return open(path, flags, mode); }
 
 /* The table libc provides; iom_sys starts as a copy of it (C wants a
  * constant initializer for each, not one object copied into the other). */
@@ -31,6 +33,11 @@ static int fcntl_int(int fd, int cmd, int arg) { return fcntl(fd, cmd, arg); }
                 .fcntl = fcntl_int,       \
                 .flock = flock,           \
                 .madvise = madvise,       \
+                .open = open_mode,        \
+                .unlink = unlink,         \
+                .lseek = lseek,           \
+                .fdatasync = fdatasync,   \
+                .statx = statx,           \
         }
 
 const struct iom_syscalls iom_sys_default = LIBC_SYSCALLS;

@@ -14,6 +14,8 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+struct statx; /* <sys/stat.h> declares it with _GNU_SOURCE */
+
 struct iom_syscalls {
         void *(*mmap)(void *addr, size_t len, int prot, int flags, int fd, off_t off);
         int (*munmap)(void *addr, size_t len);
@@ -32,6 +34,11 @@ struct iom_syscalls {
         int (*fcntl)(int fd, int cmd, int arg);
         int (*flock)(int fd, int op);
         int (*madvise)(void *addr, size_t len, int advice);
+        int (*open)(const char *path, int flags, mode_t mode);
+        int (*unlink)(const char *path);
+        off_t (*lseek)(int fd, off_t off, int whence);
+        int (*fdatasync)(int fd);
+        int (*statx)(int dirfd, const char *path, int flags, unsigned mask, struct statx *st);
 };
 
 extern struct iom_syscalls iom_sys;

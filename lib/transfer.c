@@ -19,6 +19,28 @@
 #define BATCH_BYTES (UINT64_C(16) << 20)
 #define BATCH_IOVS  64
 
+/*
+ * Take f's read lock and borrow up to *batch of the left bytes at off into
+ * got[BATCH_IOVS]. Returns the lock's error (not held), or 0 with the lock
+ * held and the borrow's result in *n. A dax: object's window may hold less
+ * than a batch (-ENOBUFS): then smaller batches, from here on.
+ */
+static int lock_and_borrow(struct iomem *f, uint64_t off, uint64_t left, uint64_t *batch,
+                           struct iovec *got, ssize_t *n)
+{
+        for (;;) {
+                int err = f->ops->rdlock(f);
+                if (err)
+                        return err;
+                uint64_t want = iom_min(left, *batch);
+                *n = f->ops->borrow(f, off, want, got, BATCH_IOVS);
+                if (*n != -ENOBUFS || want <= 1)
+                        return 0;
+                f->ops->unlock(f);
+                *batch = want / 2;
+        }
+}
+
 /* A destination descriptor, written without ever raising SIGPIPE. */
 struct sink {
         int fd;
@@ -131,17 +153,16 @@ IOM_PUBLIC ssize_t iomem_sendfile(int out_fd, struct iomem *in, size_t off, size
         if (!zeros)
                 return iom_result(__func__, iom_fail(in->name, -ENOMEM, "out of memory"));
         struct sink sink = { .fd = out_fd };
-        uint64_t done = 0;
+        uint64_t done = 0, batch = BATCH_BYTES;
         ssize_t err = 0;
         while (done < len) {
                 struct iovec got[BATCH_IOVS], out[BATCH_IOVS * 2];
-                if ((err = in->ops->rdlock(in)))
+                ssize_t n;
+                if ((err = lock_and_borrow(in, off + done, len - done, &batch, got, &n)))
                         break;
-                uint64_t want = iom_min(len - done, BATCH_BYTES);
-                ssize_t n = in->ops->borrow(in, off + done, want, got, BATCH_IOVS);
-                uint64_t batch = 0;
+                uint64_t got_bytes = 0;
                 for (ssize_t i = 0; i < n; i++)
-                        batch += got[i].iov_len;
+                        got_bytes += got[i].iov_len;
                 size_t used = 0;
                 while (n > 0 && used < (size_t)n) {
                         size_t nout;
@@ -160,7 +181,7 @@ IOM_PUBLIC ssize_t iomem_sendfile(int out_fd, struct iomem *in, size_t off, size
                 in->ops->unlock(in);
                 if (n < 0)
                         err = n;
-                if (err < 0 || batch == 0)
+                if (err < 0 || got_bytes == 0)
                         break;
         }
         /* Once some bytes went out, they are the result (like write(2)):
@@ -226,14 +247,13 @@ IOM_PUBLIC ssize_t iomem_copy(struct iomem *dst, size_t doff, struct iomem *src,
         const char *zeros = iom_zero_pages(&zlen);
         if (!zeros)
                 return iom_result(__func__, iom_fail(src->name, -ENOMEM, "out of memory"));
-        uint64_t done = 0;
+        uint64_t done = 0, batch = BATCH_BYTES;
         ssize_t err = 0;
         while (!err && done < len) {
                 struct iovec got[BATCH_IOVS];
-                if ((err = src->ops->rdlock(src)))
+                ssize_t n;
+                if ((err = lock_and_borrow(src, soff + done, len - done, &batch, got, &n)))
                         break;
-                ssize_t n = src->ops->borrow(src, soff + done, iom_min(len - done, BATCH_BYTES),
-                                             got, BATCH_IOVS);
                 if (n < 0)
                         err = n;
                 for (ssize_t i = 0; i < n && !err; i++) {

@@ -350,10 +350,9 @@ check "... says so on one line" one_line "unix:$tmp/nobody"
 expect 1 "sendfile from a missing object" "$sendfile" "$prefix-missing" "$tmp/never"
 check "... prints one line naming it" one_line "$prefix-missing"
 check "... and creates no destination" test ! -e "$tmp/never"
-# The dax backend is not in this version: a plain path fails with the
-# library's message. When dax lands this fails, and should become a cmp.
-expect 1 "sendfile from a plain path (dax: not in this version)" "$sendfile" "$tmp/ref" "$tmp/never"
-check "... prints one line naming it" one_line "dax:$tmp/ref"
+# A plain path is opened as dax:PATH, through the default window.
+expect 0 "sendfile from a plain path (dax:)" "$sendfile" "$tmp/ref" "$tmp/fromdax"
+check "... sends the file's bytes" cmp -s "$tmp/fromdax" "$tmp/ref"
 expect 1 "sendfile from mshare: (not in this version)" "$sendfile" mshare:x "$tmp/never"
 check "... prints one line naming it" one_line "mshare:x"
 

@@ -19,7 +19,7 @@ int main(void)
                 if (!info[i].available)
                         continue;
                 char uri[64];
-                snprintf(uri, sizeof uri, "%s:consumer", info[i].name);
+                snprintf(uri, sizeof uri, "%s:iomem-consumer-data", info[i].name);
                 struct iomem *f;
                 if (iomem_open(&f, uri, IOMEM_RDWR | IOMEM_CREATE, NULL)) {
                         fprintf(stderr, "consumer: %s\n", iomem_errormsg());

@@ -1,0 +1,285 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The per-file state of dax: objects in this process: handles of the same
+ * file (same device and inode) share one I/O lock and see each other's
+ * pins. The chunks a holder of the lock borrows stay mapped until that
+ * holder (a thread, through a handle) unlocks.
+ *
+ * Lock order: the I/O lock, then d->mu, then the window's lock.
+ */
+#define _GNU_SOURCE
+#include "daxfile.h"
+#include "iolock.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sysmacros.h>
+
+static pthread_mutex_t files_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct dax_file *files;
+
+/* A fork while another thread holds files_lock must not leave it held. */
+static void files_lock_take(void) { pthread_mutex_lock(&files_lock); }
+static void files_lock_give(void) { pthread_mutex_unlock(&files_lock); }
+static void files_lock_renew(void) { pthread_mutex_init(&files_lock, NULL); }
+
+__attribute__((constructor)) static void files_lock_at_fork(void)
+{
+        pthread_atfork(files_lock_take, files_lock_give, files_lock_renew);
+}
+
+static void drop_reader(struct dax_file *d, struct dax_reader *r)
+{
+        if (r->holds) {
+                free(r->holds->v);
+                free(r->holds);
+        }
+        *r = d->readers[--d->nreaders];
+}
+
+/* Forget the lock's holders. What they held stays held until the handle
+ * closes (which evicts its chunks) or, after fork, the window forgets. */
+static void reset_lock_state(struct dax_file *d)
+{
+        pthread_mutex_init(&d->mu, NULL);
+        pthread_cond_init(&d->cv, NULL);
+        while (d->nreaders)
+                drop_reader(d, &d->readers[0]);
+        d->writer = NULL;
+        d->writer_depth = 0;
+        d->writer_holds.n = 0;
+        d->writer_holds.id = 0;
+        d->fork_gen = iom_fork_generation();
+}
+
+int dax_file_join(struct dax_handle *h, dev_t dev, ino_t ino)
+{
+        pthread_mutex_lock(&files_lock);
+        struct dax_file *d = files;
+        while (d && (d->dev != dev || d->ino != ino))
+                d = d->next;
+        if (!d) {
+                if (!(d = calloc(1, sizeof *d))) {
+                        pthread_mutex_unlock(&files_lock);
+                        return iom_fail(h->f->name, -ENOMEM, "out of memory");
+                }
+                d->dev = dev;
+                d->ino = ino;
+                reset_lock_state(d);
+                d->next = files;
+                files = d;
+        }
+        d->refs++;
+        pthread_mutex_unlock(&files_lock);
+        dax_file_after_fork(d);
+        pthread_mutex_lock(&d->mu);
+        h->file = d;
+        h->next = d->handles;
+        d->handles = h;
+        pthread_mutex_unlock(&d->mu);
+        return 0;
+}
+
+void dax_file_leave(struct dax_handle *h)
+{
+        struct dax_file *d = h->file;
+        if (!d)
+                return;
+        pthread_mutex_lock(&d->mu);
+        struct dax_handle **p = &d->handles;
+        while (*p != h)
+                p = &(*p)->next;
+        *p = h->next;
+        /* What this handle held of the lock goes with it (its chunks go
+         * when it leaves the window). */
+        for (size_t i = 0; i < d->nreaders;)
+                if (d->readers[i].h == h)
+                        drop_reader(d, &d->readers[i]);
+                else
+                        i++;
+        if (d->writer == h) {
+                d->writer = NULL;
+                d->writer_holds.n = 0;
+                d->writer_holds.id = 0;
+        }
+        pthread_cond_broadcast(&d->cv);
+        pthread_mutex_unlock(&d->mu);
+        h->file = NULL;
+
+        pthread_mutex_lock(&files_lock);
+        bool last = --d->refs == 0;
+        if (last) {
+                struct dax_file **q = &files;
+                while (*q != d)
+                        q = &(*q)->next;
+                *q = d->next;
+        }
+        pthread_mutex_unlock(&files_lock);
+        if (last) {
+                pthread_mutex_destroy(&d->mu);
+                pthread_cond_destroy(&d->cv);
+                free(d->readers);
+                free(d->writer_holds.v);
+                free(d);
+        }
+}
+
+void dax_file_after_fork(struct dax_file *d)
+{
+        if (d->fork_gen == iom_fork_generation())
+                return;
+        reset_lock_state(d);
+        for (struct dax_handle *h = d->handles; h; h = h->next)
+                h->f->pins.n = 0; /* the parent's */
+}
+
+/* ---- the I/O lock ----------------------------------------------------------- */
+
+static struct dax_reader *find_reader(struct dax_file *d, const struct dax_handle *h, int tid)
+{
+        for (size_t i = 0; i < d->nreaders; i++)
+                if (d->readers[i].h == h && d->readers[i].tid == tid)
+                        return &d->readers[i];
+        return NULL;
+}
+
+static bool is_writer(const struct dax_file *d, const struct dax_handle *h, int tid)
+{
+        return d->writer == h && d->writer_tid == tid;
+}
+
+int dax_rdlock(struct dax_handle *h)
+{
+        struct dax_file *d = h->file;
+        int tid = iom_self_tid(), err = 0;
+        pthread_mutex_lock(&d->mu);
+        for (;;) {
+                struct dax_reader *r = find_reader(d, h, tid);
+                if (r) {
+                        r->count++;
+                        break;
+                }
+                if (!d->writer || is_writer(d, h, tid)) {
+                        if (d->nreaders == d->cap) {
+                                size_t cap = d->cap ? 2 * d->cap : 4;
+                                void *v = realloc(d->readers, cap * sizeof *d->readers);
+                                if (!v) {
+                                        err = iom_fail(h->f->name, -ENOMEM, "out of memory");
+                                        break;
+                                }
+                                d->readers = v;
+                                d->cap = cap;
+                        }
+                        d->readers[d->nreaders++] = (struct dax_reader){ h, tid, 1, NULL };
+                        break;
+                }
+                pthread_cond_wait(&d->cv, &d->mu);
+        }
+        pthread_mutex_unlock(&d->mu);
+        return err;
+}
+
+int dax_wrlock(struct dax_handle *h)
+{
+        struct dax_file *d = h->file;
+        int tid = iom_self_tid(), err = 0;
+        pthread_mutex_lock(&d->mu);
+        for (;;) {
+                if (is_writer(d, h, tid)) {
+                        d->writer_depth++;
+                        break;
+                }
+                if (find_reader(d, h, tid)) {
+                        err = iom_fail(h->f->name, -EDEADLK,
+                                       "the calling thread holds the read lock; release it before writing");
+                        break;
+                }
+                if (!d->writer && !d->nreaders) {
+                        d->writer = h;
+                        d->writer_tid = tid;
+                        d->writer_depth = 1;
+                        break;
+                }
+                pthread_cond_wait(&d->cv, &d->mu);
+        }
+        pthread_mutex_unlock(&d->mu);
+        return err;
+}
+
+int dax_unlock(struct dax_handle *h)
+{
+        struct dax_file *d = h->file;
+        int tid = iom_self_tid(), err = 0;
+        pthread_mutex_lock(&d->mu);
+        struct dax_reader *r = find_reader(d, h, tid);
+        if (r) {
+                if (--r->count == 0) {
+                        if (r->holds)
+                                iom_window_unhold(&h->wf, r->holds);
+                        drop_reader(d, r);
+                }
+        } else if (is_writer(d, h, tid)) {
+                if (--d->writer_depth == 0) {
+                        d->writer = NULL;
+                        iom_window_unhold(&h->wf, &d->writer_holds);
+                }
+        } else {
+                err = iom_fail(h->f->name, -EPERM, "the calling thread does not hold the lock");
+        }
+        if (!err)
+                pthread_cond_broadcast(&d->cv);
+        pthread_mutex_unlock(&d->mu);
+        return err;
+}
+
+struct iom_holds *dax_holds_of_caller(struct dax_handle *h)
+{
+        struct dax_file *d = h->file;
+        int tid = iom_self_tid();
+        struct iom_holds *holds = NULL;
+        pthread_mutex_lock(&d->mu);
+        struct dax_reader *r;
+        if (is_writer(d, h, tid)) /* outlives the reads nested in it */
+                holds = &d->writer_holds;
+        else if ((r = find_reader(d, h, tid)) && !(holds = r->holds))
+                holds = r->holds = calloc(1, sizeof *holds);
+        pthread_mutex_unlock(&d->mu);
+        return holds;
+}
+
+/* ---- pins ----------------------------------------------------------------------- */
+
+bool dax_pinned(const struct dax_file *d, uint64_t start, uint64_t end)
+{
+        for (const struct dax_handle *h = d->handles; h; h = h->next) {
+                const struct iom_ranges *r = &h->f->pins;
+                size_t i = iom_ranges_first_after(r, start);
+                if (i < r->n && r->v[i].start < end)
+                        return true;
+        }
+        return false;
+}
+
+/* ---- mounts ------------------------------------------------------------------------ */
+
+int iom_dax_mount_fstype(const char *mountinfo, dev_t dev, char *out, size_t n)
+{
+        FILE *fp = fopen(mountinfo, "re");
+        if (!fp)
+                return -errno;
+        char line[4096];
+        int err = -ENOENT;
+        while (err && fgets(line, sizeof line, fp)) {
+                unsigned maj, min;
+                char type[64];
+                const char *sep = strstr(line, " - ");
+                if (sscanf(line, "%*u %*u %u:%u", &maj, &min) == 2 && sep &&
+                    makedev(maj, min) == dev && sscanf(sep + 3, "%63s", type) == 1) {
+                        snprintf(out, n, "%s", type);
+                        err = 0;
+                }
+        }
+        fclose(fp);
+        return err;
+}

@@ -1,0 +1,1036 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The dax: backend and its window: window arguments, reading a file four
+ * times the window's size through borrow, -ENOBUFS when pins fill the
+ * window, every eviction policy, holes, truncate over pins and under
+ * mappings, gift, the DAX flag, the read lock keeping borrowed chunks, and
+ * mmap failures injected through the syscall table. Files live in
+ * directories made under /var/tmp (ext4 here) and /dev/shm (tmpfs).
+ */
+#include "common.h"
+
+#include "internal.h"
+#include "syscalls.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#define PAGE ((size_t)sysconf(_SC_PAGESIZE))
+#define KIB ((size_t)1 << 10)
+#define MIB ((size_t)1 << 20)
+
+int iom_dax_mount_fstype(const char *mountinfo, dev_t dev, char *out, size_t n);
+
+static char sentinel_byte;
+#define SENTINEL ((void *)&sentinel_byte)
+
+/* ---- files ----------------------------------------------------------------- */
+
+static char dirs[2][64]; /* /var/tmp/..., /dev/shm/... */
+
+static const char *path_in(int where, const char *tag)
+{
+        static __thread char buf[8][128];
+        static __thread unsigned n;
+        char *p = buf[n++ % 8];
+        snprintf(p, 128, "%s/%s-%d", dirs[where], tag, (int)getpid());
+        return p;
+}
+
+static const char *uri_of(const char *path)
+{
+        static __thread char buf[8][160];
+        static __thread unsigned n;
+        char *u = buf[n++ % 8];
+        snprintf(u, 160, "dax:%s", path);
+        return u;
+}
+
+/* The byte at offset x of a file filled with seed. */
+static uint8_t pattern(uint64_t x, uint64_t seed)
+{
+        uint64_t w = ((x >> 3) + seed) * UINT64_C(0x9e3779b97f4a7c15);
+        w ^= w >> 29;
+        return (uint8_t)(w >> (8 * (x & 7)));
+}
+
+static bool write_pattern(int fd, uint64_t off, uint64_t len, uint64_t seed)
+{
+        static uint8_t buf[1 << 20];
+        while (len) {
+                size_t n = len < sizeof buf ? (size_t)len : sizeof buf;
+                for (size_t i = 0; i < n; i++)
+                        buf[i] = pattern(off + i, seed);
+                if (pwrite(fd, buf, n, (off_t)off) != (ssize_t)n)
+                        return false;
+                off += n;
+                len -= n;
+        }
+        return true;
+}
+
+static void fill(int fd, uint64_t off, uint64_t len, uint64_t seed)
+{
+        ck_assert(write_pattern(fd, off, len, seed));
+}
+
+/* A file of size bytes of pattern seed; returns its path. */
+static const char *make_file(int where, const char *tag, uint64_t size, uint64_t seed)
+{
+        const char *p = path_in(where, tag);
+        int fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0600);
+        ck_assert_int_ge(fd, 0);
+        fill(fd, 0, size, seed);
+        close(fd);
+        return p;
+}
+
+static bool matches(const void *mem, uint64_t off, size_t len, uint64_t seed)
+{
+        const uint8_t *p = mem;
+        for (size_t i = 0; i < len; i++)
+                if (p[i] != pattern(off + i, seed))
+                        return false;
+        return true;
+}
+
+static struct iomem_window *new_window(size_t size, size_t chunk)
+{
+        struct iomem_window *w = NULL;
+        int r = iomem_window_new(&w, size, chunk);
+        ck_assert_msg(r == 0, "window_new: %d %s", r, iomem_errormsg());
+        return w;
+}
+
+static struct iomem *open_dax(const char *path, unsigned flags, struct iomem_window *w)
+{
+        struct iomem_opts *o = NULL;
+        ck_assert_int_eq(iomem_opts_new(&o), 0);
+        ck_assert_int_eq(iomem_opts_set_window(o, w), 0);
+        struct iomem *f = NULL;
+        int r = iomem_open(&f, uri_of(path), flags, o);
+        ck_assert_msg(r == 0, "open %s: %d %s", path, r, iomem_errormsg());
+        iomem_opts_delete(&o);
+        return f;
+}
+
+static struct iomem_window_stat wstat(struct iomem_window *w)
+{
+        struct iomem_window_stat st;
+        ck_assert_int_eq(iomem_window_stat(w, &st), 0);
+        return st;
+}
+
+/* Borrow [off, off+len) and check every byte; returns the entries. */
+static ssize_t borrow_check(struct iomem *f, uint64_t off, size_t len, uint64_t seed)
+{
+        struct iovec iov[16];
+        ssize_t n = iomem_borrow(f, off, len, iov, 16);
+        ck_assert_msg(n > 0, "borrow %llu+%zu: %zd %s", (unsigned long long)off, len, n,
+                      iomem_errormsg());
+        size_t total = 0;
+        for (ssize_t i = 0; i < n; i++) {
+                ck_assert_ptr_nonnull(iov[i].iov_base);
+                ck_assert_msg(matches(iov[i].iov_base, off + total, iov[i].iov_len, seed),
+                              "bytes at %llu differ", (unsigned long long)(off + total));
+                total += iov[i].iov_len;
+        }
+        ck_assert_uint_eq(total, len);
+        return n;
+}
+
+static uint64_t rng = 88172645463325252ull;
+static uint64_t rnd(void)
+{
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        return rng;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+        return (x > y) - (x < y);
+}
+
+/* ---- windows ----------------------------------------------------------------- */
+
+START_TEST(window_arguments)
+{
+        struct iomem_window *w = SENTINEL;
+        struct iomem_window_stat st;
+        ck_assert_err(iomem_window_new(NULL, 16 * MIB, 2 * MIB), EINVAL);
+        ck_assert_err(iomem_window_new(&w, 16 * MIB, 3 * MIB), EINVAL);   /* not a power of two */
+        ck_assert_err(iomem_window_new(&w, 16 * MIB, PAGE / 2), EINVAL);  /* below the page size */
+        ck_assert_err(iomem_window_new(&w, 0, 2 * MIB), EINVAL);
+        ck_assert_err(iomem_window_new(&w, 15 * MIB, 2 * MIB), EINVAL);   /* not a multiple */
+        ck_assert_err(iomem_window_new(&w, 16 * MIB, 0), EINVAL);
+        ck_assert_err(iomem_window_new(&w, SIZE_MAX - PAGE + 1, PAGE), EINVAL);
+        ck_assert_ptr_eq(w, SENTINEL);
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "iomem_window_new: "));
+
+        w = new_window(16 * MIB, 2 * MIB);
+        st = wstat(w);
+        ck_assert_uint_eq(st.size, 16 * MIB);
+        ck_assert_uint_eq(st.chunk, 2 * MIB);
+        ck_assert_uint_eq(st.chunks_used + st.chunks_pinned + st.hits + st.misses + st.evictions, 0);
+        ck_assert_err(iomem_window_set_policy(NULL, IOMEM_EVICT_FIFO), EINVAL);
+        ck_assert_err(iomem_window_set_policy(w, -1), EINVAL);
+        ck_assert_err(iomem_window_set_policy(w, IOMEM_EVICT_LIFO + 1), EINVAL);
+        for (int p = IOMEM_EVICT_DEFAULT; p <= IOMEM_EVICT_LIFO; p++)
+                ck_assert_int_eq(iomem_window_set_policy(w, p), 0);
+        ck_assert_err(iomem_window_stat(NULL, &st), EINVAL);
+        ck_assert_err(iomem_window_stat(w, NULL), EINVAL);
+        ck_assert_err(iomem_window_delete(NULL), EINVAL);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+        ck_assert_ptr_null(w);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+
+        /* One page per chunk is fine too. */
+        w = new_window(4 * PAGE, PAGE);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+}
+END_TEST
+
+START_TEST(window_delete_busy)
+{
+        const char *p = make_file(0, "busy", 4 * MIB, 1);
+        struct iomem_window *w = new_window(8 * MIB, 2 * MIB);
+        struct iomem *f = open_dax(p, IOMEM_RDONLY, w), *g = open_dax(p, IOMEM_RDONLY, w);
+        ck_assert_err(iomem_window_delete(&w), EBUSY);
+        ck_assert_ptr_nonnull(w);
+        iomem_close(&f);
+        ck_assert_err(iomem_window_delete(&w), EBUSY);
+        borrow_check(g, 0, 4 * MIB, 1);
+        iomem_close(&g);
+        ck_assert_uint_eq(wstat(w).chunks_used, 0); /* closing evicts */
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+        ck_assert_ptr_null(w);
+}
+END_TEST
+
+/* ---- reading through a small window ---------------------------------------------- */
+
+/* 64 MiB through 16 MiB in 2 MiB chunks: every byte by borrow, pieces
+ * of random size in random order. */
+START_TEST(random_borrow_covers_file)
+{
+        uint64_t size = 64 * MIB, seed = 7;
+        const char *p = make_file(0, "random", size, seed);
+        struct iomem_window *w = new_window(16 * MIB, 2 * MIB);
+        struct iomem *f = open_dax(p, IOMEM_RDONLY, w);
+        enum { PIECES = 4096 };
+        static uint64_t cut[PIECES + 1];
+        for (size_t i = 1; i < PIECES; i++)
+                cut[i] = rnd() % size;
+        cut[0] = 0;
+        cut[PIECES] = size;
+        qsort(cut, PIECES + 1, sizeof cut[0], cmp_u64);
+        static uint32_t order[PIECES];
+        for (uint32_t i = 0; i < PIECES; i++)
+                order[i] = i;
+        for (uint32_t i = PIECES - 1; i > 0; i--) {
+                uint32_t j = (uint32_t)(rnd() % (i + 1)), t = order[i];
+                order[i] = order[j];
+                order[j] = t;
+        }
+        uint64_t covered = 0;
+        for (size_t k = 0; k < PIECES; k++) {
+                uint64_t a = cut[order[k]], b = cut[order[k] + 1];
+                if (a == b)
+                        continue;
+                borrow_check(f, a, b - a, seed);
+                covered += b - a;
+        }
+        ck_assert_uint_eq(covered, size);
+        struct iomem_window_stat st = wstat(w);
+        ck_assert_uint_le(st.chunks_used, 8);
+        ck_assert_uint_gt(st.misses, 32);
+        ck_assert_uint_gt(st.evictions, 0);
+        ck_assert_uint_eq(st.misses - st.evictions, st.chunks_used);
+        ck_assert_uint_eq(st.chunks_pinned, 0);
+        /* A range over several chunks: one entry per run of adjacent slots. */
+        struct iovec iov[8];
+        ssize_t n = iomem_borrow(f, 3 * MIB, 10 * MIB, iov, 8);
+        ck_assert_int_ge(n, 1);
+        ck_assert_int_le(n, 6);
+        ck_assert_int_le(n, iomem_bufcount(f, 3 * MIB, 10 * MIB));
+        ck_assert_int_eq(iomem_bufcount(f, size, 1), 0);
+        ck_assert_int_eq(iomem_borrow(f, size, 1, iov, 8), 0);
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+}
+END_TEST
+
+/* ---- pins and -ENOBUFS ---------------------------------------------------------------- */
+
+static void enobufs_after_pinning(size_t window, size_t ask_chunks)
+{
+        uint64_t size = 64 * MIB, seed = 11;
+        const char *p = make_file(0, "pin", size, seed);
+        struct iomem_window *w = new_window(window, 2 * MIB);
+        struct iomem *f = open_dax(p, IOMEM_RDWR, w);
+        ck_assert_int_eq(iomem_acquire(f, 0, 16 * MIB), (ssize_t)(16 * MIB)); /* 8 chunks */
+        struct iovec pinned[8], again[8];
+        ssize_t np = iomem_retrieve(f, 0, 16 * MIB, pinned, 8);
+        ck_assert_int_ge(np, 1);
+        ck_assert_int_le(np, 8);
+        struct iomem_window_stat before = wstat(w);
+        ck_assert_uint_eq(before.chunks_pinned, 8);
+        struct iomem_stat fst;
+        ck_assert_int_eq(iomem_stat(f, &fst), 0);
+        ck_assert_uint_eq(fst.acquired, 16 * MIB);
+
+        /* ask_chunks is 5 more than remain */
+        size_t off = 32 * MIB, len = ask_chunks * 2 * MIB;
+        struct iovec iov[16];
+        ck_assert_err(iomem_acquire(f, off, len), ENOBUFS);
+        ck_assert_err(iomem_borrow(f, off, len, iov, 16), ENOBUFS);
+        struct iomem_window_stat after = wstat(w);
+        ck_assert_mem_eq(&after, &before, sizeof before);
+        ck_assert_int_eq(iomem_stat(f, &fst), 0);
+        ck_assert_uint_eq(fst.acquired, 16 * MIB);
+        ck_assert_err(iomem_release(f, off, 2 * MIB), EINVAL); /* nothing got pinned */
+        /* The pinned chunks: same addresses, same bytes. */
+        ck_assert_int_eq(iomem_retrieve(f, 0, 16 * MIB, again, 8), np);
+        size_t at = 0;
+        for (ssize_t i = 0; i < np; i++) {
+                ck_assert_ptr_eq(again[i].iov_base, pinned[i].iov_base);
+                ck_assert_uint_eq(again[i].iov_len, pinned[i].iov_len);
+                ck_assert(matches(pinned[i].iov_base, at, pinned[i].iov_len, seed));
+                at += pinned[i].iov_len;
+        }
+        /* Unpinned, it fits. */
+        ck_assert_int_eq(iomem_release(f, 0, 16 * MIB), 0);
+        ck_assert_uint_eq(wstat(w).chunks_pinned, 0);
+        if (len <= window)
+                ck_assert_int_eq(iomem_acquire(f, off, len), (ssize_t)len);
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+}
+
+START_TEST(enobufs_window_full_of_pins)
+{
+        enobufs_after_pinning(16 * MIB, 5); /* 8 slots, all pinned */
+}
+END_TEST
+
+START_TEST(enobufs_five_more_than_remain)
+{
+        enobufs_after_pinning(32 * MIB, 13); /* 16 slots, 8 pinned, 8 remain */
+}
+END_TEST
+
+START_TEST(pins_nest_and_release_in_parts)
+{
+        const char *p = make_file(1, "nest", 8 * MIB, 3);
+        struct iomem_window *w = new_window(8 * MIB, 2 * MIB);
+        struct iomem *f = open_dax(p, IOMEM_RDWR, w);
+        ck_assert_int_eq(iomem_acquire(f, 0, 4 * MIB), (ssize_t)(4 * MIB));
+        ck_assert_int_eq(iomem_acquire(f, MIB, MIB), (ssize_t)MIB); /* nested */
+        ck_assert_err(iomem_acquire(f, 1, PAGE), EINVAL);
+        ck_assert_int_eq(iomem_release(f, 0, 2 * MIB), 0);
+        ck_assert_uint_eq(wstat(w).chunks_pinned, 2); /* [1, 2) MiB is still pinned */
+        ck_assert_int_eq(iomem_release(f, MIB, MIB), 0);
+        ck_assert_uint_eq(wstat(w).chunks_pinned, 1);
+        ck_assert_err(iomem_release(f, 0, PAGE), EINVAL);
+        ck_assert_int_eq(iomem_release(f, 2 * MIB, 2 * MIB), 0);
+        ck_assert_uint_eq(wstat(w).chunks_pinned, 0);
+        /* Clamped to the file; nothing past its end. */
+        ck_assert_int_eq(iomem_acquire(f, 6 * MIB, 4 * MIB), (ssize_t)(2 * MIB));
+        ck_assert_int_eq(iomem_acquire(f, 6 * MIB, 4 * MIB), (ssize_t)(2 * MIB)); /* nested */
+        ck_assert_int_eq(iomem_acquire(f, 8 * MIB, PAGE), 0);
+        ck_assert_int_eq(iomem_release(f, 6 * MIB, 2 * MIB), 0);
+        struct iovec iov[2];
+        ck_assert_err(iomem_retrieve(f, 0, PAGE, iov, 2), ENOENT);
+        /* Writes through retrieve reach the file. */
+        ck_assert_int_eq(iomem_retrieve(f, 6 * MIB + 5, 10, iov, 2), 1);
+        memcpy(iov[0].iov_base, "0123456789", 10);
+        char buf[10];
+        ck_assert_int_eq(iomem_pread(f, buf, 10, 6 * MIB + 5), 10);
+        ck_assert_mem_eq(buf, "0123456789", 10);
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+}
+END_TEST
+
+/* ---- policies ------------------------------------------------------------------------- */
+
+/* Loop over 12 chunks through 8 slots, then a skewed stream; returns the
+ * hit ratio of the loop after its first pass. */
+static double loop_hits(int policy)
+{
+        uint64_t seed = 21;
+        const char *p = make_file(1, "policy", 24 * MIB, seed);
+        struct iomem_window *w = new_window(16 * MIB, 2 * MIB);
+        ck_assert_int_eq(iomem_window_set_policy(w, policy), 0);
+        struct iomem *f = open_dax(p, IOMEM_RDONLY, w);
+        for (int c = 0; c < 12; c++)
+                borrow_check(f, (uint64_t)c * 2 * MIB + 100, 100, seed);
+        struct iomem_window_stat s0 = wstat(w);
+        for (int pass = 0; pass < 20; pass++)
+                for (int c = 0; c < 12; c++)
+                        borrow_check(f, (uint64_t)c * 2 * MIB + 4096 * (uint64_t)pass, 64, seed);
+        struct iomem_window_stat s1 = wstat(w);
+        ck_assert_uint_eq((s1.hits - s0.hits) + (s1.misses - s0.misses), 240);
+        ck_assert_uint_le(s1.chunks_used, 8);
+        ck_assert_uint_eq(s1.misses - s1.evictions, s1.chunks_used);
+        /* Switching policies keeps what is mapped. */
+        ck_assert_int_eq(iomem_window_set_policy(w, (policy + 1) % 4), 0);
+        ck_assert_uint_eq(wstat(w).chunks_used, s1.chunks_used);
+        for (int i = 0; i < 200; i++) {
+                uint64_t c = rnd() % 12;
+                c = c * c / 12; /* low chunks more often */
+                borrow_check(f, c * 2 * MIB + (rnd() % (2 * MIB - 64)), 64, seed);
+        }
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+        return (double)(s1.hits - s0.hits) / 240.0;
+}
+
+START_TEST(every_policy)
+{
+        double fifo = loop_hits(IOMEM_EVICT_FIFO), lifo = loop_hits(IOMEM_EVICT_LIFO);
+        double clock = loop_hits(IOMEM_EVICT_CLOCK), def = loop_hits(IOMEM_EVICT_DEFAULT);
+        /* A loop larger than the window: FIFO and CLOCK always evict the
+         * chunk needed next; LIFO and the default keep most of the loop. */
+        ck_assert_msg(fifo == 0 && clock == 0, "FIFO %.2f CLOCK %.2f", fifo, clock);
+        ck_assert_msg(lifo > 0.5 && def > 0.5, "LIFO %.2f default %.2f", lifo, def);
+}
+END_TEST
+
+/* ---- holes, truncate, gift ---------------------------------------------------------- */
+
+static void holes_come_back_null(int where)
+{
+        const char *p = path_in(where, "sparse");
+        int fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0600);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(ftruncate(fd, 8 * MIB), 0);
+        fill(fd, 2 * MIB + 100, 4900, 5);
+        fill(fd, 6 * MIB, PAGE, 5);
+        close(fd);
+        struct iomem_window *w = new_window(8 * MIB, 2 * MIB);
+        struct iomem *f = open_dax(p, IOMEM_RDONLY, w);
+        struct iovec iov[8];
+        ssize_t n = iomem_borrow(f, 0, 8 * MIB, iov, 8);
+        ck_assert_int_eq(n, 5);
+        ck_assert_int_le(n, iomem_bufcount(f, 0, 8 * MIB));
+        ck_assert_ptr_null(iov[0].iov_base);
+        ck_assert_uint_eq(iov[0].iov_len, 2 * MIB);
+        ck_assert_ptr_nonnull(iov[1].iov_base);
+        ck_assert_uint_eq(iov[1].iov_len, iom_round_up(5000, PAGE));
+        ck_assert(matches((char *)iov[1].iov_base + 100, 2 * MIB + 100, 4900, 5));
+        ck_assert_ptr_null(iov[2].iov_base);
+        ck_assert_ptr_nonnull(iov[3].iov_base);
+        ck_assert_uint_eq(iov[3].iov_len, PAGE);
+        ck_assert(matches(iov[3].iov_base, 6 * MIB, PAGE, 5));
+        ck_assert_ptr_null(iov[4].iov_base);
+        size_t total = 0;
+        for (int i = 0; i < 5; i++)
+                total += iov[i].iov_len;
+        ck_assert_uint_eq(total, 8 * MIB);
+        /* Only the chunks with data were mapped. */
+        ck_assert_uint_eq(wstat(w).chunks_used, 2);
+        /* All hole: nothing mapped. */
+        ck_assert_int_eq(iomem_borrow(f, 4 * MIB, MIB, iov, 8), 1);
+        ck_assert_ptr_null(iov[0].iov_base);
+        ck_assert_uint_eq(iov[0].iov_len, MIB);
+        ck_assert_uint_eq(wstat(w).chunks_used, 2);
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+}
+
+START_TEST(holes_on_ext4)
+{
+        holes_come_back_null(0);
+}
+END_TEST
+
+START_TEST(holes_on_tmpfs)
+{
+        holes_come_back_null(1);
+}
+END_TEST
+
+START_TEST(truncate_over_pins_is_busy)
+{
+        const char *p = make_file(0, "trunc", 8 * MIB, 9);
+        struct iomem_window *w = new_window(8 * MIB, 2 * MIB);
+        struct iomem *f = open_dax(p, IOMEM_RDWR, w), *g = open_dax(p, IOMEM_RDWR, w);
+        ck_assert_int_eq(iomem_acquire(f, 2 * MIB, 2 * MIB), (ssize_t)(2 * MIB));
+        ck_assert_err(iomem_truncate(f, 3 * MIB), EBUSY);
+        ck_assert_err(iomem_truncate(f, 3 * MIB + 1), EBUSY); /* would cut a pinned page */
+        ck_assert_err(iomem_truncate(g, 0), EBUSY);          /* pins are the process's */
+        ck_assert_err(iomem_gift(g, 3 * MIB, 4, &(struct iovec){ "abcd", 4 }, 1, 0), EBUSY);
+        ck_assert_int_eq(iomem_truncate(f, 4 * MIB), 0);     /* past the pins */
+        ck_assert_int_eq(iomem_truncate(f, 16 * MIB), 0);    /* growing */
+        struct iomem_stat st;
+        ck_assert_int_eq(iomem_stat(g, &st), 0);
+        ck_assert_uint_eq(st.size, 16 * MIB);
+        ck_assert_int_eq(iomem_release(f, 2 * MIB, 2 * MIB), 0);
+        ck_assert_int_eq(iomem_truncate(g, MIB), 0);
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        ck_assert_uint_eq(st.size, MIB);
+        iomem_close(&f);
+        iomem_close(&g);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+}
+END_TEST
+
+/* Another program truncates the file under mapped chunks: the next borrow
+ * sees the new size and hands out no page past it. */
+START_TEST(external_truncate_then_borrow)
+{
+        uint64_t seed = 13;
+        const char *p = make_file(0, "shrink", 8 * MIB, seed);
+        struct iomem_window *w = new_window(8 * MIB, 2 * MIB);
+        struct iomem *f = open_dax(p, IOMEM_RDWR, w);
+        borrow_check(f, 0, 8 * MIB, seed);
+        ck_assert_int_eq(iomem_acquire(f, 4 * MIB, 4 * MIB), (ssize_t)(4 * MIB));
+        ck_assert_int_eq(truncate(p, 5 * MIB + 10), 0);
+        struct iovec iov[8];
+        ck_assert_int_eq(iomem_borrow(f, 6 * MIB, MIB, iov, 8), 0);
+        ck_assert_int_eq(iomem_bufcount(f, 6 * MIB, MIB), 0);
+        ssize_t n = iomem_borrow(f, 4 * MIB, 4 * MIB, iov, 8);
+        ck_assert_int_eq(n, 1);
+        ck_assert_uint_eq(iov[0].iov_len, MIB + 10);
+        ck_assert(matches(iov[0].iov_base, 4 * MIB, MIB + 10, seed));
+        /* retrieve stops at the last page too */
+        n = iomem_retrieve(f, 4 * MIB, 4 * MIB, iov, 8);
+        ck_assert_int_eq(n, 1);
+        ck_assert_uint_eq(iov[0].iov_len, MIB + PAGE);
+        volatile char *last = (char *)iov[0].iov_base + MIB + PAGE - 1;
+        ck_assert_int_eq(*last, 0);
+        char buf[16];
+        ck_assert_int_eq(iomem_pread(f, buf, 16, 5 * MIB + 4), 6);
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+}
+END_TEST
+
+START_TEST(gift_copies)
+{
+        const char *p = make_file(1, "gift", 2 * MIB, 17);
+        struct iomem_window *w = new_window(8 * MIB, 2 * MIB);
+        struct iomem *f = open_dax(p, IOMEM_RDWR, w);
+        borrow_check(f, 0, 2 * MIB, 17); /* mapped before: the gift shows through */
+        char mine[3000];
+        memset(mine, 'g', sizeof mine);
+        struct iovec two[2] = { { mine, 1000 }, { mine + 1000, 2000 } };
+        ck_assert_int_eq(iomem_gift(f, 100, 3000, two, 2, 0), 2);
+        ck_assert_err(iomem_gift(f, 100, 3000, two, 2, IOMEM_GIFT_NOCOPY), EXDEV);
+        struct iovec iov[4];
+        ck_assert_int_eq(iomem_borrow(f, 0, 4096, iov, 4), 1);
+        ck_assert(matches(iov[0].iov_base, 0, 100, 17));
+        for (int i = 100; i < 3100; i++)
+                ck_assert_int_eq(((char *)iov[0].iov_base)[i], 'g');
+        ck_assert(matches((char *)iov[0].iov_base + 3100, 3100, 996, 17));
+        /* From iomem_alloc: copied as well, and the buffer is the file's now. */
+        void *buf = NULL;
+        ck_assert_int_eq(iomem_alloc(f, 3 * PAGE, &buf), 0);
+        memset(buf, 'a', 3 * PAGE);
+        ck_assert_int_eq(iomem_gift(f, 3 * MIB, PAGE, &(struct iovec){ (char *)buf + PAGE, PAGE }, 1, 0), 1);
+        ck_assert_err(iomem_free(f, buf, 3 * PAGE), EINVAL);
+        ck_assert_int_eq(iomem_free(f, buf, PAGE), 0);                      /* the head */
+        ck_assert_int_eq(iomem_free(f, (char *)buf + 2 * PAGE, PAGE), 0); /* the tail */
+        struct iomem_stat st;
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        ck_assert_uint_eq(st.size, 3 * MIB + PAGE);  /* it grew */
+        ck_assert_uint_eq(st.gift_copied, 3000 + PAGE);
+        ck_assert_uint_eq(st.gift_adopted, 0);
+        ck_assert_int_eq(iomem_borrow(f, 3 * MIB, PAGE, iov, 4), 1);
+        ck_assert_int_eq(((char *)iov[0].iov_base)[PAGE - 1], 'a');
+        ck_assert_int_eq(iomem_borrow(f, 2 * MIB, MIB, iov, 4), 1); /* grown bytes: a hole */
+        ck_assert_ptr_null(iov[0].iov_base);
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+}
+END_TEST
+
+/* ---- detection ---------------------------------------------------------------------- */
+
+START_TEST(not_dax_here)
+{
+        for (int where = 0; where < 2; where++) {
+                const char *p = make_file(where, "flag", PAGE, 1);
+                struct iomem *f = open_dax(p, IOMEM_RDONLY, NULL); /* the default window */
+                struct iomem_stat st;
+                ck_assert_int_eq(iomem_stat(f, &st), 0);
+                ck_assert_int_eq(st.dax, 0);
+                ck_assert_str_eq(st.backend, "dax");
+                ck_assert_uint_eq(st.caps & IOMEM_CAP_DAX, 0);
+                ck_assert_uint_eq(st.caps & IOMEM_CAP_RESIZE, IOMEM_CAP_RESIZE);
+                ck_assert_uint_eq(st.page_size, PAGE);
+                borrow_check(f, 0, PAGE, 1);
+                iomem_close(&f);
+        }
+}
+END_TEST
+
+START_TEST(mountinfo_names_virtiofs)
+{
+        const char *p = path_in(0, "mountinfo");
+        FILE *fp = fopen(p, "w");
+        ck_assert_ptr_nonnull(fp);
+        fputs("22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+              "40 22 0:45 / /mnt/host rw,relatime shared:20 - virtiofs hostshare rw\n"
+              "41 22 0:46 / /mnt/fuse rw,nosuid shared:21 - fuse.sshfs me@host: rw\n", fp);
+        fclose(fp);
+        char type[64];
+        ck_assert_int_eq(iom_dax_mount_fstype(p, makedev(0, 45), type, sizeof type), 0);
+        ck_assert_str_eq(type, "virtiofs");
+        ck_assert_int_eq(iom_dax_mount_fstype(p, makedev(0, 46), type, sizeof type), 0);
+        ck_assert_str_eq(type, "fuse.sshfs");
+        ck_assert_int_eq(iom_dax_mount_fstype(p, makedev(0, 47), type, sizeof type), -ENOENT);
+        ck_assert_int_eq(iom_dax_mount_fstype("/nonexistent", makedev(0, 45), type, sizeof type), -ENOENT);
+}
+END_TEST
+
+/* ---- opening ------------------------------------------------------------------------ */
+
+START_TEST(open_create_unlink)
+{
+        const char *p = path_in(0, "create");
+        struct iomem *f = SENTINEL;
+        ck_assert_err(iomem_open(&f, uri_of(p), IOMEM_RDWR, NULL), ENOENT);
+        ck_assert_ptr_eq(f, SENTINEL);
+        ck_assert_err(iomem_open(&f, "dax:", IOMEM_RDONLY, NULL), EINVAL);
+        struct iomem_opts *o = NULL;
+        ck_assert_int_eq(iomem_opts_new(&o), 0);
+        ck_assert_int_eq(iomem_opts_set_size(o, 3 * MIB), 0);
+        ck_assert_int_eq(iomem_opts_set_mode(o, 0640), 0);
+        mode_t old = umask(0);
+        ck_assert_int_eq(iomem_open(&f, uri_of(p), IOMEM_RDWR | IOMEM_CREATE | IOMEM_EXCL, o), 0);
+        umask(old);
+        struct iomem *g = SENTINEL;
+        ck_assert_err(iomem_open(&g, uri_of(p), IOMEM_RDWR | IOMEM_CREATE | IOMEM_EXCL, o), EEXIST);
+        ck_assert_ptr_eq(g, SENTINEL);
+        ck_assert_err(iomem_open(&g, uri_of(dirs[0]), IOMEM_RDONLY, NULL), EINVAL); /* a directory */
+        ck_assert_int_eq(iomem_opts_set_seals(o, IOMEM_SEAL_GROW), 0);
+        ck_assert_err(iomem_open(&g, uri_of(p), IOMEM_RDWR, o), ENOTSUP);
+        ck_assert_ptr_eq(g, SENTINEL);
+        iomem_opts_delete(&o);
+        struct stat sb;
+        ck_assert_int_eq(stat(p, &sb), 0);
+        ck_assert_int_eq(sb.st_size, (off_t)(3 * MIB));
+        ck_assert_int_eq(sb.st_mode & 0777, 0640);
+        ck_assert_int_eq(fcntl(iomem_fd(f), F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+        ck_assert_int_eq(iomem_pwrite(f, "hello", 5, 3 * MIB), 5);
+        ck_assert_int_eq(iomem_sync(f, 0, 1), 0);
+        char buf[8] = { 0 };
+        ck_assert_int_eq(iomem_pread(f, buf, 8, 3 * MIB), 5);
+        ck_assert_str_eq(buf, "hello");
+        ck_assert_int_eq(iomem_pread(f, buf, 8, 4 * MIB), 0);
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_unlink(uri_of(p)), 0);
+        ck_assert_err(iomem_unlink(uri_of(p)), ENOENT);
+}
+END_TEST
+
+START_TEST(open_fd_adopts_regular_files)
+{
+        const char *p = make_file(1, "fd", MIB, 4);
+        int fd = open(p, O_RDONLY | O_CLOEXEC);
+        struct iomem *f = SENTINEL;
+        ck_assert_err(iomem_open_fd(&f, "dax", fd, IOMEM_RDWR, NULL), EACCES);
+        ck_assert_int_eq(iomem_open_fd(&f, "dax", fd, IOMEM_RDONLY, NULL), 0);
+        ck_assert_int_eq(iomem_fd(f), fd);
+        borrow_check(f, 0, MIB, 4);
+        iomem_close(&f);
+        ck_assert_int_eq(fcntl(fd, F_GETFD), -1); /* the object closed it */
+        int pfd[2];
+        ck_assert_int_eq(pipe(pfd), 0);
+        ck_assert_err(iomem_open_fd(&f, "dax", pfd[0], IOMEM_RDONLY, NULL), EINVAL);
+        ck_assert_int_ge(fcntl(pfd[0], F_GETFD), 0); /* still the caller's */
+        close(pfd[0]);
+        close(pfd[1]);
+        fd = open(p, O_WRONLY);
+        ck_assert_err(iomem_open_fd(&f, "dax", fd, IOMEM_RDONLY, NULL), EACCES);
+        close(fd);
+}
+END_TEST
+
+/* IOMEM_DAX_WINDOW sizes the default window, made once per process: so
+ * each size is tried in a new program (this one, run again). */
+static int default_window_program(const char *dir, const char *len_text)
+{
+        char path[128];
+        snprintf(path, sizeof path, "%s/default-%d", dir, (int)getpid());
+        int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+        if (fd < 0 || !write_pattern(fd, 0, 16 * MIB, 2))
+                return 3;
+        close(fd);
+        struct iomem *f = NULL;
+        int r = iomem_open(&f, uri_of(path), IOMEM_RDONLY, NULL);
+        unlink(path);
+        if (r < 0)
+                return r == -EINVAL && strstr(iomem_errormsg(), "IOMEM_DAX_WINDOW") ? 10 : 1;
+        struct iovec iov[16];
+        ssize_t n = iomem_borrow(f, 0, strtoull(len_text, NULL, 10), iov, 16);
+        iomem_close(&f);
+        return n > 0 ? 0 : n == -ENOBUFS ? 11 : 2;
+}
+
+static char self[4096]; /* this program (not valgrind's, as /proc/self/exe would be) */
+
+static int default_window_child(const char *size, size_t borrow_len)
+{
+        char len[32];
+        snprintf(len, sizeof len, "%zu", borrow_len);
+        pid_t pid = fork();
+        if (pid == 0) {
+                setenv("IOMEM_DAX_WINDOW", size, 1);
+                execl(self, self, "--default-window", dirs[0], len, (char *)NULL);
+                _exit(4);
+        }
+        return test_wait(pid);
+}
+
+START_TEST(default_window_size)
+{
+        ck_assert_int_eq(default_window_child("3M", MIB), 10);
+        ck_assert_int_eq(default_window_child("lots", MIB), 10);
+        ck_assert_int_eq(default_window_child("4M", 4 * MIB), 0);
+        ck_assert_int_eq(default_window_child("4194304", 6 * MIB), 11);
+        ck_assert_int_eq(default_window_child("", 16 * MIB), 0); /* 1 GiB */
+}
+END_TEST
+
+/* ---- the read lock keeps borrowed chunks -------------------------------------------- */
+
+struct other {
+        struct iomem *f;
+        ssize_t r;
+};
+
+static void *borrow_elsewhere(void *arg)
+{
+        struct other *o = arg;
+        struct iovec iov[2];
+        o->r = iomem_borrow(o->f, 10 * MIB, 100, iov, 2);
+        return NULL;
+}
+
+START_TEST(read_lock_keeps_borrowed_chunks)
+{
+        uint64_t seed = 19;
+        const char *p = make_file(0, "lock", 16 * MIB, seed);
+        struct iomem_window *w = new_window(8 * MIB, 2 * MIB);
+        struct iomem *f = open_dax(p, IOMEM_RDONLY, w);
+        ck_assert_int_eq(iomem_rdlock(f), 0);
+        struct iovec held[4], iov[2];
+        for (int c = 0; c < 4; c++)
+                ck_assert_int_eq(iomem_borrow(f, (uint64_t)c * 2 * MIB, 2 * MIB, &held[c], 1), 1);
+        /* Neither this thread nor another may evict them now. */
+        ck_assert_err(iomem_borrow(f, 8 * MIB, 100, iov, 2), ENOBUFS);
+        struct other o = { f, 0 };
+        pthread_t t;
+        ck_assert_int_eq(pthread_create(&t, NULL, borrow_elsewhere, &o), 0);
+        pthread_join(t, NULL);
+        ck_assert_int_eq(o.r, -ENOBUFS);
+        for (int c = 0; c < 4; c++)
+                ck_assert(matches(held[c].iov_base, (uint64_t)c * 2 * MIB, 2 * MIB, seed));
+        ck_assert_err(iomem_wrlock(f), EDEADLK);
+        ck_assert_int_eq(iomem_unlock(f), 0);
+        ck_assert_err(iomem_unlock(f), EPERM);
+        borrow_check(f, 8 * MIB, 100, seed);
+        ck_assert_uint_eq(wstat(w).evictions, 1);
+        /* The writer may borrow and read too. */
+        ck_assert_int_eq(iomem_wrlock(f), 0);
+        ck_assert_int_eq(iomem_rdlock(f), 0);
+        borrow_check(f, 12 * MIB, 100, seed);
+        ck_assert_int_eq(iomem_unlock(f), 0);
+        ck_assert_int_eq(iomem_unlock(f), 0);
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+}
+END_TEST
+
+/* Readers that overlap so that the lock is never free, and a thread that
+ * pins: every borrow is released at its own thread's unlock, so the window
+ * never fills with borrowed chunks. */
+struct worker {
+        struct iomem *f;
+        uint64_t seed, rng;
+        int pinner;
+        int bad;
+};
+
+static void *work(void *arg)
+{
+        struct worker *k = arg;
+        for (int i = 0; i < 3000 && !k->bad; i++) {
+                k->rng = k->rng * 6364136223846793005u + 1442695040888963407u;
+                uint64_t c = (k->rng >> 33) % 16, off = c * 2 * MIB + ((k->rng >> 13) % (2 * MIB - 64));
+                struct iovec iov[2];
+                if (k->pinner) {
+                        uint64_t at = c * 2 * MIB;
+                        if (iomem_acquire(k->f, at, 4 * MIB) != (ssize_t)(4 * MIB) ||
+                            iomem_retrieve(k->f, at, 4 * MIB, iov, 2) < 1 ||
+                            !matches(iov[0].iov_base, at, 64, k->seed) ||
+                            iomem_release(k->f, at, 4 * MIB))
+                                k->bad = 1;
+                        continue;
+                }
+                if (iomem_rdlock(k->f) || iomem_borrow(k->f, off, 64, iov, 2) != 1 ||
+                    !matches(iov[0].iov_base, off, 64, k->seed) || iomem_unlock(k->f))
+                        k->bad = 1;
+        }
+        return NULL;
+}
+
+START_TEST(threads_share_a_window)
+{
+        uint64_t seed = 31;
+        const char *p = make_file(1, "threads", 34 * MIB, seed);
+        struct iomem_window *w = new_window(16 * MIB, 2 * MIB);
+        struct iomem *f = open_dax(p, IOMEM_RDWR, w);
+        struct worker k[5];
+        pthread_t t[5];
+        for (int i = 0; i < 5; i++) {
+                k[i] = (struct worker){ f, seed, (uint64_t)i + 1, i == 4, 0 };
+                ck_assert_int_eq(pthread_create(&t[i], NULL, work, &k[i]), 0);
+        }
+        for (int i = 0; i < 5; i++) {
+                pthread_join(t[i], NULL);
+                ck_assert_msg(!k[i].bad, "thread %d: %s", i, iomem_errormsg());
+        }
+        struct iomem_window_stat st = wstat(w);
+        ck_assert_uint_eq(st.chunks_pinned, 0);
+        ck_assert_uint_eq(st.misses - st.evictions, st.chunks_used);
+        ck_assert_uint_eq(st.hits + st.misses, 4 * 3000 + 2 * 2 * 3000);
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+}
+END_TEST
+
+/* A handle inherited across fork holds nothing in the child: no pins, no
+ * lock; the parent keeps both. */
+static int child_after_fork(struct iomem *f, struct iomem_window *w, uint64_t seed)
+{
+        struct iomem_stat st;
+        struct iomem_window_stat ws;
+        struct iovec iov[8];
+        if (iomem_stat(f, &st) || st.acquired != 0)
+                return 1;
+        if (iomem_window_stat(w, &ws) || ws.chunks_pinned != 0)
+                return 2;
+        if (iomem_unlock(f) != -EPERM || iomem_wrlock(f) || iomem_unlock(f))
+                return 3;
+        ssize_t n = iomem_borrow(f, 0, 8 * MIB, iov, 8);
+        size_t at = 0;
+        for (ssize_t i = 0; i < n; at += iov[i].iov_len, i++)
+                if (!matches(iov[i].iov_base, at, iov[i].iov_len, seed))
+                        return 4;
+        if (n < 1 || at != 8 * MIB)
+                return 5;
+        if (iomem_acquire(f, 0, 8 * MIB) != (ssize_t)(8 * MIB) || iomem_release(f, 0, 8 * MIB))
+                return 6;
+        return 0;
+}
+
+START_TEST(fork_child_starts_clean)
+{
+        uint64_t seed = 37;
+        const char *p = make_file(0, "fork", 8 * MIB, seed);
+        struct iomem_window *w = new_window(8 * MIB, 2 * MIB);
+        struct iomem *f = open_dax(p, IOMEM_RDWR, w);
+        ck_assert_int_eq(iomem_acquire(f, 0, 2 * MIB), (ssize_t)(2 * MIB));
+        ck_assert_int_eq(iomem_rdlock(f), 0);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0)
+                _exit(child_after_fork(f, w, seed));
+        ck_assert_int_eq(test_wait(pid), 0);
+        struct iomem_stat st;
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        ck_assert_uint_eq(st.acquired, 2 * MIB);
+        ck_assert_uint_eq(wstat(w).chunks_pinned, 1);
+        ck_assert_int_eq(iomem_unlock(f), 0);
+        ck_assert_int_eq(iomem_release(f, 0, 2 * MIB), 0);
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+}
+END_TEST
+
+/* sendfile and copy through a window smaller than their batches. */
+START_TEST(transfers_through_small_window)
+{
+        uint64_t seed = 23, size = 40 * MIB;
+        const char *p = make_file(0, "send", size, seed);
+        const char *q = path_in(0, "sent");
+        struct iomem_window *w = new_window(8 * MIB, 2 * MIB);
+        struct iomem *f = open_dax(p, IOMEM_RDONLY, w);
+        int out = open(q, O_RDWR | O_CREAT | O_TRUNC, 0600);
+        ck_assert_int_ge(out, 0);
+        ck_assert_int_eq(iomem_sendfile(out, f, MIB, size - MIB), (ssize_t)(size - MIB));
+        char *got = mmap(NULL, size - MIB, PROT_READ, MAP_SHARED, out, 0);
+        ck_assert_ptr_ne(got, MAP_FAILED);
+        ck_assert(matches(got, MIB, size - MIB, seed));
+        munmap(got, size - MIB);
+        close(out);
+        struct iomem *g = open_dax(q, IOMEM_RDWR, w);
+        ck_assert_int_eq(iomem_copy(g, 0, f, 0, size), (ssize_t)size);
+        borrow_check(g, 5 * MIB, 3 * MIB, seed);
+        iomem_close(&g);
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+}
+END_TEST
+
+/* ---- fault injection ---------------------------------------------------------------- */
+
+static struct {
+        int nth, seen, err;
+        int also_next; /* fail the call after it too */
+} inj;
+
+static void *f_mmap(void *a, size_t l, int p, int fl, int fd, off_t o)
+{
+        int k = ++inj.seen;
+        if (inj.nth && (k == inj.nth || (inj.also_next && k == inj.nth + 1))) {
+                errno = inj.err;
+                return MAP_FAILED;
+        }
+        return iom_sys_default.mmap(a, l, p, fl, fd, o);
+}
+
+static void inject_mmap(int nth, int err, int also_next)
+{
+        inj.nth = nth;
+        inj.seen = 0;
+        inj.err = err;
+        inj.also_next = also_next;
+        iom_sys.mmap = f_mmap;
+}
+
+START_TEST(mmap_failure_leaves_window_whole)
+{
+        uint64_t seed = 29;
+        const char *p = make_file(1, "fault", 16 * MIB, seed);
+        struct iomem_window *w = SENTINEL;
+        inject_mmap(1, ENOMEM, 0);
+        ck_assert_err(iomem_window_new(&w, 8 * MIB, 2 * MIB), ENOMEM);
+        ck_assert_ptr_eq(w, SENTINEL);
+        iom_sys = iom_sys_default;
+        w = new_window(8 * MIB, 2 * MIB); /* 4 slots */
+        struct iomem *f = open_dax(p, IOMEM_RDWR, w);
+        borrow_check(f, 0, 4 * MIB, seed); /* chunks 0 and 1 */
+
+        /* A miss whose mapping fails (with eviction, and without). */
+        for (int c = 2; c < 8; c++) {
+                struct iomem_window_stat before = wstat(w);
+                struct iovec iov[2];
+                inject_mmap(1, ENOMEM, 0);
+                ck_assert_err(iomem_borrow(f, (uint64_t)c * 2 * MIB, 100, iov, 2), ENOMEM);
+                iom_sys = iom_sys_default;
+                struct iomem_window_stat after = wstat(w);
+                ck_assert_uint_eq(after.misses, before.misses);
+                ck_assert_uint_eq(after.misses - after.evictions, after.chunks_used);
+                borrow_check(f, (uint64_t)c * 2 * MIB, 100, seed);
+        }
+        /* Part way through an acquire of three chunks that are not mapped
+         * (FIFO after reading chunks 0 to 3 holds just those): nothing is
+         * pinned, the chunk mapped before the failure stays. */
+        ck_assert_int_eq(iomem_window_set_policy(w, IOMEM_EVICT_FIFO), 0);
+        borrow_check(f, 0, 8 * MIB, seed);
+        struct iomem_window_stat before = wstat(w);
+        inject_mmap(2, ENOMEM, 0);
+        ck_assert_err(iomem_acquire(f, 8 * MIB, 6 * MIB), ENOMEM);
+        ck_assert_uint_eq(wstat(w).misses, before.misses + 1);
+        iom_sys = iom_sys_default;
+        struct iomem_stat st;
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        ck_assert_uint_eq(st.acquired, 0);
+        ck_assert_uint_eq(wstat(w).chunks_pinned, 0);
+        ck_assert_err(iomem_release(f, 0, PAGE), EINVAL);
+        ck_assert_int_eq(iomem_acquire(f, 0, 8 * MIB), (ssize_t)(8 * MIB));
+        ck_assert_uint_eq(wstat(w).chunks_pinned, 4);
+        ck_assert_int_eq(iomem_release(f, 0, 8 * MIB), 0);
+
+        /* Even putting the reservation back fails: that slot is given up,
+         * the others go on. */
+        inject_mmap(1, ENOMEM, 1);
+        struct iovec iov[2];
+        ck_assert_err(iomem_borrow(f, 14 * MIB, 100, iov, 2), ENOMEM);
+        iom_sys = iom_sys_default;
+        for (int c = 0; c < 8; c++)
+                borrow_check(f, (uint64_t)c * 2 * MIB + 7, 1000, seed);
+        ck_assert_uint_le(wstat(w).chunks_used, 3);
+        ck_assert_int_eq(iomem_acquire(f, 0, 6 * MIB), (ssize_t)(6 * MIB));
+        ck_assert_err(iomem_acquire(f, 6 * MIB, 2 * MIB), ENOBUFS);
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+}
+END_TEST
+
+/* ---- the suite ------------------------------------------------------------------------ */
+
+static void remove_dir(const char *d)
+{
+        DIR *dp = opendir(d);
+        if (!dp)
+                return;
+        struct dirent *e;
+        char path[512];
+        while ((e = readdir(dp)))
+                if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+                        snprintf(path, sizeof path, "%s/%s", d, e->d_name);
+                        unlink(path);
+                }
+        closedir(dp);
+        rmdir(d);
+}
+
+int main(int argc, char **argv)
+{
+        if (argc == 4 && !strcmp(argv[1], "--default-window"))
+                return default_window_program(argv[2], argv[3]);
+        if (!realpath(argv[0], self))
+                snprintf(self, sizeof self, "/proc/self/exe");
+        snprintf(dirs[0], sizeof dirs[0], "/var/tmp/iomem-dax-XXXXXX");
+        snprintf(dirs[1], sizeof dirs[1], "/dev/shm/iomem-dax-XXXXXX");
+        if (!mkdtemp(dirs[0]) || !mkdtemp(dirs[1])) {
+                printf("SKIP: cannot make directories in /var/tmp and /dev/shm\n");
+                return TEST_SKIP;
+        }
+        Suite *s = suite_create("dax");
+        TCase *tc = tcase_create("window");
+        tcase_set_timeout(tc, 120);
+        tcase_add_test(tc, window_arguments);
+        tcase_add_test(tc, window_delete_busy);
+        tcase_add_test(tc, random_borrow_covers_file);
+        tcase_add_test(tc, enobufs_window_full_of_pins);
+        tcase_add_test(tc, enobufs_five_more_than_remain);
+        tcase_add_test(tc, pins_nest_and_release_in_parts);
+        tcase_add_test(tc, every_policy);
+        suite_add_tcase(s, tc);
+        tc = tcase_create("file");
+        tcase_set_timeout(tc, 120);
+        tcase_add_test(tc, holes_on_ext4);
+        tcase_add_test(tc, holes_on_tmpfs);
+        tcase_add_test(tc, truncate_over_pins_is_busy);
+        tcase_add_test(tc, external_truncate_then_borrow);
+        tcase_add_test(tc, gift_copies);
+        tcase_add_test(tc, not_dax_here);
+        tcase_add_test(tc, mountinfo_names_virtiofs);
+        tcase_add_test(tc, open_create_unlink);
+        tcase_add_test(tc, open_fd_adopts_regular_files);
+        tcase_add_test(tc, default_window_size);
+        tcase_add_test(tc, read_lock_keeps_borrowed_chunks);
+        tcase_add_test(tc, threads_share_a_window);
+        tcase_add_test(tc, fork_child_starts_clean);
+        tcase_add_test(tc, transfers_through_small_window);
+        tcase_add_test(tc, mmap_failure_leaves_window_whole);
+        suite_add_tcase(s, tc);
+        int r = test_run(s);
+        remove_dir(dirs[0]);
+        remove_dir(dirs[1]);
+        return r;
+}
