@@ -353,6 +353,21 @@ check "... and creates no destination" test ! -e "$tmp/never"
 # A plain path is opened as dax:PATH, through the default window.
 expect 0 "sendfile from a plain path (dax:)" "$sendfile" "$tmp/ref" "$tmp/fromdax"
 check "... sends the file's bytes" cmp -s "$tmp/fromdax" "$tmp/ref"
+# Plain files as cp would copy them: a sparse file, an empty one, 1 GiB,
+# into a file, a pipe and a socket.
+truncate -s 64M "$tmp/sparse-file"
+printf 'in the middle' | dd of="$tmp/sparse-file" bs=1 seek=33554432 conv=notrunc 2>/dev/null
+expect 0 "sendfile a sparse plain file" "$sendfile" "$tmp/sparse-file" "$tmp/sparse-file.copy"
+check "... identical to cp's copy" cmp -s "$tmp/sparse-file.copy" "$tmp/sparse-file"
+: >"$tmp/empty-file"
+expect 0 "sendfile an empty plain file" "$sendfile" "$tmp/empty-file" "$tmp/empty-file.copy"
+check "... gives an empty file" cmp -s "$tmp/empty-file.copy" "$tmp/empty-file"
+yes 'libiomem moves a gibibyte' | head -c 1073741824 >"$tmp/big"
+expect 0 "sendfile 1 GiB plain file" "$sendfile" "$tmp/big" "$tmp/big.copy"
+check "... identical" cmp -s "$tmp/big.copy" "$tmp/big"
+rm -f "$tmp/big.copy"
+check "sendfile 1 GiB into a pipe" sh -c '"$1" "$2" - | cmp -s - "$2"' sh "$sendfile" "$tmp/big"
+rm -f "$tmp/big"
 expect 1 "sendfile from mshare: (not in this version)" "$sendfile" mshare:x "$tmp/never"
 check "... prints one line naming it" one_line "mshare:x"
 
