@@ -95,14 +95,21 @@ static int memfd_open(struct iomem *f, const char *label, unsigned flags, const 
         return 0;
 }
 
-/* Is fd one of ours (fixed span, our metadata)? */
-static bool has_our_metadata(int fd)
+/* Is fd one of ours (fixed span, our metadata)? 1 yes, 0 no, -EBADMSG
+ * when it has our span but not our metadata (a peer scribbled on it),
+ * -errno when it cannot be examined. */
+static int has_our_metadata(int fd)
 {
         struct stat st;
         uint64_t magic = 0;
-        return iom_sys.fstat(fd, &st) == 0 && (uint64_t)st.st_size == IOM_PHYS_END &&
-               iom_sys.pread(fd, &magic, sizeof magic, (off_t)IOM_META_OFF) == sizeof magic &&
-               magic == IOM_META_MAGIC;
+        if (iom_sys.fstat(fd, &st))
+                return -errno;
+        if ((uint64_t)st.st_size != IOM_PHYS_END)
+                return 0;
+        ssize_t n = iom_sys.pread(fd, &magic, sizeof magic, (off_t)IOM_META_OFF);
+        if (n < 0)
+                return -errno;
+        return n == sizeof magic && magic == IOM_META_MAGIC ? 1 : -EBADMSG;
 }
 
 /* memfd descriptors link to "/memfd:LABEL" in /proc/self/fd. */
@@ -132,8 +139,12 @@ static int memfd_open_fds(struct iomem *f, const int *fds, int nfds, unsigned fl
         if (iom_sys.fstatfs(fd, &sf) == 0 && sf.f_type == HUGETLBFS_MAGIC)
                 f->page_size = (size_t)sf.f_bsize;
         f->data_fd = fd;
-        int err;
-        if (has_our_metadata(fd)) {
+        int err, ours = has_our_metadata(fd);
+        if (ours == -EBADMSG)
+                return iom_fail(f->name, ours, "its metadata is not valid");
+        if (ours < 0)
+                return iom_fail(f->name, ours, "cannot examine it: %s", strerror(-ours));
+        if (ours) {
                 /* Pins and locks are written to the metadata even by a reader:
                  * a read-only descriptor gets a read-write twin for it. */
                 f->aux_fd = fd;

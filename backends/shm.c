@@ -84,13 +84,18 @@ static int fail_errno(struct iomem *f, const char *what)
         return iom_fail(f->name, -e, "%s: %s", what, strerror(e));
 }
 
-/* Does the sidecar on fd describe the data object with inode ino? */
-static bool sidecar_describes(int fd, uint64_t ino)
+/* Does the sidecar on fd describe the data object with inode ino? 1 yes,
+ * 0 no (it is to be made anew), -errno when it cannot be read: a failed
+ * read must never pass for "no", or the opener would rebuild the
+ * metadata under everyone who uses it. */
+static int sidecar_describes(int fd, uint64_t ino)
 {
         struct iom_meta head;
         size_t n = offsetof(struct iom_meta, seals);
-        return iom_sys.pread(fd, &head, n, (off_t)IOM_META_OFF) == (ssize_t)n &&
-               head.magic == IOM_META_MAGIC && head.data_ino == ino;
+        ssize_t r = iom_sys.pread(fd, &head, n, (off_t)IOM_META_OFF);
+        if (r < 0)
+                return -errno;
+        return r == (ssize_t)n && head.magic == IOM_META_MAGIC && head.data_ino == ino;
 }
 
 /* Open or build the sidecar and attach (data_fd set). */
@@ -111,8 +116,11 @@ static int attach_sidecar(struct iomem *f, const char *side, bool created,
         f->aux_fd = sfd;
         if (iom_sys.flock(sfd, LOCK_EX) < 0)
                 return fail_errno(f, "locking its metadata object");
-        int err;
-        if (!created && sidecar_describes(sfd, (uint64_t)st.st_ino)) {
+        int err, ours = created ? 0 : sidecar_describes(sfd, (uint64_t)st.st_ino);
+        if (ours < 0) {
+                errno = -ours;
+                err = fail_errno(f, "reading its metadata object");
+        } else if (ours) {
                 err = iom_fdmem_attach(f, IOM_ATTACH_SHARED, o);
         } else if (iom_sys.ftruncate(sfd, (off_t)IOM_PHYS_END) < 0) {
                 err = fail_errno(f, "sizing its metadata object");
@@ -197,7 +205,7 @@ static int shm_open_fds(struct iomem *f, const int *fds, int nfds, unsigned flag
                 sfd = iom_sys.shm_open(side, O_RDWR, 0);
                 own_sfd = sfd >= 0;
         }
-        if (sfd >= 0 && sidecar_describes(sfd, (uint64_t)st.st_ino)) {
+        if (sfd >= 0 && sidecar_describes(sfd, (uint64_t)st.st_ino) == 1) {
                 f->aux_fd = sfd;
                 err = iom_fdmem_attach(f, IOM_ATTACH_SHARED, o);
         } else {

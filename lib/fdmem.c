@@ -198,6 +198,10 @@ static int fill_holes(struct iomem *f, struct iom_extent_map *draft, uint64_t s,
                 uint64_t a = iom_max(s, x.off), b = iom_min(e, x.off + x.len);
                 if (x.phys != IOM_HOLE)
                         continue;
+                /* A hole's own pages may still hold what a process killed
+                 * between publishing a change and freeing them left there:
+                 * free them first, so that they come back as zeros. */
+                punch(f, a, b - a);
                 int err = 0;
                 if (f->numa_policy != IOMEM_NUMA_DEFAULT) {
                         /* Map (and so place) it before the memory exists. */
@@ -258,6 +262,34 @@ static int zero_old_tail(struct iomem *f, uint64_t old_size, uint64_t new_size)
 static int map_full(struct iomem *f)
 {
         return iom_fail(f->name, -ENOSPC, "the extent map is full (%d extents)", IOM_MAX_EXTENTS);
+}
+
+/* Copy src into file bytes [s, e) where map m (a draft, not yet published)
+ * puts them; they are backed (f->lock and the metadata held). Bytes that
+ * only a published change makes visible are copied before it is published,
+ * so a process killed in between leaves no grown file of zeros. */
+static int copy_into_map(struct iomem *f, const struct iom_extent_map *m, const char *src,
+                         uint64_t s, uint64_t e)
+{
+        for (uint32_t i = iom_map_find(m, s); s < e && i < m->count; i++) {
+                const struct iom_extent *x = &m->ext[i];
+                uint64_t n = iom_min(e, x->off + x->len) - s;
+                uint64_t phys = x->phys + (s - x->off);
+                while (n) {
+                        uint64_t contig;
+                        int err;
+                        char *va = iom_seg_resolve(f, phys, n, &contig, &err);
+                        if (!va)
+                                return err;
+                        uint64_t k = iom_min(n, contig);
+                        memcpy(va, src, k);
+                        src += k;
+                        s += k;
+                        phys += k;
+                        n -= k;
+                }
+        }
+        return 0;
 }
 
 /* ---- acquire / release / retrieve / borrow / bufcount --------------------- */
@@ -522,20 +554,24 @@ static int check_seals(struct iomem *f, uint64_t old_size, uint64_t new_size)
 
 /* Grow the file to at least end and back [off, end), as one change
  * (f->lock and the metadata held). On failure nothing has changed. */
-static int prepare_write(struct iomem *f, uint64_t off, uint64_t end)
+static int prepare_write(struct iomem *f, const char *buf, uint64_t off, uint64_t end,
+                         uint64_t *old_size)
 {
         struct iom_meta *meta = f->meta;
         const struct iom_extent_map *cur = iom_map(meta);
         uint64_t size = cur->size, new_size = iom_max(size, end);
+        *old_size = size;
         int err = check_seals(f, size, new_size);
         if (err || (new_size == size && !has_holes(cur, off, end)))
                 return err;
         struct iom_extent_map *draft = iom_map_begin(meta);
         if (new_size > size && iom_map_resize(draft, new_size, f->page_size))
                 return map_full(f);
+        uint64_t from = iom_max(off, size);
         if ((err = fill_holes(f, draft, off, end)) ||
             (new_size > size && ((err = set_data_size(f, new_size)) ||
-                                 (err = zero_old_tail(f, size, new_size))))) {
+                                 (err = zero_old_tail(f, size, new_size)) ||
+                                 (err = copy_into_map(f, draft, buf + (from - off), from, end))))) {
                 unfill(f, off, end);
                 return err;
         }
@@ -552,13 +588,24 @@ static ssize_t fdmem_pwrite(struct iomem *f, const void *buf, size_t len, size_t
         int err = enter(f);
         if (err || (err = iom_iolock_rdlock(f)))
                 return err;
+        uint64_t old_size = 0;
         pthread_mutex_lock(&f->lock);
         if ((err = iom_meta_lock(f)) == 0) {
-                err = prepare_write(f, off, end);
+                err = prepare_write(f, buf, off, end, &old_size);
                 iom_meta_unlock(f);
         }
         pthread_mutex_unlock(&f->lock);
-        ssize_t r = err ? err : copy_bytes(f, (char *)buf, off, end, COPY_IN);
+        /* The bytes past the old end went in with the growth. */
+        ssize_t r = err;
+        if (!err) {
+                uint64_t mid = iom_min(end, old_size);
+                r = (ssize_t)len;
+                if (off < mid) {
+                        ssize_t c = copy_bytes(f, (char *)buf, off, mid, COPY_IN);
+                        if (c < (ssize_t)(mid - off))
+                                r = c;
+                }
+        }
         iom_iolock_unlock(f);
         return r;
 }
@@ -652,9 +699,8 @@ static int fdmem_truncate(struct iomem *f, size_t size)
         else
                 err = collect_backed(f, iom_map(meta), iom_round_up(size, ps), iom_round_up(old, ps), &gone);
         /* Bytes past the end in the last page read as zero once it grows. */
-        if (!err)
-                err = size > old ? zero_old_tail(f, old, size)
-                                 : zero_old_tail(f, size, iom_round_up(size, ps));
+        if (!err && size > old)
+                err = zero_old_tail(f, old, size);
         if (!err && size > old)
                 err = set_data_size(f, size);
         if (err)
@@ -664,9 +710,18 @@ static int fdmem_truncate(struct iomem *f, size_t size)
                 err = map_full(f);
                 goto out;
         }
-        if (size < old && (err = set_data_size(f, size)))
-                goto out;
         iom_map_commit(meta);
+        /* A shrink changes bytes only once it is published, so a process
+         * killed before that leaves the old file whole (and one killed
+         * after it, the new one). The old map is still whole in the spare
+         * slot: when the data object cannot shrink, flip back to it. */
+        if (size < old) {
+                if ((err = set_data_size(f, size))) {
+                        iom_map_commit(meta);
+                        goto out;
+                }
+                zero_old_tail(f, size, iom_round_up(size, ps));
+        }
 out:
         iom_meta_unlock(f);
         if (!err)
@@ -945,6 +1000,15 @@ static ssize_t fdmem_gift(struct iomem *f, size_t off, size_t len, const struct 
         }
         if (!err && new_size > size && !(err = set_data_size(f, new_size)))
                 err = zero_old_tail(f, size, new_size);
+        /* The copies, into memory backed above, before the change is
+         * published: a process killed before that leaves the old file. */
+        dst = off;
+        for (size_t i = 0; i < iovcnt && !err; dst += iov[i].iov_len, i++) {
+                if (adopt[i] || !iov[i].iov_len)
+                        continue;
+                err = copy_into_map(f, draft, iov[i].iov_base, dst, dst + iov[i].iov_len);
+                copied += iov[i].iov_len;
+        }
         if (err) {
                 unfill(f, off, end);
                 goto unlock_meta;
@@ -960,25 +1024,10 @@ static ssize_t fdmem_gift(struct iomem *f, size_t off, size_t len, const struct 
         }
         iom_map_commit(meta);
         meta->gift_adopted += adopted;
+        meta->gift_copied += copied;
         iom_meta_unlock(f);
         punch_all(f, &gone);
         pthread_mutex_unlock(&f->lock);
-
-        /* The copies, into memory backed above; the write lock keeps it. */
-        dst = off;
-        for (size_t i = 0; i < iovcnt && !err; dst += iov[i].iov_len, i++) {
-                if (adopt[i] || !iov[i].iov_len)
-                        continue;
-                ssize_t r = copy_bytes(f, iov[i].iov_base, dst, dst + iov[i].iov_len, COPY_IN);
-                if (r < 0)
-                        err = (int)r;
-                else
-                        copied += (uint64_t)r;
-        }
-        if (copied && iom_meta_lock(f) == 0) {
-                meta->gift_copied += copied;
-                iom_meta_unlock(f);
-        }
         goto unlock_io;
 
 unlock_meta:

@@ -118,8 +118,9 @@ int iom_meta_describe_fd(struct iom_meta *m, int fd, size_t page_size)
 
 /* ---- owners ---------------------------------------------------------- */
 
-/* Start time of a process in clock ticks since boot, 0 when unknown. */
-static uint64_t process_start_time(pid_t pid)
+/* Start time of a process in clock ticks since boot, 0 when unknown;
+ * its state letter in *state when state is not NULL ('Z' for a zombie). */
+static uint64_t process_start_time(pid_t pid, char *state)
 {
         char path[64], buf[1024];
         snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
@@ -134,6 +135,8 @@ static uint64_t process_start_time(pid_t pid)
         const char *p = strrchr(buf, ')'); /* the command may contain spaces */
         if (!p)
                 return 0;
+        if (state && p[1] == ' ')
+                *state = p[2];
         /* Fields after the command start at 3 (state); start time is 22. */
         unsigned long long t = 0;
         int field = 2;
@@ -149,7 +152,7 @@ int iom_owner_register(struct iomem *f)
 {
         struct iom_meta *m = f->meta;
         pid_t pid = getpid();
-        uint64_t start = process_start_time(pid);
+        uint64_t start = process_start_time(pid, NULL);
         for (int pass = 0; pass < 2; pass++) {
                 for (uint32_t i = 0; i < IOM_MAX_OWNERS; i++) {
                         if (m->owners[i].pid == 0) {
@@ -201,9 +204,14 @@ int iom_owner_check(struct iomem *f, uint32_t owner)
         if (pid == 0)
                 return 0;
         bool dead = kill(pid, 0) < 0 && errno == ESRCH;
-        if (!dead && o->start_time) {
-                uint64_t now = process_start_time(pid);
-                dead = now && now != o->start_time; /* the pid was reused */
+        if (!dead) {
+                /* A zombie is dead although its pid lives on until its
+                 * parent reaps it, and that parent may be waiting for
+                 * what the zombie held. */
+                char state = 0;
+                uint64_t now = process_start_time(pid, &state);
+                dead = state == 'Z' || state == 'X' ||
+                       (o->start_time && now && now != o->start_time); /* the pid was reused */
         }
         if (!dead)
                 return 1;
@@ -235,8 +243,9 @@ int iom_meta_lock(struct iomem *f)
                 return iom_fail(f->name, r == ENOTRECOVERABLE ? -EBADMSG : -r,
                                 "cannot lock the metadata: %s", strerror(r));
         /* Another process may have scribbled on it: never index past a
-         * table on its word. (Attaching checks everything.) */
-        if (!header_holds_together(m, f->page_size)) {
+         * table, walk a map that does not tile the file, or look up an
+         * owner on its word. */
+        if (iom_meta_validate(m, f->page_size)) {
                 pthread_mutex_unlock(&m->mutex);
                 return iom_fail(f->name, -EBADMSG, "the shared metadata is corrupt");
         }

@@ -106,4 +106,17 @@ static inline int test_count_maps(void)
         return n;
 }
 
+/* Mappings whose line in /proc/self/maps names tag (one object's). */
+static inline int test_count_maps_of(const char *tag)
+{
+        FILE *fp = fopen("/proc/self/maps", "r");
+        char line[512];
+        int n = 0;
+        while (fp && fgets(line, sizeof line, fp))
+                n += strstr(line, tag) != NULL;
+        if (fp)
+                fclose(fp);
+        return n;
+}
+
 #endif
