@@ -204,12 +204,31 @@ static int segs_add(struct iomem *f, struct segs *s, uint64_t start, uint64_t en
         return 0;
 }
 
-/* Split [off, end) into data and holes. A filesystem that cannot tell
- * says all is data. */
+/*
+ * Split [off, end) into data and holes. A filesystem that cannot tell
+ * says all is data.
+ *
+ * SEEK_HOLE on a file without holes walks to its end (tmpfs looks at every
+ * page), so a sequential reader would pay for the whole file at each call:
+ * the data run found is remembered and serves every later call inside it.
+ * It cannot go wrong in a harmful way: data becomes a hole only when some
+ * program punches or cuts the file, and a mapping reads a hole as zeros.
+ * A hole is never remembered, since a write may fill it at any time.
+ */
 static int find_segments(struct iomem *f, uint64_t off, uint64_t end, struct segs *s)
 {
+        struct dax_handle *h = handle(f);
+        pthread_mutex_lock(&f->lock);
+        uint64_t known_from = h->data_from, known_to = h->data_to;
+        pthread_mutex_unlock(&f->lock);
         int err = 0;
         for (uint64_t pos = off; pos < end && !err;) {
+                if (pos >= known_from && pos < known_to) {
+                        uint64_t stop = iom_min(known_to, end);
+                        err = segs_add(f, s, pos, stop, true);
+                        pos = stop;
+                        continue;
+                }
                 off_t d = iom_sys.lseek(f->data_fd, (off_t)pos, SEEK_DATA);
                 if (d < 0 && errno == ENXIO)
                         d = (off_t)end; /* only a hole to the end */
@@ -222,14 +241,22 @@ static int find_segments(struct iomem *f, uint64_t off, uint64_t end, struct seg
                         break;
                 if (data >= end)
                         break;
-                off_t h = iom_sys.lseek(f->data_fd, (off_t)data, SEEK_HOLE);
-                if (h < 0 && errno != ENXIO && errno != EINVAL)
+                off_t hole = iom_sys.lseek(f->data_fd, (off_t)data, SEEK_HOLE);
+                if (hole < 0 && errno != ENXIO && errno != EINVAL)
                         return fail_errno(f, errno, "lseek(SEEK_HOLE)");
-                uint64_t hole = h < 0 ? end : iom_min((uint64_t)h, end);
-                if (hole <= data) /* shrunk meanwhile */
+                uint64_t stop = hole < 0 ? end : iom_min((uint64_t)hole, end);
+                if (stop <= data) /* shrunk meanwhile */
                         break;
-                err = segs_add(f, s, data, hole, true);
-                pos = hole;
+                if (hole > 0) {
+                        known_from = data;
+                        known_to = (uint64_t)hole;
+                        pthread_mutex_lock(&f->lock);
+                        h->data_from = known_from;
+                        h->data_to = known_to;
+                        pthread_mutex_unlock(&f->lock);
+                }
+                err = segs_add(f, s, data, stop, true);
+                pos = stop;
         }
         return err;
 }
@@ -793,6 +820,7 @@ static int attach(struct iomem *f, int fd, unsigned flags, const struct iomem_op
         }
         f->priv = h;
         f->data_fd = fd;
+        f->bytes_in_page_cache = !dax;
         f->caps = dax ? DAX_CAPS : DAX_CAPS & ~IOMEM_CAP_DAX;
         f->fork_gen = iom_fork_generation();
         return 0;

@@ -128,6 +128,8 @@ struct iomem {
         size_t page_size;
 
         int data_fd;         /* the file's bytes (iomem_fd) */
+        bool bytes_in_page_cache; /* data_fd's page cache holds the bytes at
+                                   * their own offsets (dax: without DAX) */
         int aux_fd;          /* metadata and gift pool; == data_fd for memfd */
         bool sized_data;     /* data_fd's own size follows the file size */
         int numa_policy, numa_node; /* placement of memory mapped through this handle */

@@ -26,6 +26,7 @@ static int open_mode(const char *path, int flags, mode_t mode) { return open(pat
                 .pread = pread,           \
                 .pwrite = pwrite,         \
                 .writev = writev,         \
+                .splice = splice,         \
                 .sendmsg = sendmsg,       \
                 .recvmsg = recvmsg,       \
                 .fstat = fstat,           \

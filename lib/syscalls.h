@@ -27,6 +27,8 @@ struct iom_syscalls {
         ssize_t (*pread)(int fd, void *buf, size_t len, off_t off);
         ssize_t (*pwrite)(int fd, const void *buf, size_t len, off_t off);
         ssize_t (*writev)(int fd, const struct iovec *iov, int cnt);
+        ssize_t (*splice)(int in, loff_t *in_off, int out, loff_t *out_off, size_t len,
+                          unsigned flags);
         ssize_t (*sendmsg)(int fd, const struct msghdr *msg, int flags);
         ssize_t (*recvmsg)(int fd, struct msghdr *msg, int flags);
         int (*fstat)(int fd, struct stat *st);

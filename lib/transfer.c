@@ -7,12 +7,16 @@
 #include "internal.h"
 #include "syscalls.h"
 
+#include <fcntl.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Bytes described and written per turn of the read lock: large enough that
  * the locking is noise, small enough that writers are not kept out long. */
@@ -139,6 +143,78 @@ static size_t fill_holes_with_zeros(const struct iovec *in, size_t nin, struct i
         return i;
 }
 
+/*
+ * Into a regular file, bytes that sit in the page cache of a file on a
+ * disk filesystem (dax: without DAX) go faster spliced through a pipe than
+ * written from the window: the kernel copies once either way, but from its
+ * own mapping of the pages rather than through 4 KiB user mappings (ext4
+ * source to a tmpfs file, 1 GiB: 9.5 GiB/s against 7 GiB/s). From tmpfs
+ * the window is the faster (7.6 against 5-7 GiB/s), so that stays. Only
+ * into files: spliced into a pipe or a socket, the pages would be shared
+ * with the reader after the call returns, not copied.
+ */
+static bool splice_pays(const struct iomem *in, int out_fd)
+{
+        struct stat st;
+        struct statfs sf;
+        return in->bytes_in_page_cache && iom_sys.fstat(out_fd, &st) == 0 && S_ISREG(st.st_mode) &&
+               iom_sys.fstatfs(in->data_fd, &sf) == 0 && sf.f_type != TMPFS_MAGIC;
+}
+
+#define SPLICE_PIPE (1 << 20) /* bytes moved per pair of splices */
+
+/* Splice [off, off+len) of in to out_fd a batch per turn of the read lock.
+ * Returns bytes sent (fewer at the end of the file), or negative errno
+ * with *sent the bytes that went out before it. */
+static ssize_t splice_to_file(struct iomem *in, int out_fd, uint64_t off, uint64_t len,
+                              uint64_t *sent)
+{
+        int p[2];
+        *sent = 0;
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return iom_fail(in->name, -errno, "pipe2: %s", strerror(errno));
+        iom_sys.fcntl(p[1], F_SETPIPE_SZ, SPLICE_PIPE); /* a smaller pipe only costs turns */
+        uint64_t done = 0;
+        ssize_t err = 0;
+        bool eof = false;
+        while (!err && !eof && done < len) {
+                if ((err = in->ops->rdlock(in)))
+                        break;
+                uint64_t stop = iom_min(len, done + BATCH_BYTES);
+                while (!err && !eof && done < stop) {
+                        loff_t pos = (loff_t)(off + done);
+                        ssize_t n = iom_sys.splice(in->data_fd, &pos, p[1], NULL,
+                                                   iom_min(stop - done, SPLICE_PIPE), SPLICE_F_MOVE);
+                        if (n < 0 && errno == EINTR)
+                                continue;
+                        if (n < 0) {
+                                err = iom_fail(in->name, -errno, "reading its file: %s", strerror(errno));
+                                break;
+                        }
+                        eof = n == 0;
+                        /* What is in the pipe goes out before anything else. */
+                        while (n > 0) {
+                                ssize_t w = iom_sys.splice(p[0], NULL, out_fd, NULL, (size_t)n,
+                                                           SPLICE_F_MOVE);
+                                if (w < 0 && errno == EINTR)
+                                        continue;
+                                if (w <= 0) {
+                                        err = iom_fail(in->name, w ? -errno : -EIO, "writing to fd %d: %s",
+                                                       out_fd, w ? strerror(errno) : "no progress");
+                                        break;
+                                }
+                                n -= w;
+                                done += (uint64_t)w;
+                        }
+                }
+                in->ops->unlock(in);
+        }
+        close(p[0]);
+        close(p[1]);
+        *sent = done;
+        return err ? err : (ssize_t)done;
+}
+
 IOM_PUBLIC ssize_t iomem_sendfile(int out_fd, struct iomem *in, size_t off, size_t len)
 {
         if (!in)
@@ -148,12 +224,20 @@ IOM_PUBLIC ssize_t iomem_sendfile(int out_fd, struct iomem *in, size_t off, size
         if (off + len < off)
                 return iom_result(__func__, iom_fail(in->name, -EOVERFLOW,
                                                      "offset %zu + length %zu overflows", off, len));
+        uint64_t done = 0;
+        if (len && splice_pays(in, out_fd)) {
+                ssize_t r = splice_to_file(in, out_fd, off, len, &done);
+                /* A file that takes no splice (opened to append) goes the
+                 * other way; any other failure is the answer. */
+                if (r != -EINVAL || done)
+                        return r < 0 && !done ? iom_result(__func__, r) : (ssize_t)done;
+        }
         size_t zlen;
         const char *zeros = iom_zero_pages(&zlen);
         if (!zeros)
                 return iom_result(__func__, iom_fail(in->name, -ENOMEM, "out of memory"));
         struct sink sink = { .fd = out_fd };
-        uint64_t done = 0, batch = BATCH_BYTES;
+        uint64_t batch = BATCH_BYTES;
         ssize_t err = 0;
         while (done < len) {
                 struct iovec got[BATCH_IOVS], out[BATCH_IOVS * 2];

@@ -14,10 +14,13 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/magic.h>
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/vfs.h>
 
 #define PAGE ((size_t)sysconf(_SC_PAGESIZE))
 #define KIB ((size_t)1 << 10)
@@ -455,6 +458,55 @@ END_TEST
 START_TEST(holes_on_tmpfs)
 {
         holes_come_back_null(1);
+}
+END_TEST
+
+/* Borrow remembers the data run it found (SEEK_HOLE walks a dense tmpfs
+ * file to its end). Another program punching a hole in that run then shows
+ * zeros where it punched, and a hole filled later is data at once. */
+START_TEST(data_runs_stay_right_when_holes_change)
+{
+        uint64_t seed = 21;
+        const char *p = make_file(1, "punch", 8 * MIB, seed);
+        struct iomem_window *w = new_window(8 * MIB, 2 * MIB);
+        struct iomem *f = open_dax(p, IOMEM_RDWR, w);
+        borrow_check(f, 0, 8 * MIB, seed);
+        int fd = open(p, O_RDWR);
+        ck_assert_int_ge(fd, 0);
+        for (uint64_t at = 3 * MIB; at < 7 * MIB; at += 2 * MIB)
+                ck_assert_int_eq(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                                           (off_t)at, MIB), 0);
+        struct iovec iov[8];
+        ssize_t n = iomem_borrow(f, 2 * MIB, 3 * MIB, iov, 8);
+        ck_assert_int_gt(n, 0);
+        uint64_t at = 2 * MIB;
+        for (ssize_t i = 0; i < n; at += iov[i].iov_len, i++) {
+                for (size_t k = 0; k < iov[i].iov_len; k += PAGE) {
+                        uint64_t pos = at + k;
+                        const char *b = iov[i].iov_base ? (char *)iov[i].iov_base + k : NULL;
+                        if (pos >= 3 * MIB && pos < 4 * MIB)
+                                ck_assert_msg(!b || (!b[0] && !memcmp(b, b + 1, PAGE - 1)),
+                                              "punched page at %llu is not zero",
+                                              (unsigned long long)pos);
+                        else
+                                ck_assert_msg(b && matches(b, pos, PAGE, seed),
+                                              "page at %llu differs", (unsigned long long)pos);
+                }
+        }
+        ck_assert_uint_eq(at, 5 * MIB);
+        /* A new handle sees the other hole (which no mapping has read, and
+         * so filled with a page of zeros) as one; once it is filled from
+         * outside, the next borrow finds the bytes. */
+        struct iomem *g = open_dax(p, IOMEM_RDWR, w);
+        ck_assert_int_eq(iomem_borrow(g, 5 * MIB, MIB, iov, 8), 1);
+        ck_assert_ptr_null(iov[0].iov_base);
+        fill(fd, 3 * MIB, 4 * MIB, seed);
+        close(fd);
+        borrow_check(g, 0, 8 * MIB, seed);
+        borrow_check(f, 0, 8 * MIB, seed);
+        iomem_close(&g);
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
 }
 END_TEST
 
@@ -901,6 +953,14 @@ static void *f_mmap(void *a, size_t l, int p, int fl, int fd, off_t o)
         return iom_sys_default.mmap(a, l, p, fl, fd, o);
 }
 
+static ssize_t fail_splice(int in, loff_t *in_off, int out, loff_t *out_off, size_t len,
+                           unsigned flags)
+{
+        (void)in, (void)in_off, (void)out, (void)out_off, (void)len, (void)flags;
+        errno = EIO;
+        return -1;
+}
+
 static void inject_mmap(int nth, int err, int also_next)
 {
         inj.nth = nth;
@@ -909,6 +969,113 @@ static void inject_mmap(int nth, int err, int also_next)
         inj.also_next = also_next;
         iom_sys.mmap = f_mmap;
 }
+
+/* Do bytes [0, len) match the file's pattern from src_off, with zeros in
+ * [hole, hole_end)? */
+static bool sent_right(const char *got, uint64_t src_off, uint64_t len, uint64_t seed,
+                       uint64_t hole, uint64_t hole_end)
+{
+        for (uint64_t at = 0; at < len; at++) {
+                uint64_t pos = src_off + at;
+                if ((uint8_t)got[at] != (pos >= hole && pos < hole_end ? 0 : pattern(pos, seed))) {
+                        fprintf(stderr, "byte %llu differs\n", (unsigned long long)pos);
+                        return false;
+                }
+        }
+        return true;
+}
+
+/* The bytes of sendfile's destination [0, len) against the file's
+ * pattern from src_off, holes of the source in [hole, hole_end) as zeros. */
+static void check_sent(int fd, uint64_t src_off, uint64_t len, uint64_t seed, uint64_t hole,
+                       uint64_t hole_end)
+{
+        struct stat st;
+        ck_assert_int_eq(fstat(fd, &st), 0);
+        ck_assert_uint_eq((uint64_t)st.st_size, len);
+        char *got = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+        ck_assert_ptr_ne(got, MAP_FAILED);
+        ck_assert_msg(sent_right(got, src_off, len, seed, hole, hole_end), "bytes differ");
+        munmap(got, len);
+}
+
+/* From a file in the page cache of a disk filesystem into a regular file,
+ * sendfile splices; into a file opened to append (which takes no splice)
+ * and into a pipe it writes from the window. Every way gives the same
+ * bytes, holes as zeros, and stops at the end of the file. */
+START_TEST(sendfile_every_way_out)
+{
+        uint64_t seed = 31, size = 12 * MIB + 123;
+        const char *p = make_file(0, "ways", size, seed);
+        int fd = open(p, O_RDWR);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4 * MIB, 2 * MIB), 0);
+        close(fd);
+        struct iomem_window *w = new_window(8 * MIB, 2 * MIB);
+        struct iomem *f = open_dax(p, IOMEM_RDONLY, w);
+        uint64_t off = 3 * MIB + 5, want = size - off;
+        for (int way = 0; way < 2; way++) {
+                const char *q = path_in(0, way ? "append" : "plain");
+                int out = open(q, O_RDWR | O_CREAT | O_TRUNC | (way ? O_APPEND : 0), 0600);
+                ck_assert_int_ge(out, 0);
+                ck_assert_int_eq(iomem_sendfile(out, f, off, 64 * MIB), (ssize_t)want);
+                check_sent(out, off, want, seed, 4 * MIB, 6 * MIB);
+                close(out);
+                unlink(q);
+        }
+        /* Into a pipe that holds a megabyte, read back by this thread. */
+        int pp[2];
+        ck_assert_int_eq(pipe(pp), 0);
+        ck_assert_int_ge(fcntl(pp[1], F_SETPIPE_SZ, (int)MIB), (int)MIB);
+        char *back = malloc(MIB);
+        for (uint64_t at = 0; at < 3 * MIB; at += MIB) {
+                ck_assert_int_eq(iomem_sendfile(pp[1], f, 3 * MIB + at, MIB), (ssize_t)MIB);
+                size_t got = 0;
+                while (got < MIB) {
+                        ssize_t n = read(pp[0], back + got, MIB - got);
+                        ck_assert_int_gt(n, 0);
+                        got += (size_t)n;
+                }
+                ck_assert(sent_right(back, 3 * MIB + at, MIB, seed, 4 * MIB, 6 * MIB));
+        }
+        free(back);
+        close(pp[0]);
+        close(pp[1]);
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+}
+END_TEST
+
+/* A failed splice: its errno, nothing sent, and the next call works. */
+START_TEST(sendfile_splice_failure)
+{
+        uint64_t seed = 37, size = 6 * MIB;
+        struct statfs sf;
+        ck_assert_int_eq(statfs(dirs[0], &sf), 0);
+        if (sf.f_type == TMPFS_MAGIC) {
+                printf("SKIP: sendfile_splice_failure: %s is tmpfs, where sendfile does not splice\n",
+                       dirs[0]);
+                return;
+        }
+        const char *p = make_file(0, "splicefail", size, seed);
+        struct iomem_window *w = new_window(8 * MIB, 2 * MIB);
+        struct iomem *f = open_dax(p, IOMEM_RDONLY, w);
+        const char *q = path_in(0, "splicefail-out");
+        int out = open(q, O_RDWR | O_CREAT | O_TRUNC, 0600);
+        ck_assert_int_ge(out, 0);
+        iom_sys.splice = fail_splice;
+        ck_assert_err(iomem_sendfile(out, f, 0, size), EIO);
+        ck_assert_msg(strstr(iomem_errormsg(), p), "message names the object: %s", iomem_errormsg());
+        iom_sys = iom_sys_default;
+        ck_assert_int_eq(lseek(out, 0, SEEK_CUR), 0);
+        ck_assert_int_eq(iomem_sendfile(out, f, 0, size), (ssize_t)size);
+        check_sent(out, 0, size, seed, 0, 0);
+        close(out);
+        unlink(q);
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+}
+END_TEST
 
 START_TEST(mmap_failure_leaves_window_whole)
 {
@@ -1015,6 +1182,7 @@ int main(int argc, char **argv)
         tcase_set_timeout(tc, 120);
         tcase_add_test(tc, holes_on_ext4);
         tcase_add_test(tc, holes_on_tmpfs);
+        tcase_add_test(tc, data_runs_stay_right_when_holes_change);
         tcase_add_test(tc, truncate_over_pins_is_busy);
         tcase_add_test(tc, external_truncate_then_borrow);
         tcase_add_test(tc, gift_copies);
@@ -1028,6 +1196,8 @@ int main(int argc, char **argv)
         tcase_add_test(tc, fork_child_starts_clean);
         tcase_add_test(tc, transfers_through_small_window);
         tcase_add_test(tc, mmap_failure_leaves_window_whole);
+        tcase_add_test(tc, sendfile_every_way_out);
+        tcase_add_test(tc, sendfile_splice_failure);
         suite_add_tcase(s, tc);
         int r = test_run(s);
         remove_dir(dirs[0]);
