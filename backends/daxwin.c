@@ -828,7 +828,8 @@ static int attach(struct iomem *f, int fd, unsigned flags, const struct iomem_op
 
 static int open_file(const char *path, unsigned flags, mode_t mode, bool *created)
 {
-        int access = O_CLOEXEC | (flags & IOMEM_RDWR ? O_RDWR : O_RDONLY);
+        int access = O_CLOEXEC | (flags & IOMEM_RDWR ? O_RDWR : O_RDONLY) |
+                     (flags & IOMEM_NOFOLLOW ? O_NOFOLLOW : 0);
         *created = false;
         if (flags & IOMEM_CREATE) {
                 int fd = iom_sys.open(path, access | O_CREAT | O_EXCL, mode);
@@ -856,6 +857,8 @@ static int dax_open(struct iomem *f, const char *path, unsigned flags, const str
                         return iom_fail(f->name, -e, "no such file (open with IOMEM_CREATE to create it)");
                 if (e == EEXIST)
                         return iom_fail(f->name, -e, "it exists already (IOMEM_EXCL)");
+                if (e == ELOOP && (flags & IOMEM_NOFOLLOW))
+                        return iom_fail(f->name, -e, "it is a symbolic link (IOMEM_NOFOLLOW)");
                 return fail_errno(f, e, "open");
         }
         int err = 0;

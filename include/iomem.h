@@ -31,6 +31,7 @@ struct iomem_window; /* a fixed virtual-address window of chunks, for dax: */
 #define IOMEM_RDWR   0x1u
 #define IOMEM_CREATE 0x2u /* create if missing                           */
 #define IOMEM_EXCL   0x4u /* with CREATE: fail with -EEXIST if it exists  */
+#define IOMEM_NOFOLLOW 0x8u /* dax: a symbolic link is -ELOOP, not followed */
 
 int iomem_open(struct iomem **out, const char *uri, unsigned flags,
                const struct iomem_opts *opts);

@@ -61,7 +61,7 @@ static int check_writable(const char *op, const struct iomem *f)
 
 static int check_flags(const char *op, unsigned flags)
 {
-        if (flags & ~(IOMEM_RDWR | IOMEM_CREATE | IOMEM_EXCL))
+        if (flags & ~(IOMEM_RDWR | IOMEM_CREATE | IOMEM_EXCL | IOMEM_NOFOLLOW))
                 return (int)FAIL(op, NULL, -EINVAL, "unknown flags %#x", flags);
         if ((flags & IOMEM_EXCL) && !(flags & IOMEM_CREATE))
                 return (int)FAIL(op, NULL, -EINVAL, "IOMEM_EXCL needs IOMEM_CREATE");

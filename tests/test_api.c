@@ -232,7 +232,7 @@ START_TEST(open_rejects_bad_flags)
 {
         const char *uri = new_uri("flags");
         struct iomem *f = SENTINEL;
-        ck_assert_fail(iomem_open(&f, uri, IOMEM_RDWR | IOMEM_CREATE | 0x8u, NULL), EINVAL,
+        ck_assert_fail(iomem_open(&f, uri, IOMEM_RDWR | IOMEM_CREATE | 0x10u, NULL), EINVAL,
                        "iomem_open");
         ck_assert_fail(iomem_open(&f, uri, 0x80000000u | IOMEM_CREATE, NULL), EINVAL, "iomem_open");
         ck_assert_fail(iomem_open(&f, uri, IOMEM_RDWR | IOMEM_EXCL, NULL), EINVAL, "iomem_open");

@@ -685,6 +685,39 @@ START_TEST(open_create_unlink)
 }
 END_TEST
 
+/* IOMEM_NOFOLLOW: a symbolic link as the last component is -ELOOP, also
+ * for a link to nowhere with IOMEM_CREATE (which must create nothing). */
+START_TEST(nofollow_refuses_symlinks)
+{
+        uint64_t seed = 41;
+        const char *p = make_file(0, "target", MIB, seed);
+        const char *l = path_in(0, "link"), *nowhere = path_in(0, "nowhere");
+        const char *dangling = path_in(0, "dangling");
+        ck_assert_int_eq(symlink(p, l), 0);
+        ck_assert_int_eq(symlink(nowhere, dangling), 0);
+        int fds = test_count_fds();
+        struct iomem *f = SENTINEL;
+        ck_assert_err(iomem_open(&f, uri_of(l), IOMEM_RDONLY | IOMEM_NOFOLLOW, NULL), ELOOP);
+        ck_assert_ptr_eq(f, SENTINEL);
+        ck_assert_msg(strstr(iomem_errormsg(), "symbolic link") && strstr(iomem_errormsg(), l),
+                      "message: %s", iomem_errormsg());
+        ck_assert_err(iomem_open(&f, uri_of(dangling), IOMEM_RDWR | IOMEM_CREATE | IOMEM_NOFOLLOW,
+                                 NULL), ELOOP);
+        ck_assert_int_eq(access(nowhere, F_OK), -1);
+        ck_assert_int_eq(test_count_fds(), fds);
+        /* The file itself, and the link without the flag, open. */
+        f = open_dax(p, IOMEM_RDONLY | IOMEM_NOFOLLOW, NULL);
+        iomem_close(&f);
+        struct iomem_window *w = new_window(2 * MIB, 2 * MIB);
+        f = open_dax(l, IOMEM_RDONLY, w);
+        borrow_check(f, 0, MIB, seed);
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+        unlink(l);
+        unlink(dangling);
+}
+END_TEST
+
 START_TEST(open_fd_adopts_regular_files)
 {
         const char *p = make_file(1, "fd", MIB, 4);
@@ -1189,6 +1222,7 @@ int main(int argc, char **argv)
         tcase_add_test(tc, not_dax_here);
         tcase_add_test(tc, mountinfo_names_virtiofs);
         tcase_add_test(tc, open_create_unlink);
+        tcase_add_test(tc, nofollow_refuses_symlinks);
         tcase_add_test(tc, open_fd_adopts_regular_files);
         tcase_add_test(tc, default_window_size);
         tcase_add_test(tc, read_lock_keeps_borrowed_chunks);
