@@ -5,6 +5,10 @@
  * metadata and gift pool live in a sidecar object "NAME.iomem" that
  * every libiomem process maps. The first process to open the object
  * builds the sidecar under an flock, so openers never see it half made.
+ *
+ * Objects in huge pages live in a hugetlbfs mount instead of /dev/shm (the
+ * pair of files alike, so the pool's pages are as large as the file's);
+ * an opener that does not ask for huge pages finds them there by name.
  */
 #define _GNU_SOURCE
 #include "config.h"
@@ -13,15 +17,20 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
 #define SIDECAR_SUFFIX ".iomem"
+#define SHM_DIR "/dev/shm"
 #define SHM_CAPS (IOMEM_CAP_NAMED | IOMEM_CAP_FDPASS | IOMEM_CAP_GIFT | IOMEM_CAP_RESIZE | \
-                  (IOMEM_HAVE_NUMA ? IOMEM_CAP_NUMA : 0))
+                  IOMEM_CAP_HUGEPAGE | (IOMEM_HAVE_NUMA ? IOMEM_CAP_NUMA : 0))
+#define MAX_HUGETLBFS 8 /* mounts looked at */
 
 static int shm_probe(const char **why)
 {
@@ -51,14 +60,134 @@ static int shm_names(const char *rest, char data[NAME_MAX + 2], char side[NAME_M
         return 0;
 }
 
-static int open_data(const char *name, unsigned flags, mode_t mode, bool *created)
+/* ---- where the files live ----------------------------------------------------- */
+
+/* /dev/shm (reached with shm_open) or a hugetlbfs mount (with open). */
+struct place {
+        char dir[PATH_MAX];
+        bool huge;
+};
+
+static int place_path(const struct place *p, const char *name, char *path, size_t cap)
+{
+        if ((size_t)snprintf(path, cap, "%s%s", p->dir, name) < cap)
+                return 0;
+        errno = ENAMETOOLONG;
+        return -1;
+}
+
+static int place_open(const struct place *p, const char *name, int oflag, mode_t mode)
+{
+        char path[PATH_MAX + NAME_MAX + 2];
+        if (!p->huge)
+                return iom_sys.shm_open(name, oflag, mode);
+        if (place_path(p, name, path, sizeof path))
+                return -1;
+        /* As shm_open does: never through a link, never inherited. */
+        return iom_sys.open(path, oflag | O_NOFOLLOW | O_CLOEXEC, mode);
+}
+
+static int place_unlink(const struct place *p, const char *name)
+{
+        char path[PATH_MAX + NAME_MAX + 2];
+        if (!p->huge)
+                return iom_sys.shm_unlink(name);
+        return place_path(p, name, path, sizeof path) ? -1 : iom_sys.unlink(path);
+}
+
+static bool place_has(const struct place *p, const char *name)
+{
+        char path[PATH_MAX + NAME_MAX + 2];
+        struct stat st;
+        return place_path(p, name, path, sizeof path) == 0 && lstat(path, &st) == 0;
+}
+
+/* Undo the octal escapes (\040 for a space) of a /proc/self/mountinfo field. */
+static void unescape(char *s)
+{
+        char *out = s;
+        for (; *s; s++) {
+                unsigned v;
+                if (s[0] == '\\' && sscanf(s + 1, "%3o", &v) == 1 && s[1] && s[2] && s[3]) {
+                        *out++ = (char)v;
+                        s += 3;
+                } else {
+                        *out++ = *s;
+                }
+        }
+        *out = 0;
+}
+
+/* The hugetlbfs mounts of this process (at most max), with their page
+ * sizes in page[]; returns how many. */
+static size_t hugetlbfs_mounts(struct place *v, size_t *page, size_t max)
+{
+        FILE *fp = fopen("/proc/self/mountinfo", "re");
+        char line[PATH_MAX + 512];
+        size_t n = 0;
+        while (fp && n < max && fgets(line, sizeof line, fp)) {
+                /* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [TAGS...] - TYPE ... */
+                char mnt[PATH_MAX];
+                const char *sep = strstr(line, " - ");
+                struct statfs sf;
+                if (!sep || strncmp(sep + 3, "hugetlbfs ", 10) ||
+                    sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1)
+                        continue;
+                unescape(mnt);
+                if (statfs(mnt, &sf) || sf.f_type != HUGETLBFS_MAGIC)
+                        continue;
+                snprintf(v[n].dir, sizeof v[n].dir, "%s", mnt);
+                v[n].huge = true;
+                page[n++] = (size_t)sf.f_bsize;
+        }
+        if (fp)
+                fclose(fp);
+        return n;
+}
+
+/* Where an object in pages of this size is made: the first hugetlbfs
+ * mount of that size this process may write. */
+static int place_for_pages(struct iomem *f, size_t page_size, struct place *out)
+{
+        struct place v[MAX_HUGETLBFS];
+        size_t page[MAX_HUGETLBFS], n = hugetlbfs_mounts(v, page, MAX_HUGETLBFS);
+        for (size_t i = 0; i < n; i++) {
+                if (page[i] == page_size && access(v[i].dir, W_OK | X_OK) == 0) {
+                        *out = v[i];
+                        return 0;
+                }
+        }
+        return iom_fail(f->name, -ENODEV,
+                        "huge pages of %zu KiB for shm objects need a hugetlbfs mount of that page "
+                        "size this process can write, and /proc/self/mountinfo lists none "
+                        "(mount -t hugetlbfs -o pagesize=%zuK none /dev/hugepages)",
+                        page_size >> 10, page_size >> 10);
+}
+
+/* Where an object that exists is: /dev/shm, else the hugetlbfs mount
+ * that has it; /dev/shm when none has it. */
+static struct place place_of(const char *name)
+{
+        struct place at = { .dir = SHM_DIR };
+        if (place_has(&at, name))
+                return at;
+        struct place v[MAX_HUGETLBFS];
+        size_t page[MAX_HUGETLBFS], n = hugetlbfs_mounts(v, page, MAX_HUGETLBFS);
+        for (size_t i = 0; i < n; i++)
+                if (place_has(&v[i], name))
+                        return v[i];
+        return at;
+}
+
+static int open_data(const struct place *at, const char *name, unsigned flags, mode_t mode,
+                     bool *created)
 {
         int oflag = flags & IOMEM_RDWR ? O_RDWR : O_RDONLY;
         *created = false;
         for (int tries = 0; tries < 8; tries++) {
                 int fd;
                 if (flags & IOMEM_CREATE) {
-                        fd = iom_sys.shm_open(name, oflag | O_CREAT | O_EXCL, mode);
+                        fd = place_open(at, name, oflag | O_CREAT | O_EXCL, mode);
                         if (fd >= 0) {
                                 *created = true;
                                 return fd;
@@ -66,7 +195,7 @@ static int open_data(const char *name, unsigned flags, mode_t mode, bool *create
                         if (errno != EEXIST || (flags & IOMEM_EXCL))
                                 break;
                 }
-                fd = iom_sys.shm_open(name, oflag, 0);
+                fd = place_open(at, name, oflag, 0);
                 if (fd >= 0 || errno != ENOENT || !(flags & IOMEM_CREATE))
                         return fd >= 0 ? fd : -1;
                 /* Removed between the two calls: try again. */
@@ -99,13 +228,13 @@ static int sidecar_describes(int fd, uint64_t ino)
 }
 
 /* Open or build the sidecar and attach (data_fd set). */
-static int attach_sidecar(struct iomem *f, const char *side, bool created,
+static int attach_sidecar(struct iomem *f, const struct place *at, const char *side, bool created,
                           const struct iomem_opts *o)
 {
         struct stat st;
         if (iom_sys.fstat(f->data_fd, &st) < 0)
                 return fail_errno(f, "fstat");
-        int sfd = iom_sys.shm_open(side, O_RDWR | O_CREAT, st.st_mode & 0777);
+        int sfd = place_open(at, side, O_RDWR | O_CREAT, st.st_mode & 0777);
         if (sfd < 0) {
                 if (errno == EACCES || errno == EROFS) {
                         iom_debug("%s: no access to %s; pins stay in this process", f->name, side);
@@ -135,6 +264,13 @@ static int attach_sidecar(struct iomem *f, const char *side, bool created,
         return err;
 }
 
+/* The page size of a file on hugetlbfs (0 when it is not on one). */
+static size_t hugetlbfs_page_size(int fd)
+{
+        struct statfs sf;
+        return iom_sys.fstatfs(fd, &sf) == 0 && sf.f_type == HUGETLBFS_MAGIC ? (size_t)sf.f_bsize : 0;
+}
+
 static int shm_open_uri(struct iomem *f, const char *rest, unsigned flags, const struct iomem_opts *o)
 {
         char data[NAME_MAX + 2], side[NAME_MAX + 2];
@@ -142,31 +278,38 @@ static int shm_open_uri(struct iomem *f, const char *rest, unsigned flags, const
         int err = shm_names(rest, data, side);
         if (err)
                 return err;
+        struct place at = { .dir = SHM_DIR };
         if (o->hugepage)
-                return iom_fail(f->name, -ENOTSUP, "huge pages for shm objects are not in this version");
+                err = place_for_pages(f, o->hugepage, &at);
+        else
+                at = place_of(data);
+        if (err)
+                return err;
         if (o->seals)
                 return iom_fail(f->name, -ENOTSUP, "seals apply to memfd objects only");
         if (o->size && !(flags & IOMEM_RDWR))
                 return iom_fail(f->name, -EINVAL, "a read-only handle cannot give the object a size");
         bool created;
         f->sized_data = true;
-        f->data_fd = open_data(data, flags, (mode_t)o->mode, &created);
+        f->data_fd = open_data(&at, data, flags, (mode_t)o->mode, &created);
         if (f->data_fd < 0)
-                return fail_errno(f, "shm_open");
-        err = attach_sidecar(f, side, created, o);
+                return fail_errno(f, at.huge ? "open" : "shm_open");
+        if (at.huge)
+                f->page_size = hugetlbfs_page_size(f->data_fd);
+        err = attach_sidecar(f, &at, side, created, o);
         if (err) {
                 f->ops->close(f);
                 if (created) {
-                        iom_sys.shm_unlink(data);
-                        iom_sys.shm_unlink(side);
+                        place_unlink(&at, data);
+                        place_unlink(&at, side);
                 }
         }
         return err;
 }
 
-/* The shm name of an open descriptor, from /proc/self/fd (Linux puts
- * POSIX shared memory in /dev/shm). */
-static bool name_of_fd(int fd, char side[NAME_MAX + 2])
+/* Where an open descriptor's object is and its sidecar's name, from
+ * /proc/self/fd: /dev/shm, or a hugetlbfs mount. */
+static bool name_of_fd(int fd, struct place *at, char side[NAME_MAX + 2])
 {
         char link[64], target[PATH_MAX];
         snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
@@ -174,11 +317,21 @@ static bool name_of_fd(int fd, char side[NAME_MAX + 2])
         if (n <= 0)
                 return false;
         target[n] = 0;
-        const char *prefix = "/dev/shm/";
-        if (strncmp(target, prefix, strlen(prefix)) || strstr(target, " (deleted)"))
+        char *slash = strrchr(target, '/');
+        if (!slash || strstr(target, " (deleted)"))
                 return false;
+        *slash = 0;
+        if (!strcmp(target, SHM_DIR)) {
+                *at = (struct place){ .dir = SHM_DIR };
+        } else {
+                struct statfs sf;
+                if (statfs(target[0] ? target : "/", &sf) || sf.f_type != HUGETLBFS_MAGIC)
+                        return false;
+                *at = (struct place){ .huge = true };
+                snprintf(at->dir, sizeof at->dir, "%s", target);
+        }
         char data[NAME_MAX + 2];
-        return shm_names(target + strlen(prefix), data, side) == 0;
+        return shm_names(slash + 1, data, side) == 0;
 }
 
 static int shm_open_fds(struct iomem *f, const int *fds, int nfds, unsigned flags,
@@ -198,11 +351,15 @@ static int shm_open_fds(struct iomem *f, const int *fds, int nfds, unsigned flag
                 return iom_fail(f->name, -EACCES, "fd %d is open read-only", fds[0]);
         f->data_fd = fds[0];
         f->sized_data = true;
+        size_t huge = hugetlbfs_page_size(fds[0]);
+        if (huge)
+                f->page_size = huge;
         int err, sfd = nfds == 2 ? fds[1] : -1;
         char side[NAME_MAX + 2];
+        struct place at;
         bool own_sfd = false;
-        if (sfd < 0 && name_of_fd(fds[0], side)) {
-                sfd = iom_sys.shm_open(side, O_RDWR, 0);
+        if (sfd < 0 && name_of_fd(fds[0], &at, side)) {
+                sfd = place_open(&at, side, O_RDWR, 0);
                 own_sfd = sfd >= 0;
         }
         if (sfd >= 0 && sidecar_describes(sfd, (uint64_t)st.st_ino) == 1) {
@@ -232,15 +389,16 @@ static int shm_unlink_uri(const char *rest)
         int err = shm_names(rest, data, side);
         if (err)
                 return err;
-        if (iom_sys.shm_unlink(data) < 0) {
+        struct place at = place_of(data);
+        if (place_unlink(&at, data) < 0) {
                 int e = errno;
                 char uri[NAME_MAX + 8];
                 snprintf(uri, sizeof uri, "shm:%s", data + 1);
                 if (e == ENOENT)
                         return iom_fail(uri, -e, "no such object");
-                return iom_fail(uri, -e, "shm_unlink: %s", strerror(e));
+                return iom_fail(uri, -e, "%s: %s", at.huge ? "unlink" : "shm_unlink", strerror(e));
         }
-        iom_sys.shm_unlink(side);
+        place_unlink(&at, side);
         return 0;
 }
 

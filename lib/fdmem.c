@@ -60,11 +60,14 @@ static int allocate(struct iomem *f, uint64_t phys, uint64_t len)
 
 /* shm keeps its data in its own object, sized like the file, so that other
  * programs opening it see the file (so does any object without our
- * metadata); memfd's one descriptor has a fixed size. */
+ * metadata); memfd's one descriptor has a fixed size. hugetlbfs sizes
+ * files in whole huge pages only. */
 static int set_data_size(struct iomem *f, uint64_t size)
 {
         if (!f->sized_data)
                 return 0;
+        if (f->page_size > iom_system_page_size())
+                size = iom_round_up(size, f->page_size);
         if (iom_sys.ftruncate(f->data_fd, (off_t)size) == 0)
                 return 0;
         int e = errno;
