@@ -127,45 +127,71 @@ static double threaded(struct iomem *f, int nthreads, int same)
         return nthreads * (BATCH / 2) / secs;
 }
 
+/* The objects measured: one per backend (dax: a file on tmpfs). */
+static const char *const backends[] = { "memfd", "shm", "dax" };
+#define NB (sizeof backends / sizeof backends[0])
+
+static struct iomem *open_object(const char *backend, char *uri, size_t cap)
+{
+        if (!strcmp(backend, "dax"))
+                snprintf(uri, cap, "dax:/dev/shm/iomem-bench-lat-%d", (int)getpid());
+        else
+                snprintf(uri, cap, "%s:iomem-bench-lat-%d", backend, (int)getpid());
+        struct iomem_opts *opts;
+        struct iomem *f;
+        iomem_opts_new(&opts);
+        iomem_opts_set_size(opts, 2 * RANGE);
+        if (iomem_open(&f, uri, IOMEM_RDWR | IOMEM_CREATE, opts))
+                die(uri);
+        iomem_opts_delete(&opts);
+        if (strcmp(backend, "memfd"))
+                iomem_unlink(uri); /* the handle keeps it */
+        static char fill[2 * RANGE];
+        memset(fill, 1, sizeof fill);
+        if (iomem_pwrite(f, fill, sizeof fill, 0) != (ssize_t)sizeof fill)
+                die("fill"); /* resident, backed */
+        return f;
+}
+
 int main(int argc, char **argv)
 {
         struct bench_opts o = bench_parse(argc, argv);
-        const char *backends[] = { "memfd", "shm" };
-        if (!o.json)
+        if (!o.json) {
                 printf("### Operation latency: resident 2 MiB range, ns per call, median (min-max) of %d "
-                       "batches of %d (mmap+munmap: of %d)\n\n| operation | memfd | shm |\n|---|---|---|\n",
+                       "batches of %d (mmap+munmap: of %d)\n\n| operation |",
                        o.reps, BATCH, MAP_BATCH);
-        struct iomem *f[2];
-        for (int b = 0; b < 2; b++) {
-                char uri[64];
-                snprintf(uri, sizeof uri, "%s:iomem-bench-lat-%d", backends[b], (int)getpid());
-                struct iomem_opts *opts;
-                iomem_opts_new(&opts);
-                iomem_opts_set_size(opts, 2 * RANGE);
-                if (iomem_open(&f[b], uri, IOMEM_RDWR | IOMEM_CREATE, opts))
-                        die(uri);
-                iomem_opts_delete(&opts);
-                if (b == 1)
-                        iomem_unlink(uri);
-                static char fill[2 * RANGE];
-                memset(fill, 1, sizeof fill);
-                if (iomem_pwrite(f[b], fill, sizeof fill, 0) != (ssize_t)sizeof fill)
-                        die("fill"); /* resident, backed */
+                for (size_t b = 0; b < NB; b++)
+                        printf(" %s |", backends[b]);
+                printf("\n|---|");
+                for (size_t b = 0; b < NB; b++)
+                        printf("---|");
+                printf("\n");
         }
-        struct bench_series s[2][O_COUNT] = { 0 };
+        struct iomem *f[NB];
+        for (size_t b = 0; b < NB; b++) {
+                char uri[96];
+                f[b] = open_object(backends[b], uri, sizeof uri);
+        }
+        struct bench_series s[NB][O_COUNT] = { 0 };
         for (int r = 0; r < o.reps; r++)
                 for (int op = 0; op < O_COUNT; op++)
-                        for (int b = 0; b < 2; b++)
+                        for (size_t b = 0; b < NB; b++)
                                 bench_add(&s[b][op], batch(f[b], (enum op)op));
         for (int op = 0; op < O_COUNT; op++) {
-                struct bench_summary m = bench_summarise(&s[0][op]), h = bench_summarise(&s[1][op]);
-                if (o.json)
-                        bench_json("latency", op_name[op], "memfd_ns", m.median, "shm_ns", h.median,
-                                   (const char *)NULL);
-                else
-                        printf("| %s | %s | %s |\n", op_name[op], bench_fmt(m, 1), bench_fmt(h, 1));
+                struct bench_summary m[NB];
+                for (size_t b = 0; b < NB; b++)
+                        m[b] = bench_summarise(&s[b][op]);
+                if (o.json) {
+                        bench_json("latency", op_name[op], "memfd_ns", m[0].median, "shm_ns", m[1].median,
+                                   "dax_ns", m[2].median, (const char *)NULL);
+                        continue;
+                }
+                printf("| %s |", op_name[op]);
+                for (size_t b = 0; b < NB; b++)
+                        printf(" %s |", bench_fmt(m[b], 1));
+                printf("\n");
         }
-        for (int b = 0; b < 2 && !o.json; b++) {
+        for (size_t b = 0; b < NB && !o.json; b++) {
                 struct bench_summary c = bench_summarise(&s[b][O_CYCLE]), mm = bench_summarise(&s[b][O_MMAP]);
                 printf("%s%s: acquire+retrieve+release is %.1fx faster than mmap+munmap",
                        b ? ", " : "\n", backends[b], mm.median / c.median);
@@ -174,7 +200,7 @@ int main(int argc, char **argv)
                 printf("\n\n### acquire+retrieve+release from threads, million cycles per second, median "
                        "(min-max)\n\n| backend | 1 thread | 2 threads, disjoint ranges | ratio | "
                        "2 threads, same range | ratio |\n|---|---|---|---|---|---|\n");
-        for (int b = 0; b < 2; b++) {
+        for (size_t b = 0; b < NB; b++) {
                 struct bench_series one = { 0 }, dis = { 0 }, same = { 0 };
                 for (int r = 0; r < o.reps; r++) {
                         bench_add(&one, threaded(f[b], 1, 0) / 1e6);
@@ -193,7 +219,7 @@ int main(int argc, char **argv)
         }
         if (!o.json)
                 printf("\n");
-        iomem_close(&f[0]);
-        iomem_close(&f[1]);
+        for (size_t b = 0; b < NB; b++)
+                iomem_close(&f[b]);
         return 0;
 }
