@@ -2,9 +2,9 @@
 # /init of a VM-tier guest (busybox sh). The kernel command line names the
 # scenario (iomem.scenario=numa|dax); the guest programs in /opt/iomem
 # print PASS/FAIL/SKIP lines on the serial console, and the last line is
-# "IOMEM-VM: exit N" with N the scenario's status (0 pass, 1 fail, 77
-# skip). A guest that never prints it has crashed or hung: the host's
-# timeout ends it and tests/vm/run.sh fails the test.
+# "IOMEM-VM: exit N" (N is 1 when a program failed, else 0). A guest that
+# never prints it has crashed or hung: the host's timeout ends it and
+# tests/vm/run.sh fails the test.
 
 mount -t devtmpfs dev /dev 2>/dev/null
 exec </dev/console >/dev/console 2>&1
@@ -18,7 +18,8 @@ PATH=/bin:/sbin:/opt/iomem
 export PATH
 
 scenario=
-for word in $(cat /proc/cmdline); do
+read -r cmdline </proc/cmdline
+for word in $cmdline; do
         case $word in
         iomem.scenario=*) scenario=${word#iomem.scenario=} ;;
         esac
@@ -87,7 +88,8 @@ dax)
         [ -b /dev/pmem0 ] || fail "no /dev/pmem0"
         [ "$(cat /sys/block/pmem0/queue/dax 2>/dev/null)" = 1 ] || fail "/dev/pmem0 does not support DAX"
         mkdir -p /mnt/pmem /mnt/host
-        mke2fs -q -F -t ext4 -b 4096 /dev/pmem0 || fail "mke2fs -t ext4 -b 4096 /dev/pmem0"
+        # By path: busybox sh runs its own applets before looking at PATH.
+        /sbin/mke2fs -q -F -t ext4 -b 4096 /dev/pmem0 || fail "mke2fs -t ext4 -b 4096 /dev/pmem0"
         mount -t ext4 -o dax=always /dev/pmem0 /mnt/pmem || fail "mount -o dax=always /dev/pmem0"
         mount -t virtiofs iomemshare /mnt/host || fail "mount -t virtiofs iomemshare"
         run guest_dax run /mnt/pmem dax

@@ -37,6 +37,7 @@ copy_with_libs() {
 }
 if [ -x /sbin/mke2fs ]; then
         copy_with_libs /sbin/mke2fs /sbin/mke2fs
+        rm -f "$root/bin/mke2fs" # busybox's, which cannot make ext4
         [ -f /etc/mke2fs.conf ] && cp /etc/mke2fs.conf "$root/etc/"
 fi
 

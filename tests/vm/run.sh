@@ -34,11 +34,12 @@ command -v cpio >/dev/null || skip "no cpio (apt-get install cpio)"
 
 kernel=${IOMEM_VM_KERNEL:-}
 if [ -z "$kernel" ]; then
-        for k in $(ls /boot/vmlinuz-* 2>/dev/null | sort -V); do
-                [ -d "/lib/modules/${k#/boot/vmlinuz-}/kernel" ] && kernel=$k
-        done
+        kernel=$(for k in /boot/vmlinuz-*; do
+                [ -d "/lib/modules/${k#/boot/vmlinuz-}/kernel" ] && echo "$k"
+        done | sort -V | tail -n 1)
 fi
 [ -n "$kernel" ] || skip "no guest kernel: no /boot/vmlinuz-* with modules (apt-get install linux-image-amd64)"
+[ -e "$kernel" ] || skip "no guest kernel $kernel"
 [ -r "$kernel" ] || skip "cannot read the guest kernel $kernel (run as root)"
 kver=${kernel##*/vmlinuz-}
 
@@ -63,6 +64,7 @@ esac
 
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/iomem-vm-$scenario.XXXXXX")
 vfs_pid=
+# shellcheck disable=SC2317 # run by the trap
 cleanup() {
         [ -z "$vfs_pid" ] || kill "$vfs_pid" 2>/dev/null || true
         [ "${IOMEM_VM_KEEP:-0}" = 1 ] || rm -rf "$work"
@@ -124,7 +126,7 @@ echo "vm: $scenario guest ran $((elapsed / 1000)).$((elapsed % 1000 / 100)) s (q
 # Checks on the host after the guest: what the guest wrote into the
 # virtio-fs directory is in the host's file.
 if [ "$scenario" = dax ] && grep -q '^IOMEM-VM: exit' "$work/console.log"; then
-        [ -n "$vfs_pid" ] && wait "$vfs_pid" 2>/dev/null || true
+        wait "$vfs_pid" 2>/dev/null || true # it ends when QEMU disconnects
         vfs_pid=
         "$guest_dax" verify "$work/share" "virtio-fs: the host reads the bytes the guest wrote" \
                 | tee -a "$work/console.log" || true
