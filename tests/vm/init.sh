@@ -40,6 +40,18 @@ run() {
         [ "$r" = 0 ] || [ "$r" = 77 ] || status=1
 }
 
+# The dax: Check suite (tests/test_dax.c) with its files on a mount, when
+# the build made it: suite DIR EXPECT-DAX NAME.
+suite() {
+        [ -x /opt/iomem/guest_test_dax ] || return 0
+        IOMEM_TEST_DAX_DIR=$1 IOMEM_TEST_DAX_EXPECT=$2 CK_TIMEOUT_MULTIPLIER=4 guest_test_dax
+        case $? in
+        0) echo "PASS: $3" ;;
+        77) echo "SKIP: $3" ;;
+        *) echo "FAIL: $3"; status=1 ;;
+        esac
+}
+
 finish() {
         sync
         echo "IOMEM-VM: exit $1"
@@ -93,7 +105,9 @@ dax)
         mount -t ext4 -o dax=always /dev/pmem0 /mnt/pmem || fail "mount -o dax=always /dev/pmem0"
         mount -t virtiofs iomemshare /mnt/host || fail "mount -t virtiofs iomemshare"
         run guest_dax run /mnt/pmem dax
+        suite /mnt/pmem 1 "dax: the dax suite on ext4 dax=always"
         run guest_dax run /mnt/host virtiofs
+        suite /mnt/host 0 "virtio-fs: the dax suite on virtio-fs"
         # What was written through the mappings is on the device, not in a
         # cache: it is still there after a remount.
         umount /mnt/pmem || fail "umount /mnt/pmem"
