@@ -67,7 +67,11 @@ vfs_pid=
 # shellcheck disable=SC2317 # run by the trap
 cleanup() {
         [ -z "$vfs_pid" ] || kill "$vfs_pid" 2>/dev/null || true
-        [ "${IOMEM_VM_KEEP:-0}" = 1 ] || rm -rf "$work"
+        if [ "${IOMEM_VM_KEEP:-0}" = 1 ]; then
+                echo "vm: kept $work (console.log, initramfs.gz, virtiofsd.log)"
+        else
+                rm -rf "$work"
+        fi
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
