@@ -58,6 +58,42 @@ static int allocate(struct iomem *f, uint64_t phys, uint64_t len)
         return iom_fail(f->name, -e, "cannot allocate backing memory: %s", strerror(e));
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
+/*
+ * Back [phys, phys+len), mapped at va with the object's NUMA policy, with
+ * memory where that policy says. tmpfs keeps the policy that mbind gave a
+ * shared mapping as the file's own (a shared policy), so its fallocate
+ * follows it. hugetlbfs has no shared policy: its fallocate takes pages
+ * from the caller's local node whatever the mapping says, so BIND and
+ * PREFERRED to another node were ignored, and a bound mapping over a
+ * node whose pool is empty raised SIGBUS at the first touch of a page
+ * fallocate had not placed. Huge pages are therefore populated through the
+ * placed mapping: the kernel allocates them by the mapping's policy and
+ * reports an empty pool as an error, not a signal.
+ */
+static int allocate_placed(struct iomem *f, uint64_t phys, uint64_t len, char *va)
+{
+        if (f->numa_policy == IOMEM_NUMA_DEFAULT || f->page_size <= iom_system_page_size())
+                return allocate(f, phys, len);
+        if (iom_sys.madvise(va, len, MADV_POPULATE_WRITE) == 0)
+                return 0;
+        int e = errno;
+        if (e == EINVAL) { /* a kernel before 5.14: backed, though not placed */
+                iom_debug("%s: the kernel cannot populate a mapping (%s); huge pages are not placed",
+                          f->name, strerror(e));
+                return allocate(f, phys, len);
+        }
+        if (e == EFAULT || e == ENOMEM || e == ENOSPC)
+                return iom_fail(f->name, -ENOMEM,
+                                "no free %zu KiB huge pages on the NUMA nodes its policy allows for "
+                                "%llu bytes (reserve more with the sysctl vm.nr_hugepages)",
+                                f->page_size >> 10, (unsigned long long)len);
+        return iom_fail(f->name, -e, "cannot allocate backing memory: %s", strerror(e));
+}
+
 /* shm keeps its data in its own object, sized like the file, so that other
  * programs opening it see the file (so does any object without our
  * metadata); memfd's one descriptor has a fixed size. hugetlbfs sizes
@@ -209,12 +245,16 @@ static int fill_holes(struct iomem *f, struct iom_extent_map *draft, uint64_t s,
                 if (f->numa_policy != IOMEM_NUMA_DEFAULT) {
                         /* Map (and so place) it before the memory exists. */
                         uint64_t contig;
-                        for (uint64_t p = a; p < b && !err; p += contig)
-                                if (!iom_seg_resolve(f, p, b - p, &contig, &err))
+                        for (uint64_t p = a; p < b && !err; p += contig) {
+                                char *va = iom_seg_resolve(f, p, b - p, &contig, &err);
+                                if (!va)
                                         break;
-                }
-                if (!err)
+                                contig = iom_min(contig, b - p);
+                                err = allocate_placed(f, p, contig, va);
+                        }
+                } else {
                         err = allocate(f, a, b - a);
+                }
                 if (!err && iom_map_set(draft, a, b - a, a))
                         err = iom_fail(f->name, -ENOSPC, "the extent map is full (%d extents)",
                                        IOM_MAX_EXTENTS);
@@ -784,7 +824,7 @@ static int pool_alloc(struct iomem *f, uint64_t n, char **va_out, uint64_t *phys
         if (va == MAP_FAILED)
                 err = iom_fail(f->name, -ENOMEM, "cannot map %llu bytes: %s", (unsigned long long)n,
                                strerror(errno));
-        else if ((err = iom_numa_apply(f, va, n)) || (err = allocate(f, phys, n)) ||
+        else if ((err = iom_numa_apply(f, va, n)) || (err = allocate_placed(f, phys, n, va)) ||
                  (err = iom_seg_add(f, phys, n, va)))
                 iom_sys.munmap(va, n);
         if (err) {

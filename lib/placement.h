@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * NUMA placement of an object's memory through libnuma. A policy is set
- * on each mapping before anything is allocated through it; for tmpfs and
- * hugetlbfs memory mbind(2) on a shared mapping sets the file's shared
- * policy, so every process allocating those pages later follows it.
+ * on each mapping before anything is allocated through it; for tmpfs
+ * memory mbind(2) on a shared mapping sets the file's shared policy, so
+ * every process allocating those pages later follows it. hugetlbfs has no
+ * shared policy: fdmem.c populates huge pages through the placed mapping.
  */
 #ifndef IOMEM_PLACEMENT_H
 #define IOMEM_PLACEMENT_H

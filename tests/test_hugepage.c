@@ -94,6 +94,46 @@ START_TEST(memfd_works_in_huge_pages)
 }
 END_TEST
 
+/* Huge pages under a NUMA policy are populated through the placed mapping
+ * (hugetlbfs ignores a mapping's policy in fallocate): they come from the
+ * node, and more than the pool holds is -ENOMEM, never SIGBUS. The VM
+ * tier does this across two nodes; here node 0 is every node. */
+START_TEST(memfd_huge_pages_bound_to_a_node)
+{
+        struct iomem_opts *o;
+        iomem_opts_new(&o);
+        iomem_opts_set_hugepage(o, HUGE);
+        int r = iomem_opts_set_numa(o, IOMEM_NUMA_BIND, 0);
+        if (r == -ENOTSUP || r == -ENODEV) {
+                iomem_opts_delete(&o);
+                printf("SKIP: memfd_huge_pages_bound_to_a_node: no NUMA policies here (%s)\n",
+                       iomem_errormsg());
+                return;
+        }
+        ck_assert_int_eq(r, 0);
+        struct iomem *f;
+        ck_assert_int_eq(iomem_open(&f, "memfd:huge-bound", IOMEM_RDWR, o), 0);
+        ck_assert_int_eq(iomem_acquire(f, 0, 0), 0);
+        long free_now = read_long("/proc/meminfo", "HugePages_Free:");
+        ck_assert_int_ge(free_now, 2);
+        size_t over = (size_t)(free_now + 1) * HUGE;
+        ck_assert_int_eq(iomem_truncate(f, over), 0);
+        ck_assert_err(iomem_acquire(f, 0, over), ENOMEM);
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "vm.nr_hugepages"));
+        ck_assert_int_eq(read_long("/proc/meminfo", "HugePages_Free:"), free_now);
+        ck_assert_int_eq(iomem_acquire(f, 0, 2 * HUGE), (ssize_t)(2 * HUGE));
+        ck_assert_int_eq(read_long("/proc/meminfo", "HugePages_Free:"), free_now - 2);
+        struct iovec v;
+        ck_assert_int_eq(iomem_retrieve(f, 0, 2 * HUGE, &v, 1), 1);
+        memset(v.iov_base, 'n', 2 * HUGE);
+        struct iomem_stat st;
+        iomem_stat(f, &st);
+        ck_assert_int_eq(st.numa_node, 0);
+        iomem_close(&f);
+        iomem_opts_delete(&o);
+}
+END_TEST
+
 /* A mount namespace of this test's own, its hugetlbfs mounts detached;
  * with page != 0, one hugetlbfs of that page size mounted at *dir. */
 static void private_hugetlbfs(size_t page, char dir[64])
@@ -229,6 +269,7 @@ int main(void)
                 tcase_add_test(tc, shm_works_in_huge_pages);
         } else {
                 tcase_add_test(tc, memfd_works_in_huge_pages);
+                tcase_add_test(tc, memfd_huge_pages_bound_to_a_node);
         }
         suite_add_tcase(s, tc);
         int status = test_run(s);
