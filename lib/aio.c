@@ -81,6 +81,12 @@ struct iomem_aio {
         bool fixed;          /* the sparse buffer table exists */
         bool send_zc, sendmsg_zc;
         unsigned used;       /* slots taken: queued, in flight or ready */
+        /* The last SQE queued since the last submission, when it went to
+         * a socket or pipe (chain_fd), so that the next one to the same
+         * descriptor is linked behind it: io_uring does not otherwise keep
+         * the order of requests on one stream. */
+        struct io_uring_sqe *chain_sqe;
+        int chain_fd;
         unsigned free_head;
         unsigned ready_head, ready_tail, nready;
         struct aio_req *req;
@@ -283,6 +289,7 @@ IOM_PUBLIC int iomem_aio_delete(struct iomem_aio **qp)
          * dropped once the kernel has finished with their memory. */
         if (io_uring_sq_ready(&q->ring))
                 io_uring_submit(&q->ring);
+        q->chain_sqe = NULL;
         while (q->used) {
                 reap(q);
                 for (struct aio_req *r; (r = ready_pop(q));)
@@ -544,6 +551,11 @@ static int enqueue(const char *op, struct iomem_aio *q, enum kind k, int fd, uin
         if (r->iovcnt == 1)
                 r->buf = reg_get(q, r->iov[0].iov_base, len);
         prep(q, r, sqe, k, fd, fd_off);
+        bool stream = k == K_SEND || fd_off == (uint64_t)-1;
+        if (stream && q->chain_sqe && q->chain_fd == fd)
+                q->chain_sqe->flags |= IOSQE_IO_LINK;
+        q->chain_sqe = stream ? sqe : NULL;
+        q->chain_fd = fd;
         q->free_head = next_free;
         q->used++;
         __atomic_add_fetch(&f->aio_inflight, 1, __ATOMIC_RELEASE);
@@ -582,6 +594,7 @@ IOM_PUBLIC int iomem_aio_submit(struct iomem_aio *q)
         if (!io_uring_sq_ready(&q->ring))
                 return 0;
         int n = io_uring_submit(&q->ring);
+        q->chain_sqe = NULL;
         if (n < 0)
                 return (int)FAIL(__func__, queue_name(q), n, "io_uring_enter: %s", strerror(-n));
         return n;
@@ -626,6 +639,7 @@ IOM_PUBLIC int iomem_aio_wait(struct iomem_aio *q, struct iomem_aio_cqe *cqe, un
                 /* Submits what is queued, too. */
                 struct io_uring_cqe *c;
                 int err = io_uring_submit_and_wait_timeout(&q->ring, &c, 1, tsp, NULL);
+                q->chain_sqe = NULL;
                 if (err < 0 && err != -ETIME && err != -EINTR)
                         return (int)FAIL(__func__, queue_name(q), err, "io_uring_enter: %s",
                                          strerror(-err));

@@ -505,6 +505,51 @@ START_TEST(send_plain_fallback)
 }
 END_TEST
 
+/* Requests on one stream queued before one submission arrive in order
+ * (the library links them), zero-copy or not. */
+static void sends_in_order(bool zc)
+{
+        iom_aio_knobs.no_send_zc = !zc;
+        const size_t piece = 256 * 1024, len = 16 * piece;
+        int cl, sv;
+        tcp_pair(&cl, &sv);
+        struct iomem *f = test_open_new("order", len);
+        unsigned char *buf = malloc(len);
+        fill(buf, len, 0);
+        ck_assert_int_eq(iomem_pwrite(f, buf, len, 0), (ssize_t)len);
+        free(buf);
+        struct reader rd;
+        reader_start(&rd, sv, len);
+        struct iomem_aio *q = new_queue(16);
+        for (unsigned i = 0; i < 16; i++)
+                ck_assert_int_eq(iomem_aio_send(q, cl, f, i * piece, piece, i), 0);
+        ck_assert_int_eq(iomem_aio_submit(q), 16);
+        struct iomem_aio_cqe c[16];
+        for (int got = 0; got < 16;) {
+                int n = iomem_aio_wait(q, c + got, 16 - (unsigned)got, 1, 10000);
+                ck_assert_int_gt(n, 0);
+                for (int i = got; i < got + n; i++)
+                        ck_assert_int_eq(c[i].res, (ssize_t)piece);
+                got += n;
+        }
+        reader_join(&rd, 0);
+        finish(&q, &f, cl);
+        close(sv);
+        iom_aio_knobs.no_send_zc = false;
+}
+
+START_TEST(send_order_zc)
+{
+        sends_in_order(true);
+}
+END_TEST
+
+START_TEST(send_order_plain)
+{
+        sends_in_order(false);
+}
+END_TEST
+
 /* A unix socket cannot send zero-copy: a plain send, flagged copied. */
 START_TEST(send_unix_socket)
 {
@@ -676,6 +721,8 @@ static Suite *aio_suite(void)
         tcase_add_test(tc, fixed_fallback);
         tcase_add_test(tc, send_zero_copy_loopback);
         tcase_add_test(tc, send_plain_fallback);
+        tcase_add_test(tc, send_order_zc);
+        tcase_add_test(tc, send_order_plain);
         tcase_add_test(tc, send_unix_socket);
         tcase_add_test(tc, send_peer_reset_zc);
         tcase_add_test(tc, send_peer_reset_plain);
