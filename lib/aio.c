@@ -379,9 +379,10 @@ static int check_direct(const struct iomem *f, int fd, uint64_t fd_off, size_t l
         return 0;
 }
 
-/* The object's memory for [off, off+len) of a pinned range. Reads need
- * it writable (retrieve); writes and sends borrow, and a hole of a
- * read-only handle goes out as the shared zero pages. */
+/* The object's memory for [off, off+len) of a pinned range, by borrow,
+ * which stops at the object's size (cheaper to learn so than by stat,
+ * which also looks up NUMA placement). A hole of a read-only handle goes
+ * out as the shared zero pages; a writable one's were filled by acquire. */
 static int describe(struct aio_req *r, enum kind k, size_t off, size_t len)
 {
         struct iomem *f = r->f;
@@ -391,14 +392,22 @@ static int describe(struct aio_req *r, enum kind k, size_t off, size_t len)
         struct iovec *src = n == 1 ? &r->one : calloc((size_t)n, sizeof *src);
         if (!src)
                 return iom_fail(f->name, -ENOMEM, "out of memory");
-        ssize_t got = k == K_READ ? f->ops->retrieve(f, off, len, src, (size_t)n)
-                                  : f->ops->borrow(f, off, len, src, (size_t)n);
-        size_t zlen = 0, out = 0;
+        ssize_t got = f->ops->borrow(f, off, len, src, (size_t)n);
+        size_t zlen = 0, out = 0, bytes = 0;
         const void *zeros = NULL;
         bool holes = false;
+        for (ssize_t i = 0; i < got; i++)
+                bytes += src[i].iov_len;
+        if (got >= 0 && bytes < len)
+                got = iom_fail(f->name, -EINVAL,
+                               "bytes [%zu, %zu) go past its end (%zu); an asynchronous transfer "
+                               "uses the memory the object has",
+                               off, off + len, off + bytes);
         for (ssize_t i = 0; i < got; i++) {
                 if (src[i].iov_base) {
                         out++;
+                } else if (k == K_READ) {
+                        got = iom_fail(f->name, -EIO, "a hole at %zu was not filled", off);
                 } else if (zeros || (zeros = iom_zero_pages(&zlen))) {
                         holes = true;
                         out += (src[i].iov_len + zlen - 1) / zlen;
@@ -496,6 +505,8 @@ static int enqueue(const char *op, struct iomem_aio *q, enum kind k, int fd, uin
                 return (int)iom_result(op, err);
         if (k == K_READ && !(f->flags & IOMEM_RDWR))
                 return (int)FAIL(op, f->name, -EBADF, "the object is open read-only; a read would write it");
+        if (k == K_READ && !iom_writable(f))
+                return (int)FAIL(op, f->name, -EPERM, "the object is sealed against writing");
         bool direct = k != K_SEND && (fl & O_DIRECT);
         if (direct && (err = check_direct(f, fd, fd_off, len, NULL, 0)))
                 return (int)iom_result(op, err);
@@ -503,14 +514,6 @@ static int enqueue(const char *op, struct iomem_aio *q, enum kind k, int fd, uin
                 return (int)FAIL(op, queue_name(q), -EAGAIN,
                                  "the queue is full: %u requests are in flight or not yet collected "
                                  "by iomem_aio_wait", q->used);
-        struct iomem_stat st = { 0 };
-        if ((err = f->ops->stat(f, &st)))
-                return (int)iom_result(op, err);
-        if (off + len > st.size)
-                return (int)FAIL(op, f->name, -EINVAL,
-                                 "bytes [%zu, %zu) go past its end (%zu bytes); an asynchronous "
-                                 "transfer uses the memory the object has",
-                                 off, off + len, st.size);
         /* A descriptor that cannot seek takes no offset: -1 tells
          * io_uring to use none. */
         if (k != K_SEND && lseek(fd, 0, SEEK_CUR) < 0 && errno == ESPIPE)
@@ -524,11 +527,12 @@ static int enqueue(const char *op, struct iomem_aio *q, enum kind k, int fd, uin
         if (got < 0)
                 return (int)iom_result(op, got);
         if ((uint64_t)got < pin_len) {
-                /* It shrank since the size check. */
                 if (got > 0)
                         f->ops->release(f, pin_off, (size_t)got);
-                return (int)FAIL(op, f->name, -EINVAL, "bytes [%zu, %zu) go past its end", off,
-                                 off + len);
+                return (int)FAIL(op, f->name, -EINVAL,
+                                 "bytes [%zu, %zu) go past its end; an asynchronous transfer uses "
+                                 "the memory the object has",
+                                 off, off + len);
         }
         *r = (struct aio_req){ .f = f, .pin_off = pin_off, .pin_len = pin_len, .tag = tag,
                                .len = len, .buf = -1, .next = NONE };
