@@ -4,7 +4,9 @@
  * file, a pipe or a socket with one copy, through iomem_sendfile.
  *
  * The copy goes in chunks rather than one call so that a progress bar can
- * move and so that --stats can count the iovecs each chunk needed.
+ * move and so that --stats can count the iovecs each chunk needed. With
+ * --aio the chunks are asynchronous transfers (iomem_aio_write or
+ * iomem_aio_send), DEPTH of them in flight.
  */
 #define _GNU_SOURCE
 #include "tool-common.h"
@@ -21,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,6 +31,12 @@
 /* Large enough that per-call costs vanish, small enough that the bar
  * moves several times a second even on a slow destination. */
 #define CHUNK ((size_t)16 << 20)
+
+/* One asynchronous request: big enough to amortise its cost, small enough
+ * that DEPTH of them overlap on a 64 MiB source. */
+#define AIO_CHUNK ((size_t)1 << 20)
+#define AIO_DEPTH 16
+#define AIO_MAX_DEPTH 4096
 
 /* Redraw the bar at most this often (seconds). */
 #define REDRAW 0.1
@@ -52,6 +61,8 @@ static const char usage[] =
         "  -q, --quiet          no progress bar\n"
         "  -s, --stats          print bytes, seconds, GiB/s, copies made and iovecs\n"
         "                       used to standard error at the end\n"
+        "      --aio[=DEPTH]    copy with asynchronous transfers (io_uring), DEPTH\n"
+        "                       requests of 1 MiB in flight (default 16, at most 4096)\n"
         "  -h, --help           print this help and exit\n"
         "Sizes take a K, M or G suffix (powers of 1024). Of --progress and --quiet\n"
         "the last one given counts.\n"
@@ -60,13 +71,15 @@ static const char usage[] =
         "\n"
         "Examples:\n"
         "  iomem-sendfile --stats shm:frames /tmp/frames.bin\n"
-        "  iomem-sendfile -o 1M -n 4K shm:ring tcp:localhost:9000\n";
+        "  iomem-sendfile -o 1M -n 4K shm:ring tcp:localhost:9000\n"
+        "  iomem-sendfile --aio=64 shm:frames tcp:localhost:9000\n";
 
 struct options {
         size_t off, len;  /* len is SIZE_MAX for "to the end" */
         bool append;
         bool progress;    /* wanted; drawn only on a terminal */
         bool stats;
+        unsigned aio;     /* queue depth; 0 without --aio */
         const char *src, *dst;
         char src_uri[4096];
 };
@@ -97,6 +110,7 @@ static int parse_args(int argc, char *argv[], struct options *o)
                 { "quiet", no_argument, NULL, 'q' },
                 { "stats", no_argument, NULL, 's' },
                 { "help", no_argument, NULL, 'h' },
+                { "aio", optional_argument, NULL, 'A' },
                 { 0 },
         };
         *o = (struct options){ .len = SIZE_MAX, .progress = true };
@@ -121,6 +135,14 @@ static int parse_args(int argc, char *argv[], struct options *o)
                 case 's':
                         o->stats = true;
                         break;
+                case 'A': {
+                        size_t d = AIO_DEPTH;
+                        if (optarg && (tool_parse_size(optarg, &d) || d < 1 || d > AIO_MAX_DEPTH))
+                                return tool_usage_error("--aio depth '%s' is not a number from 1 to %d",
+                                                        optarg, AIO_MAX_DEPTH);
+                        o->aio = (unsigned)d;
+                        break;
+                }
                 default:
                         return TOOL_USAGE;
                 }
@@ -279,6 +301,7 @@ static void progress_draw(struct progress *p, size_t done, bool last)
 struct result {
         size_t bytes, iovecs;
         double seconds;
+        size_t requests, copied; /* --aio: requests, and those the kernel copied */
 };
 
 static int copy(struct iomem *f, int fd, const struct options *o, size_t total, struct result *res)
@@ -309,6 +332,161 @@ static int copy(struct iomem *f, int fd, const struct options *o, size_t total, 
         return TOOL_OK;
 }
 
+/* ---- the copy with --aio ------------------------------------------------------ */
+
+/*
+ * A file that can seek takes every request at its own offset, so DEPTH of
+ * them run at once, refilled as each completes. A socket, a pipe or an
+ * appended file takes bytes in the order they come, which the library
+ * keeps only within one submission (it links the requests): there the
+ * requests go in rounds of DEPTH. A pipe may take part of a request; the
+ * rest of the round is then cancelled and the next round resumes there.
+ * A request's tag is its position in the copy.
+ */
+struct aio_copy {
+        struct iomem_aio *q;
+        struct iomem *f;
+        int fd;
+        bool sock, ordered;
+        off_t dst_off;
+        size_t total, queued, done, inflight;
+        struct iomem_aio_cqe *cqe; /* o->aio of them */
+        struct result *res;
+        const struct options *o;
+};
+
+static int aio_fail(const struct aio_copy *c, const char *what)
+{
+        return tool_fail("copying %s to %s: %s", c->o->src, c->o->dst, what);
+}
+
+static size_t aio_len(const struct aio_copy *c, size_t pos)
+{
+        return c->total - pos < AIO_CHUNK ? c->total - pos : AIO_CHUNK;
+}
+
+static int aio_queue_one(struct aio_copy *c)
+{
+        size_t want = aio_len(c, c->queued), off = c->o->off + c->queued;
+        ssize_t k = iomem_bufcount(c->f, off, want);
+        int r = k < 0 ? (int)k
+                : c->sock ? iomem_aio_send(c->q, c->fd, c->f, off, want, c->queued)
+                          : iomem_aio_write(c->q, c->fd, (uint64_t)(c->dst_off + (off_t)c->queued),
+                                            c->f, off, want, c->queued);
+        if (r < 0)
+                return aio_fail(c, iomem_errormsg());
+        c->res->iovecs += (size_t)k;
+        c->res->requests++;
+        c->queued += want;
+        c->inflight++;
+        return TOOL_OK;
+}
+
+/* Collect n completions into c->cqe. */
+static int aio_collect(struct aio_copy *c, unsigned n)
+{
+        for (unsigned got = 0; got < n;) {
+                int k = iomem_aio_wait(c->q, c->cqe + got, n - got, n - got, -1);
+                if (k < 0)
+                        return aio_fail(c, iomem_errormsg());
+                for (int i = 0; i < k; i++)
+                        c->res->copied += (c->cqe[got + (unsigned)i].flags & IOMEM_AIO_COPIED) != 0;
+                got += (unsigned)k;
+        }
+        c->inflight -= n;
+        return TOOL_OK;
+}
+
+static int by_tag(const void *a, const void *b)
+{
+        uint64_t x = ((const struct iomem_aio_cqe *)a)->tag, y = ((const struct iomem_aio_cqe *)b)->tag;
+        return (x > y) - (x < y);
+}
+
+/* One round on a stream: everything after a short transfer was cancelled
+ * and is queued again from where it stopped. */
+static int aio_round(struct aio_copy *c)
+{
+        while (c->queued < c->total && c->inflight < c->o->aio) {
+                int r = aio_queue_one(c);
+                if (r)
+                        return r;
+        }
+        unsigned n = (unsigned)c->inflight;
+        int r = aio_collect(c, n);
+        if (r)
+                return r;
+        qsort(c->cqe, n, sizeof c->cqe[0], by_tag);
+        for (unsigned i = 0; i < n && c->cqe[i].tag == c->done; i++) {
+                ssize_t res = c->cqe[i].res;
+                if (res < 0)
+                        return aio_fail(c, strerror((int)-res));
+                c->done += (size_t)res;
+                if ((size_t)res < aio_len(c, (size_t)c->cqe[i].tag)) {
+                        if (res == 0)
+                                return aio_fail(c, "the destination takes no more bytes");
+                        break;
+                }
+        }
+        c->queued = c->done;
+        return TOOL_OK;
+}
+
+/* Requests at their own offsets, refilled as they complete. */
+static int aio_refill(struct aio_copy *c)
+{
+        while (c->queued < c->total && c->inflight < c->o->aio) {
+                int r = aio_queue_one(c);
+                if (r)
+                        return r;
+        }
+        int r = iomem_aio_submit(c->q) < 0 ? aio_fail(c, iomem_errormsg()) : aio_collect(c, 1);
+        if (r)
+                return r;
+        if (c->cqe[0].res < 0)
+                return aio_fail(c, strerror((int)-c->cqe[0].res));
+        if ((size_t)c->cqe[0].res != aio_len(c, (size_t)c->cqe[0].tag))
+                return aio_fail(c, "a write came back short (is the destination's filesystem full?)");
+        c->done += (size_t)c->cqe[0].res;
+        return TOOL_OK;
+}
+
+static int copy_aio(struct iomem *f, int fd, const struct options *o, size_t total, struct result *res)
+{
+        struct stat st;
+        struct aio_copy c = { .f = f, .fd = fd, .total = total, .res = res, .o = o };
+        c.sock = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+        c.dst_off = c.sock ? -1 : lseek(fd, 0, SEEK_CUR);
+        c.ordered = c.sock || c.dst_off < 0 || o->append;
+        c.cqe = calloc(o->aio, sizeof *c.cqe);
+        if (!c.cqe)
+                return tool_fail("out of memory");
+        if (iomem_aio_new(&c.q, o->aio) < 0) {
+                free(c.cqe);
+                return tool_lib_fail("--aio");
+        }
+        struct progress p = { .on = o->progress && isatty(STDERR_FILENO), .total = total };
+        p.start = now();
+        int r = TOOL_OK;
+        while (!r && c.done < total) {
+                r = c.ordered ? aio_round(&c) : aio_refill(&c);
+                progress_draw(&p, c.done, false);
+        }
+        /* Deleting waits for whatever is still in flight after a failure,
+         * which must end before the object can be closed. */
+        iomem_aio_delete(&c.q);
+        free(c.cqe);
+        if (r) {
+                if (p.on)
+                        fputc('\n', stderr);
+                return r;
+        }
+        res->bytes = c.done;
+        res->seconds = now() - p.start;
+        progress_draw(&p, c.done, true);
+        return TOOL_OK;
+}
+
 static void print_stats(const struct result *r)
 {
         double secs = r->seconds > 0 ? r->seconds : 1e-9;
@@ -319,6 +497,11 @@ static void print_stats(const struct result *r)
                 "copies:  1\n"
                 "iovecs:  %zu\n",
                 r->bytes, r->seconds, (double)r->bytes / secs / (1 << 30), r->iovecs);
+        if (r->requests)
+                fprintf(stderr,
+                        "requests: %zu\n"
+                        "copied:  %zu\n",
+                        r->requests, r->copied);
 }
 
 int main(int argc, char *argv[])
@@ -349,7 +532,7 @@ int main(int argc, char *argv[])
                 return r;
         }
         struct result res = { 0 };
-        r = copy(f, fd, &o, total, &res);
+        r = o.aio ? copy_aio(f, fd, &o, total, &res) : copy(f, fd, &o, total, &res);
         iomem_close(&f);
         if (fd != STDOUT_FILENO && close(fd) < 0 && !r)
                 r = tool_fail("%s: %s", o.dst, strerror(errno));

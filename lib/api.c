@@ -123,6 +123,12 @@ IOM_PUBLIC int iomem_close(struct iomem **fp)
         struct iomem *f = *fp;
         if (!f)
                 return 0;
+        unsigned busy = __atomic_load_n(&f->aio_inflight, __ATOMIC_ACQUIRE);
+        if (busy)
+                return (int)FAIL(__func__, f->name, -EBUSY,
+                                 "%u asynchronous transfer%s on it %s not been collected by "
+                                 "iomem_aio_wait yet (the kernel may still use its memory)",
+                                 busy, busy == 1 ? "" : "s", busy == 1 ? "has" : "have");
         f->ops->close(f);
         iom_object_free(f);
         *fp = NULL;

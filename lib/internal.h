@@ -146,6 +146,11 @@ struct iomem {
                 size_t n, cap;
         } allocs;                   /* iomem_alloc buffers not yet gifted */
 
+        /* Asynchronous transfers (aio.c) on this handle not yet collected
+         * by iomem_aio_wait: their memory is pinned and may be written by
+         * the kernel at any moment, so close refuses while it is not 0. */
+        unsigned aio_inflight;
+
         void *priv;          /* backend state, allocated after the object */
 };
 
@@ -190,6 +195,17 @@ enum iom_attach {
  * Closes no descriptor on failure.
  */
 int iom_fdmem_attach(struct iomem *f, enum iom_attach how, const struct iomem_opts *o);
+
+/* ---- asynchronous transfers (aio.c) ---------------------------------- */
+
+/* Switches for tests (linked statically): behave as a kernel without
+ * IORING_OP_SEND_ZC, or as one whose buffer table cannot take the
+ * object's memory, so that the fallbacks run everywhere. */
+struct iom_aio_knobs {
+        bool no_send_zc;
+        bool no_fixed;
+};
+extern struct iom_aio_knobs iom_aio_knobs;
 
 /* ---- process-wide helpers ------------------------------------------ */
 

@@ -345,6 +345,46 @@ else
         fail "the tcp socket sink starts" "$(cat "$tmp/sink.err")"
 fi
 
+# --aio: the same copies as asynchronous transfers (io_uring), where built.
+run "$sendfile" --aio "$s" "$tmp/aio.copy"
+if [ "$rc" -eq 1 ] && grep -q 'not in this build' "$tmp/err"; then
+        echo "skip - --aio: $(cat "$tmp/err")"
+        expect 1 "sendfile --aio without liburing fails" "$sendfile" --aio "$s" "$tmp/aio.copy"
+        check "... on one line saying why" one_line "without liburing"
+else
+        check "sendfile --aio to a file" test "$rc" -eq 0
+        check "... identical" cmp -s "$tmp/aio.copy" "$tmp/ref"
+        expect 0 "sendfile --aio=3 --stats a sparse source" "$sendfile" --aio=3 --stats "$sp" "$tmp/aio.sparse"
+        check "... identical, holes as zeros" cmp -s "$tmp/aio.sparse" "$tmp/sparse"
+        check "... counts its requests" grep -q '^requests: *4$' "$tmp/err"
+        check "... and those the kernel copied" grep -q '^copied: *0$' "$tmp/err"
+        expect 0 "sendfile --aio -n 1000 then --aio --append the rest" \
+                "$sendfile" --aio -n 1000 "$s" "$tmp/aio.appended"
+        expect 0 "... --append" "$sendfile" --aio=2 --append -o 1000 "$s" "$tmp/aio.appended"
+        check "... identical" cmp -s "$tmp/aio.appended" "$tmp/ref"
+        check "sendfile --aio=1 into a pipe is identical" \
+                sh -c '"$1" --aio=1 "$2" - | cmp -s - "$3"' sh "$sendfile" "$s" "$tmp/ref"
+        check "sendfile --aio=64 into a pipe is identical" \
+                sh -c '"$1" --aio=64 "$2" - | cmp -s - "$3"' sh "$sendfile" "$s" "$tmp/ref"
+        expect 0 "sendfile --aio from a plain path (dax:)" "$sendfile" --aio "$tmp/ref" "$tmp/aio.dax"
+        check "... identical" cmp -s "$tmp/aio.dax" "$tmp/ref"
+        "$sink" tcp "$tmp/aio.tcp.out" "$tmp/aio.tcp.ready" 2>"$tmp/sink.err" &
+        sinkpid=$!
+        pids="$pids $sinkpid"
+        if wait_for "$tmp/aio.tcp.ready" "" "$sinkpid"; then
+                expect 0 "sendfile --aio=64 --stats to tcp:HOST:PORT" "$sendfile" --aio=64 --stats \
+                        "$s" "tcp:127.0.0.1:$(cat "$tmp/aio.tcp.ready")"
+                wait "$sinkpid"
+                check "... the socket received identical bytes" cmp -s "$tmp/aio.tcp.out" "$tmp/ref"
+                check "... loopback copied every request" grep -q '^copied: *3$' "$tmp/err"
+        else
+                fail "the tcp socket sink starts" "$(cat "$tmp/sink.err")"
+        fi
+fi
+expect 2 "sendfile --aio=0 is a usage error" "$sendfile" --aio=0 "$s" "$tmp/never"
+check "... on one line" one_line "--aio depth"
+expect 2 "sendfile --aio=5000 is a usage error" "$sendfile" --aio=5000 "$s" "$tmp/never"
+
 expect 1 "sendfile to a socket nobody listens on" "$sendfile" "$s" "unix:$tmp/nobody"
 check "... says so on one line" one_line "unix:$tmp/nobody"
 expect 1 "sendfile from a missing object" "$sendfile" "$prefix-missing" "$tmp/never"
