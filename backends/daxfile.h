@@ -22,8 +22,8 @@ struct dax_handle {
         struct dax_handle *next; /* the file's other handles */
         struct iom_wfile wf;
         struct iom_ranges bufs;  /* iomem_alloc buffers, by address (f->lock) */
-        /* A run of the file last seen holding data, [from, to) (f->lock):
-         * see find_segments. */
+        /* A run of the file last seen holding data, [from, to) (f->lock;
+         * cut by truncate under the file's mu): see known_data. */
         uint64_t data_from, data_to;
 };
 
