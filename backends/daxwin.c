@@ -61,6 +61,7 @@ static void enter(struct iomem *f)
 static int file_size(struct iomem *f, uint64_t *size)
 {
         struct stat st;
+        *size = 0; /* callers' compilers cannot see that a failure is never 0 */
         if (iom_sys.fstat(f->data_fd, &st) < 0)
                 return fail_errno(f, errno, "fstat");
         *size = (uint64_t)st.st_size;

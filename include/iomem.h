@@ -130,6 +130,7 @@ int iomem_window_stat(struct iomem_window *w, struct iomem_window_stat *st);
 #define IOMEM_CAP_PTSHARE  0x040u /* page tables shared between processes */
 #define IOMEM_CAP_DAX      0x080u
 #define IOMEM_CAP_RESIZE   0x100u
+#define IOMEM_CAP_THP      0x200u /* transparent huge pages (objects only) */
 struct iomem_backend_info {
         const char *name;
         unsigned caps;

@@ -13,6 +13,7 @@
 #include "iolock.h"
 #include "placement.h"
 #include "syscalls.h"
+#include "thp.h"
 
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -62,35 +63,49 @@ static int allocate(struct iomem *f, uint64_t phys, uint64_t len)
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
 
+/* Is memory for this object allocated through its mapping (fill_holes)? */
+static bool allocates_through_mapping(const struct iomem *f)
+{
+        bool huge = f->page_size > iom_system_page_size();
+        return f->thp_advise || (huge && f->numa_policy != IOMEM_NUMA_DEFAULT);
+}
+
 /*
- * Back [phys, phys+len), mapped at va with the object's NUMA policy, with
- * memory where that policy says. tmpfs keeps the policy that mbind gave a
- * shared mapping as the file's own (a shared policy), so its fallocate
- * follows it. hugetlbfs has no shared policy: its fallocate takes pages
- * from the caller's local node whatever the mapping says, so BIND and
- * PREFERRED to another node were ignored, and a bound mapping over a
- * node whose pool is empty raised SIGBUS at the first touch of a page
- * fallocate had not placed. Huge pages are therefore populated through the
- * placed mapping: the kernel allocates them by the mapping's policy and
- * reports an empty pool as an error, not a signal.
+ * Back [phys, phys+len), mapped at va, with memory as the mapping asks.
+ * tmpfs keeps the policy that mbind gave a shared mapping as the file's
+ * own (a shared policy), so its fallocate follows it. Two kinds of memory
+ * are therefore populated through the mapping instead:
+ * - hugetlbfs has no shared policy: its fallocate takes pages from the
+ *   caller's local node whatever the mapping says, so BIND and PREFERRED
+ *   to another node were ignored, and a bound mapping over a node whose
+ *   pool is empty raised SIGBUS at the first touch of a page fallocate had
+ *   not placed. Through the placed mapping the kernel allocates by its
+ *   policy and reports an empty pool as an error, not a signal.
+ * - a tmpfs whose huge pages wait for advice gives fallocate base pages
+ *   only; the advised mapping (MADV_HUGEPAGE, segments.c) gets huge ones.
  */
 static int allocate_placed(struct iomem *f, uint64_t phys, uint64_t len, char *va)
 {
-        if (f->numa_policy == IOMEM_NUMA_DEFAULT || f->page_size <= iom_system_page_size())
+        if (!allocates_through_mapping(f))
                 return allocate(f, phys, len);
         if (iom_sys.madvise(va, len, MADV_POPULATE_WRITE) == 0)
                 return 0;
         int e = errno;
-        if (e == EINVAL) { /* a kernel before 5.14: backed, though not placed */
-                iom_debug("%s: the kernel cannot populate a mapping (%s); huge pages are not placed",
-                          f->name, strerror(e));
+        if (e == EINVAL) { /* a kernel before 5.14: backed, though not as asked */
+                iom_debug("%s: the kernel cannot populate a mapping (%s); memory is not placed "
+                          "or in huge pages", f->name, strerror(e));
                 return allocate(f, phys, len);
         }
-        if (e == EFAULT || e == ENOMEM || e == ENOSPC)
+        if (f->page_size > iom_system_page_size() && (e == EFAULT || e == ENOMEM || e == ENOSPC))
                 return iom_fail(f->name, -ENOMEM,
                                 "no free %zu KiB huge pages on the NUMA nodes its policy allows for "
                                 "%llu bytes (reserve more with the sysctl vm.nr_hugepages)",
                                 f->page_size >> 10, (unsigned long long)len);
+        /* A fault that tmpfs could not back (full) comes back as EFAULT. */
+        if (e == EFAULT || e == ENOSPC || e == ENOMEM)
+                return iom_fail(f->name, e == ENOMEM ? -ENOMEM : -ENOSPC,
+                                "no memory left to back %llu bytes: %s", (unsigned long long)len,
+                                strerror(e == ENOMEM ? ENOMEM : ENOSPC));
         return iom_fail(f->name, -e, "cannot allocate backing memory: %s", strerror(e));
 }
 
@@ -242,8 +257,8 @@ static int fill_holes(struct iomem *f, struct iom_extent_map *draft, uint64_t s,
                  * free them first, so that they come back as zeros. */
                 punch(f, a, b - a);
                 int err = 0;
-                if (f->numa_policy != IOMEM_NUMA_DEFAULT) {
-                        /* Map (and so place) it before the memory exists. */
+                if (f->numa_policy != IOMEM_NUMA_DEFAULT || allocates_through_mapping(f)) {
+                        /* Map (place, advise) it before the memory exists. */
                         uint64_t contig;
                         for (uint64_t p = a; p < b && !err; p += contig) {
                                 char *va = iom_seg_resolve(f, p, b - p, &contig, &err);
@@ -1207,6 +1222,13 @@ int iom_fdmem_attach(struct iomem *f, enum iom_attach how, const struct iomem_op
         f->fork_gen = iom_fork_generation();
         f->numa_policy = o->numa_policy;
         f->numa_node = o->numa_node;
+        /* Transparent huge pages, where the kernel gives them to tmpfs
+         * files of base pages (hugetlbfs pages are huge already). */
+        enum iom_thp thp = f->page_size == iom_system_page_size() ? iom_thp_of(f->data_fd)
+                                                                  : IOM_THP_NEVER;
+        f->thp_advise = thp == IOM_THP_ADVISE;
+        if (thp != IOM_THP_NEVER)
+                f->caps |= IOMEM_CAP_THP;
         if (how == IOM_ATTACH_PRIVATE) {
                 f->meta = calloc(1, sizeof *f->meta);
                 if (!f->meta)

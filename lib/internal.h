@@ -133,6 +133,8 @@ struct iomem {
         int aux_fd;          /* metadata and gift pool; == data_fd for memfd */
         bool sized_data;     /* data_fd's own size follows the file size */
         int numa_policy, numa_node; /* placement of memory mapped through this handle */
+        bool thp_advise;     /* the kernel gives huge pages where the data
+                              * mappings ask (segments.c, fdmem.c) */
         struct iom_meta *meta;
         size_t meta_map_len; /* 0: meta is private heap memory */
         uint32_t owner;      /* our slot in meta->owners */

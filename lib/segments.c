@@ -110,6 +110,11 @@ static int seg_map(struct iomem *f, uint64_t phys, uint64_t want)
         }
         /* Place the memory before anything touches it. */
         int err = iom_numa_apply(f, va, end - start);
+        /* Ask for huge pages where tmpfs waits to be asked. Without the
+         * advice the memory is in base pages, which is no error. */
+        if (!err && f->thp_advise && phys < IOM_META_OFF &&
+            iom_sys.madvise(va, end - start, MADV_HUGEPAGE) < 0)
+                iom_debug("%s: no transparent huge pages (madvise: %s)", f->name, strerror(errno));
         if (err) {
                 iom_sys.munmap(va, end - start);
                 return err;
