@@ -505,13 +505,34 @@ static int write_all(struct iomem *f, const char *buf, size_t len, uint64_t off)
         return 0;
 }
 
+/* No file reaches past the largest off_t: bytes [off, off+len) past it are
+ * refused before anything is written, not written in part. */
+static int check_file_end(struct iomem *f, size_t off, size_t len)
+{
+        if ((uint64_t)off + len > (uint64_t)INT64_MAX)
+                return iom_fail(f->name, -EFBIG, "bytes [%zu, %llu) reach past the largest file "
+                                "(%llu bytes)", off, (unsigned long long)off + len,
+                                (unsigned long long)INT64_MAX);
+        return 0;
+}
+
 static ssize_t dax_pread(struct iomem *f, void *buf, size_t len, size_t off)
 {
         struct dax_handle *h = handle(f);
         enter(f);
+        uint64_t size;
         int err = dax_rdlock(h);
         if (err)
                 return err;
+        /* Ask for no more than the file holds when the read starts: the
+         * kernel refuses a length that reaches past the address space
+         * (-EFAULT) or an offset past the largest file (-EINVAL), where
+         * the contract says the file has ended. */
+        if ((err = file_size(f, &size)) || off >= size) {
+                dax_unlock(h);
+                return err;
+        }
+        len = (size_t)iom_min(len, size - off);
         size_t done = 0;
         while (done < len) {
                 ssize_t n = iom_sys.pread(f->data_fd, (char *)buf + done, len - done, (off_t)(off + done));
@@ -531,8 +552,8 @@ static ssize_t dax_pwrite(struct iomem *f, const void *buf, size_t len, size_t o
 {
         struct dax_handle *h = handle(f);
         enter(f);
-        int err = dax_rdlock(h);
-        if (err)
+        int err = check_file_end(f, off, len);
+        if (err || (err = dax_rdlock(h)))
                 return err;
         err = write_all(f, buf, len, off);
         dax_unlock(h);
@@ -544,11 +565,9 @@ static int dax_truncate(struct iomem *f, size_t size)
         struct dax_handle *h = handle(f);
         struct dax_file *d = h->file;
         enter(f);
-        if (size > (size_t)INT64_MAX)
-                return iom_fail(f->name, -EFBIG, "%zu bytes is larger than any file", size);
         uint64_t old;
-        int err = dax_wrlock(h);
-        if (err)
+        int err = check_file_end(f, 0, size);
+        if (err || (err = dax_wrlock(h)))
                 return err;
         pthread_mutex_lock(&d->mu);
         if (!(err = file_size(f, &old)) && size < old &&
@@ -662,8 +681,8 @@ static ssize_t dax_gift(struct iomem *f, size_t off, size_t len, const struct io
         struct dax_file *d = h->file;
         enter(f);
         uint64_t end = (uint64_t)off + len, ps = f->page_size, copied = 0;
-        int err = dax_wrlock(h);
-        if (err)
+        int err = check_file_end(f, off, len);
+        if (err || (err = dax_wrlock(h)))
                 return err;
         pthread_mutex_lock(&d->mu);
         if (dax_pinned(d, iom_round_down(off, ps), iom_round_up(end, ps)))

@@ -618,6 +618,40 @@ START_TEST(gift_copies)
 }
 END_TEST
 
+/* The largest dax: file is the largest off_t: a write reaching past it
+ * fails whole with -EFBIG (the kernel would have written the part below it
+ * and grown the file to 8 EiB), a read from past it finds the end of the
+ * file, and a read longer than the address space reads what there is
+ * (found by fuzzing: -EINVAL and -EFAULT from the kernel). */
+START_TEST(largest_file_offsets)
+{
+        const char *p = make_file(1, "large", 3 * PAGE, 5);
+        struct iomem_window *w = new_window(8 * MIB, 2 * MIB);
+        struct iomem *f = open_dax(p, IOMEM_RDWR, w);
+        char buf[4 * 4096];
+        memset(buf, 'x', sizeof buf);
+        size_t top = (size_t)INT64_MAX;
+        ck_assert_err(iomem_pwrite(f, buf, 20, top - 10), EFBIG);
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "largest file"));
+        ck_assert_err(iomem_pwrite(f, buf, 1, top), EFBIG);
+        ck_assert_int_eq(iomem_pwrite(f, buf, 1, top - 1), 1); /* the very last byte */
+        ck_assert_int_eq(iomem_truncate(f, 3 * PAGE), 0);
+        struct iovec v = { buf, 20 };
+        ck_assert_err(iomem_gift(f, top - 10, 20, &v, 1, 0), EFBIG);
+        ck_assert_err(iomem_gift(f, (size_t)1 << 63, 20, &v, 1, 0), EFBIG);
+        struct iomem_stat st;
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        ck_assert_uint_eq(st.size, 3 * PAGE);
+        ck_assert_uint_eq(st.gift_copied, 0);
+        ck_assert_int_eq(iomem_pread(f, buf, 16, top), 0);
+        ck_assert_int_eq(iomem_pread(f, buf, 16, (size_t)1 << 63), 0);
+        ck_assert_int_eq(iomem_pread(f, buf, SIZE_MAX / 2, PAGE), 2 * PAGE);
+        ck_assert(matches(buf, PAGE, 2 * PAGE, 5));
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+}
+END_TEST
+
 /* ---- detection ---------------------------------------------------------------------- */
 
 /* Files are DAX only where the VM tier says so (never on tmpfs). */
@@ -1269,6 +1303,7 @@ int main(int argc, char **argv)
         tcase_add_test(tc, truncate_over_pins_is_busy);
         tcase_add_test(tc, external_truncate_then_borrow);
         tcase_add_test(tc, gift_copies);
+        tcase_add_test(tc, largest_file_offsets);
         tcase_add_test(tc, dax_flag_as_expected);
         tcase_add_test(tc, mountinfo_names_virtiofs);
         tcase_add_test(tc, open_create_unlink);
