@@ -136,8 +136,7 @@ static int chunks_span(struct iomem *f, struct chunks *c, uint64_t first, uint64
 /* ---- iovec output ------------------------------------------------------------- */
 
 /* Entries for borrow, retrieve and bufcount (iov NULL: count only). A
- * data piece continues the last entry when its address does; a NULL
- * address (a chunk not mapped, when counting) never does. */
+ * data piece continues the last entry when its address does. */
 struct out {
         struct iovec *iov;
         size_t cap, n;
@@ -146,7 +145,7 @@ struct out {
 
 static bool out_put(struct out *o, char *p, size_t len, bool hole)
 {
-        if (!hole && p && o->n && p == o->next) {
+        if (!hole && o->n && p == o->next) {
                 if (o->iov)
                         o->iov[o->n - 1].iov_len += len;
                 o->next += len;
@@ -157,7 +156,7 @@ static bool out_put(struct out *o, char *p, size_t len, bool hole)
         if (o->iov)
                 o->iov[o->n] = (struct iovec){ hole ? NULL : p, len };
         o->n++;
-        o->next = hole || !p ? NULL : p + len;
+        o->next = hole ? NULL : p + len;
         return true;
 }
 
@@ -170,8 +169,7 @@ static bool out_data(struct out *o, const struct chunks *c, size_t *k, unsigned 
                 while (c->idx[*k] != ci)
                         ++*k;
                 uint64_t n = iom_min(end, cend) - off;
-                char *base = c->addr[*k];
-                if (!out_put(o, base ? base + (off - (ci << shift)) : NULL, n, false))
+                if (!out_put(o, c->addr[*k] + (off - (ci << shift)), n, false))
                         return false;
                 off += n;
         }
@@ -433,9 +431,12 @@ static ssize_t dax_retrieve(struct iomem *f, size_t off, size_t len, struct iove
         return err ? err : (ssize_t)o.n;
 }
 
-/* borrow (map) and bufcount (count only): [off, off+len) clamped to the
- * size the file has now. */
-static ssize_t describe(struct iomem *f, size_t off, size_t len, struct out *o, bool map)
+/* borrow and bufcount (o->iov NULL: count only): [off, off+len) clamped
+ * to the size the file has now. Both map the chunks, so that the count is
+ * the entries borrow gives (where chunks land decides which neighbours
+ * share an entry), and under the caller's lock both keep them until it
+ * unlocks, so that the count holds for the borrow that follows. */
+static ssize_t describe(struct iomem *f, size_t off, size_t len, struct out *o)
 {
         struct dax_handle *h = handle(f);
         enter(f);
@@ -452,13 +453,8 @@ static ssize_t describe(struct iomem *f, size_t off, size_t len, struct out *o, 
         for (size_t i = 0; i < s.n && !err; i++)
                 if (s.v[i].data)
                         err = chunks_span(f, &c, s.v[i].start >> shift, (s.v[i].end - 1) >> shift);
-        if (!err && map) {
-                /* Under the caller's lock the chunks stay until it unlocks. */
+        if (!err)
                 err = iom_window_get(&h->wf, c.idx, c.n, false, dax_holds_of_caller(h), c.addr);
-        } else if (!err) {
-                for (size_t i = 0; i < c.n; i++)
-                        c.addr[i] = iom_window_peek(&h->wf, c.idx[i]);
-        }
         size_t k = 0;
         for (size_t i = 0; i < s.n && !err; i++) {
                 bool room = s.v[i].data ? out_data(o, &c, &k, shift, s.v[i].start, s.v[i].end)
@@ -474,14 +470,13 @@ static ssize_t describe(struct iomem *f, size_t off, size_t len, struct out *o, 
 static ssize_t dax_borrow(struct iomem *f, size_t off, size_t len, struct iovec *iov, size_t iovcnt)
 {
         struct out o = { .iov = iov, .cap = iovcnt };
-        return describe(f, off, len, &o, true);
+        return describe(f, off, len, &o);
 }
 
-/* An upper bound: chunks that are not mapped yet count as separate entries. */
 static ssize_t dax_bufcount(struct iomem *f, size_t off, size_t len)
 {
         struct out o = { .cap = SIZE_MAX };
-        return describe(f, off, len, &o, false);
+        return describe(f, off, len, &o);
 }
 
 /* ---- writing -------------------------------------------------------------------------- */

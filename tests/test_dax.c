@@ -652,6 +652,38 @@ START_TEST(largest_file_offsets)
 }
 END_TEST
 
+/* bufcount maps the chunks as borrow does, so that it counts what borrow
+ * gives (four chunks in neighbouring slots are one entry), fails as borrow
+ * does when the window cannot hold them, and under the read lock keeps
+ * them as borrow does (found by fuzzing: it counted an entry per chunk not
+ * mapped yet, more than borrow then gave). */
+START_TEST(bufcount_counts_like_borrow)
+{
+        const char *p = make_file(1, "count", 8 * MIB, 8);
+        struct iomem_window *w = new_window(16 * MIB, 2 * MIB);
+        struct iomem *f = open_dax(p, IOMEM_RDWR, w), *g = open_dax(p, IOMEM_RDWR, w);
+        struct iomem *e = open_dax(p, IOMEM_RDONLY, w);
+        ck_assert_int_eq(iomem_bufcount(f, 0, 8 * MIB), 1);
+        ck_assert_int_eq(borrow_check(f, 0, 8 * MIB, 8), 1);
+        /* Counted under f's read lock, f's four chunks stay; with g's four
+         * pinned, the window has none left for e. */
+        ck_assert_int_eq(iomem_rdlock(f), 0);
+        ck_assert_int_eq(iomem_bufcount(f, 0, 8 * MIB), 1);
+        ck_assert_int_eq(iomem_bufcount(g, 0, 8 * MIB), 1);
+        ck_assert_int_eq(iomem_acquire(g, 0, 8 * MIB), 8 * MIB);
+        ck_assert_err(iomem_bufcount(e, 0, PAGE), ENOBUFS);
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "window"));
+        ck_assert_err(iomem_borrow(e, 0, PAGE, (struct iovec[1]){ { 0 } }, 1), ENOBUFS);
+        ck_assert_int_eq(iomem_unlock(f), 0);
+        ck_assert_int_eq(iomem_bufcount(e, 0, PAGE), 1);
+        ck_assert_int_eq(iomem_release(g, 0, 8 * MIB), 0);
+        iomem_close(&e);
+        iomem_close(&g);
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+}
+END_TEST
+
 /* ---- detection ---------------------------------------------------------------------- */
 
 /* Files are DAX only where the VM tier says so (never on tmpfs). */
@@ -1304,6 +1336,7 @@ int main(int argc, char **argv)
         tcase_add_test(tc, external_truncate_then_borrow);
         tcase_add_test(tc, gift_copies);
         tcase_add_test(tc, largest_file_offsets);
+        tcase_add_test(tc, bufcount_counts_like_borrow);
         tcase_add_test(tc, dax_flag_as_expected);
         tcase_add_test(tc, mountinfo_names_virtiofs);
         tcase_add_test(tc, open_create_unlink);
