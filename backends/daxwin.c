@@ -203,38 +203,57 @@ static int segs_add(struct iomem *f, struct segs *s, uint64_t start, uint64_t en
 }
 
 /*
- * The run of the file this handle last saw holding data (SEEK_DATA, or a
- * successful fallocate). It spares the calls that walk every page: a
+ * Two runs of the file per handle spare the calls that walk every page:
+ * the run it last saw holding data (SEEK_DATA), for find_segments, since a
  * SEEK_HOLE on a file without holes goes to its end (tmpfs looks at each
- * page), a fallocate of blocks that exist still visits them (70 us for
- * 2 MiB on tmpfs). It cannot go wrong in a harmful way: data turns into a
- * hole only when some program punches or cuts the file, and a mapping then
- * reads the hole as zeros. A hole is never remembered, since a write may
- * fill it at any time.
+ * page); and the run it last gave blocks (fallocate), for back, since a
+ * fallocate of blocks that exist still visits them (70 us for 2 MiB on
+ * tmpfs). They are kept apart because blocks that fallocate gave are still
+ * holes to SEEK_DATA until written: taking them for data would make
+ * borrow map chunks for holes, and answer differently through a handle
+ * that did not acquire them. Neither can go wrong in a harmful way: data
+ * and blocks go away only when some program punches or cuts the file, and
+ * a mapping then reads the hole as zeros. A hole is never remembered,
+ * since a write may fill it at any time.
  */
-static bool known_data(struct iomem *f, uint64_t off, uint64_t end)
+static bool run_holds(struct iomem *f, const struct dax_run *r, uint64_t off, uint64_t end)
 {
-        struct dax_handle *h = handle(f);
         pthread_mutex_lock(&f->lock);
-        bool known = off >= h->data_from && end <= h->data_to;
+        bool known = off >= r->from && end <= r->to;
         pthread_mutex_unlock(&f->lock);
         return known;
 }
 
-/* Remember [from, to) as data: joined to the run it touches, else in its
- * place when it is the longer. */
-static void remember_data(struct iomem *f, uint64_t from, uint64_t to)
+/* Where the run holding pos ends, 0 if none does. */
+static uint64_t run_end_after(struct iomem *f, const struct dax_run *r, uint64_t pos)
 {
-        struct dax_handle *h = handle(f);
         pthread_mutex_lock(&f->lock);
-        if (from <= h->data_to && to >= h->data_from && h->data_to > h->data_from) {
-                h->data_from = iom_min(from, h->data_from);
-                h->data_to = iom_max(to, h->data_to);
-        } else if (to - from > h->data_to - h->data_from) {
-                h->data_from = from;
-                h->data_to = to;
+        uint64_t to = pos >= r->from && pos < r->to ? r->to : 0;
+        pthread_mutex_unlock(&f->lock);
+        return to;
+}
+
+/* Remember [from, to): joined to the run it touches, else in its place
+ * when it is the longer. */
+static void run_add(struct iomem *f, struct dax_run *r, uint64_t from, uint64_t to)
+{
+        pthread_mutex_lock(&f->lock);
+        if (from <= r->to && to >= r->from && r->to > r->from) {
+                r->from = iom_min(from, r->from);
+                r->to = iom_max(to, r->to);
+        } else if (to - from > r->to - r->from) {
+                r->from = from;
+                r->to = to;
         }
         pthread_mutex_unlock(&f->lock);
+}
+
+/* The file was cut to size: what lay past it is a hole when it grows back
+ * (o->f->lock held). */
+static void run_cut(struct dax_run *r, uint64_t size)
+{
+        r->to = iom_min(r->to, size);
+        r->from = iom_min(r->from, r->to);
 }
 
 /* Split [off, end) into data and holes. A filesystem that cannot tell
@@ -243,10 +262,7 @@ static int find_segments(struct iomem *f, uint64_t off, uint64_t end, struct seg
 {
         int err = 0;
         for (uint64_t pos = off; pos < end && !err;) {
-                struct dax_handle *h = handle(f);
-                pthread_mutex_lock(&f->lock);
-                uint64_t known_to = pos >= h->data_from && pos < h->data_to ? h->data_to : 0;
-                pthread_mutex_unlock(&f->lock);
+                uint64_t known_to = run_end_after(f, &handle(f)->data, pos);
                 if (known_to) {
                         uint64_t stop = iom_min(known_to, end);
                         err = segs_add(f, s, pos, stop, true);
@@ -272,7 +288,7 @@ static int find_segments(struct iomem *f, uint64_t off, uint64_t end, struct seg
                 if (stop <= data) /* shrunk meanwhile */
                         break;
                 if (hole > 0)
-                        remember_data(f, data, (uint64_t)hole);
+                        run_add(f, &handle(f)->data, data, (uint64_t)hole);
                 err = segs_add(f, s, data, stop, true);
                 pos = stop;
         }
@@ -311,10 +327,11 @@ static size_t pin_gaps(const struct iom_ranges *r, uint64_t off, uint64_t end, u
  * cannot fail later with SIGBUS. */
 static int back(struct iomem *f, uint64_t off, uint64_t end)
 {
-        if (end <= off || known_data(f, off, end))
+        struct dax_handle *h = handle(f);
+        if (end <= off || run_holds(f, &h->data, off, end) || run_holds(f, &h->blocks, off, end))
                 return 0;
         if (iom_sys.fallocate(f->data_fd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)(end - off)) == 0) {
-                remember_data(f, off, end);
+                run_add(f, &h->blocks, off, end);
                 return 0;
         }
         int e = errno;
@@ -575,8 +592,8 @@ static int dax_truncate(struct iomem *f, size_t size)
         /* What was cut off is a hole when it grows back. */
         for (struct dax_handle *o = d->handles; o && !err && size < old; o = o->next) {
                 pthread_mutex_lock(&o->f->lock);
-                o->data_to = iom_min(o->data_to, size);
-                o->data_from = iom_min(o->data_from, o->data_to);
+                run_cut(&o->data, size);
+                run_cut(&o->blocks, size);
                 pthread_mutex_unlock(&o->f->lock);
         }
         pthread_mutex_unlock(&d->mu);

@@ -684,6 +684,44 @@ START_TEST(bufcount_counts_like_borrow)
 }
 END_TEST
 
+/* Blocks that acquire gave a sparse file (fallocate) are still holes until
+ * written: borrow says so through the handle that acquired them as through
+ * any other, and maps no chunk for them (found by fuzzing: the handle took
+ * them for data, mapped them and ran out of window). */
+START_TEST(acquired_blocks_stay_holes)
+{
+        const char *p = path_in(1, "blocks");
+        int fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0600);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(ftruncate(fd, 4 * MIB), 0);
+        close(fd);
+        struct iomem_window *w = new_window(2 * MIB, 2 * MIB);
+        struct iomem *f = open_dax(p, IOMEM_RDWR, w), *g = open_dax(p, IOMEM_RDONLY, w);
+        ck_assert_int_eq(iomem_acquire(f, 0, 2 * MIB), 2 * MIB);
+        ck_assert_int_eq(iomem_release(f, 0, 2 * MIB), 0);
+        struct iovec iov[4];
+        for (int i = 0; i < 2; i++) {
+                struct iomem *h = i ? g : f;
+                ck_assert_int_eq(iomem_bufcount(h, 0, 4 * MIB), 1);
+                ck_assert_int_eq(iomem_borrow(h, 0, 4 * MIB, iov, 4), 1);
+                ck_assert_ptr_null(iov[0].iov_base);
+                ck_assert_uint_eq(iov[0].iov_len, 4 * MIB);
+        }
+        /* Written, the first page is data for both. */
+        ck_assert_int_eq(iomem_pwrite(f, "abc", 3, 0), 3);
+        for (int i = 0; i < 2; i++) {
+                struct iomem *h = i ? g : f;
+                ck_assert_int_eq(iomem_borrow(h, 0, 4 * MIB, iov, 4), 2);
+                ck_assert_ptr_nonnull(iov[0].iov_base);
+                ck_assert_int_eq(memcmp(iov[0].iov_base, "abc", 3), 0);
+                ck_assert_ptr_null(iov[1].iov_base);
+        }
+        iomem_close(&g);
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+}
+END_TEST
+
 /* An asynchronous read into a sparse file: the blocks acquire gave are
  * holes to borrow until written, and the read fills them through the
  * pinned memory (it failed with -EIO, "a hole was not filled"). Whether
@@ -1397,6 +1435,7 @@ int main(int argc, char **argv)
         tcase_add_test(tc, gift_copies);
         tcase_add_test(tc, largest_file_offsets);
         tcase_add_test(tc, bufcount_counts_like_borrow);
+        tcase_add_test(tc, acquired_blocks_stay_holes);
         tcase_add_test(tc, aio_read_into_holes);
         tcase_add_test(tc, dax_flag_as_expected);
         tcase_add_test(tc, mountinfo_names_virtiofs);
