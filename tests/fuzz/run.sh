@@ -72,9 +72,13 @@ for group in memfd shm dax all; do
                 regressions=$(find "$here/regressions" -type f -name "$group-*" | sort)
         fi
         [ -n "$regressions" ] || continue
+        if [ "$group" = all ]; then
+                set -- env -u IOMEM_FUZZ_BACKEND
+        else
+                set -- env IOMEM_FUZZ_BACKEND="$group"
+        fi
         # shellcheck disable=SC2086
-        if ! ( [ "$group" = all ] || export IOMEM_FUZZ_BACKEND="$group"
-               "$exe" $regressions ) >"$out/regressions-$tag.log" 2>&1; then
+        if ! "$@" "$exe" $regressions >"$out/regressions-$tag.log" 2>&1; then
                 cat "$out/regressions-$tag.log"
                 echo "fuzz: a regression input fails again ($group)" >&2
                 exit 1
