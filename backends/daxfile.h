@@ -15,6 +15,11 @@
 
 struct dax_file;
 
+/* A run of a file, [from, to): see daxwin.c. */
+struct dax_run {
+        uint64_t from, to;
+};
+
 /* An open handle's state (f->priv). */
 struct dax_handle {
         struct iomem *f;
@@ -22,9 +27,9 @@ struct dax_handle {
         struct dax_handle *next; /* the file's other handles */
         struct iom_wfile wf;
         struct iom_ranges bufs;  /* iomem_alloc buffers, by address (f->lock) */
-        /* A run of the file last seen holding data, [from, to) (f->lock;
-         * cut by truncate under the file's mu): see known_data. */
-        uint64_t data_from, data_to;
+        /* The runs of the file last seen holding data and last given
+         * blocks (f->lock; cut by truncate under the file's mu). */
+        struct dax_run data, blocks;
 };
 
 struct dax_reader {

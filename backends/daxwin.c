@@ -137,8 +137,7 @@ static int chunks_span(struct iomem *f, struct chunks *c, uint64_t first, uint64
 /* ---- iovec output ------------------------------------------------------------- */
 
 /* Entries for borrow, retrieve and bufcount (iov NULL: count only). A
- * data piece continues the last entry when its address does; a NULL
- * address (a chunk not mapped, when counting) never does. */
+ * data piece continues the last entry when its address does. */
 struct out {
         struct iovec *iov;
         size_t cap, n;
@@ -147,7 +146,7 @@ struct out {
 
 static bool out_put(struct out *o, char *p, size_t len, bool hole)
 {
-        if (!hole && p && o->n && p == o->next) {
+        if (!hole && o->n && p == o->next) {
                 if (o->iov)
                         o->iov[o->n - 1].iov_len += len;
                 o->next += len;
@@ -158,7 +157,7 @@ static bool out_put(struct out *o, char *p, size_t len, bool hole)
         if (o->iov)
                 o->iov[o->n] = (struct iovec){ hole ? NULL : p, len };
         o->n++;
-        o->next = hole || !p ? NULL : p + len;
+        o->next = hole ? NULL : p + len;
         return true;
 }
 
@@ -171,8 +170,7 @@ static bool out_data(struct out *o, const struct chunks *c, size_t *k, unsigned 
                 while (c->idx[*k] != ci)
                         ++*k;
                 uint64_t n = iom_min(end, cend) - off;
-                char *base = c->addr[*k];
-                if (!out_put(o, base ? base + (off - (ci << shift)) : NULL, n, false))
+                if (!out_put(o, c->addr[*k] + (off - (ci << shift)), n, false))
                         return false;
                 off += n;
         }
@@ -206,38 +204,57 @@ static int segs_add(struct iomem *f, struct segs *s, uint64_t start, uint64_t en
 }
 
 /*
- * The run of the file this handle last saw holding data (SEEK_DATA, or a
- * successful fallocate). It spares the calls that walk every page: a
+ * Two runs of the file per handle spare the calls that walk every page:
+ * the run it last saw holding data (SEEK_DATA), for find_segments, since a
  * SEEK_HOLE on a file without holes goes to its end (tmpfs looks at each
- * page), a fallocate of blocks that exist still visits them (70 us for
- * 2 MiB on tmpfs). It cannot go wrong in a harmful way: data turns into a
- * hole only when some program punches or cuts the file, and a mapping then
- * reads the hole as zeros. A hole is never remembered, since a write may
- * fill it at any time.
+ * page); and the run it last gave blocks (fallocate), for back, since a
+ * fallocate of blocks that exist still visits them (70 us for 2 MiB on
+ * tmpfs). They are kept apart because blocks that fallocate gave are still
+ * holes to SEEK_DATA until written: taking them for data would make
+ * borrow map chunks for holes, and answer differently through a handle
+ * that did not acquire them. Neither can go wrong in a harmful way: data
+ * and blocks go away only when some program punches or cuts the file, and
+ * a mapping then reads the hole as zeros. A hole is never remembered,
+ * since a write may fill it at any time.
  */
-static bool known_data(struct iomem *f, uint64_t off, uint64_t end)
+static bool run_holds(struct iomem *f, const struct dax_run *r, uint64_t off, uint64_t end)
 {
-        struct dax_handle *h = handle(f);
         pthread_mutex_lock(&f->lock);
-        bool known = off >= h->data_from && end <= h->data_to;
+        bool known = off >= r->from && end <= r->to;
         pthread_mutex_unlock(&f->lock);
         return known;
 }
 
-/* Remember [from, to) as data: joined to the run it touches, else in its
- * place when it is the longer. */
-static void remember_data(struct iomem *f, uint64_t from, uint64_t to)
+/* Where the run holding pos ends, 0 if none does. */
+static uint64_t run_end_after(struct iomem *f, const struct dax_run *r, uint64_t pos)
 {
-        struct dax_handle *h = handle(f);
         pthread_mutex_lock(&f->lock);
-        if (from <= h->data_to && to >= h->data_from && h->data_to > h->data_from) {
-                h->data_from = iom_min(from, h->data_from);
-                h->data_to = iom_max(to, h->data_to);
-        } else if (to - from > h->data_to - h->data_from) {
-                h->data_from = from;
-                h->data_to = to;
+        uint64_t to = pos >= r->from && pos < r->to ? r->to : 0;
+        pthread_mutex_unlock(&f->lock);
+        return to;
+}
+
+/* Remember [from, to): joined to the run it touches, else in its place
+ * when it is the longer. */
+static void run_add(struct iomem *f, struct dax_run *r, uint64_t from, uint64_t to)
+{
+        pthread_mutex_lock(&f->lock);
+        if (from <= r->to && to >= r->from && r->to > r->from) {
+                r->from = iom_min(from, r->from);
+                r->to = iom_max(to, r->to);
+        } else if (to - from > r->to - r->from) {
+                r->from = from;
+                r->to = to;
         }
         pthread_mutex_unlock(&f->lock);
+}
+
+/* The file was cut to size: what lay past it is a hole when it grows back
+ * (o->f->lock held). */
+static void run_cut(struct dax_run *r, uint64_t size)
+{
+        r->to = iom_min(r->to, size);
+        r->from = iom_min(r->from, r->to);
 }
 
 /* Split [off, end) into data and holes. A filesystem that cannot tell
@@ -246,10 +263,7 @@ static int find_segments(struct iomem *f, uint64_t off, uint64_t end, struct seg
 {
         int err = 0;
         for (uint64_t pos = off; pos < end && !err;) {
-                struct dax_handle *h = handle(f);
-                pthread_mutex_lock(&f->lock);
-                uint64_t known_to = pos >= h->data_from && pos < h->data_to ? h->data_to : 0;
-                pthread_mutex_unlock(&f->lock);
+                uint64_t known_to = run_end_after(f, &handle(f)->data, pos);
                 if (known_to) {
                         uint64_t stop = iom_min(known_to, end);
                         err = segs_add(f, s, pos, stop, true);
@@ -275,7 +289,7 @@ static int find_segments(struct iomem *f, uint64_t off, uint64_t end, struct seg
                 if (stop <= data) /* shrunk meanwhile */
                         break;
                 if (hole > 0)
-                        remember_data(f, data, (uint64_t)hole);
+                        run_add(f, &handle(f)->data, data, (uint64_t)hole);
                 err = segs_add(f, s, data, stop, true);
                 pos = stop;
         }
@@ -314,10 +328,11 @@ static size_t pin_gaps(const struct iom_ranges *r, uint64_t off, uint64_t end, u
  * cannot fail later with SIGBUS. */
 static int back(struct iomem *f, uint64_t off, uint64_t end)
 {
-        if (end <= off || known_data(f, off, end))
+        struct dax_handle *h = handle(f);
+        if (end <= off || run_holds(f, &h->data, off, end) || run_holds(f, &h->blocks, off, end))
                 return 0;
         if (iom_sys.fallocate(f->data_fd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)(end - off)) == 0) {
-                remember_data(f, off, end);
+                run_add(f, &h->blocks, off, end);
                 return 0;
         }
         int e = errno;
@@ -434,9 +449,12 @@ static ssize_t dax_retrieve(struct iomem *f, size_t off, size_t len, struct iove
         return err ? err : (ssize_t)o.n;
 }
 
-/* borrow (map) and bufcount (count only): [off, off+len) clamped to the
- * size the file has now. */
-static ssize_t describe(struct iomem *f, size_t off, size_t len, struct out *o, bool map)
+/* borrow and bufcount (o->iov NULL: count only): [off, off+len) clamped
+ * to the size the file has now. Both map the chunks, so that the count is
+ * the entries borrow gives (where chunks land decides which neighbours
+ * share an entry), and under the caller's lock both keep them until it
+ * unlocks, so that the count holds for the borrow that follows. */
+static ssize_t describe(struct iomem *f, size_t off, size_t len, struct out *o)
 {
         struct dax_handle *h = handle(f);
         enter(f);
@@ -453,13 +471,8 @@ static ssize_t describe(struct iomem *f, size_t off, size_t len, struct out *o, 
         for (size_t i = 0; i < s.n && !err; i++)
                 if (s.v[i].data)
                         err = chunks_span(f, &c, s.v[i].start >> shift, (s.v[i].end - 1) >> shift);
-        if (!err && map) {
-                /* Under the caller's lock the chunks stay until it unlocks. */
+        if (!err)
                 err = iom_window_get(&h->wf, c.idx, c.n, false, dax_holds_of_caller(h), c.addr);
-        } else if (!err) {
-                for (size_t i = 0; i < c.n; i++)
-                        c.addr[i] = iom_window_peek(&h->wf, c.idx[i]);
-        }
         size_t k = 0;
         for (size_t i = 0; i < s.n && !err; i++) {
                 bool room = s.v[i].data ? out_data(o, &c, &k, shift, s.v[i].start, s.v[i].end)
@@ -475,14 +488,13 @@ static ssize_t describe(struct iomem *f, size_t off, size_t len, struct out *o, 
 static ssize_t dax_borrow(struct iomem *f, size_t off, size_t len, struct iovec *iov, size_t iovcnt)
 {
         struct out o = { .iov = iov, .cap = iovcnt };
-        return describe(f, off, len, &o, true);
+        return describe(f, off, len, &o);
 }
 
-/* An upper bound: chunks that are not mapped yet count as separate entries. */
 static ssize_t dax_bufcount(struct iomem *f, size_t off, size_t len)
 {
         struct out o = { .cap = SIZE_MAX };
-        return describe(f, off, len, &o, false);
+        return describe(f, off, len, &o);
 }
 
 /* ---- writing -------------------------------------------------------------------------- */
@@ -506,13 +518,34 @@ static int write_all(struct iomem *f, const char *buf, size_t len, uint64_t off)
         return 0;
 }
 
+/* No file reaches past the largest off_t: bytes [off, off+len) past it are
+ * refused before anything is written, not written in part. */
+static int check_file_end(struct iomem *f, size_t off, size_t len)
+{
+        if ((uint64_t)off + len > (uint64_t)INT64_MAX)
+                return iom_fail(f->name, -EFBIG, "bytes [%zu, %llu) reach past the largest file "
+                                "(%llu bytes)", off, (unsigned long long)off + len,
+                                (unsigned long long)INT64_MAX);
+        return 0;
+}
+
 static ssize_t dax_pread(struct iomem *f, void *buf, size_t len, size_t off)
 {
         struct dax_handle *h = handle(f);
         enter(f);
+        uint64_t size;
         int err = dax_rdlock(h);
         if (err)
                 return err;
+        /* Ask for no more than the file holds when the read starts: the
+         * kernel refuses a length that reaches past the address space
+         * (-EFAULT) or an offset past the largest file (-EINVAL), where
+         * the contract says the file has ended. */
+        if ((err = file_size(f, &size)) || off >= size) {
+                dax_unlock(h);
+                return err;
+        }
+        len = (size_t)iom_min(len, size - off);
         size_t done = 0;
         while (done < len) {
                 ssize_t n = iom_sys.pread(f->data_fd, (char *)buf + done, len - done, (off_t)(off + done));
@@ -532,8 +565,8 @@ static ssize_t dax_pwrite(struct iomem *f, const void *buf, size_t len, size_t o
 {
         struct dax_handle *h = handle(f);
         enter(f);
-        int err = dax_rdlock(h);
-        if (err)
+        int err = check_file_end(f, off, len);
+        if (err || (err = dax_rdlock(h)))
                 return err;
         err = write_all(f, buf, len, off);
         dax_unlock(h);
@@ -545,11 +578,9 @@ static int dax_truncate(struct iomem *f, size_t size)
         struct dax_handle *h = handle(f);
         struct dax_file *d = h->file;
         enter(f);
-        if (size > (size_t)INT64_MAX)
-                return iom_fail(f->name, -EFBIG, "%zu bytes is larger than any file", size);
         uint64_t old;
-        int err = dax_wrlock(h);
-        if (err)
+        int err = check_file_end(f, 0, size);
+        if (err || (err = dax_wrlock(h)))
                 return err;
         pthread_mutex_lock(&d->mu);
         if (!(err = file_size(f, &old)) && size < old &&
@@ -562,8 +593,8 @@ static int dax_truncate(struct iomem *f, size_t size)
         /* What was cut off is a hole when it grows back. */
         for (struct dax_handle *o = d->handles; o && !err && size < old; o = o->next) {
                 pthread_mutex_lock(&o->f->lock);
-                o->data_to = iom_min(o->data_to, size);
-                o->data_from = iom_min(o->data_from, o->data_to);
+                run_cut(&o->data, size);
+                run_cut(&o->blocks, size);
                 pthread_mutex_unlock(&o->f->lock);
         }
         pthread_mutex_unlock(&d->mu);
@@ -663,8 +694,8 @@ static ssize_t dax_gift(struct iomem *f, size_t off, size_t len, const struct io
         struct dax_file *d = h->file;
         enter(f);
         uint64_t end = (uint64_t)off + len, ps = f->page_size, copied = 0;
-        int err = dax_wrlock(h);
-        if (err)
+        int err = check_file_end(f, off, len);
+        if (err || (err = dax_wrlock(h)))
                 return err;
         pthread_mutex_lock(&d->mu);
         if (dax_pinned(d, iom_round_down(off, ps), iom_round_up(end, ps)))

@@ -379,10 +379,42 @@ static int check_direct(const struct iomem *f, int fd, uint64_t fd_off, size_t l
         return 0;
 }
 
+/*
+ * The memory of [off, off+len), all acquired through a writable handle,
+ * as retrieve gives it, in place of *src (cap entries, which borrow
+ * filled with holes among them). Returns the entries, or a negative error
+ * with *src unchanged.
+ */
+static ssize_t retrieve_all(struct iomem *f, size_t off, size_t len, struct iovec **src, size_t cap)
+{
+        for (;;) {
+                struct iovec *v = calloc(cap, sizeof *v);
+                if (!v)
+                        return iom_fail(f->name, -ENOMEM, "out of memory");
+                ssize_t n = f->ops->retrieve(f, off, len, v, cap);
+                size_t bytes = 0;
+                for (ssize_t i = 0; i < n; i++)
+                        bytes += v[i].iov_len;
+                if (n >= 0 && bytes >= len) {
+                        *src = v;
+                        return n;
+                }
+                free(v);
+                if (n < 0)
+                        return n;
+                if ((size_t)n < cap) /* cannot happen: retrieve fills what it can */
+                        return iom_fail(f->name, -EIO, "no memory describes [%zu, +%zu)", off, len);
+                cap *= 2;
+        }
+}
+
 /* The object's memory for [off, off+len) of a pinned range, by borrow,
  * which stops at the object's size (cheaper to learn so than by stat,
  * which also looks up NUMA placement). A hole of a read-only handle goes
- * out as the shared zero pages; a writable one's were filled by acquire. */
+ * out as the shared zero pages. A writable one's memory was given by
+ * acquire, but may still be a hole to borrow (a dax: file's blocks stay
+ * holes to the filesystem until written): a read, which fills it, takes
+ * what retrieve gives instead. */
 static int describe(struct aio_req *r, enum kind k, size_t off, size_t len)
 {
         struct iomem *f = r->f;
@@ -403,6 +435,16 @@ static int describe(struct aio_req *r, enum kind k, size_t off, size_t len)
                                "bytes [%zu, %zu) go past its end (%zu); an asynchronous transfer "
                                "uses the memory the object has",
                                off, off + len, off + bytes);
+        bool any_hole = false;
+        for (ssize_t i = 0; i < got; i++)
+                any_hole |= !src[i].iov_base;
+        if (got > 0 && any_hole && k == K_READ) {
+                struct iovec *mem = src;
+                got = retrieve_all(f, off, len, &mem, (size_t)got + 1);
+                if (src != &r->one && mem != src)
+                        free(src);
+                src = mem;
+        }
         for (ssize_t i = 0; i < got; i++) {
                 if (src[i].iov_base) {
                         out++;
@@ -427,7 +469,7 @@ static int describe(struct aio_req *r, enum kind k, size_t off, size_t len)
                                 v[j++] = (struct iovec){ (void *)zeros, iom_min(zlen, src[i].iov_len - d) };
                 }
         }
-        if (src != &r->one && src != v)
+        if (src != &r->one && (src != v || got <= 0))
                 free(src);
         if (got <= 0)
                 return got < 0 ? (int)got : iom_fail(f->name, -EIO, "no memory describes [%zu, +%zu)", off, len);

@@ -330,15 +330,6 @@ out:
         return err;
 }
 
-char *iom_window_peek(struct iom_wfile *wf, uint64_t idx)
-{
-        struct iomem_window *w = wf->w;
-        pthread_mutex_lock(&w->lock);
-        uint32_t s = lookup(w, wf, idx);
-        pthread_mutex_unlock(&w->lock);
-        return s == NONE ? NULL : slot_addr(w, s);
-}
-
 static void release(struct iomem_window *w, uint32_t s, bool pin)
 {
         struct slot *sl = &w->slot[s];

@@ -60,8 +60,6 @@ size_t iom_window_chunk(const struct iomem_window *w);
  */
 int iom_window_get(struct iom_wfile *wf, const uint64_t *idx, size_t n, bool pin,
                    struct iom_holds *holds, char **addrs);
-/* The address of chunk idx if it is resident, else NULL; counts nothing. */
-char *iom_window_peek(struct iom_wfile *wf, uint64_t idx);
 /* Chunk idx is no longer pinned. */
 void iom_window_unpin(struct iom_wfile *wf, uint64_t idx);
 /* Release the holder's chunks; holds is empty and ready for reuse after. */

@@ -618,6 +618,170 @@ START_TEST(gift_copies)
 }
 END_TEST
 
+/* The largest dax: file is the largest off_t: a write reaching past it
+ * fails whole with -EFBIG (the kernel would have written the part below it
+ * and grown the file to 8 EiB), a read from past it finds the end of the
+ * file, and a read longer than the address space reads what there is
+ * (found by fuzzing: -EINVAL and -EFAULT from the kernel). */
+START_TEST(largest_file_offsets)
+{
+        const char *p = make_file(1, "large", 3 * PAGE, 5);
+        struct iomem_window *w = new_window(8 * MIB, 2 * MIB);
+        struct iomem *f = open_dax(p, IOMEM_RDWR, w);
+        char buf[4 * 4096];
+        memset(buf, 'x', sizeof buf);
+        size_t top = (size_t)INT64_MAX;
+        ck_assert_err(iomem_pwrite(f, buf, 20, top - 10), EFBIG);
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "largest file"));
+        ck_assert_err(iomem_pwrite(f, buf, 1, top), EFBIG);
+        ck_assert_int_eq(iomem_pwrite(f, buf, 1, top - 1), 1); /* the very last byte */
+        ck_assert_int_eq(iomem_truncate(f, 3 * PAGE), 0);
+        struct iovec v = { buf, 20 };
+        ck_assert_err(iomem_gift(f, top - 10, 20, &v, 1, 0), EFBIG);
+        ck_assert_err(iomem_gift(f, (size_t)1 << 63, 20, &v, 1, 0), EFBIG);
+        struct iomem_stat st;
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        ck_assert_uint_eq(st.size, 3 * PAGE);
+        ck_assert_uint_eq(st.gift_copied, 0);
+        ck_assert_int_eq(iomem_pread(f, buf, 16, top), 0);
+        ck_assert_int_eq(iomem_pread(f, buf, 16, (size_t)1 << 63), 0);
+        ck_assert_int_eq(iomem_pread(f, buf, SIZE_MAX / 2, PAGE), 2 * PAGE);
+        ck_assert(matches(buf, PAGE, 2 * PAGE, 5));
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+}
+END_TEST
+
+/* bufcount maps the chunks as borrow does, so that it counts what borrow
+ * gives (four chunks in neighbouring slots are one entry), fails as borrow
+ * does when the window cannot hold them, and under the read lock keeps
+ * them as borrow does (found by fuzzing: it counted an entry per chunk not
+ * mapped yet, more than borrow then gave). */
+START_TEST(bufcount_counts_like_borrow)
+{
+        const char *p = make_file(1, "count", 8 * MIB, 8);
+        struct iomem_window *w = new_window(16 * MIB, 2 * MIB);
+        struct iomem *f = open_dax(p, IOMEM_RDWR, w), *g = open_dax(p, IOMEM_RDWR, w);
+        struct iomem *e = open_dax(p, IOMEM_RDONLY, w);
+        ck_assert_int_eq(iomem_bufcount(f, 0, 8 * MIB), 1);
+        ck_assert_int_eq(borrow_check(f, 0, 8 * MIB, 8), 1);
+        /* Counted under f's read lock, f's four chunks stay; with g's four
+         * pinned, the window has none left for e. */
+        ck_assert_int_eq(iomem_rdlock(f), 0);
+        ck_assert_int_eq(iomem_bufcount(f, 0, 8 * MIB), 1);
+        ck_assert_int_eq(iomem_bufcount(g, 0, 8 * MIB), 1);
+        ck_assert_int_eq(iomem_acquire(g, 0, 8 * MIB), 8 * MIB);
+        ck_assert_err(iomem_bufcount(e, 0, PAGE), ENOBUFS);
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "window"));
+        ck_assert_err(iomem_borrow(e, 0, PAGE, (struct iovec[1]){ { 0 } }, 1), ENOBUFS);
+        ck_assert_int_eq(iomem_unlock(f), 0);
+        ck_assert_int_eq(iomem_bufcount(e, 0, PAGE), 1);
+        ck_assert_int_eq(iomem_release(g, 0, 8 * MIB), 0);
+        iomem_close(&e);
+        iomem_close(&g);
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+}
+END_TEST
+
+/* Blocks that acquire gave a sparse file (fallocate) are still holes until
+ * written: borrow says so through the handle that acquired them as through
+ * any other, and maps no chunk for them (found by fuzzing: the handle took
+ * them for data, mapped them and ran out of window). */
+START_TEST(acquired_blocks_stay_holes)
+{
+        const char *p = path_in(1, "blocks");
+        int fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0600);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(ftruncate(fd, 4 * MIB), 0);
+        close(fd);
+        struct iomem_window *w = new_window(2 * MIB, 2 * MIB);
+        struct iomem *f = open_dax(p, IOMEM_RDWR, w), *g = open_dax(p, IOMEM_RDONLY, w);
+        ck_assert_int_eq(iomem_acquire(f, 0, 2 * MIB), 2 * MIB);
+        ck_assert_int_eq(iomem_release(f, 0, 2 * MIB), 0);
+        struct iovec iov[4];
+        for (int i = 0; i < 2; i++) {
+                struct iomem *h = i ? g : f;
+                ck_assert_int_eq(iomem_bufcount(h, 0, 4 * MIB), 1);
+                ck_assert_int_eq(iomem_borrow(h, 0, 4 * MIB, iov, 4), 1);
+                ck_assert_ptr_null(iov[0].iov_base);
+                ck_assert_uint_eq(iov[0].iov_len, 4 * MIB);
+        }
+        /* Written, the first page is data for both. */
+        ck_assert_int_eq(iomem_pwrite(f, "abc", 3, 0), 3);
+        for (int i = 0; i < 2; i++) {
+                struct iomem *h = i ? g : f;
+                ck_assert_int_eq(iomem_borrow(h, 0, 4 * MIB, iov, 4), 2);
+                ck_assert_ptr_nonnull(iov[0].iov_base);
+                ck_assert_int_eq(memcmp(iov[0].iov_base, "abc", 3), 0);
+                ck_assert_ptr_null(iov[1].iov_base);
+        }
+        iomem_close(&g);
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+}
+END_TEST
+
+/* An asynchronous read into a sparse file: the blocks acquire gave are
+ * holes to borrow until written, and the read fills them through the
+ * pinned memory (it failed with -EIO, "a hole was not filled"). Whether
+ * or not the handle has a longer data run elsewhere in mind. A read past
+ * the end of the file is -EINVAL, and keeps no memory (a leak on that
+ * path showed under valgrind). */
+START_TEST(aio_read_into_holes)
+{
+        struct iomem_aio *q = NULL;
+        int r = iomem_aio_new(&q, 2);
+        if (r == -ENOTSUP)
+                return; /* built without liburing */
+        ck_assert_msg(r == 0, "aio_new: %d %s", r, iomem_errormsg());
+        const char *src = make_file(1, "aio-src", 2 * PAGE, 31);
+        int fd = open(src, O_RDONLY);
+        ck_assert_int_ge(fd, 0);
+        struct iomem_window *w = new_window(8 * MIB, 2 * MIB);
+        for (int elsewhere = 0; elsewhere < 2; elsewhere++) {
+                const char *p = path_in(1, "aio-dst");
+                int dfd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0600);
+                ck_assert_int_ge(dfd, 0);
+                ck_assert_int_eq(ftruncate(dfd, 4 * MIB), 0);
+                if (elsewhere)
+                        fill(dfd, 2 * MIB, 2 * MIB, 3);
+                close(dfd);
+                struct iomem *f = open_dax(p, IOMEM_RDWR, w);
+                struct iovec iov[4];
+                ck_assert_int_gt(iomem_borrow(f, 0, 4 * MIB, iov, 4), 0); /* learns the data run */
+                ck_assert_int_eq(iomem_aio_read(q, fd, 0, f, PAGE, 2 * PAGE, 5), 0);
+                struct iomem_aio_cqe c;
+                ck_assert_int_eq(iomem_aio_wait(q, &c, 1, 1, 10000), 1);
+                ck_assert_int_eq(c.res, (ssize_t)(2 * PAGE));
+                char buf[2 * 4096];
+                ck_assert_int_eq(iomem_pread(f, buf, 2 * PAGE, PAGE), (ssize_t)(2 * PAGE));
+                ck_assert(matches(buf, 0, 2 * PAGE, 31));
+                iomem_close(&f);
+        }
+        /* Past the end: the last page holds data, then a hole, then the end. */
+        const char *p = path_in(1, "aio-end");
+        int dfd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0600);
+        ck_assert_int_ge(dfd, 0);
+        fill(dfd, 0, 100, 4);
+        ck_assert_int_eq(ftruncate(dfd, 2 * PAGE + 100), 0);
+        close(dfd);
+        struct iomem *f = open_dax(p, IOMEM_RDONLY, w);
+        int out = open(path_in(1, "aio-out"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        ck_assert_int_ge(out, 0);
+        ck_assert_err(iomem_aio_write(q, out, 0, f, 0, 3 * PAGE, 6), EINVAL);
+        close(out);
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "past its end"));
+        struct iomem_stat st;
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        ck_assert_uint_eq(st.acquired, 0);
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_aio_delete(&q), 0);
+        close(fd);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+}
+END_TEST
+
 /* ---- detection ---------------------------------------------------------------------- */
 
 /* Files are DAX only where the VM tier says so (never on tmpfs). */
@@ -1269,6 +1433,10 @@ int main(int argc, char **argv)
         tcase_add_test(tc, truncate_over_pins_is_busy);
         tcase_add_test(tc, external_truncate_then_borrow);
         tcase_add_test(tc, gift_copies);
+        tcase_add_test(tc, largest_file_offsets);
+        tcase_add_test(tc, bufcount_counts_like_borrow);
+        tcase_add_test(tc, acquired_blocks_stay_holes);
+        tcase_add_test(tc, aio_read_into_holes);
         tcase_add_test(tc, dax_flag_as_expected);
         tcase_add_test(tc, mountinfo_names_virtiofs);
         tcase_add_test(tc, open_create_unlink);

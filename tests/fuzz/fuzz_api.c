@@ -1,11 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer harness for the public API. The input is decoded into a
- * sequence of calls on two objects, one memfd and one shm, each with up to
- * two handles (the second attached as another process would: by
- * descriptor or by name, read-write or read-only). Offsets, lengths and
- * iovec arrays are drawn from small ranges and from hostile values
- * (overflowing, past the largest file, unaligned, NULL).
+ * sequence of calls on up to three objects, one memfd, one shm and one
+ * dax: file in a private directory on tmpfs, each with up to two handles
+ * (the second attached as another process would: by descriptor or by name,
+ * read-write or read-only). Offsets, lengths and iovec arrays are drawn
+ * from small ranges and from hostile values (overflowing, past the largest
+ * file, unaligned, NULL). IOMEM_FUZZ_BACKEND=memfd, shm or dax keeps one.
+ *
+ * The dax: object goes through a window of its own, a few chunks of 4 to
+ * 32 KiB under a policy the input picks (and changes), so that requests
+ * evict chunks and some fail with -ENOBUFS. The model predicts those
+ * exactly: a request fails when the chunks it needs that this handle does
+ * not already keep busy (pinned, or borrowed under its I/O lock) outnumber
+ * the chunks no handle keeps busy. Which chunks a borrow needs depends on
+ * the file's holes, which the harness asks the file (SEEK_DATA) for.
  *
  * A model keeps what each object must hold: its bytes, its size, the
  * pages each handle has pinned (with the addresses retrieve gave), the
@@ -36,9 +45,12 @@
 #define MAX_PAGES 24
 #define MAX_ALLOCS 12
 #define DATA_END ((size_t)1 << 44) /* the largest file (API.md: 16 TiB) */
+#define DAX_END ((size_t)INT64_MAX) /* a dax: file is an ordinary file */
+#define DAX_ALLOC_MAX (((size_t)1 << 48) - 4096) /* daxwin.c: BUF_SERIAL_SHIFT */
 
 static size_t PS;       /* page size */
 static size_t MAX_SIZE; /* MAX_PAGES pages */
+static size_t data_end; /* the largest file of the object in use */
 
 /* ---- input decoding ----------------------------------------------------- */
 
@@ -69,6 +81,7 @@ static uint64_t u64(void)
 /* ---- reporting ----------------------------------------------------------- */
 
 static const char *cur_op = "";
+static bool trace; /* IOMEM_FUZZ_TRACE: say each call, to read a failing input */
 
 #define CHECK(cond, ...)                                                            \
         do {                                                                        \
@@ -106,11 +119,19 @@ struct handle {
         unsigned rd, wr;           /* I/O lock depth held by this handle */
         struct piece allocs[MAX_ALLOCS * 4 + 8]; /* carving splits them */
         int nallocs;
+        /* dax: chunks borrowed while holding the lock as a reader and as
+         * the writer, kept from eviction until that hold ends. */
+        uint64_t held_r, held_w;
 };
 
 struct object {
         const char *backend;
-        char uri[64];
+        char uri[160];
+        bool dax;
+        size_t data_end, alloc_max;
+        struct iomem_window *w; /* dax: */
+        size_t chunk;
+        unsigned nslots;
         unsigned seals;
         unsigned char bytes[MAX_PAGES * 4096 + 8192];
         size_t size;
@@ -118,7 +139,8 @@ struct object {
         struct handle h[2];
 };
 
-static struct object objs[2];
+static struct object objs[3];
+static char dax_dir[64]; /* the dax: file's directory, made once */
 static unsigned char scratch[(MAX_PAGES + 2) * 4096];
 static unsigned char source[(MAX_PAGES + 2) * 4096];
 
@@ -186,6 +208,76 @@ static void set_size(struct object *o, size_t size)
         o->size = size;
 }
 
+/* ---- the dax: window ----------------------------------------------------------------- */
+
+/* The chunks of [s, e) (not empty), as bits. The model's file is far
+ * smaller than 64 chunks. */
+static uint64_t chunk_span(const struct object *o, size_t s, size_t e)
+{
+        uint64_t m = 0;
+        for (size_t c = s / o->chunk; c * o->chunk < e; c++) {
+                CHECK(c < 64, "chunk %zu of [%zu, %zu)", c, s, e);
+                m |= UINT64_C(1) << c;
+        }
+        return m;
+}
+
+/* The chunks holding data within [off, end): what borrow maps (holes need
+ * none). Asked of the file itself, as the library does. */
+static uint64_t data_chunks(const struct object *o, const struct handle *h, size_t off, size_t end)
+{
+        int fd = iomem_fd(h->f);
+        uint64_t m = 0;
+        for (size_t pos = off; pos < end;) {
+                off_t d = lseek(fd, (off_t)pos, SEEK_DATA);
+                if (d < 0 || (size_t)d >= end)
+                        break;
+                off_t hole = lseek(fd, d, SEEK_HOLE);
+                size_t stop = hole < 0 || (size_t)hole > end ? end : (size_t)hole;
+                m |= chunk_span(o, (size_t)d, stop);
+                pos = stop;
+        }
+        return m;
+}
+
+/* The chunks holding a page that h pinned. */
+static uint64_t pin_chunks(const struct object *o, const struct handle *h)
+{
+        uint64_t m = 0;
+        for (size_t p = 0; p < MAX_PAGES; p++)
+                if (h->pins[p])
+                        m |= UINT64_C(1) << (p * PS / o->chunk);
+        return m;
+}
+
+/* The chunks h keeps from eviction: pinned, or held under its lock. */
+static uint64_t busy_chunks(const struct object *o, const struct handle *h)
+{
+        return pin_chunks(o, h) | h->held_r | h->held_w;
+}
+
+/* Can h map the chunks `want` now? Each handle has chunks of its own in
+ * the window; those no handle keeps busy can all be evicted. */
+static bool window_fits(const struct object *o, const struct handle *h, uint64_t want)
+{
+        unsigned busy = 0;
+        for (int i = 0; i < 2; i++)
+                if (o->h[i].open)
+                        busy += (unsigned)__builtin_popcountll(busy_chunks(o, &o->h[i]));
+        CHECK(busy <= o->nslots, "%u busy chunks in a window of %u", busy, o->nslots);
+        return (unsigned)__builtin_popcountll(want & ~busy_chunks(o, h)) <= o->nslots - busy;
+}
+
+/* h borrowed `chunks`: under its lock they stay until that hold ends (the
+ * writer's hold outlives reads nested in it). */
+static void hold(struct handle *h, uint64_t chunks)
+{
+        if (h->wr)
+                h->held_w |= chunks;
+        else if (h->rd)
+                h->held_r |= chunks;
+}
+
 /* ---- checks against the model ---------------------------------------------------- */
 
 /* The iovecs describe bytes [off, off + total) of o; compare them. */
@@ -232,10 +324,35 @@ static void check_object(struct object *o)
                         CHECK(scratch[i] == o->bytes[i], "pread byte %zu is %#x, expected %#x", i,
                               scratch[i], o->bytes[i]);
         }
+        if (o->dax) {
+                struct iomem_window_stat ws;
+                EXPECT(iomem_window_stat(o->w, &ws), 0);
+                EXPECT(ws.size, o->nslots * o->chunk);
+                EXPECT(ws.chunk, o->chunk);
+                unsigned pinned = 0;
+                for (int i = 0; i < 2; i++)
+                        if (o->h[i].open)
+                                pinned += (unsigned)__builtin_popcountll(pin_chunks(o, &o->h[i]));
+                EXPECT(ws.chunks_pinned, pinned);
+                CHECK(ws.chunks_used >= pinned && ws.chunks_used <= o->nslots, "%zu chunks used",
+                      ws.chunks_used);
+        }
         /* borrow of everything agrees with bufcount and the bytes. */
         h = o->h[0].open ? &o->h[0] : &o->h[1];
         struct iovec v[MAX_PAGES + 2];
+        uint64_t need = o->dax && o->size ? data_chunks(o, h, 0, o->size) : 0;
+        if (trace && o->dax)
+                fprintf(stderr, "  check: need %#llx, busy %#llx %#llx, %u chunks of %zu\n",
+                        (unsigned long long)need, (unsigned long long)busy_chunks(o, &o->h[0]),
+                        (unsigned long long)busy_chunks(o, &o->h[1]), o->nslots, o->chunk);
+        if (o->dax && !window_fits(o, h, need)) {
+                EXPECT(iomem_bufcount(h->f, 0, SIZE_MAX), -ENOBUFS);
+                EXPECT(iomem_borrow(h->f, 0, SIZE_MAX, v, MAX_PAGES + 2), -ENOBUFS);
+                return;
+        }
         ssize_t n = iomem_bufcount(h->f, 0, SIZE_MAX);
+        if (o->dax)
+                hold(h, need);
         CHECK(n >= (o->size ? 1 : 0) && n <= MAX_PAGES, "bufcount %zd", n);
         EXPECT(iomem_borrow(h->f, 0, SIZE_MAX, v, MAX_PAGES + 2), n);
         EXPECT(check_iov(o, v, (size_t)n, 0, true), o->size);
@@ -251,8 +368,8 @@ static size_t pick(void)
         switch (sel % 16) {
         case 0: return SIZE_MAX;
         case 1: return SIZE_MAX - PS + 1;
-        case 2: return DATA_END;
-        case 3: return DATA_END + PS;
+        case 2: return data_end;
+        case 3: return data_end + PS;
         case 4: return (size_t)1 << 63;
         case 5: return u64();
         case 6: case 7: return u16() % (MAX_SIZE + 2 * PS);
@@ -280,6 +397,8 @@ static void op_acquire(struct object *o, struct handle *h)
                 if (off >= limit)
                         EXPECT_DONE(r, 0);
                 len = (off + len > limit ? limit : off + len) - off;
+                if (o->dax && !window_fits(o, h, chunk_span(o, off, off + len)))
+                        EXPECT_DONE(r, -ENOBUFS);
                 EXPECT(r, len);
         }
         for (size_t p = off / PS; p * PS < off + len; p++)
@@ -358,8 +477,15 @@ static void op_borrow(struct object *o, struct handle *h)
         size_t cnt = sel % 8;
         struct iovec v[8];
         struct iovec *iov = sel & 0x80 ? NULL : v;
+        bool inside = !overflows(off, len) && len && off < o->size;
+        uint64_t need = o->dax && inside ? data_chunks(o, h, off, off + len > o->size ? o->size : off + len) : 0;
+        bool nobufs = o->dax && !window_fits(o, h, need);
         ssize_t r = iomem_borrow(h->f, off, len, iov, cnt);
+        if (o->dax && r > 0)
+                hold(h, need);
         ssize_t c = iomem_bufcount(h->f, off, len);
+        if (o->dax && c > 0)
+                hold(h, need);
         if (!iov && cnt)
                 EXPECT(r, -EINVAL);
         else if (overflows(off, len))
@@ -370,6 +496,13 @@ static void op_borrow(struct object *o, struct handle *h)
                 EXPECT(c, 0);
                 if (iov || !cnt)
                         EXPECT(r, 0);
+                return;
+        }
+        if (nobufs) {
+                /* Nothing mapped, nothing held. */
+                EXPECT(c, -ENOBUFS);
+                if (iov || !cnt)
+                        EXPECT(r, cnt ? -ENOBUFS : 0);
                 return;
         }
         CHECK(c >= 1, "bufcount %zd", c);
@@ -420,7 +553,7 @@ static void op_pwrite(struct object *o, struct handle *h)
         size_t off = pick(), len = pick();
         bool null = u8() == 0xff;
         bool fails_early = (null && len) || overflows(off, len) || !len || h->rdonly ||
-                           off + len > DATA_END;
+                           off + len > o->data_end;
         if (!fails_early) {
                 /* Keep the file small: land inside the model. */
                 if (len > MAX_SIZE)
@@ -440,7 +573,7 @@ static void op_pwrite(struct object *o, struct handle *h)
                 EXPECT_DONE(r, 0);
         if (h->rdonly)
                 EXPECT_DONE(r, -EBADF);
-        if (off + len > DATA_END)
+        if (off + len > o->data_end)
                 EXPECT_DONE(r, -EFBIG);
         if (off + len > o->size && (o->seals & IOMEM_SEAL_GROW))
                 EXPECT_DONE(r, -EPERM);
@@ -453,15 +586,15 @@ static void op_pwrite(struct object *o, struct handle *h)
 static void op_truncate(struct object *o, struct handle *h)
 {
         size_t size = pick();
-        if (size <= DATA_END && size > MAX_SIZE)
+        if (size <= o->data_end && size > MAX_SIZE)
                 size %= MAX_SIZE + 1;
-        bool locks = !h->rdonly && size <= DATA_END;
+        bool locks = !h->rdonly && size <= o->data_end;
         if (locks && wr_blocks(o, h))
                 return;
         int r = iomem_truncate(h->f, size);
         if (h->rdonly)
                 EXPECT_DONE(r, -EBADF);
-        if (size > DATA_END)
+        if (size > o->data_end)
                 EXPECT_DONE(r, -EFBIG);
         if (h->rd && !h->wr)
                 EXPECT_DONE(r, -EDEADLK);
@@ -498,17 +631,16 @@ static void carve(struct handle *h, int i, char *p, size_t n)
 
 static void op_alloc(struct object *o, struct handle *h)
 {
-        (void)o;
         uint8_t sel = u8();
         size_t len;
         switch (sel % 8) {
         case 0: len = 0; break;
         case 1: len = SIZE_MAX - (sel >> 3); break;
-        case 2: len = DATA_END + 1; break;
+        case 2: len = o->alloc_max + 1; break;
         default: len = (size_t)u16() % (4 * PS) + 1; break;
         }
         bool room = h->nallocs < MAX_ALLOCS;
-        if (len && len <= DATA_END && !h->rdonly && !room)
+        if (len && len <= o->alloc_max && !h->rdonly && !room)
                 return;
         void *p = (void *)&sel;
         int r = iomem_alloc(h->f, len, &p);
@@ -519,7 +651,7 @@ static void op_alloc(struct object *o, struct handle *h)
         }
         if (h->rdonly)
                 EXPECT_DONE(r, -EBADF);
-        if (len > DATA_END)
+        if (len > o->alloc_max)
                 EXPECT_DONE(r, -ENOMEM);
         EXPECT(r, 0);
         CHECK(((uintptr_t)p % PS) == 0, "%p is not page-aligned", p);
@@ -594,7 +726,8 @@ static void op_gift(struct object *o, struct handle *h)
                 } else if (k % 16 == 1) {
                         v[i] = (struct iovec){ NULL, (size_t)(k >> 4) };
                 } else if (k % 16 == 2) {
-                        v[i] = (struct iovec){ source, SIZE_MAX / 2 + (k >> 4) };
+                        /* Past the largest file of every backend. */
+                        v[i] = (struct iovec){ source, SIZE_MAX / 2 + 1 + (k >> 4) };
                         hostile = true;
                 } else {
                 from_source:;
@@ -624,7 +757,7 @@ static void op_gift(struct object *o, struct handle *h)
                 flags |= 0x40;
         bool null_iov = how % 64 == 63 && cnt;
         bool fails_early = null_iov || overflows(off, len) || !len || (flags & ~IOMEM_GIFT_NOCOPY) ||
-                           h->rdonly || has_null || tot_over || total != len || off + len > DATA_END;
+                           h->rdonly || has_null || tot_over || total != len || off + len > o->data_end;
         (void)hostile;
         if (!fails_early) {
                 if (off + len > MAX_SIZE) {
@@ -638,21 +771,28 @@ static void op_gift(struct object *o, struct handle *h)
                         return;
         }
         /* What the library adopts (API.md: page-aligned iomem_alloc memory
-         * landing on a page boundary, whole pages unless it ends the file). */
+         * landing on a page boundary, whole pages unless it ends the file).
+         * A dax: object copies everything, and frees the buffer of an
+         * entry that starts on a page of one (iomem_gift.3). */
         size_t end = off + len, want_adopted = 0, want_copied = 0, dst = off;
         for (size_t i = 0; i < cnt && !fails_early; dst += v[i].iov_len, i++) {
                 size_t n = v[i].iov_len;
                 char *p = v[i].iov_base;
                 if (!n)
                         continue;
-                adopt[i] = ai[i] >= 0 && (uintptr_t)p % PS == 0 && dst % PS == 0 &&
-                           (n % PS == 0 || (dst + n == end && end >= o->size)) &&
+                adopt[i] = ai[i] >= 0 && (uintptr_t)p % PS == 0 &&
+                           (o->dax || (dst % PS == 0 && (n % PS == 0 || (dst + n == end && end >= o->size)))) &&
                            find_piece(h, p, round_up(n)) >= 0;
-                if (adopt[i])
+                if (adopt[i] && !o->dax)
                         want_adopted += n;
                 else
                         want_copied += n;
         }
+        /* The bytes given, read now: a dax: object frees the buffers. */
+        static unsigned char given[MAX_PAGES * 4096];
+        for (size_t i = 0, at = 0; i < cnt && !fails_early; at += v[i].iov_len, i++)
+                if (v[i].iov_len)
+                        memcpy(given + at, v[i].iov_base, v[i].iov_len);
         ssize_t r = iomem_gift(h->f, off, len, null_iov ? NULL : v, cnt, flags);
         if (null_iov)
                 EXPECT_DONE(r, -EINVAL);
@@ -670,7 +810,7 @@ static void op_gift(struct object *o, struct handle *h)
                 EXPECT_DONE(r, -EOVERFLOW);
         if (total != len)
                 EXPECT_DONE(r, -EINVAL);
-        if (end > DATA_END)
+        if (end > o->data_end)
                 EXPECT_DONE(r, -EFBIG);
         if (h->rd && !h->wr)
                 EXPECT_DONE(r, -EDEADLK);
@@ -683,10 +823,7 @@ static void op_gift(struct object *o, struct handle *h)
         EXPECT(r, cnt);
         if (end > o->size)
                 set_size(o, end);
-        dst = off;
-        for (size_t i = 0; i < cnt; dst += v[i].iov_len, i++)
-                if (v[i].iov_len)
-                        memcpy(o->bytes + dst, v[i].iov_base, v[i].iov_len);
+        memcpy(o->bytes + off, given, len);
         o->adopted += want_adopted;
         o->copied += want_copied;
         /* Adopted memory is the file's now: forget it. */
@@ -718,12 +855,15 @@ static void op_lock(struct object *o, struct handle *h)
                 h->wr++;
         } else {
                 int r = iomem_unlock(h->f);
-                if (h->rd)
-                        h->rd--;
-                else if (h->wr)
-                        h->wr--;
-                else
+                if (h->rd) {
+                        if (--h->rd == 0)
+                                h->held_r = 0;
+                } else if (h->wr) {
+                        if (--h->wr == 0)
+                                h->held_w = 0;
+                } else {
                         EXPECT_DONE(r, -EPERM);
+                }
                 EXPECT(r, 0);
         }
 }
@@ -733,6 +873,7 @@ static void forget(struct handle *h)
         memset(h->pins, 0, sizeof h->pins);
         memset(h->pin_va, 0, sizeof h->pin_va);
         h->rd = h->wr = 0;
+        h->held_r = h->held_w = 0;
         h->nallocs = 0;
         h->open = false;
 }
@@ -749,7 +890,22 @@ static void op_reopen(struct object *o, struct handle *h)
                 forget(h);
         }
         int r;
-        if (!strcmp(o->backend, "memfd")) {
+        if (o->dax) {
+                /* By name or by descriptor, through the same window. */
+                struct iomem_opts *opts;
+                EXPECT(iomem_opts_new(&opts), 0);
+                EXPECT(iomem_opts_set_window(opts, o->w), 0);
+                if (u8() & 1) {
+                        r = iomem_open(&h->f, o->uri, rdonly ? IOMEM_RDONLY : IOMEM_RDWR, opts);
+                } else {
+                        int fd = open(o->uri + 4, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+                        CHECK(fd >= 0, "reopen the dax file");
+                        r = iomem_open_fd(&h->f, "dax", fd, rdonly ? IOMEM_RDONLY : IOMEM_RDWR, opts);
+                        if (r)
+                                close(fd);
+                }
+                iomem_opts_delete(&opts);
+        } else if (!strcmp(o->backend, "memfd")) {
                 char path[64];
                 snprintf(path, sizeof path, "/proc/self/fd/%d", iomem_fd(g->f));
                 int fd = open(path, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
@@ -780,6 +936,18 @@ static void op_misuse(struct object *o, struct handle *h)
         EXPECT(iomem_unlock(NULL), -EINVAL);
 }
 
+/* The dax: window's eviction policy, valid or not: whatever the policy,
+ * the same requests fit (check_object and the -ENOBUFS predictions). */
+static void op_window(struct object *o, struct handle *h)
+{
+        (void)h;
+        int policy = (int)(u8() % 6) - 1;
+        int r = iomem_window_set_policy(o->dax ? o->w : NULL, policy);
+        if (!o->dax || policy < IOMEM_EVICT_DEFAULT || policy > IOMEM_EVICT_LIFO)
+                EXPECT_DONE(r, -EINVAL);
+        EXPECT(r, 0);
+}
+
 typedef void (*op_fn)(struct object *o, struct handle *h);
 static const struct {
         const char *name;
@@ -789,13 +957,13 @@ static const struct {
         { "borrow", op_borrow },   { "pread", op_pread },     { "pwrite", op_pwrite },
         { "truncate", op_truncate }, { "alloc", op_alloc },   { "free", op_free },
         { "gift", op_gift },       { "lock", op_lock },       { "reopen", op_reopen },
-        { "misuse", op_misuse },
+        { "misuse", op_misuse },   { "window", op_window },
 };
 #define NOPS (sizeof ops / sizeof ops[0])
 
 /* ---- leaks: descriptors and mappings ------------------------------------------ */
 
-/* Descriptors of objects this harness made (memfd or shm). All of them
+/* Descriptors of objects this harness made (memfd, shm or dax). All of them
  * are looked at, not counted: libFuzzer's own thread opens files now and
  * then. */
 static int count_object_fds(void)
@@ -814,7 +982,7 @@ static int count_object_fds(void)
         return n;
 }
 
-/* Mappings of objects this harness made (memfd or shm). */
+/* Mappings of objects this harness made (memfd, shm or dax). */
 static int count_object_maps(void)
 {
         FILE *fp = fopen("/proc/self/maps", "r");
@@ -829,18 +997,42 @@ static int count_object_maps(void)
 
 /* ---- one input --------------------------------------------------------------------- */
 
-static void open_object(struct object *o, const char *backend, unsigned seals, size_t size)
+static void remove_dax_dir(void)
+{
+        rmdir(dax_dir);
+}
+
+/* wcfg, for dax: the window's chunk size, number of chunks and policy. */
+static void open_object(struct object *o, const char *backend, unsigned seals, size_t size,
+                        uint8_t wcfg)
 {
         memset(o, 0, sizeof *o);
         o->backend = backend;
         o->seals = seals;
-        snprintf(o->uri, sizeof o->uri, "%s:iomem-fuzz-%d", backend, (int)getpid());
+        o->dax = !strcmp(backend, "dax");
+        o->data_end = o->dax ? DAX_END : DATA_END;
+        o->alloc_max = o->dax ? DAX_ALLOC_MAX : DATA_END;
         struct iomem_opts *opts;
         EXPECT(iomem_opts_new(&opts), 0);
         EXPECT(iomem_opts_set_size(opts, size), 0);
         if (seals)
                 EXPECT(iomem_opts_set_seals(opts, seals), 0);
-        if (!strcmp(backend, "shm"))
+        if (o->dax) {
+                if (!dax_dir[0]) {
+                        snprintf(dax_dir, sizeof dax_dir, "/dev/shm/iomem-fuzz-XXXXXX");
+                        CHECK(mkdtemp(dax_dir), "mkdtemp %s", dax_dir);
+                        atexit(remove_dax_dir);
+                }
+                snprintf(o->uri, sizeof o->uri, "dax:%s/file", dax_dir);
+                o->chunk = PS << (wcfg & 3);
+                o->nslots = 2 + (wcfg >> 2) % 14;
+                EXPECT(iomem_window_new(&o->w, o->nslots * o->chunk, o->chunk), 0);
+                EXPECT(iomem_window_set_policy(o->w, wcfg >> 6), 0);
+                EXPECT(iomem_opts_set_window(opts, o->w), 0);
+        } else {
+                snprintf(o->uri, sizeof o->uri, "%s:iomem-fuzz-%d", backend, (int)getpid());
+        }
+        if (strcmp(backend, "memfd"))
                 iomem_unlink(o->uri); /* left by a run that crashed */
         EXPECT(iomem_open(&o->h[0].f, o->uri, IOMEM_RDWR | IOMEM_CREATE | IOMEM_EXCL, opts), 0);
         iomem_opts_delete(&opts);
@@ -853,14 +1045,21 @@ static void close_object(struct object *o)
         for (int i = 0; i < 2; i++)
                 if (o->h[i].open)
                         EXPECT(iomem_close(&o->h[i].f), 0);
-        if (!strcmp(o->backend, "shm"))
+        if (strcmp(o->backend, "memfd"))
                 EXPECT(iomem_unlink(o->uri), 0);
+        if (o->dax) {
+                struct iomem_window_stat ws;
+                EXPECT(iomem_window_stat(o->w, &ws), 0);
+                EXPECT(ws.chunks_used, 0);
+                EXPECT(iomem_window_delete(&o->w), 0);
+        }
 }
 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+        static const char *const names[3] = { "memfd", "shm", "dax" };
         if (!PS) {
                 PS = (size_t)sysconf(_SC_PAGESIZE);
                 MAX_SIZE = MAX_PAGES * PS;
@@ -869,31 +1068,45 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         in = data;
         in_left = size;
-        /* The first byte: which backends, seals and sizes. */
+        /* The first byte: which backends, seals and sizes (the second, with
+         * dax: the window). */
         uint8_t cfg = u8();
         const char *only = getenv("IOMEM_FUZZ_BACKEND");
-        bool use[2] = { !only || !strcmp(only, "memfd"), !only || !strcmp(only, "shm") };
+        trace = getenv("IOMEM_FUZZ_TRACE") != NULL;
+        bool use[3];
+        int inuse[3], nuse = 0;
+        for (int b = 0; b < 3; b++)
+                if ((use[b] = !only || !strcmp(only, names[b])))
+                        inuse[nuse++] = b;
+        if (!nuse) {
+                fprintf(stderr, "IOMEM_FUZZ_BACKEND=%s: not memfd, shm or dax\n", only);
+                abort();
+        }
         unsigned seals = (cfg & 1 ? IOMEM_SEAL_SHRINK : 0) | (cfg & 2 ? IOMEM_SEAL_GROW : 0);
         if (use[0])
-                open_object(&objs[0], "memfd", seals, (size_t)(cfg >> 2 & 7) * PS + (cfg >> 5));
+                open_object(&objs[0], "memfd", seals, (size_t)(cfg >> 2 & 7) * PS + (cfg >> 5), 0);
         if (use[1])
-                open_object(&objs[1], "shm", 0, (size_t)(cfg >> 5) * PS);
+                open_object(&objs[1], "shm", 0, (size_t)(cfg >> 5) * PS, 0);
+        if (use[2])
+                open_object(&objs[2], "dax", 0, (size_t)(cfg >> 2 & 7) * PS + (cfg >> 5) * 1000, u8());
         for (int steps = 0; in_left && steps < 200; steps++) {
                 uint8_t k = u8();
-                struct object *o = &objs[k & 1];
-                if (!use[k & 1])
-                        o = &objs[!(k & 1)];
+                struct object *o = &objs[inuse[((k & 1) | (k >> 6 & 2)) % nuse]];
                 struct handle *h = &o->h[k >> 1 & 1];
                 size_t i = (size_t)(k >> 2) % NOPS;
                 if (!h->open && ops[i].fn != op_reopen)
                         h = other(o, h);
+                data_end = o->data_end;
+                if (trace)
+                        fprintf(stderr, "%s: %s through handle %d, size %zu\n", o->backend,
+                                ops[i].name, (int)(h - o->h), o->size);
                 cur_op = ops[i].name;
                 ops[i].fn(o, h);
                 cur_op = "check after it";
                 check_object(o);
         }
         /* Let go of every lock first so that closing cannot wait. */
-        for (int b = 0; b < 2; b++) {
+        for (int b = 0; b < 3; b++) {
                 if (!use[b])
                         continue;
                 cur_op = "closing";
