@@ -852,10 +852,16 @@ static int pool_alloc(struct iomem *f, uint64_t n, char **va_out, uint64_t *phys
         int err = iom_meta_lock(f);
         if (err)
                 return err;
-        if (meta->npool == IOM_MAX_ALLOCS || meta->pool_next + n > IOM_PHYS_END) {
+        if (meta->npool == IOM_MAX_ALLOCS) {
                 iom_meta_unlock(f);
                 return iom_fail(f->name, -ENOMEM, "%d gift buffers are outstanding already",
                                 IOM_MAX_ALLOCS);
+        }
+        if (meta->pool_next + n > f->pool_end) {
+                iom_meta_unlock(f);
+                return iom_fail(f->name, -ENOMEM,
+                                "its gift pool (%llu bytes, whose offsets are never reused) is used up",
+                                (unsigned long long)(f->pool_end - IOM_POOL_OFF));
         }
         uint64_t phys = meta->pool_next;
         meta->pool_next += n;
@@ -864,13 +870,13 @@ static int pool_alloc(struct iomem *f, uint64_t n, char **va_out, uint64_t *phys
         iom_meta_unlock(f);
 
         /* Map and place it first, then back it. */
-        char *va = iom_sys.mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, f->aux_fd, (off_t)phys);
+        char *va = f->phys->map(f, NULL, phys, n, PROT_READ | PROT_WRITE);
         if (va == MAP_FAILED)
                 err = iom_fail(f->name, -ENOMEM, "cannot map %llu bytes: %s", (unsigned long long)n,
                                strerror(errno));
         else if ((err = iom_numa_apply(f, va, n)) || (err = allocate_placed(f, phys, n, va)) ||
                  (err = iom_seg_add(f, phys, n, va)))
-                iom_sys.munmap(va, n);
+                f->phys->unmap(f, va, n);
         if (err) {
                 punch(f, phys, n);
                 if (iom_meta_lock(f) == 0) {

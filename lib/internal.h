@@ -154,6 +154,7 @@ struct iomem {
         bool sized_data;     /* data_fd's own size follows the file size */
         const struct iom_phys_ops *phys; /* how physical offsets are mapped */
         uint64_t data_limit; /* the largest file size (mshare: its region's) */
+        uint64_t pool_end;   /* the end of the gift pool's physical offsets */
         int numa_policy, numa_node; /* placement of memory mapped through this handle */
         struct iom_meta *meta;
         size_t meta_map_len; /* 0: meta is private heap memory */
