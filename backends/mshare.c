@@ -11,11 +11,18 @@
  * each handle maps it once:
  *
  *   [0, meta_room)        the metadata (lib/meta.h): first, so that an
- *                         attacher reads the page size before anything else
+ *                         attacher reads the page size and the used size
+ *                         before anything else
  *   [meta_room, +data)    the file's bytes; data is the capacity
- *   [.., region)          the gift pool (iomem_alloc buffers), as large
+ *   [.., used)            the gift pool (iomem_alloc buffers), as large
+ *   [used, region)        nothing: used is the whole region, whose memory
+ *                         comes as it is touched, except where backing
+ *                         costs up front (hugetlb reserves every page of
+ *                         a mapping; anonymous memory may be refused
+ *                         beyond what the system could commit): then
+ *                         only what was asked for
  *
- * The split follows from the region's size and page size alone, so every
+ * The split follows from the used size and page size alone, so every
  * attacher computes the same one.
  *
  * Everything else is the fd-memory engine's (fdmem.c), through physical
@@ -56,6 +63,7 @@ struct mshare_priv {
         char *base;          /* the whole region, mapped once */
         bool fixed;          /* base is in fixed_maps (the older ABI) */
         uint64_t region;     /* its size */
+        uint64_t used;       /* how much of it is backed and laid out */
         uint64_t meta_room;  /* where the file's bytes start in it */
         uint64_t data;       /* their capacity; the gift pool follows */
 };
@@ -203,7 +211,7 @@ static void *region_map(struct iomem *f, void *hint, uint64_t phys, uint64_t len
                 at = 0, rel = phys - IOM_META_OFF, room = p->meta_room;
         else
                 at = p->meta_room + p->data, rel = phys - IOM_POOL_OFF,
-                room = p->region - at;
+                room = p->used - at;
         if (rel > room || len > room - rel) {
                 errno = EINVAL;
                 return MAP_FAILED;
@@ -417,10 +425,10 @@ static int no_huge_pages(struct iomem *f)
                         priv(f)->abi->name);
 }
 
-/* Put memory behind the whole region: a memfd (hugetlb when asked) where
+/* Put memory behind p->used bytes of the region (at least least): a memfd (hugetlb when asked) where
  * the kernel maps files into regions (v3), anonymous shared memory where
  * it maps only that (v2 and the older ABI). */
-static int back_region(struct iomem *f, int fd, const struct iomem_opts *o)
+static int back_region(struct iomem *f, int fd, uint64_t least, const struct iomem_opts *o)
 {
         struct mshare_priv *p = priv(f);
         const int prot = PROT_READ | PROT_WRITE;
@@ -437,9 +445,9 @@ static int back_region(struct iomem *f, int fd, const struct iomem_opts *o)
                                                 o->hugepage >> 10);
                         return iom_fail(f->name, -e, "memfd_create: %s", strerror(e));
                 }
-                err = iom_sys.ftruncate(mfd, (off_t)p->region) ? -errno : 0;
+                err = iom_sys.ftruncate(mfd, (off_t)p->used) ? -errno : 0;
                 if (!err)
-                        err = p->abi->create_mapping(fd, p->base, 0, p->region, prot, mfd, 0);
+                        err = p->abi->create_mapping(fd, p->base, 0, p->used, prot, mfd, 0);
                 close(mfd);
                 if (!err)
                         return 0;
@@ -447,7 +455,7 @@ static int back_region(struct iomem *f, int fd, const struct iomem_opts *o)
                         return iom_fail(f->name, -ENOMEM,
                                         "no %llu bytes of free %zu KiB huge pages for its region "
                                         "(reserve more with the sysctl vm.nr_hugepages)",
-                                        (unsigned long long)p->region, o->hugepage >> 10);
+                                        (unsigned long long)p->used, o->hugepage >> 10);
                 if (err == -EINVAL && o->hugepage)
                         return no_huge_pages(f);
                 if (err != -EINVAL)
@@ -457,24 +465,30 @@ static int back_region(struct iomem *f, int fd, const struct iomem_opts *o)
         } else if (o->hugepage) {
                 return no_huge_pages(f);
         }
-        if ((err = p->abi->create_mapping(fd, p->base, 0, p->region, prot, -1, 0)))
+        err = p->abi->create_mapping(fd, p->base, 0, p->used, prot, -1, 0);
+        if (err == -ENOMEM && p->used > least) {
+                /* More than the system would commit: what was asked for. */
+                p->used = least;
+                err = p->abi->create_mapping(fd, p->base, 0, p->used, prot, -1, 0);
+        }
+        if (err)
                 return iom_fail(f->name, err, "cannot map shared memory into its region: %s",
                                 strerror(-err));
         return 0;
 }
 
-/* Split a region of p->region bytes with f->page_size pages (see the
- * top of the file); -EBADMSG when it cannot hold the metadata. */
+/* Split the used p->used bytes of the region with f->page_size pages
+ * (see the top of the file); -EBADMSG when they do not fit. */
 static int lay_out(struct iomem *f)
 {
         struct mshare_priv *p = priv(f);
         uint64_t ps = f->page_size;
         p->meta_room = iom_round_up(iom_meta_span(ps), ps);
-        if (p->region < p->meta_room + 2 * ps)
-                return iom_fail(f->name, -EBADMSG, "its region is too small to be one of ours");
-        p->data = iom_round_down((p->region - p->meta_room) / 2, ps);
+        if (p->used > p->region || p->used % ps || p->used < p->meta_room + 2 * ps)
+                return iom_fail(f->name, -EBADMSG, "its region is not laid out as ours are");
+        p->data = iom_round_down((p->used - p->meta_room) / 2, ps);
         f->data_limit = iom_min(p->data, IOM_DATA_END);
-        f->pool_end = IOM_POOL_OFF + (p->region - p->meta_room - p->data);
+        f->pool_end = IOM_POOL_OFF + (p->used - p->meta_room - p->data);
         return 0;
 }
 
@@ -495,11 +509,10 @@ static int create_region(struct iomem *f, int fd, uint64_t align, const struct i
         /* Room for the metadata, the size asked for, and as much again
          * for the gift pool. */
         uint64_t want = iom_round_up(iom_max(o->size, 1), f->page_size);
-        p->region = iom_round_up(iom_round_up(iom_meta_span(f->page_size), f->page_size) + 2 * want,
-                                 align);
-        int err = lay_out(f);
-        if (err)
-                return err;
+        uint64_t least = iom_round_up(iom_meta_span(f->page_size), f->page_size) + 2 * want;
+        p->region = iom_round_up(least, align);
+        p->used = o->hugepage ? least : p->region;
+        int err;
         char *at = NULL;
         if (p->abi->fixed_address && !(at = reserve_aligned(p->region, align)))
                 return iom_fail(f->name, -ENOMEM, "no %llu bytes of address space for its region",
@@ -513,9 +526,12 @@ static int create_region(struct iomem *f, int fd, uint64_t align, const struct i
         err = at ? fixed_get(f, fd, at, MAP_FIXED) : map_region(f, fd, NULL, 0);
         if (err && at && !priv(f)->fixed)
                 iom_sys.munmap(at, p->region); /* the reservation */
-        if (err || (err = back_region(f, fd, o)))
+        if (err || (err = back_region(f, fd, least, o)) || (err = lay_out(f)) ||
+            (err = iom_fdmem_attach(f, IOM_ATTACH_NEW, o)))
                 return err;
-        return iom_fdmem_attach(f, IOM_ATTACH_NEW, o);
+        /* Attachers wait for this before they lay the region out. */
+        __atomic_store_n(&f->meta->region_used, p->used, __ATOMIC_RELEASE);
+        return 0;
 }
 
 static int attach_region(struct iomem *f, int fd, uint64_t size, uint64_t start, uint64_t align,
@@ -542,6 +558,8 @@ static int attach_region(struct iomem *f, int fd, uint64_t size, uint64_t start,
         size_t ps = m->page_size;
         if (ps < iom_system_page_size() || !iom_is_pow2(ps) || align % ps)
                 return iom_fail(f->name, -EBADMSG, "its metadata is not valid");
+        if (!(p->used = __atomic_load_n(&m->region_used, __ATOMIC_ACQUIRE)))
+                return iom_fail(f->name, -EAGAIN, "the process creating it has not finished");
         f->page_size = ps;
         return (err = lay_out(f)) ? err : iom_fdmem_attach(f, IOM_ATTACH_SHARED, o);
 }

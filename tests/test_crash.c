@@ -74,7 +74,7 @@ static struct iomem *attach(struct obj *o)
         if (on_shm())
                 r = iomem_open(&g, o->uri, IOMEM_RDWR, NULL);
         else
-                r = iomem_open_fd(&g, test_backend(), dup(iomem_fd(o->f)), IOMEM_RDWR, NULL);
+                r = iomem_open_fd(&g, "memfd", dup(iomem_fd(o->f)), IOMEM_RDWR, NULL);
         if (r) {
                 fprintf(stderr, "child: attach: %s\n", iomem_errormsg());
                 _exit(90);

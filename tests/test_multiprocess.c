@@ -37,7 +37,7 @@ static void unmake(struct pair *p)
 }
 
 /* A second attachment, as another process would make it: by name for
- * shm, by descriptor for memfd. */
+ * shm, by descriptor for memfd and mshare. */
 static struct iomem *attach(struct pair *p)
 {
         struct iomem *g = NULL;
