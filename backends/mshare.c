@@ -61,7 +61,7 @@
 struct mshare_priv {
         const struct mshare_abi *abi;
         char *base;          /* the whole region, mapped once */
-        bool fixed;          /* base is in fixed_maps (the older ABI) */
+        bool listed;         /* base is in region_maps */
         uint64_t region;     /* its size */
         uint64_t used;       /* how much of it is backed and laid out */
         uint64_t meta_room;  /* where the file's bytes start in it */
@@ -129,22 +129,25 @@ static int check_region(struct iomem *f)
 
 static int map_region(struct iomem *f, int fd, char *at, int flags);
 
-/* ---- regions at fixed addresses ------------------------------------------ */
+/* ---- one mapping of a region per process ---------------------------------- */
 
 /*
- * Under the older ABI a region lives at one address in every process, so
- * a process can map it only once, however many handles it opens: handles
- * of one region share that mapping, counted. A child inherits the table
- * with the mappings it describes.
+ * A process maps a region once, however many handles it opens: handles of
+ * one region share that mapping, counted. Under the older ABI a region
+ * lives at one address in every process, so it could not be mapped twice
+ * anyway; under any ABI a region is as large as the alignment (512 GiB on
+ * x86-64), and a few hundred handles would use up the address space. A
+ * child inherits the table with the mappings it describes.
  */
 static struct {
         pthread_mutex_t lock;
-        struct fixed_map { dev_t dev; ino_t ino; char *base; uint64_t len; unsigned refs; } *v;
+        struct region_map { dev_t dev; ino_t ino; char *base; uint64_t len; unsigned refs; } *v;
         size_t n, cap;
-} fixed_maps = { .lock = PTHREAD_MUTEX_INITIALIZER };
+} region_maps = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
-/* This process's mapping of region fd at start: found (counted) or made. */
-static int fixed_get(struct iomem *f, int fd, char *start, int flags)
+/* This process's mapping of region fd: found (counted) or made, at start
+ * when that is not NULL (flags say how firmly). */
+static int region_get(struct iomem *f, int fd, char *start, int flags)
 {
         struct mshare_priv *p = priv(f);
         struct stat st;
@@ -153,49 +156,49 @@ static int fixed_get(struct iomem *f, int fd, char *start, int flags)
                 return iom_fail(f->name, -e, "cannot examine its region: %s", strerror(e));
         }
         int err = 0;
-        pthread_mutex_lock(&fixed_maps.lock);
-        for (size_t i = 0; i < fixed_maps.n; i++) {
-                struct fixed_map *m = &fixed_maps.v[i];
-                if (m->dev == st.st_dev && m->ino == st.st_ino && m->base == start) {
+        pthread_mutex_lock(&region_maps.lock);
+        for (size_t i = 0; i < region_maps.n; i++) {
+                struct region_map *m = &region_maps.v[i];
+                if (m->dev == st.st_dev && m->ino == st.st_ino) {
                         m->refs++;
-                        p->base = start;
-                        p->fixed = true;
+                        p->base = m->base;
+                        p->listed = true;
                         goto out;
                 }
         }
-        if (fixed_maps.n == fixed_maps.cap) {
-                size_t cap = fixed_maps.cap ? 2 * fixed_maps.cap : 4;
-                void *v = realloc(fixed_maps.v, cap * sizeof *fixed_maps.v);
+        if (region_maps.n == region_maps.cap) {
+                size_t cap = region_maps.cap ? 2 * region_maps.cap : 4;
+                void *v = realloc(region_maps.v, cap * sizeof *region_maps.v);
                 if (!v) {
                         err = iom_fail(f->name, -ENOMEM, "out of memory");
                         goto out;
                 }
-                fixed_maps.v = v;
-                fixed_maps.cap = cap;
+                region_maps.v = v;
+                region_maps.cap = cap;
         }
         if ((err = map_region(f, fd, start, flags)))
                 goto out;
-        fixed_maps.v[fixed_maps.n++] = (struct fixed_map){
-                .dev = st.st_dev, .ino = st.st_ino, .base = start, .len = p->region, .refs = 1,
+        region_maps.v[region_maps.n++] = (struct region_map){
+                .dev = st.st_dev, .ino = st.st_ino, .base = p->base, .len = p->region, .refs = 1,
         };
-        p->fixed = true;
+        p->listed = true;
 out:
-        pthread_mutex_unlock(&fixed_maps.lock);
+        pthread_mutex_unlock(&region_maps.lock);
         return err;
 }
 
-static void fixed_put(char *base)
+static void region_put(char *base)
 {
-        pthread_mutex_lock(&fixed_maps.lock);
-        for (size_t i = 0; i < fixed_maps.n; i++) {
-                struct fixed_map *m = &fixed_maps.v[i];
+        pthread_mutex_lock(&region_maps.lock);
+        for (size_t i = 0; i < region_maps.n; i++) {
+                struct region_map *m = &region_maps.v[i];
                 if (m->base == base && !--m->refs) {
                         iom_sys.munmap(m->base, m->len);
-                        *m = fixed_maps.v[--fixed_maps.n];
+                        *m = region_maps.v[--region_maps.n];
                         break;
                 }
         }
-        pthread_mutex_unlock(&fixed_maps.lock);
+        pthread_mutex_unlock(&region_maps.lock);
 }
 
 /* ---- physical offsets inside the one mapping ------------------------------ */
@@ -296,8 +299,8 @@ static void mshare_close(struct iomem *f)
         if (p && p->base && f->meta && !region_alive(p))
                 f->owner = IOM_NO_OWNER;
         iom_fdmem_ops.close(f);
-        if (p && p->fixed)
-                fixed_put(p->base);
+        if (p && p->listed)
+                region_put(p->base);
         else if (p && p->base)
                 iom_sys.munmap(p->base, p->region);
         free(p);
@@ -523,8 +526,8 @@ static int create_region(struct iomem *f, int fd, uint64_t align, const struct i
                 return iom_fail(f->name, err, "cannot size its region to %llu bytes: %s",
                                 (unsigned long long)p->region, strerror(-err));
         }
-        err = at ? fixed_get(f, fd, at, MAP_FIXED) : map_region(f, fd, NULL, 0);
-        if (err && at && !priv(f)->fixed)
+        err = region_get(f, fd, at, at ? MAP_FIXED : 0);
+        if (err && at && !p->listed)
                 iom_sys.munmap(at, p->region); /* the reservation */
         if (err || (err = back_region(f, fd, least, o)) || (err = lay_out(f)) ||
             (err = iom_fdmem_attach(f, IOM_ATTACH_NEW, o)))
@@ -544,7 +547,7 @@ static int attach_region(struct iomem *f, int fd, uint64_t size, uint64_t start,
                                 "its region (%llu bytes at %p) is not aligned to %llu bytes",
                                 (unsigned long long)size, (void *)at, (unsigned long long)align);
         p->region = size;
-        int err = at ? fixed_get(f, fd, at, MAP_FIXED_NOREPLACE) : map_region(f, fd, NULL, 0);
+        int err = region_get(f, fd, at, at ? MAP_FIXED_NOREPLACE : 0);
         if (err)
                 return err;
         uint64_t magic;

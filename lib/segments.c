@@ -91,6 +91,7 @@ static int seg_map(struct iomem *f, uint64_t phys, uint64_t want)
                 uint64_t gran = iom_max(POOL_MAP_CHUNK, ps);
                 start = iom_max(iom_round_down(phys, gran), prev ? prev->phys + prev->len : 0);
                 end = iom_round_up(phys + want, gran);
+                limit = iom_min(limit, f->pool_end);
                 if (prev && prev->phys + prev->len == start)
                         hint = prev->va + prev->len;
         }

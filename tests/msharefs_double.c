@@ -146,7 +146,8 @@ static void watch_owner(int region_fd)
 {
         char lock[PATH_MAX + 32];
         int sync[2];
-        int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+        int pidfd = msharefs_double_watches_owners() ?
+                    (int)syscall(SYS_pidfd_open, getpid(), 0) : -1;
         if (pidfd < 0)
                 return;
         if (pipe2(sync, O_CLOEXEC)) {
@@ -192,6 +193,18 @@ static void watch_owner(int region_fd)
                         ;
         }
         close(sync[0]);
+}
+
+int msharefs_double_watches_owners(void)
+{
+        static int can = -1;
+        if (can < 0) {
+                int fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+                can = fd >= 0;
+                if (fd >= 0)
+                        close(fd);
+        }
+        return can;
 }
 
 void msharefs_double_settle(int region_fd)

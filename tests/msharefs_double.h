@@ -38,6 +38,9 @@ int msharefs_double_install(int abi, uint64_t align);
 void msharefs_double_uninstall(void);
 /* The directory, or NULL when not installed. */
 const char *msharefs_double_dir(void);
+/* 1 when the double can take a v3 region's memory away when its owner
+ * exits (it needs pidfd_open(2), which valgrind does not know). */
+int msharefs_double_watches_owners(void);
 /* v3: return once the memory of region fd's exited owner has been taken
  * away (call it only after the owner has exited). */
 void msharefs_double_settle(int region_fd);

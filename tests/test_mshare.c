@@ -163,6 +163,10 @@ END_TEST
 START_TEST(creator_exit_under_v3_is_eidrm)
 {
         need_msharefs();
+        if (abi() == 3 && !msharefs_double_watches_owners()) {
+                printf("no pidfd_open(2) here (valgrind?): the double cannot see owners exit\n");
+                return;
+        }
         const char *u = uri("owner");
         int go[2], back[2];
         ck_assert_int_eq(pipe(go), 0);

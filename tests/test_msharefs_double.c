@@ -205,6 +205,10 @@ END_TEST
 START_TEST(v3_owner_exit_takes_the_memory)
 {
         setup(3);
+        if (!msharefs_double_watches_owners()) {
+                printf("no pidfd_open(2) here (valgrind?): the double cannot see owners exit\n");
+                return;
+        }
         int up[2], down[2]; /* owner -> parent, parent -> owner */
         ck_assert_int_eq(pipe(up), 0);
         ck_assert_int_eq(pipe(down), 0);
