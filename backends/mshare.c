@@ -428,9 +428,10 @@ static int no_huge_pages(struct iomem *f)
                         priv(f)->abi->name);
 }
 
-/* Put memory behind p->used bytes of the region (at least least): a memfd (hugetlb when asked) where
- * the kernel maps files into regions (v3), anonymous shared memory where
- * it maps only that (v2 and the older ABI). */
+/* Put memory behind p->used bytes of the region (least of them if the
+ * kernel will not commit more): a memfd (hugetlb when asked) where the
+ * kernel maps files into regions (v3), anonymous shared memory where it
+ * maps only that (v2 and the older ABI). */
 static int back_region(struct iomem *f, int fd, uint64_t least, const struct iomem_opts *o)
 {
         struct mshare_priv *p = priv(f);
