@@ -203,9 +203,10 @@ static void region_put(char *base)
 
 /* ---- physical offsets inside the one mapping ------------------------------ */
 
-static void *region_map(struct iomem *f, void *hint, uint64_t phys, uint64_t len, int prot)
+static void *region_map(struct iomem *f, void *hint, uint64_t phys, uint64_t len, int prot,
+                        int flags)
 {
-        (void)hint, (void)prot; /* one mapping, made at open */
+        (void)hint, (void)prot, (void)flags; /* one mapping, made at open */
         const struct mshare_priv *p = priv(f);
         uint64_t at, rel, room;
         if (phys < IOM_META_OFF)
@@ -242,7 +243,7 @@ static int region_back(struct iomem *f, uint64_t phys, uint64_t len)
  * that punched pages read as zeros. */
 static void region_punch(struct iomem *f, uint64_t phys, uint64_t len)
 {
-        char *va = region_map(f, NULL, phys, len, 0);
+        char *va = region_map(f, NULL, phys, len, 0, 0);
         if (va != MAP_FAILED && iom_sys.madvise(va, len, MADV_REMOVE))
                 memset(va, 0, len);
 }

@@ -58,11 +58,10 @@ static int fd_back(struct iomem *f, uint64_t phys, uint64_t len)
         return iom_fail(f->name, -e, "cannot allocate backing memory: %s", strerror(e));
 }
 
-/* Mappings beyond the end of a descriptor are legal (see segments.c), so
- * reserve no swap for them. */
-static void *fd_map(struct iomem *f, void *hint, uint64_t phys, uint64_t len, int prot)
+static void *fd_map(struct iomem *f, void *hint, uint64_t phys, uint64_t len, int prot,
+                    int flags)
 {
-        int flags = MAP_SHARED | MAP_NORESERVE | (hint ? MAP_FIXED_NOREPLACE : 0);
+        flags |= MAP_SHARED | (hint ? MAP_FIXED_NOREPLACE : 0);
         void *va = iom_sys.mmap(hint, len, prot, flags, fd_for(f, phys), (off_t)phys);
         if (va == MAP_FAILED && hint) /* the neighbouring addresses are taken */
                 va = iom_sys.mmap(NULL, len, prot, flags & ~MAP_FIXED_NOREPLACE, fd_for(f, phys),
@@ -870,7 +869,7 @@ static int pool_alloc(struct iomem *f, uint64_t n, char **va_out, uint64_t *phys
         iom_meta_unlock(f);
 
         /* Map and place it first, then back it. */
-        char *va = f->phys->map(f, NULL, phys, n, PROT_READ | PROT_WRITE);
+        char *va = f->phys->map(f, NULL, phys, n, PROT_READ | PROT_WRITE, 0);
         if (va == MAP_FAILED)
                 err = iom_fail(f->name, -ENOMEM, "cannot map %llu bytes: %s", (unsigned long long)n,
                                strerror(errno));
@@ -1238,7 +1237,7 @@ const struct iom_object_ops iom_fdmem_ops = {
 
 static int map_meta(struct iomem *f, size_t span)
 {
-        void *p = f->phys->map(f, NULL, IOM_META_OFF, span, PROT_READ | PROT_WRITE);
+        void *p = f->phys->map(f, NULL, IOM_META_OFF, span, PROT_READ | PROT_WRITE, 0);
         if (p == MAP_FAILED) {
                 int e = errno;
                 return iom_fail(f->name, -e, "cannot map its metadata: %s", strerror(e));

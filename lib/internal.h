@@ -122,8 +122,10 @@ int iom_no_unlink(const char *rest);
  */
 struct iom_phys_ops {
         /* Map [phys, phys+len), at hint when it is free (hint may be
-         * NULL); MAP_FAILED with errno set on failure. */
-        void *(*map)(struct iomem *f, void *hint, uint64_t phys, uint64_t len, int prot);
+         * NULL), adding flags (MAP_NORESERVE) where they apply;
+         * MAP_FAILED with errno set on failure. */
+        void *(*map)(struct iomem *f, void *hint, uint64_t phys, uint64_t len, int prot,
+                     int flags);
         void (*unmap)(struct iomem *f, void *va, uint64_t len);
         /* Give [phys, phys+len) memory now, so that touching it cannot
          * raise SIGBUS later; 0 or a negative errno with the message set. */

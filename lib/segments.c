@@ -97,7 +97,9 @@ static int seg_map(struct iomem *f, uint64_t phys, uint64_t want)
         }
         end = iom_min(iom_round_up(end, ps), limit);
         int prot = PROT_READ | (iom_writable(f) ? PROT_WRITE : 0);
-        char *va = f->phys->map(f, hint, start, end - start, prot);
+        /* Mappings beyond the end of a descriptor are legal: reserve no
+         * swap for them. */
+        char *va = f->phys->map(f, hint, start, end - start, prot, MAP_NORESERVE);
         if (va == MAP_FAILED) {
                 int e = errno;
                 return iom_fail(f->name, e == ENOMEM ? -ENOMEM : -e,
