@@ -62,6 +62,7 @@ struct mshare_priv {
         const struct mshare_abi *abi;
         char *base;          /* the whole region, mapped once */
         bool listed;         /* base is in region_maps */
+        bool sized;          /* this handle sized the region (created it) */
         uint64_t region;     /* its size */
         uint64_t used;       /* how much of it is backed and laid out */
         uint64_t meta_room;  /* where the file's bytes start in it */
@@ -528,6 +529,7 @@ static int create_region(struct iomem *f, int fd, uint64_t align, const struct i
                 return iom_fail(f->name, err, "cannot size its region to %llu bytes: %s",
                                 (unsigned long long)p->region, strerror(-err));
         }
+        p->sized = true;
         err = region_get(f, fd, at, at ? MAP_FIXED : 0);
         if (err && at && !p->listed)
                 iom_sys.munmap(at, p->region); /* the reservation */
@@ -595,7 +597,12 @@ static int open_region(struct iomem *f, const char *name, unsigned flags,
                                 strerror(e));
         }
         f->data_fd = f->aux_fd = fd;
-        return attach_fd(f, fd, align, flags & IOMEM_CREATE, o);
+        err = attach_fd(f, fd, align, flags & IOMEM_CREATE, o);
+        /* A region is sized once: one that failed after that could never
+         * be finished, and would hold the name for good. */
+        if (err && priv(f)->sized)
+                iom_sys.unlink(path);
+        return err;
 }
 
 /* Attach region file fd (f's data_fd already), creating the region when

@@ -8,8 +8,10 @@
  */
 #include "common.h"
 #include "msharefs_double.h"
+#include "syscalls.h"
 
 #include <fcntl.h>
+#include <linux/ioctl.h>
 #include <sys/uio.h>
 
 #define MIB (UINT64_C(1) << 20)
@@ -226,6 +228,45 @@ START_TEST(creator_exit_under_v3_is_eidrm)
 }
 END_TEST
 
+static int (*next_ioctl)(int, unsigned long, void *);
+
+/* CREATE_MAPPING, in either ABI the only request with 40 bytes, fails. */
+static int create_mapping_fails(int fd, unsigned long req, void *arg)
+{
+        if (_IOC_SIZE(req) == 40) {
+                errno = ENOMEM;
+                return -1;
+        }
+        return next_ioctl(fd, req, arg);
+}
+
+START_TEST(a_failed_creation_leaves_no_region_behind)
+{
+        need_msharefs();
+        if (!msharefs_double_dir()) {
+                printf("the failure is injected into the double\n");
+                return;
+        }
+        const char *u = uri("failed");
+        struct iomem *f = NULL;
+        int fds = test_count_fds();
+        next_ioctl = iom_sys.ioctl;
+        iom_sys.ioctl = create_mapping_fails;
+        int r = iomem_open(&f, u, IOMEM_RDWR | IOMEM_CREATE | IOMEM_EXCL, NULL);
+        iom_sys.ioctl = next_ioctl;
+        ck_assert_err(r, ENOMEM);
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "into its region"));
+        ck_assert_ptr_null(f);
+        ck_assert_int_eq(test_count_fds(), fds);
+        /* A region is sized once: the half-made one is gone, name and all. */
+        ck_assert_err(iomem_open(&f, u, IOMEM_RDWR, NULL), ENOENT);
+        f = create(u, MIB);
+        ck_assert_int_eq(iomem_pwrite(f, "ok", 2, 0), 2);
+        ck_assert_int_eq(iomem_close(&f), 0);
+        ck_assert_int_eq(iomem_unlink(u), 0);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("mshare");
@@ -236,6 +277,7 @@ int main(void)
         tcase_add_test(t, older_abi_maps_every_process_at_one_address);
         tcase_add_test(t, hugepages_need_file_backed_regions);
         tcase_add_test(t, creator_exit_under_v3_is_eidrm);
+        tcase_add_test(t, a_failed_creation_leaves_no_region_behind);
         suite_add_tcase(s, t);
         return test_run(s);
 }
