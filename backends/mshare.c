@@ -498,6 +498,9 @@ static int lay_out(struct iomem *f)
         return 0;
 }
 
+static int attach_region(struct iomem *f, int fd, uint64_t size, uint64_t start, uint64_t align,
+                         const struct iomem_opts *o);
+
 static int create_region(struct iomem *f, int fd, uint64_t align, const struct iomem_opts *o)
 {
         struct mshare_priv *p = priv(f);
@@ -524,8 +527,13 @@ static int create_region(struct iomem *f, int fd, uint64_t align, const struct i
                 return iom_fail(f->name, -ENOMEM, "no %llu bytes of address space for its region",
                                 (unsigned long long)p->region);
         if ((err = p->abi->set_size(fd, p->region, (uint64_t)(uintptr_t)at))) {
+                uint64_t size = 0, start = 0;
                 if (at)
                         iom_sys.munmap(at, p->region);
+                /* Another process sized it first (a size is set once):
+                 * theirs to create, ours to attach. */
+                if (err == -EINVAL && p->abi->get_size(fd, &size, &start) == 0 && size)
+                        return attach_region(f, fd, size, start, align, o);
                 return iom_fail(f->name, err, "cannot size its region to %llu bytes: %s",
                                 (unsigned long long)p->region, strerror(-err));
         }

@@ -267,6 +267,63 @@ START_TEST(a_failed_creation_leaves_no_region_behind)
 }
 END_TEST
 
+static int (*next_fstat)(int, struct stat *);
+static int reports_left;
+
+/* The region's size reads as 0 once more: another process sizes it
+ * between our look and our ftruncate (the 2025 ABI). */
+static int size_not_yet_set(int fd, struct stat *st)
+{
+        int r = next_fstat(fd, st);
+        if (r == 0 && reports_left && S_ISREG(st->st_mode) && st->st_size) {
+                reports_left--;
+                st->st_size = 0;
+        }
+        return r;
+}
+
+/* The same through the older ABI's GET_SIZE. */
+static int get_size_not_yet_set(int fd, unsigned long req, void *arg)
+{
+        int r = next_ioctl(fd, req, arg);
+        if (r == 0 && reports_left && req == 0x80107800ul) { /* GET_SIZE */
+                reports_left--;
+                ((uint64_t *)arg)[1] = 0;
+        }
+        return r;
+}
+
+START_TEST(creating_what_another_process_just_created_attaches)
+{
+        need_msharefs();
+        if (!msharefs_double_dir()) {
+                printf("the race is staged in the double\n");
+                return;
+        }
+        const char *u = uri("race");
+        struct iomem *first = create(u, MIB), *second = NULL;
+        ck_assert_int_eq(iomem_pwrite(first, "theirs", 6, 0), 6);
+        next_fstat = iom_sys.fstat;
+        next_ioctl = iom_sys.ioctl;
+        if (abi() == 1)
+                iom_sys.ioctl = get_size_not_yet_set;
+        else
+                iom_sys.fstat = size_not_yet_set;
+        reports_left = 1;
+        int r = iomem_open(&second, u, IOMEM_RDWR | IOMEM_CREATE, NULL);
+        iom_sys.fstat = next_fstat;
+        iom_sys.ioctl = next_ioctl;
+        ck_assert_msg(r == 0, "open: %d %s", r, iomem_errormsg());
+        ck_assert_int_eq(reports_left, 0); /* the race was met */
+        char buf[6];
+        ck_assert_int_eq(iomem_pread(second, buf, 6, 0), 6);
+        ck_assert(!memcmp(buf, "theirs", 6));
+        ck_assert_int_eq(iomem_close(&second), 0);
+        ck_assert_int_eq(iomem_close(&first), 0);
+        ck_assert_int_eq(iomem_unlink(u), 0);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("mshare");
@@ -278,6 +335,7 @@ int main(void)
         tcase_add_test(t, hugepages_need_file_backed_regions);
         tcase_add_test(t, creator_exit_under_v3_is_eidrm);
         tcase_add_test(t, a_failed_creation_leaves_no_region_behind);
+        tcase_add_test(t, creating_what_another_process_just_created_attaches);
         suite_add_tcase(s, t);
         return test_run(s);
 }
