@@ -35,15 +35,15 @@ static bool has_pool(const struct iomem *f)
         return f->caps & IOMEM_CAP_GIFT;
 }
 
-static void punch(struct iomem *f, uint64_t phys, uint64_t len)
+/* ---- physical memory of fd-backed objects ---------------------------------- */
+
+static void fd_punch(struct iomem *f, uint64_t phys, uint64_t len)
 {
         iom_sys.fallocate(fd_for(f, phys), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                           (off_t)phys, (off_t)len);
 }
 
-/* Back [phys, phys+len) with memory now, so that touching it later cannot
- * raise SIGBUS. */
-static int allocate(struct iomem *f, uint64_t phys, uint64_t len)
+static int fd_back(struct iomem *f, uint64_t phys, uint64_t len)
 {
         if (iom_sys.fallocate(fd_for(f, phys), 0, (off_t)phys, (off_t)len) == 0)
                 return 0;
@@ -57,6 +57,51 @@ static int allocate(struct iomem *f, uint64_t phys, uint64_t len)
                 return iom_fail(f->name, -e, "no memory left to back %llu bytes: %s",
                                 (unsigned long long)len, strerror(e));
         return iom_fail(f->name, -e, "cannot allocate backing memory: %s", strerror(e));
+}
+
+static void *fd_map(struct iomem *f, void *hint, uint64_t phys, uint64_t len, int prot,
+                    int flags)
+{
+        flags |= MAP_SHARED | (hint ? MAP_FIXED_NOREPLACE : 0);
+        void *va = iom_sys.mmap(hint, len, prot, flags, fd_for(f, phys), (off_t)phys);
+        if (va == MAP_FAILED && hint) /* the neighbouring addresses are taken */
+                va = iom_sys.mmap(NULL, len, prot, flags & ~MAP_FIXED_NOREPLACE, fd_for(f, phys),
+                                  (off_t)phys);
+        return va;
+}
+
+static void fd_unmap(struct iomem *f, void *va, uint64_t len)
+{
+        (void)f;
+        iom_sys.munmap(va, len);
+}
+
+const struct iom_phys_ops iom_phys_fd = {
+        .map = fd_map,
+        .unmap = fd_unmap,
+        .back = fd_back,
+        .punch = fd_punch,
+};
+
+static void punch(struct iomem *f, uint64_t phys, uint64_t len)
+{
+        f->phys->punch(f, phys, len);
+}
+
+/* Back [phys, phys+len) with memory now, so that touching it later cannot
+ * raise SIGBUS. */
+static int allocate(struct iomem *f, uint64_t phys, uint64_t len)
+{
+        return f->phys->back(f, phys, len);
+}
+
+/* Refuse a file end past what the object can hold. */
+static int too_big(struct iomem *f)
+{
+        return iom_fail(f->name, -EFBIG, "the largest file is %llu bytes%s",
+                        (unsigned long long)f->data_limit,
+                        f->data_limit < IOM_DATA_END ?
+                                " (its region's capacity, fixed when it was created)" : "");
 }
 
 #ifndef MADV_POPULATE_WRITE
@@ -640,9 +685,8 @@ static int prepare_write(struct iomem *f, const char *buf, uint64_t off, uint64_
 static ssize_t fdmem_pwrite(struct iomem *f, const void *buf, size_t len, size_t off)
 {
         uint64_t end = (uint64_t)off + len;
-        if (end > IOM_DATA_END)
-                return iom_fail(f->name, -EFBIG, "the largest file is %llu bytes",
-                                (unsigned long long)IOM_DATA_END);
+        if (end > f->data_limit)
+                return too_big(f);
         int err = enter(f);
         if (err || (err = iom_iolock_rdlock(f)))
                 return err;
@@ -729,9 +773,8 @@ static int check_space(struct iomem *f, uint64_t more)
 
 static int fdmem_truncate(struct iomem *f, size_t size)
 {
-        if (size > IOM_DATA_END)
-                return iom_fail(f->name, -EFBIG, "the largest file is %llu bytes",
-                                (unsigned long long)IOM_DATA_END);
+        if (size > f->data_limit)
+                return too_big(f);
         int err = enter(f);
         if (err || (err = iom_iolock_wrlock(f)))
                 return err;
@@ -823,10 +866,16 @@ static int pool_alloc(struct iomem *f, uint64_t n, char **va_out, uint64_t *phys
         int err = iom_meta_lock(f);
         if (err)
                 return err;
-        if (meta->npool == IOM_MAX_ALLOCS || meta->pool_next + n > IOM_PHYS_END) {
+        if (meta->npool == IOM_MAX_ALLOCS) {
                 iom_meta_unlock(f);
                 return iom_fail(f->name, -ENOMEM, "%d gift buffers are outstanding already",
                                 IOM_MAX_ALLOCS);
+        }
+        if (meta->pool_next + n > f->pool_end) {
+                iom_meta_unlock(f);
+                return iom_fail(f->name, -ENOMEM,
+                                "its gift pool (%llu bytes, whose offsets are never reused) is used up",
+                                (unsigned long long)(f->pool_end - IOM_POOL_OFF));
         }
         uint64_t phys = meta->pool_next;
         meta->pool_next += n;
@@ -835,13 +884,13 @@ static int pool_alloc(struct iomem *f, uint64_t n, char **va_out, uint64_t *phys
         iom_meta_unlock(f);
 
         /* Map and place it first, then back it. */
-        char *va = iom_sys.mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, f->aux_fd, (off_t)phys);
+        char *va = f->phys->map(f, NULL, phys, n, PROT_READ | PROT_WRITE, 0);
         if (va == MAP_FAILED)
                 err = iom_fail(f->name, -ENOMEM, "cannot map %llu bytes: %s", (unsigned long long)n,
                                strerror(errno));
         else if ((err = iom_numa_apply(f, va, n)) || (err = allocate_placed(f, phys, n, va)) ||
                  (err = iom_seg_add(f, phys, n, va)))
-                iom_sys.munmap(va, n);
+                f->phys->unmap(f, va, n);
         if (err) {
                 punch(f, phys, n);
                 if (iom_meta_lock(f) == 0) {
@@ -993,9 +1042,8 @@ static ssize_t fdmem_gift(struct iomem *f, size_t off, size_t len, const struct 
                           size_t iovcnt, unsigned flags)
 {
         uint64_t end = (uint64_t)off + len, ps = f->page_size;
-        if (end > IOM_DATA_END)
-                return iom_fail(f->name, -EFBIG, "the largest file is %llu bytes",
-                                (unsigned long long)IOM_DATA_END);
+        if (end > f->data_limit)
+                return too_big(f);
         bool *adopt = calloc(iovcnt, sizeof *adopt);
         if (!adopt)
                 return iom_fail(f->name, -ENOMEM, "out of memory");
@@ -1169,7 +1217,7 @@ static void fdmem_close(struct iomem *f)
         free(f->allocs.v);
         iom_ranges_clear(&f->pins);
         if (f->meta_map_len)
-                iom_sys.munmap(f->meta, f->meta_map_len);
+                f->phys->unmap(f, f->meta, f->meta_map_len);
         else
                 free(f->meta);
         f->meta = NULL;
@@ -1204,8 +1252,7 @@ const struct iom_object_ops iom_fdmem_ops = {
 
 static int map_meta(struct iomem *f, size_t span)
 {
-        void *p = iom_sys.mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_SHARED, f->aux_fd,
-                               (off_t)IOM_META_OFF);
+        void *p = f->phys->map(f, NULL, IOM_META_OFF, span, PROT_READ | PROT_WRITE, 0);
         if (p == MAP_FAILED) {
                 int e = errno;
                 return iom_fail(f->name, -e, "cannot map its metadata: %s", strerror(e));
@@ -1274,9 +1321,8 @@ int iom_fdmem_attach(struct iomem *f, enum iom_attach how, const struct iomem_op
                                 return iom_fail(f->name, err, "cannot read its layout: %s",
                                                 strerror(-err));
                 } else if (o->size) {
-                        if (o->size > IOM_DATA_END)
-                                return iom_fail(f->name, -EFBIG, "the largest file is %llu bytes",
-                                                (unsigned long long)IOM_DATA_END);
+                        if (o->size > f->data_limit)
+                                return too_big(f);
                         if ((err = check_space(f, o->size)) ||
                             (err = set_data_size(f, o->size)))
                                 return err;

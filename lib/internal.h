@@ -115,6 +115,28 @@ int iom_no_open_fds(struct iomem *f, const int *fds, int nfds, unsigned flags,
 int iom_no_unlink(const char *rest);
 
 /*
+ * How an fd-memory object's physical offsets (meta.h) reach memory. The
+ * default, iom_phys_fd, maps and backs pieces of data_fd and aux_fd as
+ * they are needed; an object whose memory the kernel maps only whole
+ * (mshare) maps it once at open and answers with addresses inside it.
+ */
+struct iom_phys_ops {
+        /* Map [phys, phys+len), at hint when it is free (hint may be
+         * NULL), adding flags (MAP_NORESERVE) where they apply;
+         * MAP_FAILED with errno set on failure. */
+        void *(*map)(struct iomem *f, void *hint, uint64_t phys, uint64_t len, int prot,
+                     int flags);
+        void (*unmap)(struct iomem *f, void *va, uint64_t len);
+        /* Give [phys, phys+len) memory now, so that touching it cannot
+         * raise SIGBUS later; 0 or a negative errno with the message set. */
+        int (*back)(struct iomem *f, uint64_t phys, uint64_t len);
+        /* Free the memory of [phys, phys+len); it reads as zeros after. */
+        void (*punch)(struct iomem *f, uint64_t phys, uint64_t len);
+};
+
+extern const struct iom_phys_ops iom_phys_fd;
+
+/*
  * An open object. The fd-memory engine (fdmem.c) drives shm and memfd
  * objects through the fields below; other backends keep their state in
  * priv.
@@ -132,6 +154,9 @@ struct iomem {
                                    * their own offsets (dax: without DAX) */
         int aux_fd;          /* metadata and gift pool; == data_fd for memfd */
         bool sized_data;     /* data_fd's own size follows the file size */
+        const struct iom_phys_ops *phys; /* how physical offsets are mapped */
+        uint64_t data_limit; /* the largest file size (mshare: its region's) */
+        uint64_t pool_end;   /* the end of the gift pool's physical offsets */
         int numa_policy, numa_node; /* placement of memory mapped through this handle */
         bool thp_advise;     /* the kernel gives huge pages where the data
                               * mappings ask (segments.c, fdmem.c) */

@@ -181,8 +181,7 @@ static void owner_reap(struct iomem *f, uint32_t owner)
         for (uint32_t i = 0; i < m->npool;) {
                 if (m->pool[i].owner == owner) {
                         /* Its un-gifted buffers belong to no one now. */
-                        iom_sys.fallocate(f->aux_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                                          (off_t)m->pool[i].phys, (off_t)m->pool[i].len);
+                        f->phys->punch(f, m->pool[i].phys, m->pool[i].len);
                         m->pool[i] = m->pool[--m->npool];
                 } else {
                         i++;

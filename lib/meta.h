@@ -110,6 +110,12 @@ struct iom_meta {
         struct iom_owner owners[IOM_MAX_OWNERS];
 
         struct iom_extent_map maps[2];
+
+        /* mshare: the bytes of the region its creator backed (metadata,
+         * file, gift pool), from which every attacher lays it out; 0
+         * until the creator has finished. Last, so that the layout of
+         * everything above is that of version 1. */
+        uint64_t region_used;
 };
 
 struct iomem;

@@ -27,6 +27,9 @@ int iom_object_new(struct iomem **out, const struct iom_backend *b, const char *
         f->flags = flags;
         f->caps = b->caps;
         f->data_fd = f->aux_fd = -1;
+        f->phys = &iom_phys_fd;
+        f->data_limit = IOM_DATA_END;
+        f->pool_end = IOM_PHYS_END;
         f->owner = IOM_NO_OWNER;
         f->page_size = iom_system_page_size();
         f->priv = priv_size ? (char *)(f + 1) : NULL;

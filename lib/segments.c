@@ -82,7 +82,7 @@ static int seg_map(struct iomem *f, uint64_t phys, uint64_t want)
                 start = prev ? prev->phys + prev->len : 0;
                 uint64_t size = iom_map(f->meta)->size;
                 end = iom_max(phys + want, iom_max(2 * size, DATA_MAP_MIN));
-                limit = iom_min(limit, IOM_DATA_END);
+                limit = iom_min(limit, f->data_limit);
                 if (prev)
                         hint = prev->va + prev->len;
         } else {
@@ -91,16 +91,15 @@ static int seg_map(struct iomem *f, uint64_t phys, uint64_t want)
                 uint64_t gran = iom_max(POOL_MAP_CHUNK, ps);
                 start = iom_max(iom_round_down(phys, gran), prev ? prev->phys + prev->len : 0);
                 end = iom_round_up(phys + want, gran);
+                limit = iom_min(limit, f->pool_end);
                 if (prev && prev->phys + prev->len == start)
                         hint = prev->va + prev->len;
         }
         end = iom_min(iom_round_up(end, ps), limit);
         int prot = PROT_READ | (iom_writable(f) ? PROT_WRITE : 0);
-        int flags = MAP_SHARED | MAP_NORESERVE | (hint ? MAP_FIXED_NOREPLACE : 0);
-        int fd = phys < IOM_META_OFF ? f->data_fd : f->aux_fd;
-        char *va = iom_sys.mmap(hint, end - start, prot, flags, fd, (off_t)start);
-        if (va == MAP_FAILED && hint) /* the neighbouring addresses are taken */
-                va = iom_sys.mmap(NULL, end - start, prot, flags & ~MAP_FIXED_NOREPLACE, fd, (off_t)start);
+        /* Mappings beyond the end of a descriptor are legal: reserve no
+         * swap for them. */
+        char *va = f->phys->map(f, hint, start, end - start, prot, MAP_NORESERVE);
         if (va == MAP_FAILED) {
                 int e = errno;
                 return iom_fail(f->name, e == ENOMEM ? -ENOMEM : -e,
@@ -116,11 +115,11 @@ static int seg_map(struct iomem *f, uint64_t phys, uint64_t want)
             iom_sys.madvise(va, end - start, MADV_HUGEPAGE) < 0)
                 iom_debug("%s: no transparent huge pages (madvise: %s)", f->name, strerror(errno));
         if (err) {
-                iom_sys.munmap(va, end - start);
+                f->phys->unmap(f, va, end - start);
                 return err;
         }
         if ((err = seg_insert(f, start, end - start, va))) {
-                iom_sys.munmap(va, end - start);
+                f->phys->unmap(f, va, end - start);
                 return iom_fail(f->name, err, "out of memory");
         }
         return 0;
@@ -155,7 +154,7 @@ void iom_seg_drop(struct iomem *f, uint64_t phys, uint64_t len)
         for (size_t i = seg_first_after(s, phys); i < s->n && s->v[i].phys < phys + len;) {
                 struct iom_segment *g = &s->v[i];
                 if (g->phys >= phys && g->phys + g->len <= phys + len) {
-                        iom_sys.munmap(g->va, g->len);
+                        f->phys->unmap(f, g->va, g->len);
                         memmove(g, g + 1, (s->n - i - 1) * sizeof *g);
                         s->n--;
                 } else {
@@ -167,7 +166,7 @@ void iom_seg_drop(struct iomem *f, uint64_t phys, uint64_t len)
 void iom_seg_unmap_all(struct iomem *f)
 {
         for (size_t i = 0; i < f->segs.n; i++)
-                iom_sys.munmap(f->segs.v[i].va, f->segs.v[i].len);
+                f->phys->unmap(f, f->segs.v[i].va, f->segs.v[i].len);
         free(f->segs.v);
         f->segs = (struct iom_segments){ 0 };
 }

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -11,6 +12,8 @@
 static int fcntl_int(int fd, int cmd, int arg) { return fcntl(fd, cmd, arg); }
 /* open is variadic too. */
 static int open_mode(const char *path, int flags, mode_t mode) { return open(path, flags, mode); }
+/* ...and so is ioctl. */
+static int ioctl_ptr(int fd, unsigned long req, void *arg) { return ioctl(fd, req, arg); }
 
 /* The table libc provides; iom_sys starts as a copy of it (C wants a
  * constant initializer for each, not one object copied into the other). */
@@ -39,6 +42,9 @@ static int open_mode(const char *path, int flags, mode_t mode) { return open(pat
                 .lseek = lseek,           \
                 .fdatasync = fdatasync,   \
                 .statx = statx,           \
+                .statfs = statfs,         \
+                .ioctl = ioctl_ptr,       \
+                .process_vm_readv = process_vm_readv, \
         }
 
 const struct iom_syscalls iom_sys_default = LIBC_SYSCALLS;

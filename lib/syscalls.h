@@ -41,6 +41,11 @@ struct iom_syscalls {
         off_t (*lseek)(int fd, off_t off, int whence);
         int (*fdatasync)(int fd);
         int (*statx)(int dirfd, const char *path, int flags, unsigned mask, struct statx *st);
+        int (*statfs)(const char *path, struct statfs *st);
+        int (*ioctl)(int fd, unsigned long req, void *arg);
+        ssize_t (*process_vm_readv)(pid_t pid, const struct iovec *local, unsigned long nlocal,
+                                    const struct iovec *remote, unsigned long nremote,
+                                    unsigned long flags);
 };
 
 extern struct iom_syscalls iom_sys;

@@ -37,7 +37,7 @@ static void unmake(struct pair *p)
 }
 
 /* A second attachment, as another process would make it: by name for
- * shm, by descriptor for memfd. */
+ * shm, by descriptor for memfd and mshare. */
 static struct iomem *attach(struct pair *p)
 {
         struct iomem *g = NULL;
@@ -45,7 +45,7 @@ static struct iomem *attach(struct pair *p)
         if (!strcmp(test_backend(), "shm"))
                 r = iomem_open(&g, p->uri, IOMEM_RDWR, NULL);
         else
-                r = iomem_open_fd(&g, "memfd", dup(iomem_fd(p->f)), IOMEM_RDWR, NULL);
+                r = iomem_open_fd(&g, test_backend(), dup(iomem_fd(p->f)), IOMEM_RDWR, NULL);
         if (r) {
                 fprintf(stderr, "attach: %s\n", iomem_errormsg());
                 _exit(90);

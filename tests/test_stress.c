@@ -253,14 +253,15 @@ static int run_process(int proc, const char *uri, struct iomem *parent, const ch
                        int ready, int go, double seconds)
 {
         /* The parent's handle came along with fork: let go of it (keeping
-         * the descriptor a memfd is attached by) and start from nothing. */
+         * the descriptor a memfd or mshare object is attached by) and
+         * start from nothing. */
         bool shm = !strcmp(test_backend(), "shm");
         int data_fd = shm ? -1 : dup(iomem_fd(parent));
         iomem_close(&parent);
         int fds = test_count_fds(), errors = 0, maps = test_count_maps_of(tag);
         struct iomem *f = NULL;
         int r = data_fd < 0 ? iomem_open(&f, uri, IOMEM_RDWR, NULL)
-                            : iomem_open_fd(&f, "memfd", data_fd, IOMEM_RDWR, NULL);
+                            : iomem_open_fd(&f, test_backend(), data_fd, IOMEM_RDWR, NULL);
         if (r) {
                 fprintf(stderr, "process %d: attach: %s\n", proc, iomem_errormsg());
                 return 1;

@@ -1,0 +1,341 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What only the mshare: backend does: say where msharefs is missing, size
+ * a region once (its capacity), map it at one address under the older
+ * ABI, and fail cleanly once a v3 region's creator has exited. Runs on
+ * the msharefs test double of IOMEM_MSHARE_DOUBLE_ABI, or on the kernel's
+ * msharefs when /sys/fs/mshare is one.
+ */
+#include "common.h"
+#include "msharefs_double.h"
+#include "syscalls.h"
+
+#include <fcntl.h>
+#include <linux/ioctl.h>
+#include <sys/uio.h>
+
+#define MIB (UINT64_C(1) << 20)
+
+/* The ABI under test: 1, 2 or 3 on the double, 0 on a real kernel. */
+static int abi(void)
+{
+        const char *a = getenv("IOMEM_MSHARE_DOUBLE_ABI");
+        if (!msharefs_double_dir())
+                return 0;
+        return a[0] == 'v' ? a[1] - '0' : a[0] - '0';
+}
+
+static void need_msharefs(void)
+{
+        if (!msharefs_double_dir() && !msharefs_real_kernel()) {
+                printf("no msharefs here and IOMEM_MSHARE_DOUBLE_ABI is not set\n");
+                exit(TEST_SKIP);
+        }
+}
+
+static const char *uri(const char *tag)
+{
+        static char u[8][96];
+        static unsigned n;
+        char *s = u[n++ % 8];
+        snprintf(s, 96, "mshare:iomem-test-%d-%s", (int)getpid(), tag);
+        return s;
+}
+
+static struct iomem *create(const char *u, size_t size)
+{
+        struct iomem_opts *o = NULL;
+        ck_assert_int_eq(iomem_opts_new(&o), 0);
+        ck_assert_int_eq(iomem_opts_set_size(o, size), 0);
+        struct iomem *f = NULL;
+        int r = iomem_open(&f, u, IOMEM_RDWR | IOMEM_CREATE | IOMEM_EXCL, o);
+        ck_assert_msg(r == 0, "open %s: %d %s", u, r, iomem_errormsg());
+        iomem_opts_delete(&o);
+        return f;
+}
+
+START_TEST(missing_msharefs_is_enodev_naming_the_mount)
+{
+        char *saved = getenv("IOMEM_MSHARE_DIR") ? strdup(getenv("IOMEM_MSHARE_DIR")) : NULL;
+        setenv("IOMEM_MSHARE_DIR", "/tmp", 1);
+        struct iomem *f = NULL;
+        ck_assert_err(iomem_open(&f, "mshare:x", IOMEM_RDWR | IOMEM_CREATE, NULL), ENODEV);
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "/tmp"));
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "mount -t msharefs"));
+        ck_assert_ptr_null(f);
+        struct iomem_backend_info info[8];
+        ssize_t n = iomem_backends(info, 8);
+        int seen = 0;
+        for (ssize_t i = 0; i < n; i++)
+                if (!strcmp(info[i].name, "mshare")) {
+                        seen = 1;
+                        ck_assert(!info[i].available);
+                        ck_assert_ptr_nonnull(strstr(info[i].why, "msharefs"));
+                }
+        ck_assert(seen);
+        if (saved)
+                setenv("IOMEM_MSHARE_DIR", saved, 1);
+        else
+                unsetenv("IOMEM_MSHARE_DIR");
+        free(saved);
+}
+END_TEST
+
+START_TEST(names_are_one_component)
+{
+        need_msharefs();
+        struct iomem *f = NULL;
+        ck_assert_err(iomem_open(&f, "mshare:a/b", IOMEM_RDWR | IOMEM_CREATE, NULL), EINVAL);
+        ck_assert_err(iomem_open(&f, "mshare:mshare_info", IOMEM_RDWR | IOMEM_CREATE, NULL), EINVAL);
+        ck_assert_err(iomem_open(&f, uri("none"), IOMEM_RDWR, NULL), ENOENT);
+        ck_assert_ptr_null(f);
+}
+END_TEST
+
+START_TEST(capacity_is_fixed_when_created)
+{
+        need_msharefs();
+        const char *u = uri("cap");
+        struct iomem *f = create(u, MIB);
+        struct iomem_stat st;
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        ck_assert_uint_eq(st.size, MIB);
+        /* The region is a whole number of alignments (the double's: 1 GiB
+         * unless told otherwise); growing within it works, past it not. */
+        ck_assert_int_eq(iomem_truncate(f, 64 * MIB), 0);
+        char b = 9;
+        ck_assert_int_eq(iomem_pwrite(f, &b, 1, 64 * MIB - 1), 1);
+        ck_assert_err(iomem_truncate(f, (size_t)1 << 44), EFBIG);
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "capacity"));
+        ck_assert_int_eq(iomem_unlink(u), 0);
+        ck_assert_int_eq(iomem_close(&f), 0);
+        ck_assert_err(iomem_open(&f, u, IOMEM_RDWR, NULL), ENOENT);
+}
+END_TEST
+
+START_TEST(older_abi_maps_every_process_at_one_address)
+{
+        need_msharefs();
+        if (abi() != 1) {
+                printf("the fixed address is the older ABI's (running ABI %d)\n", abi());
+                return;
+        }
+        const char *u = uri("fixed");
+        struct iomem *f = create(u, MIB);
+        struct iovec v;
+        ck_assert_int_eq(iomem_acquire(f, 0, MIB), (ssize_t)MIB);
+        ck_assert_int_eq(iomem_retrieve(f, 0, MIB, &v, 1), 1);
+        pid_t pid = fork();
+        if (pid == 0) {
+                /* A fresh attachment in another process (the inherited one
+                 * closed, so nothing is mapped): the same address. */
+                struct iomem *g = NULL;
+                struct iovec w;
+                if (iomem_close(&f) || iomem_open(&g, u, IOMEM_RDWR, NULL) || iomem_acquire(g, 0, MIB) != (ssize_t)MIB ||
+                    iomem_retrieve(g, 0, MIB, &w, 1) != 1)
+                        _exit(1);
+                _exit(w.iov_base == v.iov_base ? 0 : 2);
+        }
+        ck_assert_int_eq(test_wait(pid), 0);
+        iomem_unlink(u);
+        ck_assert_int_eq(iomem_close(&f), 0);
+}
+END_TEST
+
+START_TEST(hugepages_need_file_backed_regions)
+{
+        need_msharefs();
+        if (abi() == 3 || abi() == 0) {
+                printf("ABI %d may map huge pages; the vm tier proves them\n", abi());
+                return;
+        }
+        struct iomem_opts *o = NULL;
+        ck_assert_int_eq(iomem_opts_new(&o), 0);
+        ck_assert_int_eq(iomem_opts_set_hugepage(o, 2 * MIB), 0);
+        struct iomem *f = NULL;
+        ck_assert_err(iomem_open(&f, uri("huge"), IOMEM_RDWR | IOMEM_CREATE, o), ENOTSUP);
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "v3"));
+        iomem_opts_delete(&o);
+        iomem_unlink(uri("huge"));
+}
+END_TEST
+
+/* The creator (a child) makes the region and exits; an attacher's next
+ * call fails with -EIDRM under v3 and finds the bytes under v1/v2. */
+START_TEST(creator_exit_under_v3_is_eidrm)
+{
+        need_msharefs();
+        if (abi() == 3 && !msharefs_double_watches_owners()) {
+                printf("no pidfd_open(2) here (valgrind?): the double cannot see owners exit\n");
+                return;
+        }
+        const char *u = uri("owner");
+        int go[2], back[2];
+        ck_assert_int_eq(pipe(go), 0);
+        ck_assert_int_eq(pipe(back), 0);
+        pid_t pid = fork();
+        if (pid == 0) {
+                struct iomem *c = NULL;
+                struct iomem_opts *o = NULL;
+                char x;
+                if (iomem_opts_new(&o) || iomem_opts_set_size(o, MIB) ||
+                    iomem_open(&c, u, IOMEM_RDWR | IOMEM_CREATE | IOMEM_EXCL, o) ||
+                    iomem_pwrite(c, "hello", 5, 0) != 5)
+                        _exit(1);
+                if (write(back[1], "", 1) != 1 || read(go[0], &x, 1) != 1)
+                        _exit(2);
+                _exit(0); /* without closing: the kernel's rule holds however it exits */
+        }
+        char x, buf[5];
+        ck_assert_int_eq(read(back[0], &x, 1), 1);
+        struct iomem *f = NULL;
+        int r = iomem_open(&f, u, IOMEM_RDWR, NULL);
+        ck_assert_msg(r == 0, "attach: %d %s", r, iomem_errormsg());
+        ck_assert_int_eq(iomem_pread(f, buf, 5, 0), 5);
+        ck_assert(!memcmp(buf, "hello", 5));
+        ck_assert_int_eq(write(go[1], "", 1), 1);
+        ck_assert_int_eq(test_wait(pid), 0);
+        if (msharefs_double_dir())
+                msharefs_double_settle(iomem_fd(f));
+        ssize_t r0 = iomem_pread(f, buf, 5, 0);
+        if (abi() == 0) {
+                /* The kernel's own: v3 takes the memory, the others keep
+                 * it; either way an answer, never a signal. */
+                ck_assert_msg(r0 == -EIDRM || (r0 == 5 && !memcmp(buf, "hello", 5)),
+                              "after the creator exited: %zd %s", r0, iomem_errormsg());
+        } else if (abi() == 3) {
+                ck_assert_err(r0, EIDRM);
+                ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "exited"));
+                ck_assert_err(iomem_acquire(f, 0, 4096), EIDRM);
+                struct iomem *g = NULL;
+                ck_assert_err(iomem_open(&g, u, IOMEM_RDWR, NULL), EIDRM);
+                ck_assert_ptr_null(g);
+        } else {
+                ck_assert_int_eq(r0, 5);
+                ck_assert(!memcmp(buf, "hello", 5));
+        }
+        int fds = test_count_fds();
+        ck_assert_int_eq(iomem_close(&f), 0);
+        ck_assert_int_eq(test_count_fds(), fds - 1);
+        if (abi() == 3) {
+                /* A process that has not mapped it yet learns it too. */
+                struct iomem *g = NULL;
+                ck_assert_err(iomem_open(&g, u, IOMEM_RDWR, NULL), EIDRM);
+                ck_assert_ptr_null(g);
+                ck_assert_int_eq(test_count_fds(), fds - 1);
+        }
+        iomem_unlink(u);
+}
+END_TEST
+
+static int (*next_ioctl)(int, unsigned long, void *);
+
+/* CREATE_MAPPING, in either ABI the only request with 40 bytes, fails. */
+static int create_mapping_fails(int fd, unsigned long req, void *arg)
+{
+        if (_IOC_SIZE(req) == 40) {
+                errno = ENOMEM;
+                return -1;
+        }
+        return next_ioctl(fd, req, arg);
+}
+
+START_TEST(a_failed_creation_leaves_no_region_behind)
+{
+        need_msharefs();
+        if (!msharefs_double_dir()) {
+                printf("the failure is injected into the double\n");
+                return;
+        }
+        const char *u = uri("failed");
+        struct iomem *f = NULL;
+        int fds = test_count_fds();
+        next_ioctl = iom_sys.ioctl;
+        iom_sys.ioctl = create_mapping_fails;
+        int r = iomem_open(&f, u, IOMEM_RDWR | IOMEM_CREATE | IOMEM_EXCL, NULL);
+        iom_sys.ioctl = next_ioctl;
+        ck_assert_err(r, ENOMEM);
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "into its region"));
+        ck_assert_ptr_null(f);
+        ck_assert_int_eq(test_count_fds(), fds);
+        /* A region is sized once: the half-made one is gone, name and all. */
+        ck_assert_err(iomem_open(&f, u, IOMEM_RDWR, NULL), ENOENT);
+        f = create(u, MIB);
+        ck_assert_int_eq(iomem_pwrite(f, "ok", 2, 0), 2);
+        ck_assert_int_eq(iomem_close(&f), 0);
+        ck_assert_int_eq(iomem_unlink(u), 0);
+}
+END_TEST
+
+static int (*next_fstat)(int, struct stat *);
+static int reports_left;
+
+/* The region's size reads as 0 once more: another process sizes it
+ * between our look and our ftruncate (the 2025 ABI). */
+static int size_not_yet_set(int fd, struct stat *st)
+{
+        int r = next_fstat(fd, st);
+        if (r == 0 && reports_left && S_ISREG(st->st_mode) && st->st_size) {
+                reports_left--;
+                st->st_size = 0;
+        }
+        return r;
+}
+
+/* The same through the older ABI's GET_SIZE. */
+static int get_size_not_yet_set(int fd, unsigned long req, void *arg)
+{
+        int r = next_ioctl(fd, req, arg);
+        if (r == 0 && reports_left && req == 0x80107800ul) { /* GET_SIZE */
+                reports_left--;
+                ((uint64_t *)arg)[1] = 0;
+        }
+        return r;
+}
+
+START_TEST(creating_what_another_process_just_created_attaches)
+{
+        need_msharefs();
+        if (!msharefs_double_dir()) {
+                printf("the race is staged in the double\n");
+                return;
+        }
+        const char *u = uri("race");
+        struct iomem *first = create(u, MIB), *second = NULL;
+        ck_assert_int_eq(iomem_pwrite(first, "theirs", 6, 0), 6);
+        next_fstat = iom_sys.fstat;
+        next_ioctl = iom_sys.ioctl;
+        if (abi() == 1)
+                iom_sys.ioctl = get_size_not_yet_set;
+        else
+                iom_sys.fstat = size_not_yet_set;
+        reports_left = 1;
+        int r = iomem_open(&second, u, IOMEM_RDWR | IOMEM_CREATE, NULL);
+        iom_sys.fstat = next_fstat;
+        iom_sys.ioctl = next_ioctl;
+        ck_assert_msg(r == 0, "open: %d %s", r, iomem_errormsg());
+        ck_assert_int_eq(reports_left, 0); /* the race was met */
+        char buf[6];
+        ck_assert_int_eq(iomem_pread(second, buf, 6, 0), 6);
+        ck_assert(!memcmp(buf, "theirs", 6));
+        ck_assert_int_eq(iomem_close(&second), 0);
+        ck_assert_int_eq(iomem_close(&first), 0);
+        ck_assert_int_eq(iomem_unlink(u), 0);
+}
+END_TEST
+
+int main(void)
+{
+        Suite *s = suite_create("mshare");
+        TCase *t = tcase_create("mshare");
+        tcase_add_test(t, missing_msharefs_is_enodev_naming_the_mount);
+        tcase_add_test(t, names_are_one_component);
+        tcase_add_test(t, capacity_is_fixed_when_created);
+        tcase_add_test(t, older_abi_maps_every_process_at_one_address);
+        tcase_add_test(t, hugepages_need_file_backed_regions);
+        tcase_add_test(t, creator_exit_under_v3_is_eidrm);
+        tcase_add_test(t, a_failed_creation_leaves_no_region_behind);
+        tcase_add_test(t, creating_what_another_process_just_created_attaches);
+        suite_add_tcase(s, t);
+        return test_run(s);
+}
