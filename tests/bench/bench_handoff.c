@@ -160,7 +160,7 @@ int main(int argc, char **argv)
         size_t sizes[] = { 4096, 64 * 1024, 2 << 20 };
         if (!o.json)
                 printf("### Cross-process handoff: 512 MiB in records, producer and consumer processes, "
-                       "median (min-max) of %d runs\n\n| record | way | messages/s (millions) | GiB/s | "
+                       "median (min-max) of %d runs\n\n| record | way | messages/s | GiB/s | "
                        "object / pipe |\n|---|---|---|---|---|\n",
                        o.reps);
         for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
@@ -177,19 +177,19 @@ int main(int argc, char **argv)
                         struct bench_summary secs = bench_summarise(&s[w]);
                         double msgs = (double)(TOTAL / rec);
                         /* Rates: the fastest run gives the highest rate. */
-                        struct bench_summary mps = { msgs / secs.median / 1e6, msgs / secs.max / 1e6,
-                                                     msgs / secs.min / 1e6 };
+                        struct bench_summary mps = { msgs / secs.median, msgs / secs.max,
+                                                     msgs / secs.min };
                         double gibps = (double)TOTAL / (1 << 30) / secs.median;
                         char label[32];
                         snprintf(label, sizeof label, "%zu KiB", rec >> 10);
                         if (o.json) {
                                 char row[96];
                                 snprintf(row, sizeof row, "%s: %s", label, way_name[w]);
-                                bench_json("handoff", row, "mmsgs", mps.median, "gibps", gibps,
+                                bench_json("handoff", row, "msgs_per_s", mps.median, "gibps", gibps,
                                            "vs_pipe", pipe_secs / secs.median, (const char *)NULL);
                         } else {
                                 printf("| %s | %s | %s | %.2f | %.2fx |\n", label, way_name[w],
-                                       bench_fmt(mps, 3), gibps, pipe_secs / secs.median);
+                                       bench_fmt(mps, 0), gibps, pipe_secs / secs.median);
                         }
                 }
         }
