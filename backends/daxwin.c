@@ -344,6 +344,20 @@ static int back(struct iomem *f, uint64_t off, uint64_t end)
         return fail_errno(f, e, "fallocate");
 }
 
+/* Unpin the window's chunks over [off, end) in which this handle pins
+ * nothing (any more). Called with the file's mutex held. */
+static void unpin_unheld_chunks(struct iomem *f, uint64_t off, uint64_t end)
+{
+        struct dax_handle *h = handle(f);
+        unsigned shift = chunk_shift(h);
+        for (uint64_t ci = off >> shift; ci <= (end - 1) >> shift; ci++) {
+                uint64_t cs = ci << shift;
+                size_t i = iom_ranges_first_after(&f->pins, cs);
+                if (i == f->pins.n || f->pins.v[i].start >= cs + (UINT64_C(1) << shift))
+                        iom_window_unpin(&h->wf, ci);
+        }
+}
+
 static ssize_t dax_acquire(struct iomem *f, size_t off, size_t len)
 {
         struct dax_handle *h = handle(f);
@@ -374,12 +388,14 @@ static ssize_t dax_acquire(struct iomem *f, size_t off, size_t len)
         chunks_init(&c);
         if ((ngaps && !gaps) || iom_ranges_reserve(&f->pins, ngaps + 2))
                 err = iom_fail(f->name, -ENOMEM, "out of memory");
-        if (!err && iom_writable(f))
-                err = back(f, off, iom_min(end, size));
         if (!err)
                 err = chunks_span(f, &c, off >> shift, (end - 1) >> shift);
+        /* The window before the blocks: a request it cannot hold
+         * (-ENOBUFS) allocates nothing in the file. */
         if (!err)
                 err = iom_window_get(&h->wf, c.idx, c.n, true, NULL, c.addr);
+        if (!err && iom_writable(f) && (err = back(f, off, iom_min(end, size))))
+                unpin_unheld_chunks(f, off, end);
         if (!err) {
                 pin_gaps(&f->pins, off, end, gaps);
                 iom_ranges_inc(&f->pins, off, end);
@@ -404,19 +420,13 @@ static int dax_release(struct iomem *f, size_t off, size_t len)
         struct dax_file *d = h->file;
         enter(f);
         uint64_t end = (uint64_t)off + len;
-        unsigned shift = chunk_shift(h);
         pthread_mutex_lock(&d->mu);
         int err = iom_ranges_covered(&f->pins, off, end) ? 0 : not_acquired(f, off, end, -EINVAL);
         if (!err && iom_ranges_reserve(&f->pins, 2))
                 err = iom_fail(f->name, -ENOMEM, "out of memory");
         if (!err) {
                 iom_ranges_dec(&f->pins, off, end, NULL, NULL);
-                for (uint64_t ci = off >> shift; ci <= (end - 1) >> shift; ci++) {
-                        uint64_t cs = ci << shift;
-                        size_t i = iom_ranges_first_after(&f->pins, cs);
-                        if (i == f->pins.n || f->pins.v[i].start >= cs + (UINT64_C(1) << shift))
-                                iom_window_unpin(&h->wf, ci);
-                }
+                unpin_unheld_chunks(f, off, end);
         }
         pthread_mutex_unlock(&d->mu);
         return err;

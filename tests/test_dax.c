@@ -722,6 +722,54 @@ START_TEST(acquired_blocks_stay_holes)
 }
 END_TEST
 
+static int no_space_fallocate(int fd, int mode, off_t off, off_t len)
+{
+        (void)fd, (void)mode, (void)off, (void)len;
+        errno = ENOSPC;
+        return -1;
+}
+
+/* An acquire the window cannot hold allocates no blocks of a sparse file
+ * (it allocated them, then found the window full); one whose blocks cannot
+ * be allocated leaves pinned only the chunks other pins hold. */
+START_TEST(failed_acquire_allocates_and_pins_nothing)
+{
+        const char *p = path_in(1, "nothing");
+        int fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0600);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(ftruncate(fd, 16 * MIB), 0);
+        struct iomem_window *w = new_window(4 * MIB, 2 * MIB);
+        struct iomem *f = open_dax(p, IOMEM_RDWR, w);
+        ck_assert_int_eq(iomem_acquire(f, 0, 4 * MIB), 4 * MIB); /* both slots */
+        struct stat before, after;
+        ck_assert_int_eq(fstat(fd, &before), 0);
+        ck_assert_err(iomem_acquire(f, 8 * MIB, 2 * MIB), ENOBUFS);
+        ck_assert_int_eq(fstat(fd, &after), 0);
+        ck_assert_int_eq(after.st_blocks, before.st_blocks);
+        ck_assert_int_eq(iomem_release(f, 0, 4 * MIB), 0);
+
+        /* Chunk 4 is pinned by [8, 9) MiB; acquiring [9, 12) MiB pins
+         * chunk 5 too, then fails to allocate: chunk 4 stays, 5 goes. */
+        ck_assert_int_eq(iomem_acquire(f, 8 * MIB, MIB), MIB);
+        ck_assert_uint_eq(wstat(w).chunks_pinned, 1);
+        iom_sys.fallocate = no_space_fallocate;
+        ck_assert_err(iomem_acquire(f, 9 * MIB, 3 * MIB), ENOSPC);
+        iom_sys = iom_sys_default;
+        ck_assert_uint_eq(wstat(w).chunks_pinned, 1);
+        struct iomem_stat st;
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        ck_assert_uint_eq(st.acquired, MIB);
+        ck_assert_err(iomem_release(f, 9 * MIB, MIB), EINVAL);
+        ck_assert_int_eq(iomem_release(f, 8 * MIB, MIB), 0);
+        ck_assert_uint_eq(wstat(w).chunks_pinned, 0);
+        ck_assert_int_eq(iomem_acquire(f, 9 * MIB, 3 * MIB), 3 * MIB);
+        ck_assert_int_eq(iomem_release(f, 9 * MIB, 3 * MIB), 0);
+        close(fd);
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+}
+END_TEST
+
 /* An asynchronous read into a sparse file: the blocks acquire gave are
  * holes to borrow until written, and the read fills them through the
  * pinned memory (it failed with -EIO, "a hole was not filled"). Whether
@@ -1436,6 +1484,7 @@ int main(int argc, char **argv)
         tcase_add_test(tc, largest_file_offsets);
         tcase_add_test(tc, bufcount_counts_like_borrow);
         tcase_add_test(tc, acquired_blocks_stay_holes);
+        tcase_add_test(tc, failed_acquire_allocates_and_pins_nothing);
         tcase_add_test(tc, aio_read_into_holes);
         tcase_add_test(tc, dax_flag_as_expected);
         tcase_add_test(tc, mountinfo_names_virtiofs);
