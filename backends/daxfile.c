@@ -42,7 +42,7 @@ static void drop_reader(struct dax_file *d, struct dax_reader *r)
  * closes (which evicts its chunks) or, after fork, the window forgets. */
 static void reset_lock_state(struct dax_file *d)
 {
-        pthread_mutex_init(&d->mu, NULL);
+        iom_mutex_init(&d->mu);
         pthread_cond_init(&d->cv, NULL);
         while (d->nreaders)
                 drop_reader(d, &d->readers[0]);

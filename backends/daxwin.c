@@ -50,7 +50,7 @@ static void enter(struct iomem *f)
         if (__builtin_expect(f->fork_gen == gen, 1))
                 return;
         struct dax_handle *h = handle(f);
-        pthread_mutex_init(&f->lock, NULL);
+        iom_mutex_init(&f->lock);
         dax_file_after_fork(h->file);
         iom_window_after_fork(h->wf.w);
         f->pins.n = 0;

@@ -178,7 +178,7 @@ static int enter(struct iomem *f)
         unsigned gen = iom_fork_generation();
         if (__builtin_expect(f->fork_gen == gen, 1))
                 return 0;
-        pthread_mutex_init(&f->lock, NULL);
+        iom_mutex_init(&f->lock);
         f->pins.n = 0;
         f->allocs.n = 0;
         int err = iom_meta_lock(f);

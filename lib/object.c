@@ -33,7 +33,7 @@ int iom_object_new(struct iomem **out, const struct iom_backend *b, const char *
         f->owner = IOM_NO_OWNER;
         f->page_size = iom_system_page_size();
         f->priv = priv_size ? (char *)(f + 1) : NULL;
-        pthread_mutex_init(&f->lock, NULL);
+        iom_mutex_init(&f->lock);
         *out = f;
         return 0;
 }
@@ -45,6 +45,17 @@ void iom_object_free(struct iomem *f)
         pthread_mutex_destroy(&f->lock);
         free(f->name);
         free(f);
+}
+
+void iom_mutex_init(pthread_mutex_t *mu)
+{
+        pthread_mutexattr_t a;
+        pthread_mutexattr_init(&a);
+#ifdef __GLIBC__
+        pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
+#endif
+        pthread_mutex_init(mu, &a);
+        pthread_mutexattr_destroy(&a);
 }
 
 size_t iom_system_page_size(void)

@@ -375,7 +375,7 @@ void iom_window_after_fork(struct iomem_window *w)
         unsigned gen = iom_fork_generation();
         if (w->fork_gen == gen)
                 return;
-        pthread_mutex_init(&w->lock, NULL);
+        iom_mutex_init(&w->lock);
         for (uint32_t s = 0; s < w->nslots; s++) {
                 w->slot[s].pinned = false;
                 w->slot[s].holds = 0;
@@ -420,7 +420,7 @@ static int window_create(struct iomem_window **out, size_t size, size_t chunk)
         struct iomem_window *w = calloc(1, sizeof *w);
         if (!w)
                 return iom_fail(NULL, -ENOMEM, "out of memory");
-        pthread_mutex_init(&w->lock, NULL);
+        iom_mutex_init(&w->lock);
         w->size = size;
         w->chunk = chunk;
         w->shift = (unsigned)__builtin_ctzll(chunk);
