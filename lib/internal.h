@@ -192,11 +192,12 @@ int iom_object_new(struct iomem **out, const struct iom_backend *b,
                    const char *name, unsigned flags, size_t priv_size);
 void iom_object_free(struct iomem *f);
 
-/* Initialise a mutex of this process that guards tens of nanoseconds of
- * work (a handle's, a dax file's, a window's): a contender spins a little
- * before it sleeps, where sleeping would cost both threads a system call
- * per turn. Two threads cycling acquire, retrieve and release through one
- * handle did 0.28x the cycles of one thread with plain mutexes, 0.64x so. */
+/* Initialise a mutex of this process (a handle's, a dax file's, a
+ * window's): a contender spins a little before it sleeps. Most of what
+ * these guard takes tens of nanoseconds, where sleeping would cost both
+ * threads a system call per turn (README, Performance, has the figures);
+ * the spin is bounded, so a holder that makes a system call of its own
+ * (a dax file's fallocate, a window's mmap) costs a waiter little more. */
 void iom_mutex_init(pthread_mutex_t *mu);
 
 /* The registry (registry.c). */
