@@ -50,7 +50,6 @@ static void reset_lock_state(struct dax_file *d)
         d->writer_depth = 0;
         d->writer_holds.n = 0;
         d->writer_holds.id = 0;
-        d->fork_gen = iom_fork_generation();
 }
 
 int dax_file_join(struct dax_handle *h, dev_t dev, ino_t ino)
@@ -67,6 +66,7 @@ int dax_file_join(struct dax_handle *h, dev_t dev, ino_t ino)
                 d->dev = dev;
                 d->ino = ino;
                 reset_lock_state(d);
+                d->fork_gen = iom_fork_generation();
                 d->next = files;
                 files = d;
         }
@@ -127,11 +127,12 @@ void dax_file_leave(struct dax_handle *h)
 
 void dax_file_after_fork(struct dax_file *d)
 {
-        if (d->fork_gen == iom_fork_generation())
+        if (!iom_fork_reset_begin(&d->fork_gen))
                 return;
         reset_lock_state(d);
         for (struct dax_handle *h = d->handles; h; h = h->next)
                 h->f->pins.n = 0; /* the parent's */
+        iom_fork_reset_end(&d->fork_gen, true);
 }
 
 /* ---- the I/O lock ----------------------------------------------------------- */

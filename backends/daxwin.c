@@ -46,8 +46,7 @@ static int fail_errno(struct iomem *f, int e, const char *what)
 /* A handle inherited across fork() holds nothing in the child. */
 static void enter(struct iomem *f)
 {
-        unsigned gen = iom_fork_generation();
-        if (__builtin_expect(f->fork_gen == gen, 1))
+        if (__builtin_expect(!iom_fork_reset_begin(&f->fork_gen), 1))
                 return;
         struct dax_handle *h = handle(f);
         iom_mutex_init(&f->lock);
@@ -55,7 +54,7 @@ static void enter(struct iomem *f)
         iom_window_after_fork(h->wf.w);
         f->pins.n = 0;
         h->bufs.n = 0;
-        f->fork_gen = gen;
+        iom_fork_reset_end(&f->fork_gen, true);
 }
 
 static int file_size(struct iomem *f, uint64_t *size)

@@ -175,19 +175,17 @@ static int set_data_size(struct iomem *f, uint64_t size)
  * pins, no locks, no buffers of its own, the parent's mappings. */
 static int enter(struct iomem *f)
 {
-        unsigned gen = iom_fork_generation();
-        if (__builtin_expect(f->fork_gen == gen, 1))
+        if (__builtin_expect(!iom_fork_reset_begin(&f->fork_gen), 1))
                 return 0;
         iom_mutex_init(&f->lock);
         f->pins.n = 0;
         f->allocs.n = 0;
         int err = iom_meta_lock(f);
-        if (err)
-                return err;
-        err = iom_owner_register(f);
-        iom_meta_unlock(f);
-        if (!err)
-                f->fork_gen = gen;
+        if (!err) {
+                err = iom_owner_register(f);
+                iom_meta_unlock(f);
+        }
+        iom_fork_reset_end(&f->fork_gen, !err);
         return err;
 }
 

@@ -4,6 +4,7 @@
 #include "internal.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -15,15 +16,55 @@
 static __thread int cached_tid;
 static unsigned fork_gen;
 
+/* Held while a forked child resets an inherited object, so that two of the
+ * child's threads making their first call on it at once do not both reset
+ * it (one would re-initialise a mutex the other holds). Recursive: resetting
+ * a dax: handle resets its file and its window too. */
+static pthread_mutex_t fork_reset_lock;
+
+static void fork_reset_lock_init(void)
+{
+        pthread_mutexattr_t a;
+        pthread_mutexattr_init(&a);
+        pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+        pthread_mutex_init(&fork_reset_lock, &a);
+        pthread_mutexattr_destroy(&a);
+}
+
+/* The lock starts free in the child even if another thread of the parent
+ * held it at the fork: an object that thread was resetting is stale in the
+ * child too (its generation was not recorded), so it is reset afresh. */
 static void after_fork_in_child(void)
 {
         cached_tid = 0;
         __atomic_add_fetch(&fork_gen, 1, __ATOMIC_RELAXED);
+        fork_reset_lock_init();
 }
 
 __attribute__((constructor)) static void register_fork_handler(void)
 {
+        fork_reset_lock_init();
         pthread_atfork(NULL, NULL, after_fork_in_child);
+}
+
+bool iom_fork_reset_begin(const unsigned *gen)
+{
+        unsigned now = iom_fork_generation();
+        if (__builtin_expect(__atomic_load_n(gen, __ATOMIC_ACQUIRE) == now, 1))
+                return false;
+        pthread_mutex_lock(&fork_reset_lock);
+        if (__atomic_load_n(gen, __ATOMIC_RELAXED) == now) { /* another thread did it */
+                pthread_mutex_unlock(&fork_reset_lock);
+                return false;
+        }
+        return true;
+}
+
+void iom_fork_reset_end(unsigned *gen, bool done)
+{
+        if (done)
+                __atomic_store_n(gen, iom_fork_generation(), __ATOMIC_RELEASE);
+        pthread_mutex_unlock(&fork_reset_lock);
 }
 
 int iom_self_tid(void)

@@ -372,8 +372,7 @@ void iom_window_unhold(struct iom_wfile *wf, struct iom_holds *holds)
 
 void iom_window_after_fork(struct iomem_window *w)
 {
-        unsigned gen = iom_fork_generation();
-        if (w->fork_gen == gen)
+        if (!iom_fork_reset_begin(&w->fork_gen))
                 return;
         iom_mutex_init(&w->lock);
         for (uint32_t s = 0; s < w->nslots; s++) {
@@ -383,7 +382,7 @@ void iom_window_after_fork(struct iomem_window *w)
                         unpark(w, s);
         }
         w->nbusy = w->npinned = 0;
-        w->fork_gen = gen;
+        iom_fork_reset_end(&w->fork_gen, true);
 }
 
 size_t iom_window_chunk(const struct iomem_window *w)

@@ -7,11 +7,16 @@
 #include <check.h>
 #include <errno.h>
 #include <iomem.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
 
 /* Exit code that Meson counts as a skipped test. */
 #define TEST_SKIP 77
@@ -80,6 +85,25 @@ static inline int test_wait(pid_t pid)
         return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/*
+ * Under valgrind (3.19) a child forked by a process that has a shared
+ * mapping reaching past its file's end can spin on SIGBUS forever (seen
+ * with a bare memfd, no libiomem; the children of some tests do, those of
+ * others not). shm objects map their data so: the tests named by what run
+ * on memfd only there. False, saying so, when they cannot run here.
+ */
+static inline bool test_forked_children_run(const char *what)
+{
+#if __has_include(<valgrind/valgrind.h>)
+        if (RUNNING_ON_VALGRIND && strcmp(test_backend(), "memfd")) {
+                printf("SKIP: %s (valgrind cannot fork over shm mappings; they run under "
+                       "valgrind with memfd)\n", what);
+                return false;
+        }
+#endif
+        return true;
+}
+
 /* Open descriptors and mappings of this process: what must not leak. */
 static inline int test_count_fds(void)
 {
@@ -117,6 +141,54 @@ static inline int test_count_maps_of(const char *tag)
         if (fp)
                 fclose(fp);
         return n;
+}
+
+/* Threads of a forked child making their first calls on a handle inherited
+ * from the parent, all at once: each acquires, retrieves and releases a
+ * range of its own (unit bytes at (1 + its index) * unit), so a pin one of
+ * them took while another reset the handle would be lost. */
+#define TEST_FIRST_CALLERS 4
+
+struct test_first_call {
+        struct iomem *f;
+        size_t off, unit;
+        pthread_barrier_t *start;
+        int failed;
+};
+
+static inline void *test_first_call(void *arg)
+{
+        struct test_first_call *c = arg;
+        struct iovec iov[4];
+        pthread_barrier_wait(c->start);
+        c->failed = iomem_acquire(c->f, c->off, c->unit) != (ssize_t)c->unit ||
+                    iomem_retrieve(c->f, c->off, c->unit, iov, 4) < 1 ||
+                    iomem_release(c->f, c->off, c->unit) != 0;
+        return NULL;
+}
+
+/* In the child: 0 when every thread's calls succeeded and the handle holds
+ * no pin after them, else 1. */
+static inline int test_first_calls_from_threads(struct iomem *f, size_t unit)
+{
+        pthread_barrier_t start;
+        pthread_t t[TEST_FIRST_CALLERS];
+        struct test_first_call c[TEST_FIRST_CALLERS];
+        pthread_barrier_init(&start, NULL, TEST_FIRST_CALLERS);
+        for (int i = 0; i < TEST_FIRST_CALLERS; i++) {
+                c[i] = (struct test_first_call){ .f = f, .off = (size_t)(i + 1) * unit,
+                                                 .unit = unit, .start = &start };
+                if (pthread_create(&t[i], NULL, test_first_call, &c[i]))
+                        return 1;
+        }
+        int failed = 0;
+        for (int i = 0; i < TEST_FIRST_CALLERS; i++) {
+                pthread_join(t[i], NULL);
+                failed |= c[i].failed;
+        }
+        pthread_barrier_destroy(&start);
+        struct iomem_stat st;
+        return failed || iomem_stat(f, &st) || st.acquired != 0;
 }
 
 #endif

@@ -11,9 +11,6 @@
 #include "internal.h"
 
 #include <arpa/inet.h>
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#endif
 #include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -705,30 +702,12 @@ START_TEST(eventfd_readable)
 }
 END_TEST
 
-/*
- * Under valgrind (3.19) a child forked by a process that has a shared
- * mapping reaching past its file's end never runs: it spins on SIGBUS
- * (seen with a bare memfd, no libiomem). shm objects map their data so;
- * the tests whose peers are child processes then run on memfd only.
- */
-static bool peers_can_fork(void)
-{
-#if __has_include(<valgrind/valgrind.h>)
-        if (RUNNING_ON_VALGRIND && strcmp(test_backend(), "memfd")) {
-                printf("SKIP: aio: sends and delete-waits (valgrind cannot fork over shm "
-                       "mappings; they run under valgrind with memfd)\n");
-                return false;
-        }
-#endif
-        return true;
-}
-
 static Suite *aio_suite(void)
 {
         Suite *s = suite_create("aio");
         TCase *tc = tcase_create("aio");
         tcase_set_timeout(tc, 120);
-        bool fork_peers = peers_can_fork();
+        bool fork_peers = test_forked_children_run("aio: sends and delete-waits");
         if (!strcmp(test_backend(), "memfd"))
                 tcase_add_test(tc, direct_read_into_memfd);
         tcase_add_test(tc, direct_misaligned);

@@ -1176,6 +1176,30 @@ START_TEST(fork_child_starts_clean)
 }
 END_TEST
 
+/* Threads of the child all making their first call on the inherited handle
+ * at once: one resets the handle, its file and its window for the child; the
+ * others wait for that rather than resetting them under their pins. */
+START_TEST(threads_of_a_child_share_the_inherited_handle)
+{
+        const size_t unit = 2 * MIB;
+        const char *p = make_file(0, "forkthreads", (TEST_FIRST_CALLERS + 1) * unit, 41);
+        struct iomem_window *w = new_window(16 * MIB, unit);
+        struct iomem *f = open_dax(p, IOMEM_RDWR, w);
+        ck_assert_int_eq(iomem_acquire(f, 0, unit), (ssize_t)unit);
+        for (int round = 0; round < 10; round++) {
+                pid_t pid = fork();
+                ck_assert_int_ge(pid, 0);
+                if (pid == 0)
+                        _exit(test_first_calls_from_threads(f, unit));
+                ck_assert_int_eq(test_wait(pid), 0);
+        }
+        ck_assert_uint_eq(wstat(w).chunks_pinned, 1); /* the parent's pin stays */
+        ck_assert_int_eq(iomem_release(f, 0, unit), 0);
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+}
+END_TEST
+
 /* sendfile and copy through a window smaller than their batches. */
 START_TEST(transfers_through_small_window)
 {
@@ -1495,6 +1519,7 @@ int main(int argc, char **argv)
         tcase_add_test(tc, read_lock_keeps_borrowed_chunks);
         tcase_add_test(tc, threads_share_a_window);
         tcase_add_test(tc, fork_child_starts_clean);
+        tcase_add_test(tc, threads_of_a_child_share_the_inherited_handle);
         tcase_add_test(tc, transfers_through_small_window);
         tcase_add_test(tc, mmap_failure_leaves_window_whole);
         tcase_add_test(tc, sendfile_every_way_out);

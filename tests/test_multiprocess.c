@@ -281,6 +281,27 @@ START_TEST(an_inherited_handle_is_a_new_attachment)
 }
 END_TEST
 
+/* Threads of the child all making their first call on the inherited handle
+ * at once: one resets it for the child, and the others wait for that rather
+ * than resetting it again under a pin already taken. Many forks, because the
+ * race is a matter of timing (TSan sees it at once). */
+START_TEST(threads_of_a_child_share_the_inherited_handle)
+{
+        struct pair p = make((TEST_FIRST_CALLERS + 1) * PAGE);
+        ck_assert_int_eq(iomem_acquire(p.f, 0, PAGE), (ssize_t)PAGE);
+        for (int round = 0; round < 10; round++) {
+                pid_t pid = fork();
+                ck_assert_int_ge(pid, 0);
+                if (pid == 0)
+                        _exit(test_first_calls_from_threads(p.f, PAGE));
+                ck_assert_int_eq(test_wait(pid), 0);
+        }
+        ck_assert_err(iomem_truncate(p.f, 0), EBUSY); /* the parent's pin stays */
+        ck_assert_int_eq(iomem_release(p.f, 0, PAGE), 0);
+        unmake(&p);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("multiprocess");
@@ -292,6 +313,8 @@ int main(void)
         tcase_add_test(tc, a_killed_holder_leaves_lock_and_pins_behind);
         tcase_add_test(tc, a_killed_reader_does_not_block_writers);
         tcase_add_test(tc, an_inherited_handle_is_a_new_attachment);
+        if (test_forked_children_run("multiprocess: threads of a child share the inherited handle"))
+                tcase_add_test(tc, threads_of_a_child_share_the_inherited_handle);
         suite_add_tcase(s, tc);
         return test_run(s);
 }
