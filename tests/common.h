@@ -92,15 +92,22 @@ static inline int test_wait(pid_t pid)
  * others not). shm objects map their data so: the tests named by what run
  * on memfd only there. False, saying so, when they cannot run here.
  */
-static inline bool test_forked_children_run(const char *what)
+static inline bool test_under_valgrind(void)
 {
 #if __has_include(<valgrind/valgrind.h>)
-        if (RUNNING_ON_VALGRIND && strcmp(test_backend(), "memfd")) {
+        return RUNNING_ON_VALGRIND;
+#else
+        return false;
+#endif
+}
+
+static inline bool test_forked_children_run(const char *what)
+{
+        if (test_under_valgrind() && strcmp(test_backend(), "memfd")) {
                 printf("SKIP: %s (valgrind cannot fork over shm mappings; they run under "
                        "valgrind with memfd)\n", what);
                 return false;
         }
-#endif
         return true;
 }
 
