@@ -130,8 +130,18 @@ void dax_file_after_fork(struct dax_file *d)
         if (!iom_fork_reset_begin(&d->fork_gen))
                 return;
         reset_lock_state(d);
-        for (struct dax_handle *h = d->handles; h; h = h->next)
+        /* Every handle of the file at once, before any thread can reach
+         * them through the file: a call through one handle (truncate)
+         * locks the others' mutexes, which must not be the parent's. */
+        for (struct dax_handle *h = d->handles; h; h = h->next) {
+                if (!iom_fork_reset_begin(&h->f->fork_gen))
+                        continue;
+                iom_mutex_init(&h->f->lock);
                 h->f->pins.n = 0; /* the parent's */
+                h->bufs.n = 0;
+                iom_window_after_fork(h->wf.w);
+                iom_fork_reset_end(&h->f->fork_gen, true);
+        }
         iom_fork_reset_end(&d->fork_gen, true);
 }
 

@@ -61,7 +61,8 @@ struct dax_file {
 /* Join (or start) the state of the file with this identity. */
 int dax_file_join(struct dax_handle *h, dev_t dev, ino_t ino);
 void dax_file_leave(struct dax_handle *h);
-/* In a child after fork: the file's lock is free and nothing is pinned. */
+/* In a child after fork: the file's lock is free, and the file's handles
+ * (reset with it) pin and hold nothing. */
 void dax_file_after_fork(struct dax_file *d);
 
 /* The I/O lock, with the semantics of the shared one (iolock.h). What a

@@ -43,17 +43,13 @@ static int fail_errno(struct iomem *f, int e, const char *what)
         return iom_fail(f->name, -e, "%s: %s", what, strerror(e));
 }
 
-/* A handle inherited across fork() holds nothing in the child. */
+/* A handle inherited across fork() holds nothing in the child: it is reset
+ * with its file and the file's other handles. */
 static void enter(struct iomem *f)
 {
         if (__builtin_expect(!iom_fork_reset_begin(&f->fork_gen), 1))
                 return;
-        struct dax_handle *h = handle(f);
-        iom_mutex_init(&f->lock);
-        dax_file_after_fork(h->file);
-        iom_window_after_fork(h->wf.w);
-        f->pins.n = 0;
-        h->bufs.n = 0;
+        dax_file_after_fork(handle(f)->file);
         iom_fork_reset_end(&f->fork_gen, true);
 }
 

@@ -579,6 +579,7 @@ IOM_PUBLIC int iomem_window_delete(struct iomem_window **wp)
                 return 0;
         if (w == default_window)
                 return FAIL(-EINVAL, "the default window is the library's");
+        iom_window_after_fork(w);
         pthread_mutex_lock(&w->lock);
         unsigned users = w->users;
         pthread_mutex_unlock(&w->lock);

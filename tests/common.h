@@ -85,13 +85,8 @@ static inline int test_wait(pid_t pid)
         return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-/*
- * Under valgrind (3.19) a child forked by a process that has a shared
- * mapping reaching past its file's end can spin on SIGBUS forever (seen
- * with a bare memfd, no libiomem; the children of some tests do, those of
- * others not). shm objects map their data so: the tests named by what run
- * on memfd only there. False, saying so, when they cannot run here.
- */
+/* Whether this process runs under valgrind (Debian's valgrind package
+ * brings the header; without it, false). */
 static inline bool test_under_valgrind(void)
 {
 #if __has_include(<valgrind/valgrind.h>)
@@ -101,6 +96,13 @@ static inline bool test_under_valgrind(void)
 #endif
 }
 
+/*
+ * Under valgrind (3.19) a child forked by a process that has a shared
+ * mapping reaching past its file's end can spin on SIGBUS forever (seen
+ * with a bare memfd, no libiomem; the children of some tests do, those of
+ * others not). shm objects map their data so: the tests named by what run
+ * on memfd only there. False, saying so, when they cannot run here.
+ */
 static inline bool test_forked_children_run(const char *what)
 {
         if (test_under_valgrind() && strcmp(test_backend(), "memfd")) {

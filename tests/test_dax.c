@@ -1200,6 +1200,68 @@ START_TEST(threads_of_a_child_share_the_inherited_handle)
 }
 END_TEST
 
+/* In the child, one thread shrinks the file through one handle (which locks
+ * the file's other handles) while another makes its first call through a
+ * second handle of the same file: neither may meet the other's handle half
+ * reset (TSan sees it). */
+struct child_call {
+        struct iomem *f;
+        size_t unit;
+        pthread_barrier_t *start;
+        bool truncate;
+        int failed;
+};
+
+static void *child_call(void *arg)
+{
+        struct child_call *c = arg;
+        pthread_barrier_wait(c->start);
+        if (c->truncate)
+                c->failed = iomem_truncate(c->f, c->unit) != 0;
+        else
+                c->failed = iomem_acquire(c->f, 0, c->unit) != (ssize_t)c->unit ||
+                            iomem_release(c->f, 0, c->unit) != 0;
+        return NULL;
+}
+
+static int child_truncates_beside_a_first_call(struct iomem *f, struct iomem *g, size_t unit)
+{
+        pthread_barrier_t start;
+        pthread_barrier_init(&start, NULL, 2);
+        struct child_call c[2] = {
+                { .f = f, .unit = unit, .start = &start, .truncate = true },
+                { .f = g, .unit = unit, .start = &start },
+        };
+        pthread_t t[2];
+        for (int i = 0; i < 2; i++)
+                if (pthread_create(&t[i], NULL, child_call, &c[i]))
+                        return 1;
+        for (int i = 0; i < 2; i++)
+                pthread_join(t[i], NULL);
+        pthread_barrier_destroy(&start);
+        return c[0].failed || c[1].failed;
+}
+
+START_TEST(a_child_truncates_beside_a_first_call_through_another_handle)
+{
+        const size_t unit = 2 * MIB;
+        const char *p = make_file(0, "forktrunc", 2 * unit, 43);
+        struct iomem_window *w = new_window(16 * MIB, unit);
+        struct iomem *f = open_dax(p, IOMEM_RDWR, w), *g = open_dax(p, IOMEM_RDWR, w);
+        for (int round = 0; round < 10; round++) {
+                pid_t pid = fork();
+                ck_assert_int_ge(pid, 0);
+                if (pid == 0)
+                        _exit(child_truncates_beside_a_first_call(f, g, unit));
+                ck_assert_int_eq(test_wait(pid), 0);
+                ck_assert_int_eq(iomem_truncate(f, 2 * unit), 0);
+        }
+        iomem_close(&g);
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+}
+END_TEST
+
 /* sendfile and copy through a window smaller than their batches. */
 START_TEST(transfers_through_small_window)
 {
@@ -1520,6 +1582,7 @@ int main(int argc, char **argv)
         tcase_add_test(tc, threads_share_a_window);
         tcase_add_test(tc, fork_child_starts_clean);
         tcase_add_test(tc, threads_of_a_child_share_the_inherited_handle);
+        tcase_add_test(tc, a_child_truncates_beside_a_first_call_through_another_handle);
         tcase_add_test(tc, transfers_through_small_window);
         tcase_add_test(tc, mmap_failure_leaves_window_whole);
         tcase_add_test(tc, sendfile_every_way_out);

@@ -380,6 +380,7 @@ START_TEST(a_fork_while_a_region_is_mapped_leaves_the_child_able_to_open)
                 ck_assert_int_eq(pthread_create(&t, NULL, create_region_b, (void *)ub), 0);
                 ck_assert_int_eq(read(mapping[0], &x, 1), 1);
                 pid_t pid = fork();
+                ck_assert_int_ge(pid, 0);
                 if (pid == 0) {
                         struct iomem *g = NULL;
                         alarm(30);
@@ -389,10 +390,11 @@ START_TEST(a_fork_while_a_region_is_mapped_leaves_the_child_able_to_open)
                         }
                         _exit(0);
                 }
-                void *b;
-                ck_assert_int_eq(pthread_join(t, &b), 0);
+                void *made;
+                ck_assert_int_eq(pthread_join(t, &made), 0);
                 ck_assert_int_eq(test_wait(pid), 0);
-                ck_assert_int_eq(iomem_close((struct iomem **)&b), 0);
+                struct iomem *b = made;
+                ck_assert_int_eq(iomem_close(&b), 0);
                 ck_assert_int_eq(iomem_unlink(ub), 0);
         }
         iom_sys.mmap = next_mmap;
