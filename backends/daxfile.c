@@ -19,14 +19,15 @@
 static pthread_mutex_t files_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct dax_file *files;
 
-/* A fork while another thread holds files_lock must not leave it held. */
+/* A fork while another thread holds files_lock must not leave it held: the
+ * forking thread takes it, and lets go in the parent and in the child (a
+ * plain mutex: its owner is not checked on unlock). */
 static void files_lock_take(void) { pthread_mutex_lock(&files_lock); }
 static void files_lock_give(void) { pthread_mutex_unlock(&files_lock); }
-static void files_lock_renew(void) { pthread_mutex_init(&files_lock, NULL); }
 
 __attribute__((constructor)) static void files_lock_at_fork(void)
 {
-        pthread_atfork(files_lock_take, files_lock_give, files_lock_renew);
+        pthread_atfork(files_lock_take, files_lock_give, files_lock_give);
 }
 
 static void drop_reader(struct dax_file *d, struct dax_reader *r)

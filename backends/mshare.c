@@ -147,14 +147,14 @@ static struct {
 } region_maps = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* A fork while another thread holds the table's lock (mapping a region)
- * must not leave it held in the child. */
+ * must not leave it held in the child: the forking thread takes it, and
+ * lets go in the parent and in the child (as files_lock in daxfile.c). */
 static void region_maps_take(void) { pthread_mutex_lock(&region_maps.lock); }
 static void region_maps_give(void) { pthread_mutex_unlock(&region_maps.lock); }
-static void region_maps_renew(void) { pthread_mutex_init(&region_maps.lock, NULL); }
 
 __attribute__((constructor)) static void region_maps_at_fork(void)
 {
-        pthread_atfork(region_maps_take, region_maps_give, region_maps_renew);
+        pthread_atfork(region_maps_take, region_maps_give, region_maps_give);
 }
 
 /* This process's mapping of region fd: found (counted) or made, at start

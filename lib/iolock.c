@@ -18,33 +18,49 @@ static unsigned fork_gen;
 
 /* Held while a forked child resets an inherited object, so that two of the
  * child's threads making their first call on it at once do not both reset
- * it (one would re-initialise a mutex the other holds). Recursive: resetting
- * a dax: handle resets its file and its window too. */
-static pthread_mutex_t fork_reset_lock;
+ * it (one would re-initialise a mutex the other holds). A thread takes it
+ * once however deep its resets nest (a dax: handle resets its file, the
+ * file its other handles and their windows): reset_depth counts them. */
+static pthread_mutex_t fork_reset_lock = PTHREAD_MUTEX_INITIALIZER;
+static __thread unsigned reset_depth;
 
-static void fork_reset_lock_init(void)
+/* A fork waits for resets in progress, so a child never copies an object
+ * half reset (resetting it again there could free what was freed). */
+static void before_fork(void)
 {
-        pthread_mutexattr_t a;
-        pthread_mutexattr_init(&a);
-        pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
-        pthread_mutex_init(&fork_reset_lock, &a);
-        pthread_mutexattr_destroy(&a);
+        pthread_mutex_lock(&fork_reset_lock);
 }
 
-/* The lock starts free in the child even if another thread of the parent
- * held it at the fork: an object that thread was resetting is stale in the
- * child too (its generation was not recorded), so it is reset afresh. */
+static void after_fork_in_parent(void)
+{
+        pthread_mutex_unlock(&fork_reset_lock);
+}
+
+/* The child's only thread is the one that took the lock before the fork
+ * (a plain mutex: its owner is not checked on unlock; re-initialising it
+ * instead would leave TSan believing it held). */
 static void after_fork_in_child(void)
 {
         cached_tid = 0;
         __atomic_add_fetch(&fork_gen, 1, __ATOMIC_RELAXED);
-        fork_reset_lock_init();
+        pthread_mutex_unlock(&fork_reset_lock);
 }
 
 __attribute__((constructor)) static void register_fork_handler(void)
 {
-        fork_reset_lock_init();
-        pthread_atfork(NULL, NULL, after_fork_in_child);
+        pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
+}
+
+static void reset_lock_take(void)
+{
+        if (reset_depth++ == 0)
+                pthread_mutex_lock(&fork_reset_lock);
+}
+
+static void reset_lock_give(void)
+{
+        if (--reset_depth == 0)
+                pthread_mutex_unlock(&fork_reset_lock);
 }
 
 bool iom_fork_reset_begin(const unsigned *gen)
@@ -52,9 +68,9 @@ bool iom_fork_reset_begin(const unsigned *gen)
         unsigned now = iom_fork_generation();
         if (__builtin_expect(__atomic_load_n(gen, __ATOMIC_ACQUIRE) == now, 1))
                 return false;
-        pthread_mutex_lock(&fork_reset_lock);
+        reset_lock_take();
         if (__atomic_load_n(gen, __ATOMIC_RELAXED) == now) { /* another thread did it */
-                pthread_mutex_unlock(&fork_reset_lock);
+                reset_lock_give();
                 return false;
         }
         return true;
@@ -64,7 +80,7 @@ void iom_fork_reset_end(unsigned *gen, bool done)
 {
         if (done)
                 __atomic_store_n(gen, iom_fork_generation(), __ATOMIC_RELEASE);
-        pthread_mutex_unlock(&fork_reset_lock);
+        reset_lock_give();
 }
 
 int iom_self_tid(void)
