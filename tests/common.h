@@ -152,52 +152,76 @@ static inline int test_count_maps_of(const char *tag)
         return n;
 }
 
+/* Run fn(0, ctx) ... fn(n - 1, ctx) in n threads (at most 8) released
+ * together; 0 when every call returned 0, else 1. */
+#define TEST_MAX_TOGETHER 8
+
+struct test_together {
+        int (*fn)(int i, void *ctx);
+        void *ctx;
+        int i, result;
+        pthread_barrier_t *start;
+};
+
+static inline void *test_together_thread(void *arg)
+{
+        struct test_together *t = arg;
+        pthread_barrier_wait(t->start);
+        t->result = t->fn(t->i, t->ctx);
+        return NULL;
+}
+
+static inline int test_run_together(int n, int (*fn)(int i, void *ctx), void *ctx)
+{
+        pthread_barrier_t start;
+        pthread_t tid[TEST_MAX_TOGETHER];
+        struct test_together t[TEST_MAX_TOGETHER];
+        if (n < 1 || n > TEST_MAX_TOGETHER)
+                return 1;
+        pthread_barrier_init(&start, NULL, (unsigned)n);
+        for (int i = 0; i < n; i++) {
+                t[i] = (struct test_together){ .fn = fn, .ctx = ctx, .i = i, .start = &start };
+                if (pthread_create(&tid[i], NULL, test_together_thread, &t[i]))
+                        return 1; /* the others wait at the barrier: callers _exit */
+        }
+        int failed = 0;
+        for (int i = 0; i < n; i++) {
+                pthread_join(tid[i], NULL);
+                failed |= t[i].result != 0;
+        }
+        pthread_barrier_destroy(&start);
+        return failed;
+}
+
 /* Threads of a forked child making their first calls on a handle inherited
  * from the parent, all at once: each acquires, retrieves and releases a
  * range of its own (unit bytes at (1 + its index) * unit), so a pin one of
  * them took while another reset the handle would be lost. */
 #define TEST_FIRST_CALLERS 4
 
-struct test_first_call {
+struct test_first_calls {
         struct iomem *f;
-        size_t off, unit;
-        pthread_barrier_t *start;
-        int failed;
+        size_t unit;
 };
 
-static inline void *test_first_call(void *arg)
+static inline int test_first_call(int i, void *ctx)
 {
-        struct test_first_call *c = arg;
+        const struct test_first_calls *c = ctx;
+        size_t off = (size_t)(i + 1) * c->unit;
         struct iovec iov[4];
-        pthread_barrier_wait(c->start);
-        c->failed = iomem_acquire(c->f, c->off, c->unit) != (ssize_t)c->unit ||
-                    iomem_retrieve(c->f, c->off, c->unit, iov, 4) < 1 ||
-                    iomem_release(c->f, c->off, c->unit) != 0;
-        return NULL;
+        return iomem_acquire(c->f, off, c->unit) != (ssize_t)c->unit ||
+               iomem_retrieve(c->f, off, c->unit, iov, 4) < 1 ||
+               iomem_release(c->f, off, c->unit) != 0;
 }
 
 /* In the child: 0 when every thread's calls succeeded and the handle holds
  * no pin after them, else 1. */
 static inline int test_first_calls_from_threads(struct iomem *f, size_t unit)
 {
-        pthread_barrier_t start;
-        pthread_t t[TEST_FIRST_CALLERS];
-        struct test_first_call c[TEST_FIRST_CALLERS];
-        pthread_barrier_init(&start, NULL, TEST_FIRST_CALLERS);
-        for (int i = 0; i < TEST_FIRST_CALLERS; i++) {
-                c[i] = (struct test_first_call){ .f = f, .off = (size_t)(i + 1) * unit,
-                                                 .unit = unit, .start = &start };
-                if (pthread_create(&t[i], NULL, test_first_call, &c[i]))
-                        return 1;
-        }
-        int failed = 0;
-        for (int i = 0; i < TEST_FIRST_CALLERS; i++) {
-                pthread_join(t[i], NULL);
-                failed |= c[i].failed;
-        }
-        pthread_barrier_destroy(&start);
+        struct test_first_calls c = { .f = f, .unit = unit };
         struct iomem_stat st;
-        return failed || iomem_stat(f, &st) || st.acquired != 0;
+        return test_run_together(TEST_FIRST_CALLERS, test_first_call, &c) ||
+               iomem_stat(f, &st) || st.acquired != 0;
 }
 
 #endif

@@ -1204,42 +1204,19 @@ END_TEST
  * the file's other handles) while another makes its first call through a
  * second handle of the same file: neither may meet the other's handle half
  * reset (TSan sees it). */
-struct child_call {
-        struct iomem *f;
+struct two_handles {
+        struct iomem *f, *g;
         size_t unit;
-        pthread_barrier_t *start;
-        bool truncate;
-        int failed;
 };
 
-static void *child_call(void *arg)
+/* Thread 0 shrinks the file through f; thread 1 pins and unpins through g. */
+static int truncate_or_first_call(int i, void *ctx)
 {
-        struct child_call *c = arg;
-        pthread_barrier_wait(c->start);
-        if (c->truncate)
-                c->failed = iomem_truncate(c->f, c->unit) != 0;
-        else
-                c->failed = iomem_acquire(c->f, 0, c->unit) != (ssize_t)c->unit ||
-                            iomem_release(c->f, 0, c->unit) != 0;
-        return NULL;
-}
-
-static int child_truncates_beside_a_first_call(struct iomem *f, struct iomem *g, size_t unit)
-{
-        pthread_barrier_t start;
-        pthread_barrier_init(&start, NULL, 2);
-        struct child_call c[2] = {
-                { .f = f, .unit = unit, .start = &start, .truncate = true },
-                { .f = g, .unit = unit, .start = &start },
-        };
-        pthread_t t[2];
-        for (int i = 0; i < 2; i++)
-                if (pthread_create(&t[i], NULL, child_call, &c[i]))
-                        return 1;
-        for (int i = 0; i < 2; i++)
-                pthread_join(t[i], NULL);
-        pthread_barrier_destroy(&start);
-        return c[0].failed || c[1].failed;
+        const struct two_handles *h = ctx;
+        if (i == 0)
+                return iomem_truncate(h->f, h->unit) != 0;
+        return iomem_acquire(h->g, 0, h->unit) != (ssize_t)h->unit ||
+               iomem_release(h->g, 0, h->unit) != 0;
 }
 
 START_TEST(a_child_truncates_beside_a_first_call_through_another_handle)
@@ -1248,11 +1225,12 @@ START_TEST(a_child_truncates_beside_a_first_call_through_another_handle)
         const char *p = make_file(0, "forktrunc", 2 * unit, 43);
         struct iomem_window *w = new_window(16 * MIB, unit);
         struct iomem *f = open_dax(p, IOMEM_RDWR, w), *g = open_dax(p, IOMEM_RDWR, w);
+        struct two_handles h = { .f = f, .g = g, .unit = unit };
         for (int round = 0; round < 10; round++) {
                 pid_t pid = fork();
                 ck_assert_int_ge(pid, 0);
                 if (pid == 0)
-                        _exit(child_truncates_beside_a_first_call(f, g, unit));
+                        _exit(test_run_together(2, truncate_or_first_call, &h));
                 ck_assert_int_eq(test_wait(pid), 0);
                 ck_assert_int_eq(iomem_truncate(f, 2 * unit), 0);
         }
