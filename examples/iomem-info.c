@@ -134,17 +134,6 @@ static void read_thp(struct machine *m)
 
 /* ---- printing ------------------------------------------------------------------- */
 
-/* Backends the library knows, so that those left out of the build show. */
-static const char *const known[] = { "shm", "memfd", "mshare", "dax" };
-
-static bool built_in(const struct iomem_backend_info *b, size_t n, const char *name)
-{
-        for (size_t i = 0; i < n; i++)
-                if (!strcmp(b[i].name, name))
-                        return true;
-        return false;
-}
-
 static void print_number(const char *fmt_known, long long v, bool json)
 {
         if (v >= 0)
@@ -186,9 +175,6 @@ static void print_text(const struct iomem_backend_info *b, size_t n, const struc
                 if (!b[i].available)
                         printf("           why: %s\n", b[i].why ? b[i].why : "not given");
         }
-        for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-                if (!built_in(b, n, known[i]))
-                        printf("  %-8s %-11s left out of this build\n", known[i], "not usable");
         printf("huge pages:\n");
         print_hugepages(m, false);
         printf("NUMA:\n  nodes online:     ");
@@ -219,11 +205,6 @@ static void print_json(const struct iomem_backend_info *b, size_t n, const struc
                 tool_print_caps(stdout, b[i].caps, true);
                 putchar('}');
         }
-        for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-                if (!built_in(b, n, known[i]))
-                        printf(",\n    {\"name\": \"%s\", \"built\": false, \"usable\": false, "
-                               "\"why\": \"left out of this build\", \"caps\": []}",
-                               known[i]);
         printf("\n  ],\n  \"hugepages\": {");
         print_hugepages(m, true);
         printf("},\n  \"numa\": {\"nodes\": ");

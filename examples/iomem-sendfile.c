@@ -84,15 +84,12 @@ struct options {
         char src_uri[4096];
 };
 
-/* Schemes of the library's backends (built in or not): anything else
- * with a colon is a file name. */
+/* Does s start with the scheme of one of the library's backends?
+ * Anything else with a colon is a file name. */
 static bool has_scheme(const char *s)
 {
-        static const char *const schemes[] = { "shm:", "memfd:", "mshare:", "dax:" };
-        for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++)
-                if (!strncmp(s, schemes[i], strlen(schemes[i])))
-                        return true;
-        return false;
+        const char *colon = strchr(s, ':');
+        return colon && tool_backend(s, (size_t)(colon - s), NULL);
 }
 
 static bool is_socket_dst(const char *dst)
@@ -152,10 +149,12 @@ static int parse_args(int argc, char *argv[], struct options *o)
                                         argc - optind == 1 ? "" : "s");
         o->src = argv[optind];
         o->dst = argv[optind + 1];
-        if (!strncmp(o->src, "memfd:", 6))
-                return tool_usage_error("%s: a memfd object exists only inside the process that "
+        char backend[32];
+        if (has_scheme(o->src) &&
+            tool_backend_is_private(tool_uri_backend(o->src, backend, sizeof backend)))
+                return tool_usage_error("%s: a %s object exists only inside the process that "
                                         "made it, so there is nothing here to copy",
-                                        o->src);
+                                        o->src, backend);
         if (o->append && (!strcmp(o->dst, "-") || is_socket_dst(o->dst)))
                 return tool_usage_error("--append applies to a file destination, not %s", o->dst);
         int n = snprintf(o->src_uri, sizeof o->src_uri, "%s%s", has_scheme(o->src) ? "" : "dax:",

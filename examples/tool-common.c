@@ -98,14 +98,20 @@ int tool_parse_size(const char *s, size_t *out)
         return -1;
 }
 
-static bool backend_built_in(const char *name)
+bool tool_backend(const char *name, size_t len, struct iomem_backend_info *out)
 {
-        struct iomem_backend_info info[16];
-        ssize_t n = iomem_backends(info, sizeof info / sizeof info[0]);
-        for (ssize_t i = 0; i < n && i < (ssize_t)(sizeof info / sizeof info[0]); i++)
-                if (!strcmp(info[i].name, name))
-                        return true;
-        return false;
+        ssize_t n = iomem_backends(NULL, 0);
+        struct iomem_backend_info *all = n > 0 ? calloc((size_t)n, sizeof *all) : NULL;
+        bool found = false;
+        if (all && iomem_backends(all, (size_t)n) == n) {
+                for (ssize_t i = 0; i < n && !found; i++) {
+                        found = strlen(all[i].name) == len && !strncmp(all[i].name, name, len);
+                        if (found && out)
+                                *out = all[i];
+                }
+        }
+        free(all);
+        return found;
 }
 
 const char *tool_uri_backend(const char *uri, char *buf, size_t n)
@@ -119,14 +125,15 @@ const char *tool_uri_backend(const char *uri, char *buf, size_t n)
         }
         const char *def = getenv("IOMEM_BACKEND");
         if (!def || !*def)
-                def = backend_built_in("memfd") ? "memfd" : "shm";
+                def = tool_backend("memfd", 5, NULL) ? "memfd" : "shm";
         snprintf(buf, n, "%s", def);
         return buf;
 }
 
 bool tool_backend_is_private(const char *backend)
 {
-        return !strcmp(backend, "memfd");
+        struct iomem_backend_info b;
+        return tool_backend(backend, strlen(backend), &b) && !(b.caps & IOMEM_CAP_NAMED);
 }
 
 void tool_print_caps(FILE *out, unsigned caps, bool json)

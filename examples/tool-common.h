@@ -8,6 +8,7 @@
 #define IOMEM_TOOL_COMMON_H
 
 #include <getopt.h>
+#include <iomem.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -44,8 +45,13 @@ int tool_parse_size(const char *s, size_t *out);
  * Written to buf, which is returned. */
 const char *tool_uri_backend(const char *uri, char *buf, size_t n);
 
-/* Is the backend an in-process one, whose objects vanish with the process
- * that made them, so that a command run on its own cannot reach one? */
+/* The backend of the library called name[0..len), into out (may be
+ * NULL): false when this build has none of that name. */
+bool tool_backend(const char *name, size_t len, struct iomem_backend_info *out);
+
+/* Is the backend an in-process one (no IOMEM_CAP_NAMED), whose objects
+ * vanish with the process that made them, so that a command run on its
+ * own cannot reach one? */
 bool tool_backend_is_private(const char *backend);
 
 /* The capability bits by name, "NAMED FDPASS ..." ("none" for 0), or as a

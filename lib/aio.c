@@ -152,7 +152,7 @@ static void reg_put(struct iomem_aio *q, int slot)
 static void req_finish(struct iomem_aio *q, struct aio_req *r)
 {
         struct iomem *f = r->f;
-        if (f->ops->release(f, r->pin_off, r->pin_len) < 0)
+        if (f->ops.release(f, r->pin_off, r->pin_len) < 0)
                 iom_debug("aio: %s: cannot release [%llu, +%llu): %s", f->name,
                           (unsigned long long)r->pin_off, (unsigned long long)r->pin_len,
                           iomem_errormsg());
@@ -391,7 +391,7 @@ static ssize_t retrieve_all(struct iomem *f, size_t off, size_t len, struct iove
                 struct iovec *v = calloc(cap, sizeof *v);
                 if (!v)
                         return iom_fail(f->name, -ENOMEM, "out of memory");
-                ssize_t n = f->ops->retrieve(f, off, len, v, cap);
+                ssize_t n = f->ops.retrieve(f, off, len, v, cap);
                 size_t bytes = 0;
                 for (ssize_t i = 0; i < n; i++)
                         bytes += v[i].iov_len;
@@ -418,13 +418,13 @@ static ssize_t retrieve_all(struct iomem *f, size_t off, size_t len, struct iove
 static int describe(struct aio_req *r, enum kind k, size_t off, size_t len)
 {
         struct iomem *f = r->f;
-        ssize_t n = f->ops->bufcount(f, off, len);
+        ssize_t n = f->ops.bufcount(f, off, len);
         if (n <= 0)
                 return n < 0 ? (int)n : iom_fail(f->name, -EIO, "no memory describes [%zu, +%zu)", off, len);
         struct iovec *src = n == 1 ? &r->one : calloc((size_t)n, sizeof *src);
         if (!src)
                 return iom_fail(f->name, -ENOMEM, "out of memory");
-        ssize_t got = f->ops->borrow(f, off, len, src, (size_t)n);
+        ssize_t got = f->ops.borrow(f, off, len, src, (size_t)n);
         size_t zlen = 0, out = 0, bytes = 0;
         const void *zeros = NULL;
         bool holes = false;
@@ -543,12 +543,10 @@ static int enqueue(const char *op, struct iomem_aio *q, enum kind k, int fd, uin
         if (len == 0 || len > MAX_LEN)
                 return (int)FAIL(op, f->name, -EINVAL, "length %zu is not in 1..%zu", len, MAX_LEN);
         int fl = 0, err = check_fd(f, k, fd, &fl);
-        if (err)
+        if (err || (err = iom_enter(f)))
                 return (int)iom_result(op, err);
         if (k == K_READ && !(f->flags & IOMEM_RDWR))
                 return (int)FAIL(op, f->name, -EBADF, "the object is open read-only; a read would write it");
-        if (k == K_READ && !iom_writable(f))
-                return (int)FAIL(op, f->name, -EPERM, "the object is sealed against writing");
         bool direct = k != K_SEND && (fl & O_DIRECT);
         if (direct && (err = check_direct(f, fd, fd_off, len, NULL, 0)))
                 return (int)iom_result(op, err);
@@ -565,12 +563,12 @@ static int enqueue(const char *op, struct iomem_aio *q, enum kind k, int fd, uin
         struct aio_req *r = &q->req[q->free_head];
         uint64_t ps = f->page_size, pin_off = iom_round_down(off, ps);
         uint64_t pin_len = iom_round_up(off + len, ps) - pin_off;
-        ssize_t got = f->ops->acquire(f, pin_off, pin_len);
+        ssize_t got = f->ops.acquire(f, pin_off, pin_len);
         if (got < 0)
                 return (int)iom_result(op, got);
         if ((uint64_t)got < pin_len) {
                 if (got > 0)
-                        f->ops->release(f, pin_off, (size_t)got);
+                        f->ops.release(f, pin_off, (size_t)got);
                 return (int)FAIL(op, f->name, -EINVAL,
                                  "bytes [%zu, %zu) go past its end; an asynchronous transfer uses "
                                  "the memory the object has",
@@ -608,7 +606,7 @@ static int enqueue(const char *op, struct iomem_aio *q, enum kind k, int fd, uin
         return 0;
 
 unpin:
-        f->ops->release(f, pin_off, pin_len);
+        f->ops.release(f, pin_off, pin_len);
         *r = (struct aio_req){ .next = next_free, .buf = -1 };
         return (int)iom_result(op, err);
 }

@@ -50,6 +50,9 @@ static int check_writable(const char *op, const struct iomem *f)
                         return c_;                                     \
         } while (0)
 
+/* Run the object's before-call work, then its operation op(args). */
+#define CALL(f, call) (iom_enter(f) ?: (f)->ops.call)
+
 #define CHECK(expr)                     \
         do {                            \
                 int c_ = (expr);        \
@@ -80,7 +83,7 @@ IOM_PUBLIC int iomem_open(struct iomem **out, const char *uri, unsigned flags,
         if (err)
                 return (int)iom_result(__func__, err);
         struct iomem *f;
-        if ((err = iom_object_new(&f, b, rest, flags, 0)))
+        if ((err = iom_object_new(&f, b, rest, flags)))
                 return (int)iom_result(__func__, err);
         if ((err = b->open(f, rest, flags, iom_opts_or_default(opts)))) {
                 iom_object_free(f);
@@ -107,7 +110,7 @@ IOM_PUBLIC int iomem_open_fd(struct iomem **out, const char *backend, int fd, un
         char name[32];
         snprintf(name, sizeof name, "fd %d", fd);
         struct iomem *f;
-        err = iom_object_new(&f, b, name, flags, 0);
+        err = iom_object_new(&f, b, name, flags);
         if (!err && (err = b->open_fds(f, &fd, 1, flags, iom_opts_or_default(opts))))
                 iom_object_free(f);
         if (err)
@@ -129,7 +132,7 @@ IOM_PUBLIC int iomem_close(struct iomem **fp)
                                  "%u asynchronous transfer%s on it %s not been collected by "
                                  "iomem_aio_wait yet (the kernel may still use its memory)",
                                  busy, busy == 1 ? "" : "s", busy == 1 ? "has" : "have");
-        f->ops->close(f);
+        f->ops.close(f);
         iom_object_free(f);
         *fp = NULL;
         return 0;
@@ -153,14 +156,14 @@ IOM_PUBLIC ssize_t iomem_acquire(struct iomem *f, size_t off, size_t len)
 {
         BEGIN_RANGE(f, off, len);
         CHECK(check_pages(__func__, f, off, len));
-        return iom_result(__func__, f->ops->acquire(f, off, len));
+        return iom_result(__func__, CALL(f, acquire(f, off, len)));
 }
 
 IOM_PUBLIC int iomem_release(struct iomem *f, size_t off, size_t len)
 {
         BEGIN_RANGE(f, off, len);
         CHECK(check_pages(__func__, f, off, len));
-        return (int)iom_result(__func__, f->ops->release(f, off, len));
+        return (int)iom_result(__func__, CALL(f, release(f, off, len)));
 }
 
 static int check_iov(const char *op, const struct iomem *f, const void *iov, size_t iovcnt)
@@ -178,7 +181,7 @@ IOM_PUBLIC ssize_t iomem_retrieve(struct iomem *f, size_t off, size_t len, struc
         if (!(f->flags & IOMEM_RDWR))
                 return FAIL(__func__, f->name, -EROFS,
                             "the object is open read-only; use iomem_borrow");
-        return iom_result(__func__, f->ops->retrieve(f, off, len, iov, iovcnt));
+        return iom_result(__func__, CALL(f, retrieve(f, off, len, iov, iovcnt)));
 }
 
 IOM_PUBLIC ssize_t iomem_borrow(struct iomem *f, size_t off, size_t len, struct iovec *iov,
@@ -186,13 +189,13 @@ IOM_PUBLIC ssize_t iomem_borrow(struct iomem *f, size_t off, size_t len, struct 
 {
         CHECK(check_iov(__func__, f, iov, iovcnt));
         BEGIN_RANGE(f, off, len);
-        return iom_result(__func__, f->ops->borrow(f, off, len, iov, iovcnt));
+        return iom_result(__func__, CALL(f, borrow(f, off, len, iov, iovcnt)));
 }
 
 IOM_PUBLIC ssize_t iomem_bufcount(struct iomem *f, size_t off, size_t len)
 {
         BEGIN_RANGE(f, off, len);
-        return iom_result(__func__, f->ops->bufcount(f, off, len));
+        return iom_result(__func__, CALL(f, bufcount(f, off, len)));
 }
 
 IOM_PUBLIC ssize_t iomem_gift(struct iomem *f, size_t off, size_t len, const struct iovec *iov,
@@ -214,7 +217,7 @@ IOM_PUBLIC ssize_t iomem_gift(struct iomem *f, size_t off, size_t len, const str
         if (total != len)
                 return FAIL(__func__, f->name, -EINVAL,
                             "len is %zu but the entries hold %zu bytes", len, total);
-        return iom_result(__func__, f->ops->gift(f, off, len, iov, iovcnt, flags));
+        return iom_result(__func__, CALL(f, gift(f, off, len, iov, iovcnt, flags)));
 }
 
 IOM_PUBLIC int iomem_alloc(struct iomem *f, size_t len, void **out)
@@ -227,7 +230,7 @@ IOM_PUBLIC int iomem_alloc(struct iomem *f, size_t len, void **out)
                 return 0;
         }
         CHECK(check_writable(__func__, f));
-        return (int)iom_result(__func__, f->ops->alloc(f, len, out));
+        return (int)iom_result(__func__, CALL(f, alloc(f, len, out)));
 }
 
 IOM_PUBLIC int iomem_free(struct iomem *f, void *buf, size_t len)
@@ -235,7 +238,7 @@ IOM_PUBLIC int iomem_free(struct iomem *f, void *buf, size_t len)
         if (f && !buf && len)
                 return (int)FAIL(__func__, f->name, -EINVAL, "buf is NULL but len is %zu", len);
         BEGIN_RANGE(f, 0, len);
-        return (int)iom_result(__func__, f->ops->free(f, buf, len));
+        return (int)iom_result(__func__, CALL(f, free(f, buf, len)));
 }
 
 /* ---- locking ------------------------------------------------------------------ */
@@ -245,7 +248,7 @@ IOM_PUBLIC int iomem_free(struct iomem *f, void *buf, size_t len)
         {                                                                              \
                 if (!f)                                                                \
                         return (int)FAIL(__func__, NULL, -EINVAL, "the object is NULL"); \
-                return (int)iom_result(__func__, f->ops->name(f));                     \
+                return (int)iom_result(__func__, CALL(f, name(f)));                     \
         }
 LOCK_OP(rdlock)
 LOCK_OP(wrlock)
@@ -264,7 +267,9 @@ IOM_PUBLIC int iomem_stat(struct iomem *f, struct iomem_stat *st)
                 .caps = f->caps,
                 .numa_node = -1,
         };
-        int err = f->ops->stat(f, &s);
+        int err = iom_enter(f);
+        if (!err)
+                err = f->ops.stat(f, &s);
         if (!err)
                 *st = s;
         return (int)iom_result(__func__, err);
@@ -275,14 +280,14 @@ IOM_PUBLIC int iomem_truncate(struct iomem *f, size_t size)
         if (!f)
                 return (int)FAIL(__func__, NULL, -EINVAL, "the object is NULL");
         CHECK(check_writable(__func__, f));
-        return (int)iom_result(__func__, f->ops->truncate(f, size));
+        return (int)iom_result(__func__, CALL(f, truncate(f, size)));
 }
 
 IOM_PUBLIC ssize_t iomem_pread(struct iomem *f, void *buf, size_t len, size_t off)
 {
         CHECK(check_iov(__func__, f, buf, len));
         BEGIN_RANGE(f, off, len);
-        return iom_result(__func__, f->ops->pread(f, buf, len, off));
+        return iom_result(__func__, CALL(f, pread(f, buf, len, off)));
 }
 
 IOM_PUBLIC ssize_t iomem_pwrite(struct iomem *f, const void *buf, size_t len, size_t off)
@@ -290,13 +295,13 @@ IOM_PUBLIC ssize_t iomem_pwrite(struct iomem *f, const void *buf, size_t len, si
         CHECK(check_iov(__func__, f, buf, len));
         BEGIN_RANGE(f, off, len);
         CHECK(check_writable(__func__, f));
-        return iom_result(__func__, f->ops->pwrite(f, buf, len, off));
+        return iom_result(__func__, CALL(f, pwrite(f, buf, len, off)));
 }
 
 IOM_PUBLIC int iomem_sync(struct iomem *f, size_t off, size_t len)
 {
         BEGIN_RANGE(f, off, len);
-        return (int)iom_result(__func__, f->ops->sync(f, off, len));
+        return (int)iom_result(__func__, CALL(f, sync(f, off, len)));
 }
 
 IOM_PUBLIC int iomem_fd(const struct iomem *f)

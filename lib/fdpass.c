@@ -30,7 +30,9 @@ IOM_PUBLIC int iomem_send(int sock, const struct iomem *f)
         if (sock < 0)
                 return (int)iom_result(__func__, iom_fail(f->name, -EBADF, "socket %d is not open", sock));
         int fds[PASS_MAX_FDS];
-        int nfds = f->ops->send_fds(f, fds, PASS_MAX_FDS);
+        int nfds = f->ops.send_fds(f, fds, PASS_MAX_FDS);
+        if (nfds < 0)
+                return (int)iom_result(__func__, nfds);
         struct pass_header h = { .magic = PASS_MAGIC, .version = PASS_VERSION, .nfds = (uint32_t)nfds };
         snprintf(h.backend, sizeof h.backend, "%s", f->backend->name);
         union {
@@ -126,7 +128,7 @@ IOM_PUBLIC int iomem_recv(int sock, struct iomem **out, unsigned flags)
         if (!err) {
                 char name[48];
                 snprintf(name, sizeof name, "received fd %d", fds[0]);
-                err = iom_object_new(&f, b, name, flags, 0);
+                err = iom_object_new(&f, b, name, flags);
         }
         if (!err && (err = b->open_fds(f, fds, nfds, flags, iom_opts_or_default(NULL)))) {
                 iom_object_free(f);

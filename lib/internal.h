@@ -13,11 +13,11 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
+#include "fork.h"
 #include "iomem.h"
-#include "meta.h"
-#include "ranges.h"
-#include "segments.h"
 
 #define IOM_PUBLIC __attribute__((visibility("default")))
 #define IOM_PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -41,6 +41,10 @@ static inline uint64_t iom_round_up(uint64_t x, uint64_t a) { return (x + a - 1)
 static inline uint64_t iom_min(uint64_t a, uint64_t b) { return a < b ? a : b; }
 static inline uint64_t iom_max(uint64_t a, uint64_t b) { return a > b ? a : b; }
 
+/* The largest file any backend holds (16 TiB): the fd engine lays out
+ * its objects' physical offsets around it (meta.h). */
+#define IOM_FILE_MAX (UINT64_C(1) << 44)
+
 /* ---- options (opts.c) ------------------------------------------------ */
 
 struct iomem_opts {
@@ -60,10 +64,28 @@ struct iomem;
 
 /*
  * Per-object operations (like sqlite3_io_methods). The core has checked
- * the object, overflow, alignment and zero lengths before calling; a slot
- * a backend cannot support points at iom_no_* rather than NULL.
+ * the object, overflow, alignment and zero lengths, and run iom_enter,
+ * before calling. A backend leaves out what it cannot do: the core fills
+ * an empty slot with a shared iom_no_* stub (-ENOTSUP, like libfabric's
+ * fi_no_*), so no slot is ever called NULL.
  */
 struct iom_object_ops {
+        /* sizeof(struct iom_object_ops) as the backend was built: slots
+         * past it are taken as empty, so a table built against an older
+         * header still works. */
+        size_t size;
+        /* Where this table's empty slots come from before the stubs: an
+         * engine's table, for a backend that changes only a few of its
+         * operations (mshare: the fd engine's). */
+        const struct iom_object_ops *base;
+        /* Run before every operation (after the argument checks), for what
+         * a backend must verify each time (mshare: its region is still
+         * there). Empty: nothing. */
+        int (*before_call)(struct iomem *f);
+        /* In a forked child, the first call on an inherited handle: forget
+         * what the parent held (pins, locks, buffers), under the process's
+         * reset lock (fork.h). Empty: nothing to forget. */
+        int (*after_fork)(struct iomem *f);
         ssize_t (*acquire)(struct iomem *f, size_t off, size_t len);
         int (*release)(struct iomem *f, size_t off, size_t len);
         ssize_t (*retrieve)(struct iomem *f, size_t off, size_t len,
@@ -85,19 +107,27 @@ struct iom_object_ops {
         int (*sync)(struct iomem *f, size_t off, size_t len);
         /* The descriptors iomem_send passes; returns how many (<= max). */
         int (*send_fds)(const struct iomem *f, int *fds, int max);
+        /* Release what open took; the core frees the object after. Also
+         * called on a handle inherited across fork and never used. */
         void (*close)(struct iomem *f);
 };
 
 /*
  * A backend (like sqlite3_vfs): how objects are found, created and
- * removed. rest is the URI after "scheme:".
+ * removed. rest is the URI after "scheme:". The core allocates each
+ * object with priv_size bytes of zeroed backend state after it (f->priv,
+ * the way curl's struct Curl_ssl sizes a backend's connection data), and
+ * sets its operations from ops before open or open_fds runs.
  */
 struct iom_backend {
         const char *name;
         unsigned caps;
+        size_t priv_size;
+        const struct iom_object_ops *ops;
         /* 1 when usable here; 0 when this system cannot run it, or
          * -ENOTSUP when this version cannot; *why says why. */
         int (*probe)(const char **why);
+        /* On failure the backend has released everything it took. */
         int (*open)(struct iomem *f, const char *rest, unsigned flags,
                     const struct iomem_opts *o);
         /* Adopt fds[0..nfds) (aux descriptors after the first, as
@@ -107,90 +137,54 @@ struct iom_backend {
         int (*unlink)(const char *rest);
 };
 
-/* Shared stubs for slots a backend does not have (like libfabric fi_no_*). */
+/* Shared stubs for backend slots left empty (stubs.c). */
 int iom_no_open(struct iomem *f, const char *rest, unsigned flags,
                 const struct iomem_opts *o);
 int iom_no_open_fds(struct iomem *f, const int *fds, int nfds, unsigned flags,
                     const struct iomem_opts *o);
 int iom_no_unlink(const char *rest);
+/* send_fds for an object that is its one backing descriptor. */
+int iom_send_data_fd(const struct iomem *f, int *fds, int max);
 
-/*
- * How an fd-memory object's physical offsets (meta.h) reach memory. The
- * default, iom_phys_fd, maps and backs pieces of data_fd and aux_fd as
- * they are needed; an object whose memory the kernel maps only whole
- * (mshare) maps it once at open and answers with addresses inside it.
- */
-struct iom_phys_ops {
-        /* Map [phys, phys+len), at hint when it is free (hint may be
-         * NULL), adding flags (MAP_NORESERVE) where they apply;
-         * MAP_FAILED with errno set on failure. */
-        void *(*map)(struct iomem *f, void *hint, uint64_t phys, uint64_t len, int prot,
-                     int flags);
-        void (*unmap)(struct iomem *f, void *va, uint64_t len);
-        /* Give [phys, phys+len) memory now, so that touching it cannot
-         * raise SIGBUS later; 0 or a negative errno with the message set. */
-        int (*back)(struct iomem *f, uint64_t phys, uint64_t len);
-        /* Free the memory of [phys, phys+len); it reads as zeros after. */
-        void (*punch)(struct iomem *f, uint64_t phys, uint64_t len);
-};
-
-extern const struct iom_phys_ops iom_phys_fd;
-
-/*
- * An open object. The fd-memory engine (fdmem.c) drives shm and memfd
- * objects through the fields below; other backends keep their state in
- * priv.
- */
+/* An open object: what every backend has. */
 struct iomem {
+        struct iom_object_ops ops; /* the backend's, empty slots filled */
         const struct iom_backend *backend;
-        const struct iom_object_ops *ops;
         char *name;          /* the URI, for messages */
         unsigned flags;      /* IOMEM_RDWR etc. */
         unsigned caps;       /* IOMEM_CAP_* of this object */
-        size_t page_size;
-
+        size_t page_size;    /* the granularity of acquire and release */
         int data_fd;         /* the file's bytes (iomem_fd) */
         bool bytes_in_page_cache; /* data_fd's page cache holds the bytes at
-                                   * their own offsets (dax: without DAX) */
-        int aux_fd;          /* metadata and gift pool; == data_fd for memfd */
-        bool sized_data;     /* data_fd's own size follows the file size */
-        const struct iom_phys_ops *phys; /* how physical offsets are mapped */
-        uint64_t data_limit; /* the largest file size (mshare: its region's) */
-        uint64_t pool_end;   /* the end of the gift pool's physical offsets */
-        int numa_policy, numa_node; /* placement of memory mapped through this handle */
-        bool thp_advise;     /* the kernel gives huge pages where the data
-                              * mappings ask (segments.c, fdmem.c) */
-        struct iom_meta *meta;
-        size_t meta_map_len; /* 0: meta is private heap memory */
-        uint32_t owner;      /* our slot in meta->owners */
-        unsigned fork_gen;   /* iom_fork_generation() when owner was taken */
-
-        pthread_mutex_t lock; /* guards the process-local state below */
-        struct iom_ranges pins;     /* this handle's pinned pages, counted */
-        struct iom_segments segs;   /* physical offset -> address */
-        struct iom_allocs {
-                struct iom_alloc { void *va; uint64_t phys; size_t len; } *v;
-                size_t n, cap;
-        } allocs;                   /* iomem_alloc buffers not yet gifted */
-
+                                   * their own offsets (read and splice
+                                   * reach them: dax: without DAX) */
+        unsigned fork_gen;   /* iom_fork_generation() it is up to date with */
         /* Asynchronous transfers (aio.c) on this handle not yet collected
          * by iomem_aio_wait: their memory is pinned and may be written by
          * the kernel at any moment, so close refuses while it is not 0. */
         unsigned aio_inflight;
-
-        void *priv;          /* backend state, allocated after the object */
+        void *priv;          /* the backend's state, priv_size bytes */
 };
 
-/* Can this handle change the bytes (open read-write, not sealed)? */
-static inline bool iom_writable(const struct iomem *f)
-{
-        return (f->flags & IOMEM_RDWR) && !(f->meta && (f->meta->seals & IOMEM_SEAL_WRITE));
-}
-
-/* Allocate an object with priv_size bytes of backend state after it. */
+/* Allocate an object of backend b (priv zeroed, operations set). */
 int iom_object_new(struct iomem **out, const struct iom_backend *b,
-                   const char *name, unsigned flags, size_t priv_size);
+                   const char *name, unsigned flags);
 void iom_object_free(struct iomem *f);
+
+/* Bring a handle inherited across fork up to date (fork.c). */
+int iom_object_catch_up(struct iomem *f);
+
+/* What the core runs before every operation of an object: the backend's
+ * before_call, then, in a forked child's first call on an inherited
+ * handle, its after_fork. */
+static inline int iom_enter(struct iomem *f)
+{
+        int err = f->ops.before_call(f);
+        if (err || __builtin_expect(__atomic_load_n(&f->fork_gen, __ATOMIC_ACQUIRE) ==
+                                            iom_fork_generation(), 1))
+                return err;
+        return iom_object_catch_up(f);
+}
 
 /* Initialise a mutex of this process (a handle's, a dax file's, a
  * window's): a contender spins a little before it sleeps. Most of what
@@ -210,26 +204,6 @@ int iom_backend_lookup(const char *name, size_t len, const char *obj,
 /* Split a URI into backend and rest, then look the backend up. */
 int iom_backend_for_uri(const char *uri, const struct iom_backend **b,
                         const char **rest);
-
-/* ---- the fd-memory engine (fdmem.c), used by shm and memfd ---------- */
-
-extern const struct iom_object_ops iom_fdmem_ops;
-
-/* Where an fd-memory object's metadata comes from when it is opened. */
-enum iom_attach {
-        IOM_ATTACH_NEW,     /* a new object: initialise it in aux_fd, opts->size bytes */
-        IOM_ATTACH_ADOPT,   /* initialise it in aux_fd from data_fd's contents */
-        IOM_ATTACH_SHARED,  /* it is in aux_fd already */
-        IOM_ATTACH_PRIVATE, /* no aux_fd: this process keeps its own, from data_fd */
-        IOM_ATTACH_SNAPSHOT, /* in aux_fd but sealed read-only: keep a private copy */
-};
-
-/*
- * Finish opening an fd-memory object whose data_fd, aux_fd and page_size
- * are set: map or build the metadata and register this handle as an owner.
- * Closes no descriptor on failure.
- */
-int iom_fdmem_attach(struct iomem *f, enum iom_attach how, const struct iomem_opts *o);
 
 /* ---- asynchronous transfers (aio.c) ---------------------------------- */
 

@@ -4,16 +4,44 @@
 #include "internal.h"
 #include "syscalls.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-int iom_object_new(struct iomem **out, const struct iom_backend *b, const char *name,
-                   unsigned flags, size_t priv_size)
+extern const struct iom_object_ops iom_no_ops; /* stubs.c */
+
+typedef void (*slot_fn)(void);
+_Static_assert((sizeof(struct iom_object_ops) - offsetof(struct iom_object_ops, before_call)) %
+                       sizeof(slot_fn) == 0,
+               "every slot after base is a function pointer");
+
+/* The backend's operations: each empty slot (or one past the size its
+ * table was built with) taken from its base table, else from the stubs. */
+static void set_ops(struct iom_object_ops *out, const struct iom_object_ops *ops)
 {
-        struct iomem *f = calloc(1, sizeof *f + priv_size);
+        if (ops->base)
+                set_ops(out, ops->base);
+        else
+                *out = iom_no_ops;
+        size_t end = iom_min(ops->size, sizeof *ops);
+        for (size_t at = offsetof(struct iom_object_ops, before_call); at + sizeof(slot_fn) <= end;
+             at += sizeof(slot_fn)) {
+                slot_fn fn;
+                memcpy(&fn, (const char *)ops + at, sizeof fn);
+                if (fn)
+                        memcpy((char *)out + at, &fn, sizeof fn);
+        }
+}
+
+int iom_object_new(struct iomem **out, const struct iom_backend *b, const char *name,
+                   unsigned flags)
+{
+        /* The backend's state follows the object, aligned for anything. */
+        size_t head = iom_round_up(sizeof(struct iomem), _Alignof(max_align_t));
+        struct iomem *f = calloc(1, head + b->priv_size);
         if (!f)
                 return iom_fail(name, -ENOMEM, "out of memory");
         size_t n = strlen(b->name) + 1 + strlen(name) + 1;
@@ -23,17 +51,14 @@ int iom_object_new(struct iomem **out, const struct iom_backend *b, const char *
                 return iom_fail(name, -ENOMEM, "out of memory");
         }
         snprintf(f->name, n, "%s:%s", b->name, name);
+        set_ops(&f->ops, b->ops);
         f->backend = b;
         f->flags = flags;
         f->caps = b->caps;
-        f->data_fd = f->aux_fd = -1;
-        f->phys = &iom_phys_fd;
-        f->data_limit = IOM_DATA_END;
-        f->pool_end = IOM_PHYS_END;
-        f->owner = IOM_NO_OWNER;
+        f->data_fd = -1;
         f->page_size = iom_system_page_size();
-        f->priv = priv_size ? (char *)(f + 1) : NULL;
-        iom_mutex_init(&f->lock);
+        f->fork_gen = iom_fork_generation();
+        f->priv = b->priv_size ? (char *)f + head : NULL;
         *out = f;
         return 0;
 }
@@ -42,9 +67,17 @@ void iom_object_free(struct iomem *f)
 {
         if (!f)
                 return;
-        pthread_mutex_destroy(&f->lock);
         free(f->name);
         free(f);
+}
+
+int iom_object_catch_up(struct iomem *f)
+{
+        if (!iom_fork_reset_begin(&f->fork_gen))
+                return 0;
+        int err = f->ops.after_fork(f);
+        iom_fork_reset_end(&f->fork_gen, !err);
+        return err;
 }
 
 void iom_mutex_init(pthread_mutex_t *mu)

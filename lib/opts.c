@@ -2,9 +2,12 @@
 /* Options for iomem_open and iomem_open_fd. */
 #include "internal.h"
 #include "config.h"
-#include "placement.h"
 
 #include <stdlib.h>
+
+#if IOMEM_HAVE_NUMA
+#include <numa.h>
+#endif
 
 #define MIB (UINT64_C(1) << 20)
 #define GIB (UINT64_C(1) << 30)
@@ -46,10 +49,10 @@ IOM_PUBLIC void iomem_opts_delete(struct iomem_opts **o)
 IOM_PUBLIC int iomem_opts_set_size(struct iomem_opts *o, size_t size)
 {
         CHECK_OPTS(o);
-        if (size > IOM_DATA_END)
+        if (size > IOM_FILE_MAX)
                 return (int)iom_result(__func__, iom_fail(NULL, -EFBIG,
                                                           "%zu bytes is larger than the largest file (%llu)",
-                                                          size, (unsigned long long)IOM_DATA_END));
+                                                          size, (unsigned long long)IOM_FILE_MAX));
         o->size = size;
         return 0;
 }
@@ -75,6 +78,27 @@ IOM_PUBLIC int iomem_opts_set_hugepage(struct iomem_opts *o, size_t page)
         return 0;
 }
 
+/* -ENODEV when the kernel has no NUMA, -EINVAL when node does not exist
+ * here, -ENOTSUP without libnuma. */
+static int numa_check(int policy, int node)
+{
+        if (policy == IOMEM_NUMA_DEFAULT)
+                return 0;
+#if IOMEM_HAVE_NUMA
+        if (numa_available() < 0)
+                return iom_fail(NULL, -ENODEV, "the kernel has no NUMA support");
+        if (policy == IOMEM_NUMA_INTERLEAVE)
+                return 0;
+        if (node > numa_max_node() || !numa_bitmask_isbitset(numa_all_nodes_ptr, (unsigned)node))
+                return iom_fail(NULL, -EINVAL, "NUMA node %d does not exist here (nodes 0-%d)", node,
+                                numa_max_node());
+        return 0;
+#else
+        (void)node;
+        return iom_fail(NULL, -ENOTSUP, "built without libnuma (-Dnuma=disabled)");
+#endif
+}
+
 IOM_PUBLIC int iomem_opts_set_numa(struct iomem_opts *o, int policy, int node)
 {
         CHECK_OPTS(o);
@@ -82,7 +106,7 @@ IOM_PUBLIC int iomem_opts_set_numa(struct iomem_opts *o, int policy, int node)
                 return (int)iom_result(__func__, iom_fail(NULL, -EINVAL, "unknown NUMA policy %d", policy));
         if ((policy == IOMEM_NUMA_BIND || policy == IOMEM_NUMA_PREFERRED) && node < 0)
                 return (int)iom_result(__func__, iom_fail(NULL, -EINVAL, "NUMA node %d is negative", node));
-        int err = iom_numa_check(policy, node);
+        int err = numa_check(policy, node);
         if (err)
                 return (int)iom_result(__func__, err);
         o->numa_policy = policy;

@@ -9,37 +9,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if IOMEM_HAVE_SHM
-extern const struct iom_backend iom_backend_shm;
-#endif
-#if IOMEM_HAVE_MEMFD
-extern const struct iom_backend iom_backend_memfd;
-#endif
-#if IOMEM_HAVE_MSHARE
-extern const struct iom_backend iom_backend_mshare;
-#endif
-#if IOMEM_HAVE_DAXWIN
-extern const struct iom_backend iom_backend_dax;
-#endif
+/* The build lists the backends (backends/meson.build) in config.h:
+ * IOMEM_BACKENDS_BUILT as X(name) for each one compiled in, whose
+ * descriptor is iom_backend_<name>, and IOMEM_BACKENDS_KNOWN as the names
+ * of all of them, built or not. */
+#define X(name) extern const struct iom_backend iom_backend_##name;
+IOMEM_BACKENDS_BUILT
+#undef X
 
 static const struct iom_backend *const backends[] = {
-#if IOMEM_HAVE_SHM
-        &iom_backend_shm,
-#endif
-#if IOMEM_HAVE_MEMFD
-        &iom_backend_memfd,
-#endif
-#if IOMEM_HAVE_MSHARE
-        &iom_backend_mshare,
-#endif
-#if IOMEM_HAVE_DAXWIN
-        &iom_backend_dax,
-#endif
+#define X(name) &iom_backend_##name,
+        IOMEM_BACKENDS_BUILT
+#undef X
+        NULL, /* a build may have none */
 };
-#define NBACKENDS (sizeof backends / sizeof backends[0])
+#define NBACKENDS (sizeof backends / sizeof backends[0] - 1)
 
-/* Every backend the library knows, built in or not. */
-static const char *const known[] = { "shm", "memfd", "mshare", "dax" };
+static const char *const known[] = { IOMEM_BACKENDS_KNOWN };
 
 const struct iom_backend *iom_backend_find(const char *name, size_t len)
 {
@@ -76,8 +62,8 @@ int iom_backend_for_uri(const char *uri, const struct iom_backend **b, const cha
                 return iom_backend_lookup(uri, (size_t)(colon - uri), uri, b);
         }
         const char *def = getenv("IOMEM_BACKEND");
-        if (!def || !*def)
-                def = IOMEM_HAVE_MEMFD ? "memfd" : "shm";
+        if (!def || !*def) /* memfd where it is built, shm elsewhere (API.md) */
+                def = iom_backend_find("memfd", 5) ? "memfd" : "shm";
         *rest = uri;
         return iom_backend_lookup(def, strlen(def), uri, b);
 }
@@ -97,25 +83,4 @@ IOM_PUBLIC ssize_t iomem_backends(struct iomem_backend_info *out, size_t n)
                 };
         }
         return (ssize_t)NBACKENDS;
-}
-
-/* ---- shared stubs for what a backend lacks ---------------------------- */
-
-int iom_no_open(struct iomem *f, const char *rest, unsigned flags, const struct iomem_opts *o)
-{
-        (void)rest, (void)flags, (void)o;
-        return iom_fail(f->name, -ENOTSUP, "backend %s cannot open objects yet", f->backend->name);
-}
-
-int iom_no_open_fds(struct iomem *f, const int *fds, int nfds, unsigned flags,
-                    const struct iomem_opts *o)
-{
-        (void)fds, (void)nfds, (void)flags, (void)o;
-        return iom_fail(f->name, -ENOTSUP, "backend %s cannot adopt descriptors",
-                        f->backend->name);
-}
-
-int iom_no_unlink(const char *rest)
-{
-        return iom_fail(rest, -ENOTSUP, "objects of this backend have no name to remove");
 }

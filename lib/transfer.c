@@ -33,14 +33,14 @@ static int lock_and_borrow(struct iomem *f, uint64_t off, uint64_t left, uint64_
                            struct iovec *got, ssize_t *n)
 {
         for (;;) {
-                int err = f->ops->rdlock(f);
+                int err = f->ops.rdlock(f);
                 if (err)
                         return err;
                 uint64_t want = iom_min(left, *batch);
-                *n = f->ops->borrow(f, off, want, got, BATCH_IOVS);
+                *n = f->ops.borrow(f, off, want, got, BATCH_IOVS);
                 if (*n != -ENOBUFS || want <= 1)
                         return 0;
-                f->ops->unlock(f);
+                f->ops.unlock(f);
                 *batch = want / 2;
         }
 }
@@ -178,7 +178,7 @@ static ssize_t splice_to_file(struct iomem *in, int out_fd, uint64_t off, uint64
         ssize_t err = 0;
         bool eof = false;
         while (!err && !eof && done < len) {
-                if ((err = in->ops->rdlock(in)))
+                if ((err = in->ops.rdlock(in)))
                         break;
                 uint64_t stop = iom_min(len, done + BATCH_BYTES);
                 while (!err && !eof && done < stop) {
@@ -207,7 +207,7 @@ static ssize_t splice_to_file(struct iomem *in, int out_fd, uint64_t off, uint64
                                 done += (uint64_t)w;
                         }
                 }
-                in->ops->unlock(in);
+                in->ops.unlock(in);
         }
         close(p[0]);
         close(p[1]);
@@ -224,6 +224,9 @@ IOM_PUBLIC ssize_t iomem_sendfile(int out_fd, struct iomem *in, size_t off, size
         if (off + len < off)
                 return iom_result(__func__, iom_fail(in->name, -EOVERFLOW,
                                                      "offset %zu + length %zu overflows", off, len));
+        ssize_t err = iom_enter(in);
+        if (err)
+                return iom_result(__func__, err);
         uint64_t done = 0;
         if (len && splice_pays(in, out_fd)) {
                 ssize_t r = splice_to_file(in, out_fd, off, len, &done);
@@ -238,7 +241,6 @@ IOM_PUBLIC ssize_t iomem_sendfile(int out_fd, struct iomem *in, size_t off, size
                 return iom_result(__func__, iom_fail(in->name, -ENOMEM, "out of memory"));
         struct sink sink = { .fd = out_fd };
         uint64_t batch = BATCH_BYTES;
-        ssize_t err = 0;
         while (done < len) {
                 struct iovec got[BATCH_IOVS], out[BATCH_IOVS * 2];
                 ssize_t n;
@@ -262,7 +264,7 @@ IOM_PUBLIC ssize_t iomem_sendfile(int out_fd, struct iomem *in, size_t off, size
                         }
                         used += k;
                 }
-                in->ops->unlock(in);
+                in->ops.unlock(in);
                 if (n < 0)
                         err = n;
                 if (err < 0 || got_bytes == 0)
@@ -295,16 +297,16 @@ static ssize_t copy_within(struct iomem *dst, size_t doff, struct iomem *src, si
         if (!bounce)
                 return iom_fail(dst->name, -ENOMEM, "out of memory");
         struct iomem_stat st = { 0 };
-        ssize_t err = src->ops->stat(src, &st);
+        ssize_t err = src->ops.stat(src, &st);
         size_t avail = err || soff >= st.size ? 0 : (size_t)iom_min(len, st.size - soff);
         size_t done = 0;
         bool backward = doff > soff;
         while (!err && done < avail) {
                 size_t n = (size_t)iom_min(avail - done, BOUNCE);
                 size_t at = backward ? avail - done - n : done;
-                ssize_t r = src->ops->pread(src, bounce, n, soff + at);
+                ssize_t r = src->ops.pread(src, bounce, n, soff + at);
                 if (r >= 0 && (size_t)r == n)
-                        r = dst->ops->pwrite(dst, bounce, n, doff + at);
+                        r = dst->ops.pwrite(dst, bounce, n, doff + at);
                 if (r < 0)
                         err = r;
                 else
@@ -325,6 +327,9 @@ IOM_PUBLIC ssize_t iomem_copy(struct iomem *dst, size_t doff, struct iomem *src,
                 return 0;
         if (!(dst->flags & IOMEM_RDWR))
                 return iom_result(__func__, iom_fail(dst->name, -EBADF, "the object is open read-only"));
+        ssize_t err = iom_enter(dst);
+        if (err || (err = iom_enter(src)))
+                return iom_result(__func__, err);
         if (same_object(dst, src))
                 return iom_result(__func__, copy_within(dst, doff, src, soff, len));
         size_t zlen;
@@ -332,7 +337,6 @@ IOM_PUBLIC ssize_t iomem_copy(struct iomem *dst, size_t doff, struct iomem *src,
         if (!zeros)
                 return iom_result(__func__, iom_fail(src->name, -ENOMEM, "out of memory"));
         uint64_t done = 0, batch = BATCH_BYTES;
-        ssize_t err = 0;
         while (!err && done < len) {
                 struct iovec got[BATCH_IOVS];
                 ssize_t n;
@@ -345,7 +349,7 @@ IOM_PUBLIC ssize_t iomem_copy(struct iomem *dst, size_t doff, struct iomem *src,
                                 const char *from = got[i].iov_base ? (char *)got[i].iov_base + k : zeros;
                                 size_t chunk = got[i].iov_base ? got[i].iov_len - k
                                                                : iom_min(got[i].iov_len - k, zlen);
-                                ssize_t w = dst->ops->pwrite(dst, from, chunk, doff + done);
+                                ssize_t w = dst->ops.pwrite(dst, from, chunk, doff + done);
                                 if (w < 0)
                                         err = w;
                                 else {
@@ -354,7 +358,7 @@ IOM_PUBLIC ssize_t iomem_copy(struct iomem *dst, size_t doff, struct iomem *src,
                                 }
                         }
                 }
-                src->ops->unlock(src);
+                src->ops.unlock(src);
                 if (n == 0)
                         break;
         }

@@ -15,7 +15,7 @@
  */
 #include "common.h"
 
-#include "internal.h"
+#include "fdmem.h"
 #include "syscalls.h"
 
 #include <fcntl.h>
@@ -106,12 +106,12 @@ static struct {
 
 static void die_here(void)
 {
-        struct iom_meta *m = victim->meta;
+        struct iom_meta *m = fdo(victim)->meta;
         int r = pthread_mutex_trylock(&m->mutex);
         if (r == 0)
                 pthread_mutex_unlock(&m->mutex);
         rep->mutex_held = r == EBUSY;
-        rep->writer = m->writer_owner == victim->owner;
+        rep->writer = m->writer_owner == fdo(victim)->owner;
         __atomic_store_n(&rep->reached, 1, __ATOMIC_SEQ_CST);
         /* The parent kills this process where it stands. */
         if (write(report_pipe[1], "k", 1) != 1)
@@ -233,7 +233,7 @@ static size_t first_diff(const char *got, const char *want, size_t n)
  */
 static void expect_contents(struct iomem *f, const char *want, size_t size)
 {
-        ck_assert_int_eq(iom_meta_validate(f->meta, f->page_size), 0);
+        ck_assert_int_eq(iom_meta_validate(fdo(f)->meta, f->page_size), 0);
         struct iomem_stat st;
         ck_assert_int_eq(iomem_stat(f, &st), 0);
         ck_assert_msg(st.size == size, "size %zu, expected %zu (a torn change?)", st.size, size);
@@ -308,7 +308,7 @@ static void expect_reclaimed(struct obj *o, pid_t dead, size_t size)
         ck_assert_int_eq(iomem_wrlock(f), 0);
         ck_assert_int_eq(iomem_truncate(f, 0), 0);
         ck_assert_int_eq(iomem_unlock(f), 0);
-        struct iom_meta *m = f->meta;
+        struct iom_meta *m = fdo(f)->meta;
         ck_assert_int_eq(iom_meta_lock(f), 0);
         uint32_t npins = m->npins, npool = m->npool, nreaders = m->nreaders;
         uint32_t writer = m->writer_owner;

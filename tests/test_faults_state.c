@@ -18,7 +18,7 @@
  */
 #include "common.h"
 
-#include "internal.h"
+#include "fdmem.h"
 #include "syscalls.h"
 
 #include <fcntl.h>
@@ -160,8 +160,8 @@ static size_t blocks_of(struct obj *o)
         struct stat st;
         ck_assert_int_eq(fstat(o->f->data_fd, &st), 0);
         size_t b = (size_t)st.st_blocks;
-        if (o->f->aux_fd != o->f->data_fd) {
-                ck_assert_int_eq(fstat(o->f->aux_fd, &st), 0);
+        if (fdo(o->f)->aux_fd != o->f->data_fd) {
+                ck_assert_int_eq(fstat(fdo(o->f)->aux_fd, &st), 0);
                 b += (size_t)st.st_blocks;
         }
         return b;
@@ -185,7 +185,7 @@ static struct state snapshot(struct obj *o)
         for (ssize_t i = 0; i < n; i++)
                 s.holes[i] = v[i].iov_base ? 'd' : 'h';
         s.holes[n] = 0;
-        struct iom_meta *m = o->f->meta;
+        struct iom_meta *m = fdo(o->f)->meta;
         ck_assert_int_eq(iom_meta_lock(o->f), 0);
         s.npins = m->npins;
         s.npool = m->npool;

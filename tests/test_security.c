@@ -10,7 +10,7 @@
  *
  * Everything goes through the public API, except the hostile peer: it maps
  * the metadata area as any process with the descriptor (memfd) or the
- * sidecar's name (shm) can, and uses the layout of lib/meta.h to aim.
+ * sidecar's name (shm) can, and uses the layout of backends/fd/meta.h to aim.
  * (dax: objects do not exist in this version, so their O_NOFOLLOW option
  * is not tested here.)
  */
@@ -32,11 +32,11 @@
 
 /*
  * Where the metadata lives in an object's descriptors: at 16 TiB, past the
- * largest file (IOM_META_OFF in lib/meta.h). memfd keeps it in the object's
+ * largest file (IOM_META_OFF in backends/fd/meta.h). memfd keeps it in the object's
  * own descriptor, shm in the sidecar object "/NAME.iomem".
  */
 #define HOSTILE_META_OFF ((off_t)1 << 44)
-_Static_assert(HOSTILE_META_OFF == (off_t)IOM_META_OFF, "lib/meta.h moved the metadata");
+_Static_assert(HOSTILE_META_OFF == (off_t)IOM_META_OFF, "backends/fd/meta.h moved the metadata");
 
 static bool on_shm(void)
 {

@@ -6,7 +6,7 @@
  */
 #include "common.h"
 
-#include "internal.h"
+#include "fdmem.h"
 #include "meta.h"
 #include "ranges.h"
 
@@ -912,10 +912,10 @@ START_TEST(validate_live_object)
         struct iomem *f = test_open_new("units", 3 * PG + 7);
         ck_assert_int_eq(iomem_pwrite(f, "x", 1, PG), 1);
         ck_assert_int_eq(iomem_acquire(f, 0, PG), (ssize_t)PG);
-        ck_assert_ptr_nonnull(f->meta);
+        ck_assert_ptr_nonnull(fdo(f)->meta);
         ck_assert_uint_eq(f->page_size, PG);
-        ck_assert_int_eq(iom_meta_validate(f->meta, f->page_size), 0);
-        const struct iom_extent_map *x = iom_map(f->meta);
+        ck_assert_int_eq(iom_meta_validate(fdo(f)->meta, f->page_size), 0);
+        const struct iom_extent_map *x = iom_map(fdo(f)->meta);
         map_check(x);
         ck_assert_uint_eq(x->size, 3 * PG + 7);
         /* The pages written and acquired are backed, the rest are holes. */
@@ -923,7 +923,7 @@ START_TEST(validate_live_object)
         ck_assert_uint_ne(phys_of(x, PG), IOM_HOLE);
         ck_assert_uint_eq(phys_of(x, 2 * PG), IOM_HOLE);
         ck_assert_uint_eq(phys_of(x, 3 * PG), IOM_HOLE);
-        ck_assert_uint_ge(f->meta->npins, 1);
+        ck_assert_uint_ge(fdo(f)->meta->npins, 1);
         ck_assert_int_eq(iomem_release(f, 0, PG), 0);
         ck_assert_int_eq(iomem_close(&f), 0);
         ck_assert_ptr_null(f);

@@ -46,7 +46,7 @@
 #define MAX_ALLOCS 12
 #define DATA_END ((size_t)1 << 44) /* the largest file (API.md: 16 TiB) */
 #define DAX_END ((size_t)INT64_MAX) /* a dax: file is an ordinary file */
-#define DAX_ALLOC_MAX (((size_t)1 << 48) - 4096) /* daxwin.c: BUF_SERIAL_SHIFT */
+#define DAX_ALLOC_MAX (((size_t)1 << 48) - 4096) /* backends/dax/dax.c: BUF_SERIAL_SHIFT */
 
 static size_t PS;       /* page size */
 static size_t MAX_SIZE; /* MAX_PAGES pages */

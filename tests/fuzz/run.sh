@@ -24,18 +24,28 @@ if ! command -v "$cc" >/dev/null 2>&1; then
 fi
 
 # The library's sources straight into the harness, instrumented alike.
+# Every backend of the list in backends/meson.build, as a build with all
+# of them would have it.
+backends=$(sed -n "s/^ *\['\([a-z0-9_]*\)', '[a-z0-9_]*'\],*$/\1/p" "$root/backends/meson.build")
+built= known=
+for b in $backends; do
+        built="$built X($b)"
+        known="$known${known:+, }\"$b\""
+done
 cat >"$out/config.h" <<CONF
-#define IOMEM_HAVE_SHM 1
-#define IOMEM_HAVE_MEMFD 1
-#define IOMEM_HAVE_MSHARE 1
-#define IOMEM_HAVE_DAXWIN 1
 #define IOMEM_HAVE_NUMA 0
+#define IOMEM_HAVE_AIO 0
+#define IOMEM_BACKENDS_BUILT$built
+#define IOMEM_BACKENDS_KNOWN $known
 CONF
 exe=$out/fuzz_api
 if [ ! -x "$exe" ] || [ -n "$(find "$root/lib" "$root/backends" "$root/include" "$here/fuzz_api.c" \
         -newer "$exe" -name '*.[ch]' | head -n 1)" ]; then
         flags="-std=gnu11 -g -O1 -Wall -Wextra -Werror -fvisibility=hidden"
         flags="$flags -I$out -I$root -I$root/include -I$root/lib"
+        for dir in "$root"/backends/*/; do
+                flags="$flags -I$dir"
+        done
         san="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
         # The syscall table is only data; clang 14 refuses its initialiser
         # (a const object is not a constant expression in C), gcc takes it.
@@ -46,7 +56,7 @@ if [ ! -x "$exe" ] || [ -n "$(find "$root/lib" "$root/backends" "$root/include" 
         # The asynchronous transfers are not fuzzed here: their stub
         # (aio_none.c) stands in for io_uring, as in a build without liburing.
         srcs=
-        for src in "$root"/lib/*.c "$root"/backends/*.c; do
+        for src in "$root"/lib/*.c "$root"/backends/*/*.c; do
                 case $src in
                 "$root/lib/syscalls.c" | "$root/lib/aio.c") ;;
                 *) srcs="$srcs $src" ;;

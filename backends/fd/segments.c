@@ -8,7 +8,7 @@
  * hands out only addresses inside the file, whose memory is backed.
  */
 #define _GNU_SOURCE
-#include "internal.h"
+#include "fdmem.h"
 #include "placement.h"
 #include "syscalls.h"
 
@@ -38,7 +38,7 @@ static size_t seg_first_after(const struct iom_segments *s, uint64_t phys)
 
 static int seg_insert(struct iomem *f, uint64_t phys, uint64_t len, char *va)
 {
-        struct iom_segments *s = &f->segs;
+        struct iom_segments *s = &fdo(f)->segs;
         if (s->n == s->cap) {
                 size_t cap = s->cap ? 2 * s->cap : 8;
                 struct iom_segment *v = realloc(s->v, cap * sizeof *v);
@@ -63,6 +63,7 @@ int iom_seg_add(struct iomem *f, uint64_t phys, uint64_t len, char *va)
 /* Map a new segment for [phys, phys+want) where none is. */
 static int seg_map(struct iomem *f, uint64_t phys, uint64_t want)
 {
+        struct iom_fdobj *obj = fdo(f);
         /* Extents come from shared memory that a hostile peer could have
          * written: file bytes never live in the metadata area or past it. */
         if ((phys >= IOM_META_OFF && phys < IOM_POOL_OFF) || phys >= IOM_PHYS_END ||
@@ -70,7 +71,7 @@ static int seg_map(struct iomem *f, uint64_t phys, uint64_t want)
                 return iom_fail(f->name, -EBADMSG,
                                 "the shared metadata is corrupt (an extent points at %#llx)",
                                 (unsigned long long)phys);
-        struct iom_segments *s = &f->segs;
+        struct iom_segments *s = &obj->segs;
         uint64_t ps = f->page_size;
         size_t i = seg_first_after(s, phys);
         const struct iom_segment *prev = i ? &s->v[i - 1] : NULL;
@@ -80,9 +81,9 @@ static int seg_map(struct iomem *f, uint64_t phys, uint64_t want)
         if (phys < IOM_DATA_END) {
                 /* Continue the data area from where the last piece ended. */
                 start = prev ? prev->phys + prev->len : 0;
-                uint64_t size = iom_map(f->meta)->size;
+                uint64_t size = iom_map(obj->meta)->size;
                 end = iom_max(phys + want, iom_max(2 * size, DATA_MAP_MIN));
-                limit = iom_min(limit, f->data_limit);
+                limit = iom_min(limit, obj->data_limit);
                 if (prev)
                         hint = prev->va + prev->len;
         } else {
@@ -91,15 +92,15 @@ static int seg_map(struct iomem *f, uint64_t phys, uint64_t want)
                 uint64_t gran = iom_max(POOL_MAP_CHUNK, ps);
                 start = iom_max(iom_round_down(phys, gran), prev ? prev->phys + prev->len : 0);
                 end = iom_round_up(phys + want, gran);
-                limit = iom_min(limit, f->pool_end);
+                limit = iom_min(limit, obj->pool_end);
                 if (prev && prev->phys + prev->len == start)
                         hint = prev->va + prev->len;
         }
         end = iom_min(iom_round_up(end, ps), limit);
-        int prot = PROT_READ | (iom_writable(f) ? PROT_WRITE : 0);
+        int prot = PROT_READ | (iom_fd_writable(f) ? PROT_WRITE : 0);
         /* Mappings beyond the end of a descriptor are legal: reserve no
          * swap for them. */
-        char *va = f->phys->map(f, hint, start, end - start, prot, MAP_NORESERVE);
+        char *va = obj->phys->map(f, hint, start, end - start, prot, MAP_NORESERVE);
         if (va == MAP_FAILED) {
                 int e = errno;
                 return iom_fail(f->name, e == ENOMEM ? -ENOMEM : -e,
@@ -111,15 +112,15 @@ static int seg_map(struct iomem *f, uint64_t phys, uint64_t want)
         int err = iom_numa_apply(f, va, end - start);
         /* Ask for huge pages where tmpfs waits to be asked. Without the
          * advice the memory is in base pages, which is no error. */
-        if (!err && f->thp_advise && phys < IOM_META_OFF &&
+        if (!err && obj->thp_advise && phys < IOM_META_OFF &&
             iom_sys.madvise(va, end - start, MADV_HUGEPAGE) < 0)
                 iom_debug("%s: no transparent huge pages (madvise: %s)", f->name, strerror(errno));
         if (err) {
-                f->phys->unmap(f, va, end - start);
+                obj->phys->unmap(f, va, end - start);
                 return err;
         }
         if ((err = seg_insert(f, start, end - start, va))) {
-                f->phys->unmap(f, va, end - start);
+                obj->phys->unmap(f, va, end - start);
                 return iom_fail(f->name, err, "out of memory");
         }
         return 0;
@@ -127,7 +128,7 @@ static int seg_map(struct iomem *f, uint64_t phys, uint64_t want)
 
 char *iom_seg_resolve(struct iomem *f, uint64_t phys, uint64_t want, uint64_t *contig, int *err)
 {
-        struct iom_segments *s = &f->segs;
+        struct iom_segments *s = &fdo(f)->segs;
         size_t i = seg_first_after(s, phys);
         if (i >= s->n || s->v[i].phys > phys) {
                 if ((*err = seg_map(f, phys, want)))
@@ -150,11 +151,12 @@ char *iom_seg_resolve(struct iomem *f, uint64_t phys, uint64_t want, uint64_t *c
 
 void iom_seg_drop(struct iomem *f, uint64_t phys, uint64_t len)
 {
-        struct iom_segments *s = &f->segs;
+        struct iom_fdobj *obj = fdo(f);
+        struct iom_segments *s = &obj->segs;
         for (size_t i = seg_first_after(s, phys); i < s->n && s->v[i].phys < phys + len;) {
                 struct iom_segment *g = &s->v[i];
                 if (g->phys >= phys && g->phys + g->len <= phys + len) {
-                        f->phys->unmap(f, g->va, g->len);
+                        obj->phys->unmap(f, g->va, g->len);
                         memmove(g, g + 1, (s->n - i - 1) * sizeof *g);
                         s->n--;
                 } else {
@@ -165,8 +167,9 @@ void iom_seg_drop(struct iomem *f, uint64_t phys, uint64_t len)
 
 void iom_seg_unmap_all(struct iomem *f)
 {
-        for (size_t i = 0; i < f->segs.n; i++)
-                f->phys->unmap(f, f->segs.v[i].va, f->segs.v[i].len);
-        free(f->segs.v);
-        f->segs = (struct iom_segments){ 0 };
+        struct iom_fdobj *obj = fdo(f);
+        for (size_t i = 0; i < obj->segs.n; i++)
+                obj->phys->unmap(f, obj->segs.v[i].va, obj->segs.v[i].len);
+        free(obj->segs.v);
+        obj->segs = (struct iom_segments){ 0 };
 }

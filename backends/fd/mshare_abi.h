@@ -3,7 +3,7 @@
  * The ioctl interfaces msharefs has had. The patches are not in mainline
  * and their ABI changed between postings (the same ioctl number means
  * SET_SIZE in one and UNMAP in the other), so the backend talks to the
- * kernel only through one of these, chosen by mshare_abi_probe. A new
+ * kernel only through one of these, chosen by iom_mshare_abi_probe. A new
  * posting (the next one moves to system calls) is one more entry in
  * mshare_abi.c; nothing else changes.
  */
@@ -39,6 +39,6 @@ struct mshare_abi {
 
 /* The ABI the kernel behind region file fd speaks: NULL with *err set
  * (-ENOTTY when none of those known) otherwise. */
-const struct mshare_abi *mshare_abi_probe(int fd, int *err);
+const struct mshare_abi *iom_mshare_abi_probe(int fd, int *err);
 
 #endif /* IOMEM_MSHARE_ABI_H */

@@ -12,7 +12,7 @@
  */
 #define _GNU_SOURCE
 #include "config.h"
-#include "internal.h"
+#include "fdmem.h"
 #include "syscalls.h"
 
 #include <fcntl.h>
@@ -231,6 +231,7 @@ static int sidecar_describes(int fd, uint64_t ino)
 static int attach_sidecar(struct iomem *f, const struct place *at, const char *side, bool created,
                           const struct iomem_opts *o)
 {
+        struct iom_fdobj *obj = fdo(f);
         struct stat st;
         if (iom_sys.fstat(f->data_fd, &st) < 0)
                 return fail_errno(f, "fstat");
@@ -242,7 +243,7 @@ static int attach_sidecar(struct iomem *f, const struct place *at, const char *s
                 }
                 return fail_errno(f, "opening its metadata object");
         }
-        f->aux_fd = sfd;
+        obj->aux_fd = sfd;
         if (iom_sys.flock(sfd, LOCK_EX) < 0)
                 return fail_errno(f, "locking its metadata object");
         int err, ours = created ? 0 : sidecar_describes(sfd, (uint64_t)st.st_ino);
@@ -258,7 +259,7 @@ static int attach_sidecar(struct iomem *f, const struct place *at, const char *s
                  * object of the same name: describe what is there now. */
                 err = iom_fdmem_attach(f, created ? IOM_ATTACH_NEW : IOM_ATTACH_ADOPT, o);
                 if (!err)
-                        f->meta->data_ino = (uint64_t)st.st_ino;
+                        obj->meta->data_ino = (uint64_t)st.st_ino;
         }
         iom_sys.flock(sfd, LOCK_UN);
         return err;
@@ -274,7 +275,7 @@ static size_t hugetlbfs_page_size(int fd)
 static int shm_open_uri(struct iomem *f, const char *rest, unsigned flags, const struct iomem_opts *o)
 {
         char data[NAME_MAX + 2], side[NAME_MAX + 2];
-        f->ops = &iom_fdmem_ops;
+        iom_fdmem_init(f);
         int err = shm_names(rest, data, side);
         if (err)
                 return err;
@@ -290,7 +291,7 @@ static int shm_open_uri(struct iomem *f, const char *rest, unsigned flags, const
         if (o->size && !(flags & IOMEM_RDWR))
                 return iom_fail(f->name, -EINVAL, "a read-only handle cannot give the object a size");
         bool created;
-        f->sized_data = true;
+        fdo(f)->sized_data = true;
         f->data_fd = open_data(&at, data, flags, (mode_t)o->mode, &created);
         if (f->data_fd < 0)
                 return fail_errno(f, at.huge ? "open" : "shm_open");
@@ -298,7 +299,7 @@ static int shm_open_uri(struct iomem *f, const char *rest, unsigned flags, const
                 f->page_size = hugetlbfs_page_size(f->data_fd);
         err = attach_sidecar(f, &at, side, created, o);
         if (err) {
-                f->ops->close(f);
+                iom_fdmem_close(f);
                 if (created) {
                         place_unlink(&at, data);
                         place_unlink(&at, side);
@@ -337,7 +338,8 @@ static bool name_of_fd(int fd, struct place *at, char side[NAME_MAX + 2])
 static int shm_open_fds(struct iomem *f, const int *fds, int nfds, unsigned flags,
                         const struct iomem_opts *o)
 {
-        f->ops = &iom_fdmem_ops;
+        struct iom_fdobj *obj = fdo(f);
+        iom_fdmem_init(f);
         if (nfds < 1 || nfds > 2)
                 return iom_fail(f->name, -EINVAL, "a shm object is one or two descriptors, not %d", nfds);
         struct stat st;
@@ -350,7 +352,7 @@ static int shm_open_fds(struct iomem *f, const int *fds, int nfds, unsigned flag
         if ((flags & IOMEM_RDWR) && mode == O_RDONLY)
                 return iom_fail(f->name, -EACCES, "fd %d is open read-only", fds[0]);
         f->data_fd = fds[0];
-        f->sized_data = true;
+        obj->sized_data = true;
         size_t huge = hugetlbfs_page_size(fds[0]);
         if (huge)
                 f->page_size = huge;
@@ -363,7 +365,7 @@ static int shm_open_fds(struct iomem *f, const int *fds, int nfds, unsigned flag
                 own_sfd = sfd >= 0;
         }
         if (sfd >= 0 && sidecar_describes(sfd, (uint64_t)st.st_ino) == 1) {
-                f->aux_fd = sfd;
+                obj->aux_fd = sfd;
                 err = iom_fdmem_attach(f, IOM_ATTACH_SHARED, o);
         } else {
                 if (own_sfd)
@@ -374,10 +376,10 @@ static int shm_open_fds(struct iomem *f, const int *fds, int nfds, unsigned flag
         }
         if (err) {
                 if (!own_sfd)
-                        f->aux_fd = -1;
+                        obj->aux_fd = -1;
                 f->data_fd = -1; /* the caller keeps what it passed */
-                f->ops->close(f);
-        } else if (nfds == 2 && f->aux_fd != fds[1]) {
+                iom_fdmem_close(f);
+        } else if (nfds == 2 && obj->aux_fd != fds[1]) {
                 close(fds[1]);
         }
         return err;
@@ -405,6 +407,8 @@ static int shm_unlink_uri(const char *rest)
 const struct iom_backend iom_backend_shm = {
         .name = "shm",
         .caps = SHM_CAPS,
+        .priv_size = sizeof(struct iom_fdobj),
+        .ops = &iom_fdmem_ops,
         .probe = shm_probe,
         .open = shm_open_uri,
         .open_fds = shm_open_fds,

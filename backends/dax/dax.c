@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * dax: ordinary files, reached through a window of mapped chunks
- * (lib/window.c), as a virtio-fs guest reaches host files through its DAX
+ * (window.c), as a virtio-fs guest reaches host files through its DAX
  * window. On a DAX filesystem (fsdax on pmem, virtio-fs with a DAX window)
  * the chunks map the memory itself, with MAP_SYNC where the kernel offers
  * it; anywhere else they map the page cache.
@@ -14,7 +14,6 @@
  */
 #define _GNU_SOURCE
 #include "daxfile.h"
-#include "iolock.h"
 #include "syscalls.h"
 
 #include <fcntl.h>
@@ -45,12 +44,10 @@ static int fail_errno(struct iomem *f, int e, const char *what)
 
 /* A handle inherited across fork() holds nothing in the child: it is reset
  * with its file and the file's other handles. */
-static void enter(struct iomem *f)
+static int dax_after_fork(struct iomem *f)
 {
-        if (__builtin_expect(!iom_fork_reset_begin(&f->fork_gen), 1))
-                return;
-        dax_file_after_fork(handle(f)->file);
-        iom_fork_reset_end(&f->fork_gen, true);
+        iom_dax_file_after_fork(handle(f)->file);
+        return 0;
 }
 
 static int file_size(struct iomem *f, uint64_t *size)
@@ -214,18 +211,18 @@ static int segs_add(struct iomem *f, struct segs *s, uint64_t start, uint64_t en
  */
 static bool run_holds(struct iomem *f, const struct dax_run *r, uint64_t off, uint64_t end)
 {
-        pthread_mutex_lock(&f->lock);
+        pthread_mutex_lock(&handle(f)->lock);
         bool known = off >= r->from && end <= r->to;
-        pthread_mutex_unlock(&f->lock);
+        pthread_mutex_unlock(&handle(f)->lock);
         return known;
 }
 
 /* Where the run holding pos ends, 0 if none does. */
 static uint64_t run_end_after(struct iomem *f, const struct dax_run *r, uint64_t pos)
 {
-        pthread_mutex_lock(&f->lock);
+        pthread_mutex_lock(&handle(f)->lock);
         uint64_t to = pos >= r->from && pos < r->to ? r->to : 0;
-        pthread_mutex_unlock(&f->lock);
+        pthread_mutex_unlock(&handle(f)->lock);
         return to;
 }
 
@@ -233,7 +230,7 @@ static uint64_t run_end_after(struct iomem *f, const struct dax_run *r, uint64_t
  * when it is the longer. */
 static void run_add(struct iomem *f, struct dax_run *r, uint64_t from, uint64_t to)
 {
-        pthread_mutex_lock(&f->lock);
+        pthread_mutex_lock(&handle(f)->lock);
         if (from <= r->to && to >= r->from && r->to > r->from) {
                 r->from = iom_min(from, r->from);
                 r->to = iom_max(to, r->to);
@@ -241,11 +238,11 @@ static void run_add(struct iomem *f, struct dax_run *r, uint64_t from, uint64_t 
                 r->from = from;
                 r->to = to;
         }
-        pthread_mutex_unlock(&f->lock);
+        pthread_mutex_unlock(&handle(f)->lock);
 }
 
 /* The file was cut to size: what lay past it is a hole when it grows back
- * (o->f->lock held). */
+ * (o->lock held). */
 static void run_cut(struct dax_run *r, uint64_t size)
 {
         r->to = iom_min(r->to, size);
@@ -347,8 +344,8 @@ static void unpin_unheld_chunks(struct iomem *f, uint64_t off, uint64_t end)
         unsigned shift = chunk_shift(h);
         for (uint64_t ci = off >> shift; ci <= (end - 1) >> shift; ci++) {
                 uint64_t cs = ci << shift;
-                size_t i = iom_ranges_first_after(&f->pins, cs);
-                if (i == f->pins.n || f->pins.v[i].start >= cs + (UINT64_C(1) << shift))
+                size_t i = iom_ranges_first_after(&h->pins, cs);
+                if (i == h->pins.n || h->pins.v[i].start >= cs + (UINT64_C(1) << shift))
                         iom_window_unpin(&h->wf, ci);
         }
 }
@@ -357,16 +354,15 @@ static ssize_t dax_acquire(struct iomem *f, size_t off, size_t len)
 {
         struct dax_handle *h = handle(f);
         struct dax_file *d = h->file;
-        enter(f);
         uint64_t end = (uint64_t)off + len, size;
         int err = file_size(f, &size);
         if (err)
                 return err;
         pthread_mutex_lock(&d->mu);
-        if (iom_ranges_covered(&f->pins, off, end)) {
+        if (iom_ranges_covered(&h->pins, off, end)) {
                 /* Nested: these chunks are pinned already. */
-                if ((err = iom_ranges_reserve(&f->pins, 2)) == 0)
-                        iom_ranges_inc(&f->pins, off, end);
+                if ((err = iom_ranges_reserve(&h->pins, 2)) == 0)
+                        iom_ranges_inc(&h->pins, off, end);
                 pthread_mutex_unlock(&d->mu);
                 return err ? iom_fail(f->name, err, "out of memory") : (ssize_t)len;
         }
@@ -377,11 +373,11 @@ static ssize_t dax_acquire(struct iomem *f, size_t off, size_t len)
         }
         end = iom_min(end, limit);
         unsigned shift = chunk_shift(h);
-        size_t ngaps = pin_gaps(&f->pins, off, end, NULL);
+        size_t ngaps = pin_gaps(&h->pins, off, end, NULL);
         uint64_t *gaps = ngaps ? malloc(2 * ngaps * sizeof *gaps) : NULL;
         struct chunks c;
         chunks_init(&c);
-        if ((ngaps && !gaps) || iom_ranges_reserve(&f->pins, ngaps + 2))
+        if ((ngaps && !gaps) || iom_ranges_reserve(&h->pins, ngaps + 2))
                 err = iom_fail(f->name, -ENOMEM, "out of memory");
         if (!err)
                 err = chunks_span(f, &c, off >> shift, (end - 1) >> shift);
@@ -389,13 +385,13 @@ static ssize_t dax_acquire(struct iomem *f, size_t off, size_t len)
          * (-ENOBUFS) allocates nothing in the file. */
         if (!err)
                 err = iom_window_get(&h->wf, c.idx, c.n, true, NULL, c.addr);
-        if (!err && iom_writable(f) && (err = back(f, off, iom_min(end, size))))
+        if (!err && (f->flags & IOMEM_RDWR) && (err = back(f, off, iom_min(end, size))))
                 unpin_unheld_chunks(f, off, end);
         if (!err) {
-                pin_gaps(&f->pins, off, end, gaps);
-                iom_ranges_inc(&f->pins, off, end);
+                pin_gaps(&h->pins, off, end, gaps);
+                iom_ranges_inc(&h->pins, off, end);
                 for (size_t i = 0; i < ngaps; i++)
-                        iom_ranges_insert(&f->pins, gaps[2 * i], gaps[2 * i + 1], gaps[2 * i]);
+                        iom_ranges_insert(&h->pins, gaps[2 * i], gaps[2 * i + 1], gaps[2 * i]);
         }
         pthread_mutex_unlock(&d->mu);
         chunks_free(&c);
@@ -413,14 +409,13 @@ static int dax_release(struct iomem *f, size_t off, size_t len)
 {
         struct dax_handle *h = handle(f);
         struct dax_file *d = h->file;
-        enter(f);
         uint64_t end = (uint64_t)off + len;
         pthread_mutex_lock(&d->mu);
-        int err = iom_ranges_covered(&f->pins, off, end) ? 0 : not_acquired(f, off, end, -EINVAL);
-        if (!err && iom_ranges_reserve(&f->pins, 2))
+        int err = iom_ranges_covered(&h->pins, off, end) ? 0 : not_acquired(f, off, end, -EINVAL);
+        if (!err && iom_ranges_reserve(&h->pins, 2))
                 err = iom_fail(f->name, -ENOMEM, "out of memory");
         if (!err) {
-                iom_ranges_dec(&f->pins, off, end, NULL, NULL);
+                iom_ranges_dec(&h->pins, off, end, NULL, NULL);
                 unpin_unheld_chunks(f, off, end);
         }
         pthread_mutex_unlock(&d->mu);
@@ -432,13 +427,12 @@ static ssize_t dax_retrieve(struct iomem *f, size_t off, size_t len, struct iove
 {
         struct dax_handle *h = handle(f);
         struct dax_file *d = h->file;
-        enter(f);
         uint64_t end = (uint64_t)off + len, size;
         unsigned shift = chunk_shift(h);
         struct chunks c;
         chunks_init(&c);
         pthread_mutex_lock(&d->mu);
-        int err = iom_ranges_covered(&f->pins, off, end) ? 0 : not_acquired(f, off, end, -ENOENT);
+        int err = iom_ranges_covered(&h->pins, off, end) ? 0 : not_acquired(f, off, end, -ENOENT);
         /* Never an address past the end, even if another program cut the
          * file short under the pins. */
         if (!err && !(err = file_size(f, &size)))
@@ -462,7 +456,6 @@ static ssize_t dax_retrieve(struct iomem *f, size_t off, size_t len, struct iove
 static ssize_t describe(struct iomem *f, size_t off, size_t len, struct out *o)
 {
         struct dax_handle *h = handle(f);
-        enter(f);
         uint64_t end = (uint64_t)off + len, size;
         int err = file_size(f, &size);
         if (err || off >= size || !o->cap)
@@ -477,7 +470,7 @@ static ssize_t describe(struct iomem *f, size_t off, size_t len, struct out *o)
                 if (s.v[i].data)
                         err = chunks_span(f, &c, s.v[i].start >> shift, (s.v[i].end - 1) >> shift);
         if (!err)
-                err = iom_window_get(&h->wf, c.idx, c.n, false, dax_holds_of_caller(h), c.addr);
+                err = iom_window_get(&h->wf, c.idx, c.n, false, iom_dax_holds_of_caller(h), c.addr);
         size_t k = 0;
         for (size_t i = 0; i < s.n && !err; i++) {
                 bool room = s.v[i].data ? out_data(o, &c, &k, shift, s.v[i].start, s.v[i].end)
@@ -537,9 +530,8 @@ static int check_file_end(struct iomem *f, size_t off, size_t len)
 static ssize_t dax_pread(struct iomem *f, void *buf, size_t len, size_t off)
 {
         struct dax_handle *h = handle(f);
-        enter(f);
         uint64_t size;
-        int err = dax_rdlock(h);
+        int err = iom_dax_rdlock(h);
         if (err)
                 return err;
         /* Ask for no more than the file holds when the read starts: the
@@ -547,7 +539,7 @@ static ssize_t dax_pread(struct iomem *f, void *buf, size_t len, size_t off)
          * (-EFAULT) or an offset past the largest file (-EINVAL), where
          * the contract says the file has ended. */
         if ((err = file_size(f, &size)) || off >= size) {
-                dax_unlock(h);
+                iom_dax_unlock(h);
                 return err;
         }
         len = (size_t)iom_min(len, size - off);
@@ -562,19 +554,18 @@ static ssize_t dax_pread(struct iomem *f, void *buf, size_t len, size_t off)
                         break;
                 done += (size_t)n;
         }
-        dax_unlock(h);
+        iom_dax_unlock(h);
         return err && !done ? err : (ssize_t)done;
 }
 
 static ssize_t dax_pwrite(struct iomem *f, const void *buf, size_t len, size_t off)
 {
         struct dax_handle *h = handle(f);
-        enter(f);
         int err = check_file_end(f, off, len);
-        if (err || (err = dax_rdlock(h)))
+        if (err || (err = iom_dax_rdlock(h)))
                 return err;
         err = write_all(f, buf, len, off);
-        dax_unlock(h);
+        iom_dax_unlock(h);
         return err ? err : (ssize_t)len;
 }
 
@@ -582,14 +573,13 @@ static int dax_truncate(struct iomem *f, size_t size)
 {
         struct dax_handle *h = handle(f);
         struct dax_file *d = h->file;
-        enter(f);
         uint64_t old;
         int err = check_file_end(f, 0, size);
-        if (err || (err = dax_wrlock(h)))
+        if (err || (err = iom_dax_wrlock(h)))
                 return err;
         pthread_mutex_lock(&d->mu);
         if (!(err = file_size(f, &old)) && size < old &&
-            dax_pinned(d, iom_round_down(size, f->page_size), UINT64_MAX))
+            iom_dax_pinned(d, iom_round_down(size, f->page_size), UINT64_MAX))
                 err = iom_fail(f->name, -EBUSY,
                                "bytes [%zu, %llu) are pinned (acquired) by a handle in this process",
                                size, (unsigned long long)old);
@@ -597,13 +587,13 @@ static int dax_truncate(struct iomem *f, size_t size)
                 err = fail_errno(f, errno, "ftruncate");
         /* What was cut off is a hole when it grows back. */
         for (struct dax_handle *o = d->handles; o && !err && size < old; o = o->next) {
-                pthread_mutex_lock(&o->f->lock);
+                pthread_mutex_lock(&o->lock);
                 run_cut(&o->data, size);
                 run_cut(&o->blocks, size);
-                pthread_mutex_unlock(&o->f->lock);
+                pthread_mutex_unlock(&o->lock);
         }
         pthread_mutex_unlock(&d->mu);
-        dax_unlock(h);
+        iom_dax_unlock(h);
         return err;
 }
 
@@ -618,7 +608,7 @@ static int dax_truncate(struct iomem *f, size_t size)
  */
 #define BUF_SERIAL_SHIFT 48
 
-/* The run of h->bufs holding [p, p+len), or NULL (f->lock held). */
+/* The run of h->bufs holding [p, p+len), or NULL (h->lock held). */
 static const struct iom_range *buf_holding(const struct dax_handle *h, const char *p, size_t len)
 {
         uint64_t a = (uintptr_t)p;
@@ -632,11 +622,10 @@ static int dax_alloc(struct iomem *f, size_t len, void **out)
 {
         static uint64_t serial;
         struct dax_handle *h = handle(f);
-        enter(f);
         uint64_t n = iom_round_up(len, f->page_size);
         if (n < len || n >> BUF_SERIAL_SHIFT)
                 return iom_fail(f->name, -ENOMEM, "%zu bytes cannot be allocated", len);
-        pthread_mutex_lock(&f->lock);
+        pthread_mutex_lock(&handle(f)->lock);
         int err = 0;
         void *va = MAP_FAILED;
         if (iom_ranges_reserve(&h->bufs, 1))
@@ -650,16 +639,15 @@ static int dax_alloc(struct iomem *f, size_t len, void **out)
                 iom_ranges_insert(&h->bufs, (uintptr_t)va, (uintptr_t)va + n, id);
                 *out = va;
         }
-        pthread_mutex_unlock(&f->lock);
+        pthread_mutex_unlock(&handle(f)->lock);
         return err;
 }
 
 static int dax_free(struct iomem *f, void *buf, size_t len)
 {
         struct dax_handle *h = handle(f);
-        enter(f);
         uint64_t n = iom_round_up(len, f->page_size);
-        pthread_mutex_lock(&f->lock);
+        pthread_mutex_lock(&handle(f)->lock);
         const struct iom_range *r = buf_holding(h, buf, n);
         int err = 0;
         if (r && r->start == (uintptr_t)buf && r->end == (uintptr_t)buf + n) {
@@ -672,7 +660,7 @@ static int dax_free(struct iomem *f, void *buf, size_t len)
                 err = iom_fail(f->name, -EINVAL, "%p is not a buffer from iomem_alloc on this "
                                "object that is still the caller's", buf);
         }
-        pthread_mutex_unlock(&f->lock);
+        pthread_mutex_unlock(&handle(f)->lock);
         return err;
 }
 
@@ -684,12 +672,12 @@ static void buf_consume(struct iomem *f, char *p, size_t len)
         size_t n = iom_round_up(len, f->page_size);
         if (!len || ((uintptr_t)p & (f->page_size - 1)))
                 return;
-        pthread_mutex_lock(&f->lock);
+        pthread_mutex_lock(&handle(f)->lock);
         if (buf_holding(h, p, n) && !iom_ranges_reserve(&h->bufs, 2)) {
                 iom_ranges_dec(&h->bufs, (uintptr_t)p, (uintptr_t)p + n, NULL, NULL);
                 iom_sys.munmap(p, n);
         }
-        pthread_mutex_unlock(&f->lock);
+        pthread_mutex_unlock(&handle(f)->lock);
 }
 
 static ssize_t dax_gift(struct iomem *f, size_t off, size_t len, const struct iovec *iov,
@@ -697,13 +685,12 @@ static ssize_t dax_gift(struct iomem *f, size_t off, size_t len, const struct io
 {
         struct dax_handle *h = handle(f);
         struct dax_file *d = h->file;
-        enter(f);
         uint64_t end = (uint64_t)off + len, ps = f->page_size, copied = 0;
         int err = check_file_end(f, off, len);
-        if (err || (err = dax_wrlock(h)))
+        if (err || (err = iom_dax_wrlock(h)))
                 return err;
         pthread_mutex_lock(&d->mu);
-        if (dax_pinned(d, iom_round_down(off, ps), iom_round_up(end, ps)))
+        if (iom_dax_pinned(d, iom_round_down(off, ps), iom_round_up(end, ps)))
                 err = iom_fail(f->name, -EBUSY,
                                "bytes [%zu, %llu) are pinned (acquired) by a handle in this process",
                                off, (unsigned long long)end);
@@ -723,7 +710,7 @@ static ssize_t dax_gift(struct iomem *f, size_t off, size_t len, const struct io
         pthread_mutex_unlock(&d->mu);
         for (size_t i = 0; i < iovcnt && !err; i++)
                 buf_consume(f, iov[i].iov_base, iov[i].iov_len);
-        dax_unlock(h);
+        iom_dax_unlock(h);
         return err ? err : (ssize_t)iovcnt;
 }
 
@@ -731,26 +718,22 @@ static ssize_t dax_gift(struct iomem *f, size_t off, size_t len, const struct io
 
 static int dax_rdlock_op(struct iomem *f)
 {
-        enter(f);
-        return dax_rdlock(handle(f));
+        return iom_dax_rdlock(handle(f));
 }
 
 static int dax_wrlock_op(struct iomem *f)
 {
-        enter(f);
-        return dax_wrlock(handle(f));
+        return iom_dax_wrlock(handle(f));
 }
 
 static int dax_unlock_op(struct iomem *f)
 {
-        enter(f);
-        return dax_unlock(handle(f));
+        return iom_dax_unlock(handle(f));
 }
 
 static int dax_stat(struct iomem *f, struct iomem_stat *st)
 {
         struct dax_handle *h = handle(f);
-        enter(f);
         uint64_t size;
         int err = file_size(f, &size);
         if (err)
@@ -759,7 +742,7 @@ static int dax_stat(struct iomem *f, struct iomem_stat *st)
         st->dax = file_is_dax(f->data_fd);
         st->caps = st->dax ? DAX_CAPS : DAX_CAPS & ~IOMEM_CAP_DAX;
         pthread_mutex_lock(&h->file->mu);
-        st->acquired = iom_ranges_bytes(&f->pins);
+        st->acquired = iom_ranges_bytes(&h->pins);
         st->gift_copied = h->file->gift_copied;
         pthread_mutex_unlock(&h->file->mu);
         return 0;
@@ -770,37 +753,32 @@ static int dax_stat(struct iomem *f, struct iomem_stat *st)
 static int dax_sync(struct iomem *f, size_t off, size_t len)
 {
         (void)off, (void)len;
-        enter(f);
         if (iom_sys.fdatasync(f->data_fd) < 0)
                 return fail_errno(f, errno, "fdatasync");
         return 0;
 }
 
-static int dax_send_fds(const struct iomem *f, int *fds, int max)
-{
-        (void)max;
-        fds[0] = f->data_fd;
-        return 1;
-}
-
 static void dax_close(struct iomem *f)
 {
         struct dax_handle *h = handle(f);
-        enter(f);
-        dax_file_leave(h);
+        /* An inherited handle leaves its file as reset in this process. */
+        iom_object_catch_up(f);
+        iom_dax_file_leave(h);
         iom_window_detach(&h->wf);
         for (size_t i = 0; i < h->bufs.n; i++)
                 iom_sys.munmap((void *)(uintptr_t)h->bufs.v[i].start,
                                (size_t)(h->bufs.v[i].end - h->bufs.v[i].start));
         iom_ranges_clear(&h->bufs);
-        iom_ranges_clear(&f->pins);
+        iom_ranges_clear(&h->pins);
         if (f->data_fd >= 0)
                 close(f->data_fd);
-        free(h);
-        f->priv = NULL;
+        f->data_fd = -1;
+        pthread_mutex_destroy(&h->lock);
 }
 
 static const struct iom_object_ops dax_ops = {
+        .size = sizeof(struct iom_object_ops),
+        .after_fork = dax_after_fork,
         .acquire = dax_acquire,
         .release = dax_release,
         .retrieve = dax_retrieve,
@@ -817,7 +795,7 @@ static const struct iom_object_ops dax_ops = {
         .pread = dax_pread,
         .pwrite = dax_pwrite,
         .sync = dax_sync,
-        .send_fds = dax_send_fds,
+        .send_fds = iom_send_data_fd,
         .close = dax_close,
 };
 
@@ -866,10 +844,9 @@ static int attach(struct iomem *f, int fd, unsigned flags, const struct iomem_op
         int err = name_mount(f, fd, &st, dax);
         if (err)
                 return err;
-        struct dax_handle *h = calloc(1, sizeof *h);
-        if (!h)
-                return iom_fail(f->name, -ENOMEM, "out of memory");
+        struct dax_handle *h = handle(f);
         h->f = f;
+        iom_mutex_init(&h->lock); /* before join: other handles' truncates take it */
         h->wf = (struct iom_wfile){
                 .fd = fd,
                 .prot = PROT_READ | (flags & IOMEM_RDWR ? PROT_WRITE : 0),
@@ -877,19 +854,17 @@ static int attach(struct iomem *f, int fd, unsigned flags, const struct iomem_op
                 .name = f->name,
         };
         if ((err = iom_window_attach(&h->wf, o->window))) {
-                free(h);
+                pthread_mutex_destroy(&h->lock);
                 return err;
         }
-        if ((err = dax_file_join(h, st.st_dev, st.st_ino))) {
+        if ((err = iom_dax_file_join(h, st.st_dev, st.st_ino))) {
                 iom_window_detach(&h->wf);
-                free(h);
+                pthread_mutex_destroy(&h->lock);
                 return err;
         }
-        f->priv = h;
         f->data_fd = fd;
         f->bytes_in_page_cache = !dax;
         f->caps = dax ? DAX_CAPS : DAX_CAPS & ~IOMEM_CAP_DAX;
-        f->fork_gen = iom_fork_generation();
         return 0;
 }
 
@@ -911,7 +886,6 @@ static int open_file(const char *path, unsigned flags, mode_t mode, bool *create
 
 static int dax_open(struct iomem *f, const char *path, unsigned flags, const struct iomem_opts *o)
 {
-        f->ops = &dax_ops;
         if (!*path)
                 return iom_fail(f->name, -EINVAL, "the path is empty");
         if (o->size && !(flags & IOMEM_RDWR))
@@ -944,7 +918,6 @@ static int dax_open(struct iomem *f, const char *path, unsigned flags, const str
 static int dax_open_fds(struct iomem *f, const int *fds, int nfds, unsigned flags,
                         const struct iomem_opts *o)
 {
-        f->ops = &dax_ops;
         if (nfds != 1)
                 return iom_fail(f->name, -EINVAL, "a dax object is one descriptor, not %d", nfds);
         int mode = iom_sys.fcntl(fds[0], F_GETFL, 0) & O_ACCMODE;
@@ -974,6 +947,8 @@ static int dax_probe(const char **why)
 const struct iom_backend iom_backend_dax = {
         .name = "dax",
         .caps = DAX_CAPS,
+        .priv_size = sizeof(struct dax_handle),
+        .ops = &dax_ops,
         .probe = dax_probe,
         .open = dax_open,
         .open_fds = dax_open_fds,

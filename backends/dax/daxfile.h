@@ -9,13 +9,14 @@
 #define IOMEM_DAXFILE_H
 
 #include "internal.h"
+#include "ranges.h"
 #include "window.h"
 
 #include <sys/types.h>
 
 struct dax_file;
 
-/* A run of a file, [from, to): see daxwin.c. */
+/* A run of a file, [from, to): see dax.c. */
 struct dax_run {
         uint64_t from, to;
 };
@@ -26,9 +27,11 @@ struct dax_handle {
         struct dax_file *file;
         struct dax_handle *next; /* the file's other handles */
         struct iom_wfile wf;
-        struct iom_ranges bufs;  /* iomem_alloc buffers, by address (f->lock) */
+        pthread_mutex_t lock;    /* guards bufs and the runs */
+        struct iom_ranges pins;  /* this handle's pinned pages (the file's mu) */
+        struct iom_ranges bufs;  /* iomem_alloc buffers, by address (lock) */
         /* The runs of the file last seen holding data and last given
-         * blocks (f->lock; cut by truncate under the file's mu). */
+         * blocks (lock; cut by truncate under the file's mu). */
         struct dax_run data, blocks;
 };
 
@@ -59,23 +62,23 @@ struct dax_file {
 };
 
 /* Join (or start) the state of the file with this identity. */
-int dax_file_join(struct dax_handle *h, dev_t dev, ino_t ino);
-void dax_file_leave(struct dax_handle *h);
+int iom_dax_file_join(struct dax_handle *h, dev_t dev, ino_t ino);
+void iom_dax_file_leave(struct dax_handle *h);
 /* In a child after fork: the file's lock is free, and the file's handles
  * (reset with it) pin and hold nothing. */
-void dax_file_after_fork(struct dax_file *d);
+void iom_dax_file_after_fork(struct dax_file *d);
 
 /* The I/O lock, with the semantics of the shared one (iolock.h). What a
  * holder borrows through h stays mapped until it unlocks. */
-int dax_rdlock(struct dax_handle *h);
-int dax_wrlock(struct dax_handle *h);
-int dax_unlock(struct dax_handle *h);
+int iom_dax_rdlock(struct dax_handle *h);
+int iom_dax_wrlock(struct dax_handle *h);
+int iom_dax_unlock(struct dax_handle *h);
 /* Where the calling thread's borrows through h are held: NULL when it
  * does not hold the lock through h (or memory ran out). */
-struct iom_holds *dax_holds_of_caller(struct dax_handle *h);
+struct iom_holds *iom_dax_holds_of_caller(struct dax_handle *h);
 
 /* Is any byte of [start, end) pinned by a handle of the file (mu held)? */
-bool dax_pinned(const struct dax_file *d, uint64_t start, uint64_t end);
+bool iom_dax_pinned(const struct dax_file *d, uint64_t start, uint64_t end);
 
 /* The type of the mount holding device dev, from a mountinfo file. */
 int iom_dax_mount_fstype(const char *mountinfo, dev_t dev, char *out, size_t n);

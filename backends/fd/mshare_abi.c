@@ -144,7 +144,7 @@ static const struct mshare_abi abis[] = {
         },
 };
 
-const struct mshare_abi *mshare_abi_probe(int fd, int *err)
+const struct mshare_abi *iom_mshare_abi_probe(int fd, int *err)
 {
         for (size_t i = 0; i < sizeof abis / sizeof abis[0]; i++) {
                 int r = abis[i].probe(fd);

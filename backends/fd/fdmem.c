@@ -5,11 +5,11 @@
  * backends only find or create the descriptors; everything here works on
  * data_fd, aux_fd and the metadata.
  *
- * Lock order: the I/O lock, then f->lock (this handle's pins, mappings
+ * Lock order: the I/O lock, then fdo(f)->lock (this handle's pins, mappings
  * and buffers), then the metadata mutex.
  */
 #define _GNU_SOURCE
-#include "internal.h"
+#include "fdmem.h"
 #include "iolock.h"
 #include "placement.h"
 #include "syscalls.h"
@@ -27,7 +27,7 @@
 
 static int fd_for(const struct iomem *f, uint64_t phys)
 {
-        return phys < IOM_META_OFF ? f->data_fd : f->aux_fd;
+        return phys < IOM_META_OFF ? f->data_fd : fdo(f)->aux_fd;
 }
 
 static bool has_pool(const struct iomem *f)
@@ -85,22 +85,23 @@ const struct iom_phys_ops iom_phys_fd = {
 
 static void punch(struct iomem *f, uint64_t phys, uint64_t len)
 {
-        f->phys->punch(f, phys, len);
+        fdo(f)->phys->punch(f, phys, len);
 }
 
 /* Back [phys, phys+len) with memory now, so that touching it later cannot
  * raise SIGBUS. */
 static int allocate(struct iomem *f, uint64_t phys, uint64_t len)
 {
-        return f->phys->back(f, phys, len);
+        return fdo(f)->phys->back(f, phys, len);
 }
 
 /* Refuse a file end past what the object can hold. */
 static int too_big(struct iomem *f)
 {
+        struct iom_fdobj *obj = fdo(f);
         return iom_fail(f->name, -EFBIG, "the largest file is %llu bytes%s",
-                        (unsigned long long)f->data_limit,
-                        f->data_limit < IOM_DATA_END ?
+                        (unsigned long long)obj->data_limit,
+                        obj->data_limit < IOM_DATA_END ?
                                 " (its region's capacity, fixed when it was created)" : "");
 }
 
@@ -111,8 +112,9 @@ static int too_big(struct iomem *f)
 /* Is memory for this object allocated through its mapping (fill_holes)? */
 static bool allocates_through_mapping(const struct iomem *f)
 {
+        struct iom_fdobj *obj = fdo(f);
         bool huge = f->page_size > iom_system_page_size();
-        return f->thp_advise || (huge && f->numa_policy != IOMEM_NUMA_DEFAULT);
+        return obj->thp_advise || (huge && obj->numa_policy != IOMEM_NUMA_DEFAULT);
 }
 
 /*
@@ -160,7 +162,7 @@ static int allocate_placed(struct iomem *f, uint64_t phys, uint64_t len, char *v
  * files in whole huge pages only. */
 static int set_data_size(struct iomem *f, uint64_t size)
 {
-        if (!f->sized_data)
+        if (!fdo(f)->sized_data)
                 return 0;
         if (f->page_size > iom_system_page_size())
                 size = iom_round_up(size, f->page_size);
@@ -173,19 +175,17 @@ static int set_data_size(struct iomem *f, uint64_t size)
 
 /* A handle inherited across fork() is a new attachment in the child: no
  * pins, no locks, no buffers of its own, the parent's mappings. */
-static int enter(struct iomem *f)
+int iom_fdmem_after_fork(struct iomem *f)
 {
-        if (__builtin_expect(!iom_fork_reset_begin(&f->fork_gen), 1))
-                return 0;
-        iom_mutex_init(&f->lock);
-        f->pins.n = 0;
-        f->allocs.n = 0;
+        struct iom_fdobj *o = fdo(f);
+        iom_mutex_init(&o->lock);
+        o->pins.n = 0;
+        o->allocs.n = 0;
         int err = iom_meta_lock(f);
         if (!err) {
                 err = iom_owner_register(f);
                 iom_meta_unlock(f);
         }
-        iom_fork_reset_end(&f->fork_gen, !err);
         return err;
 }
 
@@ -238,11 +238,11 @@ static int add_phys(struct iomem *f, uint64_t phys, uint64_t len, struct iov_bui
         return 1;
 }
 
-/* Describe file bytes [off, end) from the extent map (f->lock and the
+/* Describe file bytes [off, end) from the extent map (fdo(f)->lock and the
  * metadata held). 1 done, 0 builder full, negative on error. */
 static int describe(struct iomem *f, uint64_t off, uint64_t end, struct iov_builder *b)
 {
-        const struct iom_extent_map *m = iom_map(f->meta);
+        const struct iom_extent_map *m = iom_map(fdo(f)->meta);
         for (uint32_t i = iom_map_find(m, off); off < end && i < m->count; i++) {
                 const struct iom_extent *e = &m->ext[i];
                 uint64_t n = iom_min(end, e->off + e->len) - off;
@@ -258,11 +258,12 @@ static int describe(struct iomem *f, uint64_t off, uint64_t end, struct iov_buil
         return 1;
 }
 
-/* The same for a range this handle has pinned (f->lock held). */
+/* The same for a range this handle has pinned (fdo(f)->lock held). */
 static int describe_pinned(struct iomem *f, uint64_t off, uint64_t end, struct iov_builder *b)
 {
-        for (size_t i = iom_ranges_first_after(&f->pins, off); off < end; i++) {
-                const struct iom_range *r = &f->pins.v[i];
+        struct iom_fdobj *obj = fdo(f);
+        for (size_t i = iom_ranges_first_after(&obj->pins, off); off < end; i++) {
+                const struct iom_range *r = &obj->pins.v[i];
                 uint64_t n = iom_min(end, r->end) - off;
                 int ret = add_phys(f, r->phys + (off - r->start), n, b);
                 if (ret <= 0)
@@ -300,7 +301,7 @@ static int fill_holes(struct iomem *f, struct iom_extent_map *draft, uint64_t s,
                  * free them first, so that they come back as zeros. */
                 punch(f, a, b - a);
                 int err = 0;
-                if (f->numa_policy != IOMEM_NUMA_DEFAULT || allocates_through_mapping(f)) {
+                if (fdo(f)->numa_policy != IOMEM_NUMA_DEFAULT || allocates_through_mapping(f)) {
                         /* Map (place, advise) it before the memory exists. */
                         uint64_t contig;
                         for (uint64_t p = a; p < b && !err; p += contig) {
@@ -326,7 +327,7 @@ static int fill_holes(struct iomem *f, struct iom_extent_map *draft, uint64_t s,
 /* Give back what fill_holes took in [s, e): the holes of the current map. */
 static void unfill(struct iomem *f, uint64_t s, uint64_t e)
 {
-        const struct iom_extent_map *m = iom_map(f->meta);
+        const struct iom_extent_map *m = iom_map(fdo(f)->meta);
         s = iom_round_down(s, f->page_size);
         e = iom_round_up(e, f->page_size);
         for (uint32_t i = iom_map_find(m, s); i < m->count && m->ext[i].off < e; i++) {
@@ -340,14 +341,14 @@ static void unfill(struct iomem *f, uint64_t s, uint64_t e)
 }
 
 /* Zero the bytes past the old end in the old last page when the file grows,
- * so that they read as zero like the rest of the new bytes (f->lock and the
+ * so that they read as zero like the rest of the new bytes (fdo(f)->lock and the
  * metadata held; the current map is the old one). */
 static int zero_old_tail(struct iomem *f, uint64_t old_size, uint64_t new_size)
 {
         uint64_t tail_end = iom_min(new_size, iom_round_up(old_size, f->page_size));
         if (tail_end <= old_size)
                 return 0;
-        const struct iom_extent_map *m = iom_map(f->meta);
+        const struct iom_extent_map *m = iom_map(fdo(f)->meta);
         const struct iom_extent *e = &m->ext[iom_map_find(m, old_size)];
         if (e->phys == IOM_HOLE)
                 return 0;
@@ -366,7 +367,7 @@ static int map_full(struct iomem *f)
 }
 
 /* Copy src into file bytes [s, e) where map m (a draft, not yet published)
- * puts them; they are backed (f->lock and the metadata held). Bytes that
+ * puts them; they are backed (fdo(f)->lock and the metadata held). Bytes that
  * only a published change makes visible are copied before it is published,
  * so a process killed in between leaves no grown file of zeros. */
 static int copy_into_map(struct iomem *f, const struct iom_extent_map *m, const char *src,
@@ -402,36 +403,35 @@ struct piece {
 static void unpin_shared(uint64_t start, uint64_t end, void *arg)
 {
         struct iomem *f = arg;
-        iom_pin_remove(f->meta, f->owner, start, end);
+        iom_pin_remove(fdo(f)->meta, fdo(f)->owner, start, end);
 }
 
 static ssize_t fdmem_acquire(struct iomem *f, size_t off, size_t len)
 {
-        int err = enter(f);
-        if (err)
-                return err;
+        struct iom_fdobj *obj = fdo(f);
+        int err = 0;
         uint64_t end = (uint64_t)off + len;
-        pthread_mutex_lock(&f->lock);
-        if (iom_ranges_covered(&f->pins, off, end)) {
+        pthread_mutex_lock(&obj->lock);
+        if (iom_ranges_covered(&obj->pins, off, end)) {
                 /* Nested: these pages are ours already and cannot move. */
-                if ((err = iom_ranges_reserve(&f->pins, 2)) == 0)
-                        iom_ranges_inc(&f->pins, off, end);
-                pthread_mutex_unlock(&f->lock);
+                if ((err = iom_ranges_reserve(&obj->pins, 2)) == 0)
+                        iom_ranges_inc(&obj->pins, off, end);
+                pthread_mutex_unlock(&obj->lock);
                 return err ? iom_fail(f->name, err, "out of memory") : (ssize_t)len;
         }
         if ((err = iom_meta_lock(f))) {
-                pthread_mutex_unlock(&f->lock);
+                pthread_mutex_unlock(&obj->lock);
                 return err;
         }
-        struct iom_meta *meta = f->meta;
+        struct iom_meta *meta = obj->meta;
         uint64_t limit = iom_round_up(iom_map(meta)->size, f->page_size);
         if (off >= limit) {
                 iom_meta_unlock(f);
-                pthread_mutex_unlock(&f->lock);
+                pthread_mutex_unlock(&obj->lock);
                 return 0;
         }
         end = iom_min(end, limit);
-        if (iom_writable(f) && has_holes(iom_map(meta), off, end)) {
+        if (iom_fd_writable(f) && has_holes(iom_map(meta), off, end)) {
                 struct iom_extent_map *draft = iom_map_begin(meta);
                 if ((err = fill_holes(f, draft, off, end))) {
                         unfill(f, off, end);
@@ -445,13 +445,13 @@ static ssize_t fdmem_acquire(struct iomem *f, size_t off, size_t len)
         struct piece stack[16], *pieces = stack;
         size_t npieces = 0, cap = 16;
         const struct iom_extent_map *m = iom_map(meta);
-        size_t ri = iom_ranges_first_after(&f->pins, off);
+        size_t ri = iom_ranges_first_after(&obj->pins, off);
         for (uint64_t pos = off; pos < end;) {
-                if (ri < f->pins.n && f->pins.v[ri].start <= pos) {
-                        pos = f->pins.v[ri++].end;
+                if (ri < obj->pins.n && obj->pins.v[ri].start <= pos) {
+                        pos = obj->pins.v[ri++].end;
                         continue;
                 }
-                uint64_t gap_end = ri < f->pins.n ? iom_min(f->pins.v[ri].start, end) : end;
+                uint64_t gap_end = ri < obj->pins.n ? iom_min(obj->pins.v[ri].start, end) : end;
                 while (pos < gap_end) {
                         const struct iom_extent *e = &m->ext[iom_map_find(m, pos)];
                         uint64_t n = iom_min(gap_end, e->off + e->len) - pos;
@@ -474,7 +474,7 @@ static ssize_t fdmem_acquire(struct iomem *f, size_t off, size_t len)
                         pos += n;
                 }
         }
-        if ((err = iom_ranges_reserve(&f->pins, npieces + 2))) {
+        if ((err = iom_ranges_reserve(&obj->pins, npieces + 2))) {
                 err = iom_fail(f->name, err, "out of memory");
                 goto free_pieces;
         }
@@ -490,30 +490,30 @@ static ssize_t fdmem_acquire(struct iomem *f, size_t off, size_t len)
                 }
         }
         for (size_t i = 0; i < npieces; i++) {
-                if (iom_pin_add(meta, f->owner, pieces[i].start, pieces[i].end)) {
+                if (iom_pin_add(meta, obj->owner, pieces[i].start, pieces[i].end)) {
                         while (i--)
-                                iom_pin_remove(meta, f->owner, pieces[i].start, pieces[i].end);
+                                iom_pin_remove(meta, obj->owner, pieces[i].start, pieces[i].end);
                         err = iom_fail(f->name, -ENOMEM, "the pin table is full (%d ranges)",
                                        IOM_MAX_PINS);
                         goto free_pieces;
                 }
         }
-        iom_ranges_inc(&f->pins, off, end);
+        iom_ranges_inc(&obj->pins, off, end);
         for (size_t i = 0; i < npieces; i++)
-                iom_ranges_insert(&f->pins, pieces[i].start, pieces[i].end, pieces[i].phys);
+                iom_ranges_insert(&obj->pins, pieces[i].start, pieces[i].end, pieces[i].phys);
 free_pieces:
         if (pieces != stack)
                 free(pieces);
 out:
         iom_meta_unlock(f);
-        pthread_mutex_unlock(&f->lock);
+        pthread_mutex_unlock(&obj->lock);
         return err ? err : (ssize_t)(end - off);
 }
 
-/* err unless this handle has pinned all of [off, end) (f->lock held). */
+/* err unless this handle has pinned all of [off, end) (fdo(f)->lock held). */
 static int require_pinned(struct iomem *f, uint64_t off, uint64_t end, int err)
 {
-        if (iom_ranges_covered(&f->pins, off, end))
+        if (iom_ranges_covered(&fdo(f)->pins, off, end))
                 return 0;
         return iom_fail(f->name, err, "bytes [%llu, %llu) are not all acquired by this handle",
                         (unsigned long long)off, (unsigned long long)end);
@@ -521,60 +521,57 @@ static int require_pinned(struct iomem *f, uint64_t off, uint64_t end, int err)
 
 static int fdmem_release(struct iomem *f, size_t off, size_t len)
 {
-        int err = enter(f);
-        if (err)
-                return err;
+        struct iom_fdobj *obj = fdo(f);
+        int err = 0;
         uint64_t end = (uint64_t)off + len;
-        pthread_mutex_lock(&f->lock);
+        pthread_mutex_lock(&obj->lock);
         if ((err = require_pinned(f, off, end, -EINVAL))) {
-                pthread_mutex_unlock(&f->lock);
+                pthread_mutex_unlock(&obj->lock);
                 return err;
         }
-        if ((err = iom_ranges_reserve(&f->pins, 2)) == 0 && (err = iom_meta_lock(f)) == 0) {
-                iom_ranges_dec(&f->pins, off, end, unpin_shared, f);
+        if ((err = iom_ranges_reserve(&obj->pins, 2)) == 0 && (err = iom_meta_lock(f)) == 0) {
+                iom_ranges_dec(&obj->pins, off, end, unpin_shared, f);
                 iom_meta_unlock(f);
         } else if (err == -ENOMEM) {
                 err = iom_fail(f->name, err, "out of memory");
         }
-        pthread_mutex_unlock(&f->lock);
+        pthread_mutex_unlock(&obj->lock);
         return err;
 }
 
 static ssize_t fdmem_retrieve(struct iomem *f, size_t off, size_t len, struct iovec *iov,
                               size_t iovcnt)
 {
-        int err = enter(f);
-        if (err)
-                return err;
-        if (!iom_writable(f))
+        struct iom_fdobj *obj = fdo(f);
+        int err = 0;
+        if (!iom_fd_writable(f))
                 return iom_fail(f->name, -EPERM, "the object is sealed against writing; use iomem_borrow");
         uint64_t end = (uint64_t)off + len;
-        pthread_mutex_lock(&f->lock);
+        pthread_mutex_lock(&obj->lock);
         if ((err = require_pinned(f, off, end, -ENOENT))) {
-                pthread_mutex_unlock(&f->lock);
+                pthread_mutex_unlock(&obj->lock);
                 return err;
         }
         struct iov_builder b = { .iov = iov, .cap = iovcnt };
         int r = describe_pinned(f, off, end, &b);
-        pthread_mutex_unlock(&f->lock);
+        pthread_mutex_unlock(&obj->lock);
         return r < 0 ? r : (ssize_t)b.n;
 }
 
 /* borrow and bufcount: describe [off, off+len) clamped to the size. */
 static ssize_t describe_clamped(struct iomem *f, size_t off, size_t len, struct iov_builder *b)
 {
-        int err = enter(f);
-        if (err)
-                return err;
-        pthread_mutex_lock(&f->lock);
+        struct iom_fdobj *obj = fdo(f);
+        int err = 0;
+        pthread_mutex_lock(&obj->lock);
         if ((err = iom_meta_lock(f)) == 0) {
-                uint64_t size = iom_map(f->meta)->size;
+                uint64_t size = iom_map(obj->meta)->size;
                 if (off < size)
                         err = describe(f, off, iom_min(size, (uint64_t)off + len), b);
                 err = err < 0 ? err : 0;
                 iom_meta_unlock(f);
         }
-        pthread_mutex_unlock(&f->lock);
+        pthread_mutex_unlock(&obj->lock);
         return err ? err : (ssize_t)b->n;
 }
 
@@ -600,19 +597,20 @@ enum copy_dir { COPY_OUT, COPY_IN };
  * caller, keeps the memory in place). */
 static ssize_t copy_bytes(struct iomem *f, char *buf, uint64_t off, uint64_t end, enum copy_dir dir)
 {
+        struct iom_fdobj *obj = fdo(f);
         uint64_t start = off;
         while (off < end) {
                 struct iovec iov[64];
                 struct iov_builder b = { .iov = iov, .cap = 64 };
-                pthread_mutex_lock(&f->lock);
+                pthread_mutex_lock(&obj->lock);
                 int err = iom_meta_lock(f);
                 if (!err) {
-                        uint64_t size = iom_map(f->meta)->size;
+                        uint64_t size = iom_map(obj->meta)->size;
                         end = iom_min(end, size);
                         err = off < end ? describe(f, off, end, &b) : 0;
                         iom_meta_unlock(f);
                 }
-                pthread_mutex_unlock(&f->lock);
+                pthread_mutex_unlock(&obj->lock);
                 if (err < 0)
                         return off > start ? (ssize_t)(off - start) : err;
                 for (size_t i = 0; i < b.n; i++) {
@@ -633,8 +631,8 @@ static ssize_t copy_bytes(struct iomem *f, char *buf, uint64_t off, uint64_t end
 
 static ssize_t fdmem_pread(struct iomem *f, void *buf, size_t len, size_t off)
 {
-        int err = enter(f);
-        if (err || (err = iom_iolock_rdlock(f)))
+        int err = iom_iolock_rdlock(f);
+        if (err)
                 return err;
         ssize_t r = copy_bytes(f, buf, off, (uint64_t)off + len, COPY_OUT);
         iom_iolock_unlock(f);
@@ -643,7 +641,7 @@ static ssize_t fdmem_pread(struct iomem *f, void *buf, size_t len, size_t off)
 
 static int check_seals(struct iomem *f, uint64_t old_size, uint64_t new_size)
 {
-        unsigned seals = f->meta->seals;
+        unsigned seals = fdo(f)->meta->seals;
         if (seals & IOMEM_SEAL_WRITE)
                 return iom_fail(f->name, -EPERM, "the object is sealed against writing");
         if (new_size > old_size && (seals & IOMEM_SEAL_GROW))
@@ -654,11 +652,11 @@ static int check_seals(struct iomem *f, uint64_t old_size, uint64_t new_size)
 }
 
 /* Grow the file to at least end and back [off, end), as one change
- * (f->lock and the metadata held). On failure nothing has changed. */
+ * (fdo(f)->lock and the metadata held). On failure nothing has changed. */
 static int prepare_write(struct iomem *f, const char *buf, uint64_t off, uint64_t end,
                          uint64_t *old_size)
 {
-        struct iom_meta *meta = f->meta;
+        struct iom_meta *meta = fdo(f)->meta;
         const struct iom_extent_map *cur = iom_map(meta);
         uint64_t size = cur->size, new_size = iom_max(size, end);
         *old_size = size;
@@ -682,19 +680,20 @@ static int prepare_write(struct iomem *f, const char *buf, uint64_t off, uint64_
 
 static ssize_t fdmem_pwrite(struct iomem *f, const void *buf, size_t len, size_t off)
 {
+        struct iom_fdobj *obj = fdo(f);
         uint64_t end = (uint64_t)off + len;
-        if (end > f->data_limit)
+        if (end > obj->data_limit)
                 return too_big(f);
-        int err = enter(f);
-        if (err || (err = iom_iolock_rdlock(f)))
+        int err = iom_iolock_rdlock(f);
+        if (err)
                 return err;
         uint64_t old_size = 0;
-        pthread_mutex_lock(&f->lock);
+        pthread_mutex_lock(&obj->lock);
         if ((err = iom_meta_lock(f)) == 0) {
                 err = prepare_write(f, buf, off, end, &old_size);
                 iom_meta_unlock(f);
         }
-        pthread_mutex_unlock(&f->lock);
+        pthread_mutex_unlock(&obj->lock);
         /* The bytes past the old end went in with the growth. */
         ssize_t r = err;
         if (!err) {
@@ -741,7 +740,7 @@ static int collect_backed(struct iomem *f, const struct iom_extent_map *m, uint6
         return 0;
 }
 
-/* Free the memory of the noted ranges (f->lock held). */
+/* Free the memory of the noted ranges (fdo(f)->lock held). */
 static void punch_all(struct iomem *f, struct punch_list *l)
 {
         for (size_t i = 0; i < l->n; i++) {
@@ -771,18 +770,19 @@ static int check_space(struct iomem *f, uint64_t more)
 
 static int fdmem_truncate(struct iomem *f, size_t size)
 {
-        if (size > f->data_limit)
+        struct iom_fdobj *obj = fdo(f);
+        if (size > obj->data_limit)
                 return too_big(f);
-        int err = enter(f);
-        if (err || (err = iom_iolock_wrlock(f)))
+        int err = iom_iolock_wrlock(f);
+        if (err)
                 return err;
-        pthread_mutex_lock(&f->lock);
+        pthread_mutex_lock(&obj->lock);
         if ((err = iom_meta_lock(f))) {
-                pthread_mutex_unlock(&f->lock);
+                pthread_mutex_unlock(&obj->lock);
                 iom_iolock_unlock(f);
                 return err;
         }
-        struct iom_meta *meta = f->meta;
+        struct iom_meta *meta = obj->meta;
         uint64_t ps = f->page_size, old = iom_map(meta)->size;
         struct punch_list gone = { 0 };
         if (size == old || (err = check_seals(f, old, size)))
@@ -826,7 +826,7 @@ out:
         if (!err)
                 punch_all(f, &gone);
         free(gone.v);
-        pthread_mutex_unlock(&f->lock);
+        pthread_mutex_unlock(&obj->lock);
         iom_iolock_unlock(f);
         return err;
 }
@@ -836,7 +836,7 @@ out:
 /* Room for `extra` more buffers in this handle's list. */
 static int allocs_reserve(struct iomem *f, size_t extra)
 {
-        struct iom_allocs *a = &f->allocs;
+        struct iom_allocs *a = &fdo(f)->allocs;
         if (a->n + extra <= a->cap)
                 return 0;
         size_t cap = a->cap ? 2 * a->cap : 8;
@@ -857,10 +857,11 @@ static void pool_forget(struct iom_meta *m, uint64_t phys)
                         m->pool[i] = m->pool[--m->npool];
 }
 
-/* A new gift-pool buffer of n bytes (f->lock held). */
+/* A new gift-pool buffer of n bytes (fdo(f)->lock held). */
 static int pool_alloc(struct iomem *f, uint64_t n, char **va_out, uint64_t *phys_out)
 {
-        struct iom_meta *meta = f->meta;
+        struct iom_fdobj *obj = fdo(f);
+        struct iom_meta *meta = obj->meta;
         int err = iom_meta_lock(f);
         if (err)
                 return err;
@@ -869,26 +870,26 @@ static int pool_alloc(struct iomem *f, uint64_t n, char **va_out, uint64_t *phys
                 return iom_fail(f->name, -ENOMEM, "%d gift buffers are outstanding already",
                                 IOM_MAX_ALLOCS);
         }
-        if (meta->pool_next + n > f->pool_end) {
+        if (meta->pool_next + n > obj->pool_end) {
                 iom_meta_unlock(f);
                 return iom_fail(f->name, -ENOMEM,
                                 "its gift pool (%llu bytes, whose offsets are never reused) is used up",
-                                (unsigned long long)(f->pool_end - IOM_POOL_OFF));
+                                (unsigned long long)(obj->pool_end - IOM_POOL_OFF));
         }
         uint64_t phys = meta->pool_next;
         meta->pool_next += n;
-        meta->pool[meta->npool] = (struct iom_pool_rec){ .owner = f->owner, .phys = phys, .len = n };
+        meta->pool[meta->npool] = (struct iom_pool_rec){ .owner = obj->owner, .phys = phys, .len = n };
         meta->npool++;
         iom_meta_unlock(f);
 
         /* Map and place it first, then back it. */
-        char *va = f->phys->map(f, NULL, phys, n, PROT_READ | PROT_WRITE, 0);
+        char *va = obj->phys->map(f, NULL, phys, n, PROT_READ | PROT_WRITE, 0);
         if (va == MAP_FAILED)
                 err = iom_fail(f->name, -ENOMEM, "cannot map %llu bytes: %s", (unsigned long long)n,
                                strerror(errno));
         else if ((err = iom_numa_apply(f, va, n)) || (err = allocate_placed(f, phys, n, va)) ||
                  (err = iom_seg_add(f, phys, n, va)))
-                f->phys->unmap(f, va, n);
+                obj->phys->unmap(f, va, n);
         if (err) {
                 punch(f, phys, n);
                 if (iom_meta_lock(f) == 0) {
@@ -904,15 +905,14 @@ static int pool_alloc(struct iomem *f, uint64_t n, char **va_out, uint64_t *phys
 
 static int fdmem_alloc(struct iomem *f, size_t len, void **out)
 {
-        int err = enter(f);
-        if (err)
-                return err;
+        struct iom_fdobj *obj = fdo(f);
+        int err = 0;
         uint64_t n = iom_round_up(len, f->page_size);
         if (n < len || n > IOM_DATA_END)
                 return iom_fail(f->name, -ENOMEM, "%zu bytes is more than an object can hold", len);
-        pthread_mutex_lock(&f->lock);
+        pthread_mutex_lock(&obj->lock);
         if (allocs_reserve(f, 1)) {
-                pthread_mutex_unlock(&f->lock);
+                pthread_mutex_unlock(&obj->lock);
                 return iom_fail(f->name, -ENOMEM, "out of memory");
         }
         char *va;
@@ -927,18 +927,19 @@ static int fdmem_alloc(struct iomem *f, size_t len, void **out)
                                        (unsigned long long)n, strerror(errno));
         }
         if (!err) {
-                f->allocs.v[f->allocs.n++] = (struct iom_alloc){ .va = va, .phys = phys, .len = n };
+                obj->allocs.v[obj->allocs.n++] = (struct iom_alloc){ .va = va, .phys = phys, .len = n };
                 *out = va;
         }
-        pthread_mutex_unlock(&f->lock);
+        pthread_mutex_unlock(&obj->lock);
         return err;
 }
 
 /* The buffer of this handle that holds [p, p+len), or NULL. */
 static struct iom_alloc *find_alloc(struct iomem *f, const char *p, size_t len)
 {
-        for (size_t i = 0; i < f->allocs.n; i++) {
-                struct iom_alloc *a = &f->allocs.v[i];
+        struct iom_fdobj *obj = fdo(f);
+        for (size_t i = 0; i < obj->allocs.n; i++) {
+                struct iom_alloc *a = &obj->allocs.v[i];
                 if (p >= (char *)a->va && p + len <= (char *)a->va + a->len)
                         return a;
         }
@@ -948,41 +949,41 @@ static struct iom_alloc *find_alloc(struct iomem *f, const char *p, size_t len)
 /*
  * [va, va+len) of buffer a stops being the caller's: drop it from this
  * handle's list and from the shared pool records, keeping what is left on
- * either side (f->lock and the metadata held; allocs_reserve done).
+ * either side (fdo(f)->lock and the metadata held; allocs_reserve done).
  */
 static void carve_alloc(struct iomem *f, struct iom_alloc *a, char *va, uint64_t len)
 {
+        struct iom_fdobj *obj = fdo(f);
         struct iom_alloc whole = *a;
         uint64_t head = (uint64_t)(va - (char *)whole.va);
         uint64_t tail = whole.len - head - len;
-        *a = f->allocs.v[--f->allocs.n];
+        *a = obj->allocs.v[--obj->allocs.n];
         if (head)
-                f->allocs.v[f->allocs.n++] = (struct iom_alloc){ whole.va, whole.phys, head };
+                obj->allocs.v[obj->allocs.n++] = (struct iom_alloc){ whole.va, whole.phys, head };
         if (tail)
-                f->allocs.v[f->allocs.n++] = (struct iom_alloc){
+                obj->allocs.v[obj->allocs.n++] = (struct iom_alloc){
                         va + len, whole.phys == IOM_HOLE ? IOM_HOLE : whole.phys + head + len, tail };
         if (whole.phys == IOM_HOLE)
                 return;
-        struct iom_meta *m = f->meta;
+        struct iom_meta *m = obj->meta;
         pool_forget(m, whole.phys);
         /* Two records never exceed the one they replace plus one; the slot
          * kept free by pool_alloc's limit check covers it. */
         if (head && m->npool < IOM_MAX_ALLOCS)
-                m->pool[m->npool++] = (struct iom_pool_rec){ f->owner, 0, whole.phys, head };
+                m->pool[m->npool++] = (struct iom_pool_rec){ obj->owner, 0, whole.phys, head };
         if (tail && m->npool < IOM_MAX_ALLOCS)
-                m->pool[m->npool++] = (struct iom_pool_rec){ f->owner, 0, whole.phys + head + len, tail };
+                m->pool[m->npool++] = (struct iom_pool_rec){ obj->owner, 0, whole.phys + head + len, tail };
 }
 
 static int fdmem_free(struct iomem *f, void *buf, size_t len)
 {
-        int err = enter(f);
-        if (err)
-                return err;
+        struct iom_fdobj *obj = fdo(f);
+        int err = 0;
         uint64_t n = iom_round_up(len, f->page_size);
-        pthread_mutex_lock(&f->lock);
+        pthread_mutex_lock(&obj->lock);
         struct iom_alloc *a = find_alloc(f, buf, n);
         if (!a || a->va != buf || a->len != n) {
-                pthread_mutex_unlock(&f->lock);
+                pthread_mutex_unlock(&obj->lock);
                 if (a)
                         return iom_fail(f->name, -EINVAL, "buffer %p holds %zu bytes, not %zu",
                                         buf, a->len, len);
@@ -992,7 +993,7 @@ static int fdmem_free(struct iomem *f, void *buf, size_t len)
         }
         struct iom_alloc whole = *a;
         if (whole.phys == IOM_HOLE) {
-                *a = f->allocs.v[--f->allocs.n];
+                *a = obj->allocs.v[--obj->allocs.n];
                 iom_sys.munmap(whole.va, whole.len);
         } else if ((err = iom_meta_lock(f)) == 0) {
                 carve_alloc(f, a, buf, n);
@@ -1000,7 +1001,7 @@ static int fdmem_free(struct iomem *f, void *buf, size_t len)
                 punch(f, whole.phys, whole.len);
                 iom_seg_drop(f, whole.phys, whole.len);
         }
-        pthread_mutex_unlock(&f->lock);
+        pthread_mutex_unlock(&obj->lock);
         return err;
 }
 
@@ -1039,23 +1040,24 @@ static void classify(struct iomem *f, size_t off, uint64_t end, uint64_t size,
 static ssize_t fdmem_gift(struct iomem *f, size_t off, size_t len, const struct iovec *iov,
                           size_t iovcnt, unsigned flags)
 {
+        struct iom_fdobj *obj = fdo(f);
         uint64_t end = (uint64_t)off + len, ps = f->page_size;
-        if (end > f->data_limit)
+        if (end > obj->data_limit)
                 return too_big(f);
         bool *adopt = calloc(iovcnt, sizeof *adopt);
         if (!adopt)
                 return iom_fail(f->name, -ENOMEM, "out of memory");
-        int err = enter(f);
-        if (err || (err = iom_iolock_wrlock(f))) {
+        int err = iom_iolock_wrlock(f);
+        if (err) {
                 free(adopt);
                 return err;
         }
         struct punch_list gone = { 0 };
         uint64_t adopted = 0, copied = 0;
-        pthread_mutex_lock(&f->lock);
+        pthread_mutex_lock(&obj->lock);
         if ((err = iom_meta_lock(f)))
                 goto unlock_local;
-        struct iom_meta *meta = f->meta;
+        struct iom_meta *meta = obj->meta;
         uint64_t size = iom_map(meta)->size, new_size = iom_max(size, end);
         if ((err = check_seals(f, size, new_size)))
                 goto unlock_meta;
@@ -1131,13 +1133,13 @@ static ssize_t fdmem_gift(struct iomem *f, size_t off, size_t len, const struct 
         meta->gift_copied += copied;
         iom_meta_unlock(f);
         punch_all(f, &gone);
-        pthread_mutex_unlock(&f->lock);
+        pthread_mutex_unlock(&obj->lock);
         goto unlock_io;
 
 unlock_meta:
         iom_meta_unlock(f);
 unlock_local:
-        pthread_mutex_unlock(&f->lock);
+        pthread_mutex_unlock(&obj->lock);
 unlock_io:
         free(gone.v);
         free(adopt);
@@ -1149,37 +1151,33 @@ unlock_io:
 
 static int fdmem_rdlock(struct iomem *f)
 {
-        int err = enter(f);
-        return err ? err : iom_iolock_rdlock(f);
+        return iom_iolock_rdlock(f);
 }
 
 static int fdmem_wrlock(struct iomem *f)
 {
-        int err = enter(f);
-        return err ? err : iom_iolock_wrlock(f);
+        return iom_iolock_wrlock(f);
 }
 
 static int fdmem_unlock(struct iomem *f)
 {
-        int err = enter(f);
-        return err ? err : iom_iolock_unlock(f);
+        return iom_iolock_unlock(f);
 }
 
 static int fdmem_stat(struct iomem *f, struct iomem_stat *st)
 {
-        int err = enter(f);
-        if (err)
-                return err;
-        pthread_mutex_lock(&f->lock);
+        struct iom_fdobj *obj = fdo(f);
+        int err = 0;
+        pthread_mutex_lock(&obj->lock);
         if ((err = iom_meta_lock(f)) == 0) {
-                st->size = iom_map(f->meta)->size;
-                st->gift_adopted = f->meta->gift_adopted;
-                st->gift_copied = f->meta->gift_copied;
-                st->acquired = iom_ranges_bytes(&f->pins);
+                st->size = iom_map(obj->meta)->size;
+                st->gift_adopted = obj->meta->gift_adopted;
+                st->gift_copied = obj->meta->gift_copied;
+                st->acquired = iom_ranges_bytes(&obj->pins);
                 st->numa_node = iom_numa_node(f);
                 iom_meta_unlock(f);
         }
-        pthread_mutex_unlock(&f->lock);
+        pthread_mutex_unlock(&obj->lock);
         return err;
 }
 
@@ -1192,40 +1190,57 @@ static int fdmem_sync(struct iomem *f, size_t off, size_t len)
 
 static int fdmem_send_fds(const struct iomem *f, int *fds, int max)
 {
+        struct iom_fdobj *obj = fdo(f);
         int n = 0;
         fds[n++] = f->data_fd;
         /* A named object's metadata lives in a sidecar of its own. */
-        if ((f->caps & IOMEM_CAP_NAMED) && f->meta_map_len && n < max)
-                fds[n++] = f->aux_fd;
+        if ((f->caps & IOMEM_CAP_NAMED) && obj->meta_map_len && n < max)
+                fds[n++] = obj->aux_fd;
         return n;
 }
 
-static void fdmem_close(struct iomem *f)
+void iom_fdmem_init(struct iomem *f)
 {
+        struct iom_fdobj *obj = fdo(f);
+        obj->aux_fd = -1;
+        obj->phys = &iom_phys_fd;
+        obj->data_limit = IOM_DATA_END;
+        obj->pool_end = IOM_PHYS_END;
+        obj->owner = IOM_NO_OWNER;
+        iom_mutex_init(&obj->lock);
+}
+
+void iom_fdmem_close(struct iomem *f)
+{
+        struct iom_fdobj *obj = fdo(f);
         /* A handle inherited across fork holds nothing in the child. */
-        if (f->meta && f->owner != IOM_NO_OWNER && f->fork_gen == iom_fork_generation() &&
+        if (obj->meta && obj->owner != IOM_NO_OWNER && f->fork_gen == iom_fork_generation() &&
             iom_meta_lock(f) == 0) {
                 iom_owner_unregister(f);
                 iom_meta_unlock(f);
         }
         iom_seg_unmap_all(f);
-        for (size_t i = 0; i < f->allocs.n; i++)
-                if (f->allocs.v[i].phys == IOM_HOLE)
-                        iom_sys.munmap(f->allocs.v[i].va, f->allocs.v[i].len);
-        free(f->allocs.v);
-        iom_ranges_clear(&f->pins);
-        if (f->meta_map_len)
-                f->phys->unmap(f, f->meta, f->meta_map_len);
+        for (size_t i = 0; i < obj->allocs.n; i++)
+                if (obj->allocs.v[i].phys == IOM_HOLE)
+                        iom_sys.munmap(obj->allocs.v[i].va, obj->allocs.v[i].len);
+        free(obj->allocs.v);
+        iom_ranges_clear(&obj->pins);
+        if (obj->meta_map_len)
+                obj->phys->unmap(f, obj->meta, obj->meta_map_len);
         else
-                free(f->meta);
-        f->meta = NULL;
-        if (f->aux_fd >= 0 && f->aux_fd != f->data_fd)
-                close(f->aux_fd);
+                free(obj->meta);
+        obj->meta = NULL;
+        if (obj->aux_fd >= 0 && obj->aux_fd != f->data_fd)
+                close(obj->aux_fd);
         if (f->data_fd >= 0)
                 close(f->data_fd);
+        obj->aux_fd = f->data_fd = -1;
+        pthread_mutex_destroy(&obj->lock);
 }
 
 const struct iom_object_ops iom_fdmem_ops = {
+        .size = sizeof(struct iom_object_ops),
+        .after_fork = iom_fdmem_after_fork,
         .acquire = fdmem_acquire,
         .release = fdmem_release,
         .retrieve = fdmem_retrieve,
@@ -1243,52 +1258,53 @@ const struct iom_object_ops iom_fdmem_ops = {
         .pwrite = fdmem_pwrite,
         .sync = fdmem_sync,
         .send_fds = fdmem_send_fds,
-        .close = fdmem_close,
+        .close = iom_fdmem_close,
 };
 
 /* ---- attaching ------------------------------------------------------------------ */
 
 static int map_meta(struct iomem *f, size_t span)
 {
-        void *p = f->phys->map(f, NULL, IOM_META_OFF, span, PROT_READ | PROT_WRITE, 0);
+        struct iom_fdobj *obj = fdo(f);
+        void *p = obj->phys->map(f, NULL, IOM_META_OFF, span, PROT_READ | PROT_WRITE, 0);
         if (p == MAP_FAILED) {
                 int e = errno;
                 return iom_fail(f->name, -e, "cannot map its metadata: %s", strerror(e));
         }
-        f->meta = p;
-        f->meta_map_len = span;
+        obj->meta = p;
+        obj->meta_map_len = span;
         return 0;
 }
 
 int iom_fdmem_attach(struct iomem *f, enum iom_attach how, const struct iomem_opts *o)
 {
+        struct iom_fdobj *obj = fdo(f);
         size_t span = iom_meta_span(f->page_size);
         int err = 0;
-        f->fork_gen = iom_fork_generation();
-        f->numa_policy = o->numa_policy;
-        f->numa_node = o->numa_node;
+        obj->numa_policy = o->numa_policy;
+        obj->numa_node = o->numa_node;
         /* Transparent huge pages, where the kernel gives them to tmpfs
          * files of base pages (hugetlbfs pages are huge already). */
         enum iom_thp thp = f->page_size == iom_system_page_size() ? iom_thp_of(f->data_fd)
                                                                   : IOM_THP_NEVER;
-        f->thp_advise = thp == IOM_THP_ADVISE;
+        obj->thp_advise = thp == IOM_THP_ADVISE;
         if (thp != IOM_THP_NEVER)
                 f->caps |= IOMEM_CAP_THP;
         if (how == IOM_ATTACH_PRIVATE) {
-                f->meta = calloc(1, sizeof *f->meta);
-                if (!f->meta)
+                obj->meta = calloc(1, sizeof *obj->meta);
+                if (!obj->meta)
                         return iom_fail(f->name, -ENOMEM, "out of memory");
                 f->caps &= ~IOMEM_CAP_GIFT;
-                err = iom_meta_init(f->meta, f->page_size, false);
-                if (!err && (err = iom_meta_describe_fd(f->meta, f->data_fd, f->page_size)))
+                err = iom_meta_init(obj->meta, f->page_size, false);
+                if (!err && (err = iom_meta_describe_fd(obj->meta, f->data_fd, f->page_size)))
                         err = iom_fail(f->name, err, "cannot read its layout: %s", strerror(-err));
         } else if (how == IOM_ATTACH_SNAPSHOT) {
-                f->meta = calloc(1, sizeof *f->meta);
-                if (!f->meta)
+                obj->meta = calloc(1, sizeof *obj->meta);
+                if (!obj->meta)
                         return iom_fail(f->name, -ENOMEM, "out of memory");
                 f->caps &= ~IOMEM_CAP_GIFT;
-                struct iom_meta *m = f->meta;
-                if (iom_sys.pread(f->aux_fd, m, sizeof *m, (off_t)IOM_META_OFF) != sizeof *m ||
+                struct iom_meta *m = obj->meta;
+                if (iom_sys.pread(obj->aux_fd, m, sizeof *m, (off_t)IOM_META_OFF) != sizeof *m ||
                     iom_meta_validate(m, f->page_size))
                         return iom_fail(f->name, -EBADMSG, "its metadata is not valid");
                 /* Keep the layout; what other processes hold is theirs. */
@@ -1305,29 +1321,29 @@ int iom_fdmem_attach(struct iomem *f, enum iom_attach how, const struct iomem_op
         } else if (how == IOM_ATTACH_SHARED) {
                 if ((err = map_meta(f, span)))
                         return err;
-                if (iom_meta_validate(f->meta, f->page_size))
+                if (iom_meta_validate(obj->meta, f->page_size))
                         return iom_fail(f->name, -EBADMSG, "its metadata is not valid");
         } else {
                 /* Back the metadata now: touching it must never SIGBUS. */
                 if ((err = allocate(f, IOM_META_OFF, span)) || (err = map_meta(f, span)))
                         return err;
-                memset(f->meta, 0, sizeof *f->meta);
-                if ((err = iom_meta_init(f->meta, f->page_size, true)))
+                memset(obj->meta, 0, sizeof *obj->meta);
+                if ((err = iom_meta_init(obj->meta, f->page_size, true)))
                         return iom_fail(f->name, err, "cannot initialise its metadata");
                 if (how == IOM_ATTACH_ADOPT) {
-                        if ((err = iom_meta_describe_fd(f->meta, f->data_fd, f->page_size)))
+                        if ((err = iom_meta_describe_fd(obj->meta, f->data_fd, f->page_size)))
                                 return iom_fail(f->name, err, "cannot read its layout: %s",
                                                 strerror(-err));
                 } else if (o->size) {
-                        if (o->size > f->data_limit)
+                        if (o->size > obj->data_limit)
                                 return too_big(f);
                         if ((err = check_space(f, o->size)) ||
                             (err = set_data_size(f, o->size)))
                                 return err;
-                        if (iom_map_resize(&f->meta->maps[0], o->size, f->page_size))
+                        if (iom_map_resize(&obj->meta->maps[0], o->size, f->page_size))
                                 return map_full(f);
                 }
-                f->meta->seals = o->seals;
+                obj->meta->seals = o->seals;
         }
         if (err)
                 return err;

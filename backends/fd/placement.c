@@ -2,7 +2,7 @@
 #define _GNU_SOURCE
 #include "placement.h"
 #include "config.h"
-#include "internal.h"
+#include "fdmem.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -12,28 +12,15 @@
 #include <numa.h>
 #include <numaif.h>
 
-int iom_numa_check(int policy, int node)
-{
-        if (policy == IOMEM_NUMA_DEFAULT)
-                return 0;
-        if (numa_available() < 0)
-                return iom_fail(NULL, -ENODEV, "the kernel has no NUMA support");
-        if (policy == IOMEM_NUMA_INTERLEAVE)
-                return 0;
-        if (node > numa_max_node() || !numa_bitmask_isbitset(numa_all_nodes_ptr, (unsigned)node))
-                return iom_fail(NULL, -EINVAL, "NUMA node %d does not exist here (nodes 0-%d)", node,
-                                numa_max_node());
-        return 0;
-}
-
 int iom_numa_apply(struct iomem *f, void *va, size_t len)
 {
-        if (f->numa_policy == IOMEM_NUMA_DEFAULT)
+        struct iom_fdobj *obj = fdo(f);
+        if (obj->numa_policy == IOMEM_NUMA_DEFAULT)
                 return 0;
         unsigned long mask[16] = { 0 };
         unsigned long maxnode = sizeof mask * 8;
         int mode;
-        if (f->numa_policy == IOMEM_NUMA_INTERLEAVE) {
+        if (obj->numa_policy == IOMEM_NUMA_INTERLEAVE) {
                 struct bitmask *allowed = numa_get_mems_allowed();
                 for (unsigned i = 0; allowed && i < allowed->size && i < maxnode; i++)
                         if (numa_bitmask_isbitset(allowed, i))
@@ -42,9 +29,9 @@ int iom_numa_apply(struct iomem *f, void *va, size_t len)
                         numa_bitmask_free(allowed);
                 mode = MPOL_INTERLEAVE;
         } else {
-                unsigned n = (unsigned)f->numa_node;
+                unsigned n = (unsigned)obj->numa_node;
                 mask[n / (8 * sizeof mask[0])] |= 1ul << (n % (8 * sizeof mask[0]));
-                mode = f->numa_policy == IOMEM_NUMA_BIND ? MPOL_BIND : MPOL_PREFERRED;
+                mode = obj->numa_policy == IOMEM_NUMA_BIND ? MPOL_BIND : MPOL_PREFERRED;
         }
         if (mbind(va, len, mode, mask, maxnode, 0) == 0)
                 return 0;
@@ -58,7 +45,7 @@ int iom_numa_node(struct iomem *f)
         void *pages[SAMPLES];
         int status[SAMPLES], count[MAX_NODES] = { 0 };
         unsigned n = 0;
-        const struct iom_extent_map *m = iom_map(f->meta);
+        const struct iom_extent_map *m = iom_map(fdo(f)->meta);
         uint64_t data = 0;
         for (uint32_t i = 0; i < m->count; i++)
                 if (m->ext[i].phys != IOM_HOLE)
@@ -89,14 +76,6 @@ int iom_numa_node(struct iomem *f)
 }
 
 #else
-
-int iom_numa_check(int policy, int node)
-{
-        (void)node;
-        if (policy == IOMEM_NUMA_DEFAULT)
-                return 0;
-        return iom_fail(NULL, -ENOTSUP, "built without libnuma (-Dnuma=disabled)");
-}
 
 int iom_numa_apply(struct iomem *f, void *va, size_t len)
 {

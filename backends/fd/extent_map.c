@@ -6,6 +6,7 @@
  * survivors see all of a change or none of it.
  */
 #include "internal.h"
+#include "meta.h"
 
 #include <string.h>
 

@@ -2,14 +2,14 @@
 /*
  * memfd: anonymous objects from memfd_create(2), shared by passing the
  * descriptor. The file's bytes, its metadata and its gift pool live in
- * the one descriptor (see lib/meta.h), so one fd is all a peer needs.
+ * the one descriptor (see meta.h), so one fd is all a peer needs.
  * The descriptor's own size never changes (it is sealed so), so no peer
  * can shrink it under another's mappings; the file size is kept in the
  * metadata.
  */
 #define _GNU_SOURCE
 #include "config.h"
-#include "internal.h"
+#include "fdmem.h"
 #include "syscalls.h"
 
 #include <fcntl.h>
@@ -61,7 +61,7 @@ static int apply_seals(struct iomem *f, unsigned seals)
 static int memfd_open(struct iomem *f, const char *label, unsigned flags, const struct iomem_opts *o)
 {
         (void)flags;
-        f->ops = &iom_fdmem_ops;
+        iom_fdmem_init(f);
         if (strlen(label) > MEMFD_NAME_MAX)
                 return iom_fail(f->name, -ENAMETOOLONG, "the label is longer than %d bytes",
                                 MEMFD_NAME_MAX);
@@ -78,7 +78,7 @@ static int memfd_open(struct iomem *f, const char *label, unsigned flags, const 
                                         o->hugepage >> 10);
                 return iom_fail(f->name, -e, "memfd_create: %s", strerror(e));
         }
-        f->data_fd = f->aux_fd = fd;
+        f->data_fd = fdo(f)->aux_fd = fd;
         int err = 0;
         if (iom_sys.ftruncate(fd, (off_t)IOM_PHYS_END) < 0) {
                 int e = errno;
@@ -89,7 +89,7 @@ static int memfd_open(struct iomem *f, const char *label, unsigned flags, const 
         if (!err)
                 err = apply_seals(f, o->seals);
         if (err) {
-                f->ops->close(f);
+                iom_fdmem_close(f);
                 return err;
         }
         return 0;
@@ -124,8 +124,9 @@ static bool is_memfd(int fd)
 static int memfd_open_fds(struct iomem *f, const int *fds, int nfds, unsigned flags,
                           const struct iomem_opts *o)
 {
+        struct iom_fdobj *obj = fdo(f);
         int fd = fds[0];
-        f->ops = &iom_fdmem_ops;
+        iom_fdmem_init(f);
         if (nfds != 1)
                 return iom_fail(f->name, -EINVAL, "a memfd object is one descriptor, not %d", nfds);
         if (!is_memfd(fd))
@@ -147,33 +148,33 @@ static int memfd_open_fds(struct iomem *f, const int *fds, int nfds, unsigned fl
         if (ours) {
                 /* Pins and locks are written to the metadata even by a reader:
                  * a read-only descriptor gets a read-write twin for it. */
-                f->aux_fd = fd;
+                obj->aux_fd = fd;
                 if (mode == O_RDONLY) {
                         char path[64];
                         snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-                        f->aux_fd = open(path, O_RDWR | O_CLOEXEC);
+                        obj->aux_fd = open(path, O_RDWR | O_CLOEXEC);
                 }
-                err = f->aux_fd < 0 ? -EACCES : iom_fdmem_attach(f, IOM_ATTACH_SHARED, o);
+                err = obj->aux_fd < 0 ? -EACCES : iom_fdmem_attach(f, IOM_ATTACH_SHARED, o);
                 if (err == -EPERM || err == -EACCES) {
                         /* Sealed against writing (or no write access at all):
                          * a private copy of the metadata. For a sealed object
                          * that copy is exact, since nothing can change. */
                         iom_debug("%s: metadata not writable; using a private copy", f->name);
-                        if (f->aux_fd != fd && f->aux_fd >= 0)
-                                close(f->aux_fd);
-                        f->aux_fd = fd;
+                        if (obj->aux_fd != fd && obj->aux_fd >= 0)
+                                close(obj->aux_fd);
+                        obj->aux_fd = fd;
                         err = iom_fdmem_attach(f, IOM_ATTACH_SNAPSHOT, o);
                 }
         } else {
-                f->sized_data = true; /* a plain memfd: its size is the file's */
+                obj->sized_data = true; /* a plain memfd: its size is the file's */
                 err = iom_fdmem_attach(f, IOM_ATTACH_PRIVATE, o);
         }
         if (err) {
                 /* The caller keeps the descriptor it passed. */
-                if (f->aux_fd == fd)
-                        f->aux_fd = -1;
+                if (obj->aux_fd == fd)
+                        obj->aux_fd = -1;
                 f->data_fd = -1;
-                f->ops->close(f);
+                iom_fdmem_close(f);
         }
         return err;
 }
@@ -181,6 +182,8 @@ static int memfd_open_fds(struct iomem *f, const int *fds, int nfds, unsigned fl
 const struct iom_backend iom_backend_memfd = {
         .name = "memfd",
         .caps = MEMFD_CAPS,
+        .priv_size = sizeof(struct iom_fdobj),
+        .ops = &iom_fdmem_ops,
         .probe = memfd_probe,
         .open = memfd_open,
         .open_fds = memfd_open_fds,

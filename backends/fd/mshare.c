@@ -10,7 +10,7 @@
  * it is created, big enough for the metadata and the asked-for size, and
  * each handle maps it once:
  *
- *   [0, meta_room)        the metadata (lib/meta.h): first, so that an
+ *   [0, meta_room)        the metadata (meta.h): first, so that an
  *                         attacher reads the page size and the used size
  *                         before anything else
  *   [meta_room, +data)    the file's bytes; data is the capacity
@@ -35,7 +35,7 @@
  */
 #define _GNU_SOURCE
 #include "config.h"
-#include "internal.h"
+#include "fdmem.h"
 #include "mshare_abi.h"
 #include "syscalls.h"
 
@@ -69,9 +69,15 @@ struct mshare_priv {
         uint64_t data;       /* their capacity; the gift pool follows */
 };
 
+/* An mshare object's state: the engine's, then the region's. */
+struct mshare_obj {
+        struct iom_fdobj engine;
+        struct mshare_priv region;
+};
+
 static struct mshare_priv *priv(const struct iomem *f)
 {
-        return f->priv;
+        return &((struct mshare_obj *)f->priv)->region;
 }
 
 /* IOMEM_MSHARE_DIR, or where the mshare patches say to mount it. */
@@ -269,75 +275,32 @@ static const struct iom_phys_ops region_phys = {
 
 /* ---- operations: the engine's, once the region is known to be there ------ */
 
-#define CHECKED(ret, op, params, args)                  \
-        static ret mshare_##op params                   \
-        {                                               \
-                int err = check_region(f);              \
-                return err ? err : iom_fdmem_ops.op args; \
-        }
-
-CHECKED(ssize_t, acquire, (struct iomem *f, size_t off, size_t len), (f, off, len))
-CHECKED(int, release, (struct iomem *f, size_t off, size_t len), (f, off, len))
-CHECKED(ssize_t, retrieve, (struct iomem *f, size_t off, size_t len, struct iovec *iov, size_t n),
-        (f, off, len, iov, n))
-CHECKED(ssize_t, borrow, (struct iomem *f, size_t off, size_t len, struct iovec *iov, size_t n),
-        (f, off, len, iov, n))
-CHECKED(ssize_t, bufcount, (struct iomem *f, size_t off, size_t len), (f, off, len))
-CHECKED(ssize_t, gift, (struct iomem *f, size_t off, size_t len, const struct iovec *iov, size_t n,
-                        unsigned flags), (f, off, len, iov, n, flags))
-CHECKED(int, alloc, (struct iomem *f, size_t len, void **out), (f, len, out))
-CHECKED(int, free, (struct iomem *f, void *buf, size_t len), (f, buf, len))
-CHECKED(int, rdlock, (struct iomem *f), (f))
-CHECKED(int, wrlock, (struct iomem *f), (f))
-CHECKED(int, unlock, (struct iomem *f), (f))
-CHECKED(int, stat, (struct iomem *f, struct iomem_stat *st), (f, st))
-CHECKED(int, truncate, (struct iomem *f, size_t size), (f, size))
-CHECKED(ssize_t, pread, (struct iomem *f, void *buf, size_t len, size_t off), (f, buf, len, off))
-CHECKED(ssize_t, pwrite, (struct iomem *f, const void *buf, size_t len, size_t off),
-        (f, buf, len, off))
-CHECKED(int, sync, (struct iomem *f, size_t off, size_t len), (f, off, len))
-
-/* The region file is all a peer needs (aux_fd is at most its twin). */
-static int mshare_send_fds(const struct iomem *f, int *fds, int max)
+static int mshare_before_call(struct iomem *f)
 {
-        (void)max;
-        fds[0] = f->data_fd;
-        return 1;
+        return check_region(f);
 }
 
 static void mshare_close(struct iomem *f)
 {
         struct mshare_priv *p = priv(f);
         /* A region whose memory is gone has no owner table to leave. */
-        if (p && p->base && f->meta && !region_alive(p))
-                f->owner = IOM_NO_OWNER;
-        iom_fdmem_ops.close(f);
-        if (p && p->listed)
+        if (p->base && fdo(f)->meta && !region_alive(p))
+                fdo(f)->owner = IOM_NO_OWNER;
+        iom_fdmem_close(f);
+        if (p->listed)
                 region_put(p->base);
-        else if (p && p->base)
+        else if (p->base)
                 iom_sys.munmap(p->base, p->region);
-        free(p);
-        f->priv = NULL;
+        p->base = NULL;
+        p->listed = false;
 }
 
 static const struct iom_object_ops mshare_ops = {
-        .acquire = mshare_acquire,
-        .release = mshare_release,
-        .retrieve = mshare_retrieve,
-        .borrow = mshare_borrow,
-        .bufcount = mshare_bufcount,
-        .gift = mshare_gift,
-        .alloc = mshare_alloc,
-        .free = mshare_free,
-        .rdlock = mshare_rdlock,
-        .wrlock = mshare_wrlock,
-        .unlock = mshare_unlock,
-        .stat = mshare_stat,
-        .truncate = mshare_truncate,
-        .pread = mshare_pread,
-        .pwrite = mshare_pwrite,
-        .sync = mshare_sync,
-        .send_fds = mshare_send_fds,
+        .size = sizeof(struct iom_object_ops),
+        .base = &iom_fdmem_ops,
+        .before_call = mshare_before_call,
+        /* The region file is all a peer needs (aux_fd is at most its twin). */
+        .send_fds = iom_send_data_fd,
         .close = mshare_close,
 };
 
@@ -498,14 +461,15 @@ static int back_region(struct iomem *f, int fd, uint64_t least, const struct iom
  * (see the top of the file); -EBADMSG when they do not fit. */
 static int lay_out(struct iomem *f)
 {
+        struct iom_fdobj *obj = fdo(f);
         struct mshare_priv *p = priv(f);
         uint64_t ps = f->page_size;
         p->meta_room = iom_round_up(iom_meta_span(ps), ps);
         if (p->used > p->region || p->used % ps || p->used < p->meta_room + 2 * ps)
                 return iom_fail(f->name, -EBADMSG, "its region is not laid out as ours are");
         p->data = iom_round_down((p->used - p->meta_room) / 2, ps);
-        f->data_limit = iom_min(p->data, IOM_DATA_END);
-        f->pool_end = IOM_POOL_OFF + (p->used - p->meta_room - p->data);
+        obj->data_limit = iom_min(p->data, IOM_DATA_END);
+        obj->pool_end = IOM_POOL_OFF + (p->used - p->meta_room - p->data);
         return 0;
 }
 
@@ -556,7 +520,7 @@ static int create_region(struct iomem *f, int fd, uint64_t align, const struct i
             (err = iom_fdmem_attach(f, IOM_ATTACH_NEW, o)))
                 return err;
         /* Attachers wait for this before they lay the region out. */
-        __atomic_store_n(&f->meta->region_used, p->used, __ATOMIC_RELEASE);
+        __atomic_store_n(&fdo(f)->meta->region_used, p->used, __ATOMIC_RELEASE);
         return 0;
 }
 
@@ -615,7 +579,7 @@ static int open_region(struct iomem *f, const char *name, unsigned flags,
                                 e == EACCES ? " read-write (pins are kept in the region)" : "",
                                 strerror(e));
         }
-        f->data_fd = f->aux_fd = fd;
+        f->data_fd = fdo(f)->aux_fd = fd;
         err = attach_fd(f, fd, align, flags & IOMEM_CREATE, o);
         /* A region is sized once: one that failed after that could never
          * be finished, and would hold the name for good. */
@@ -636,7 +600,7 @@ static int attach_fd(struct iomem *f, int fd, uint64_t align, bool create,
                 return iom_fail(f->name, -ENOTSUP,
                                 "its memory is the region's, placed by the process that backs it: "
                                 "no NUMA policy applies");
-        if (!(p->abi = mshare_abi_probe(fd, &err)))
+        if (!(p->abi = iom_mshare_abi_probe(fd, &err)))
                 return iom_fail(f->name, err, "its msharefs speaks no ABI this library knows: %s",
                                 strerror(-err));
         if ((err = p->abi->get_size(fd, &size, &start)))
@@ -651,10 +615,8 @@ static int attach_fd(struct iomem *f, int fd, uint64_t align, bool create,
 static int mshare_open(struct iomem *f, const char *name, unsigned flags,
                        const struct iomem_opts *o)
 {
-        f->ops = &mshare_ops;
-        f->phys = &region_phys;
-        if (!(f->priv = calloc(1, sizeof(struct mshare_priv))))
-                return iom_fail(f->name, -ENOMEM, "out of memory");
+        iom_fdmem_init(f);
+        fdo(f)->phys = &region_phys;
         int err = open_region(f, name, flags, o);
         if (err)
                 mshare_close(f);
@@ -666,11 +628,12 @@ static int mshare_open(struct iomem *f, const char *name, unsigned flags,
 static int mshare_open_fds(struct iomem *f, const int *fds, int nfds, unsigned flags,
                            const struct iomem_opts *o)
 {
+        struct iom_fdobj *obj = fdo(f);
         int fd = fds[0];
         struct statfs sf;
         uint64_t align;
-        f->ops = &mshare_ops;
-        f->phys = &region_phys;
+        iom_fdmem_init(f);
+        obj->phys = &region_phys;
         if (nfds != 1)
                 return iom_fail(f->name, -EINVAL, "an mshare object is one descriptor, not %d", nfds);
         if (iom_sys.fstatfs(fd, &sf) || (unsigned long)sf.f_type != MSHAREFS_MAGIC)
@@ -680,8 +643,6 @@ static int mshare_open_fds(struct iomem *f, const int *fds, int nfds, unsigned f
                 return iom_fail(f->name, -EACCES, "fd %d is open write-only; mapping needs read access", fd);
         if ((flags & IOMEM_RDWR) && mode == O_RDONLY)
                 return iom_fail(f->name, -EACCES, "fd %d is open read-only", fd);
-        if (!(f->priv = calloc(1, sizeof(struct mshare_priv))))
-                return iom_fail(f->name, -ENOMEM, "out of memory");
         /* Pins and locks are written to the region even by a reader: a
          * read-only descriptor gets a read-write twin for the mapping. */
         int rw = fd;
@@ -697,7 +658,7 @@ static int mshare_open_fds(struct iomem *f, const int *fds, int nfds, unsigned f
                 }
         }
         f->data_fd = fd;
-        f->aux_fd = rw;
+        obj->aux_fd = rw;
         int err = read_alignment(f, &align);
         if (!err)
                 err = attach_fd(f, rw, align, false, o);
@@ -705,7 +666,7 @@ static int mshare_open_fds(struct iomem *f, const int *fds, int nfds, unsigned f
                 /* The caller keeps the descriptor it passed. */
                 f->data_fd = -1;
                 if (rw == fd)
-                        f->aux_fd = -1;
+                        obj->aux_fd = -1;
                 mshare_close(f);
         }
         return err;
@@ -729,6 +690,8 @@ const struct iom_backend iom_backend_mshare = {
         .name = "mshare",
         .caps = IOMEM_CAP_NAMED | IOMEM_CAP_FDPASS | IOMEM_CAP_PTSHARE | IOMEM_CAP_RESIZE |
                 IOMEM_CAP_HUGEPAGE | IOMEM_CAP_GIFT,
+        .priv_size = sizeof(struct mshare_obj),
+        .ops = &mshare_ops,
         .probe = mshare_probe,
         .open = mshare_open,
         .open_fds = mshare_open_fds,

@@ -21,7 +21,6 @@
 #include "window.h"
 #include "evict.h"
 #include "internal.h"
-#include "iolock.h"
 #include "syscalls.h"
 
 #include <ctype.h>

@@ -13,8 +13,6 @@
 
 struct iomem;
 
-/* -EINVAL when node does not exist here, -ENOTSUP without libnuma. */
-int iom_numa_check(int policy, int node);
 /* Apply the object's policy to [va, va+len) (no-op for the default). */
 int iom_numa_apply(struct iomem *f, void *va, size_t len);
 /* The node that holds most of the object's resident pages, or -1. */

@@ -24,7 +24,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define IOM_DATA_END  (UINT64_C(1) << 44) /* 16 TiB: largest file size */
+#include "internal.h"
+
+#define IOM_DATA_END  IOM_FILE_MAX /* 16 TiB: largest file size */
 #define IOM_META_OFF  IOM_DATA_END
 #define IOM_POOL_OFF  (UINT64_C(1) << 45)
 #define IOM_PHYS_END  (UINT64_C(1) << 60)

@@ -9,7 +9,6 @@
  */
 #define _GNU_SOURCE
 #include "daxfile.h"
-#include "iolock.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,7 +52,7 @@ static void reset_lock_state(struct dax_file *d)
         d->writer_holds.id = 0;
 }
 
-int dax_file_join(struct dax_handle *h, dev_t dev, ino_t ino)
+int iom_dax_file_join(struct dax_handle *h, dev_t dev, ino_t ino)
 {
         pthread_mutex_lock(&files_lock);
         struct dax_file *d = files;
@@ -73,7 +72,7 @@ int dax_file_join(struct dax_handle *h, dev_t dev, ino_t ino)
         }
         d->refs++;
         pthread_mutex_unlock(&files_lock);
-        dax_file_after_fork(d);
+        iom_dax_file_after_fork(d);
         pthread_mutex_lock(&d->mu);
         h->file = d;
         h->next = d->handles;
@@ -82,7 +81,7 @@ int dax_file_join(struct dax_handle *h, dev_t dev, ino_t ino)
         return 0;
 }
 
-void dax_file_leave(struct dax_handle *h)
+void iom_dax_file_leave(struct dax_handle *h)
 {
         struct dax_file *d = h->file;
         if (!d)
@@ -126,7 +125,7 @@ void dax_file_leave(struct dax_handle *h)
         }
 }
 
-void dax_file_after_fork(struct dax_file *d)
+void iom_dax_file_after_fork(struct dax_file *d)
 {
         if (!iom_fork_reset_begin(&d->fork_gen))
                 return;
@@ -137,8 +136,8 @@ void dax_file_after_fork(struct dax_file *d)
         for (struct dax_handle *h = d->handles; h; h = h->next) {
                 if (!iom_fork_reset_begin(&h->f->fork_gen))
                         continue;
-                iom_mutex_init(&h->f->lock);
-                h->f->pins.n = 0; /* the parent's */
+                iom_mutex_init(&h->lock);
+                h->pins.n = 0; /* the parent's */
                 h->bufs.n = 0;
                 iom_window_after_fork(h->wf.w);
                 iom_fork_reset_end(&h->f->fork_gen, true);
@@ -161,7 +160,7 @@ static bool is_writer(const struct dax_file *d, const struct dax_handle *h, int 
         return d->writer == h && d->writer_tid == tid;
 }
 
-int dax_rdlock(struct dax_handle *h)
+int iom_dax_rdlock(struct dax_handle *h)
 {
         struct dax_file *d = h->file;
         int tid = iom_self_tid(), err = 0;
@@ -192,7 +191,7 @@ int dax_rdlock(struct dax_handle *h)
         return err;
 }
 
-int dax_wrlock(struct dax_handle *h)
+int iom_dax_wrlock(struct dax_handle *h)
 {
         struct dax_file *d = h->file;
         int tid = iom_self_tid(), err = 0;
@@ -219,7 +218,7 @@ int dax_wrlock(struct dax_handle *h)
         return err;
 }
 
-int dax_unlock(struct dax_handle *h)
+int iom_dax_unlock(struct dax_handle *h)
 {
         struct dax_file *d = h->file;
         int tid = iom_self_tid(), err = 0;
@@ -245,7 +244,7 @@ int dax_unlock(struct dax_handle *h)
         return err;
 }
 
-struct iom_holds *dax_holds_of_caller(struct dax_handle *h)
+struct iom_holds *iom_dax_holds_of_caller(struct dax_handle *h)
 {
         struct dax_file *d = h->file;
         int tid = iom_self_tid();
@@ -262,10 +261,10 @@ struct iom_holds *dax_holds_of_caller(struct dax_handle *h)
 
 /* ---- pins ----------------------------------------------------------------------- */
 
-bool dax_pinned(const struct dax_file *d, uint64_t start, uint64_t end)
+bool iom_dax_pinned(const struct dax_file *d, uint64_t start, uint64_t end)
 {
         for (const struct dax_handle *h = d->handles; h; h = h->next) {
-                const struct iom_ranges *r = &h->f->pins;
+                const struct iom_ranges *r = &h->pins;
                 size_t i = iom_ranges_first_after(r, start);
                 if (i < r->n && r->v[i].start < end)
                         return true;

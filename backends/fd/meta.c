@@ -4,7 +4,7 @@
  * mutex, owner registration and reclaiming what dead processes held.
  */
 #define _GNU_SOURCE
-#include "internal.h"
+#include "fdmem.h"
 #include "iolock.h"
 #include "syscalls.h"
 
@@ -150,7 +150,8 @@ static uint64_t process_start_time(pid_t pid, char *state)
 
 int iom_owner_register(struct iomem *f)
 {
-        struct iom_meta *m = f->meta;
+        struct iom_fdobj *obj = fdo(f);
+        struct iom_meta *m = obj->meta;
         pid_t pid = getpid();
         uint64_t start = process_start_time(pid, NULL);
         for (int pass = 0; pass < 2; pass++) {
@@ -158,7 +159,7 @@ int iom_owner_register(struct iomem *f)
                         if (m->owners[i].pid == 0) {
                                 m->owners[i].start_time = start;
                                 m->owners[i].pid = pid;
-                                f->owner = i;
+                                obj->owner = i;
                                 return 0;
                         }
                 }
@@ -171,7 +172,8 @@ int iom_owner_register(struct iomem *f)
 /* Drop everything an owner holds in the shared state. */
 static void owner_reap(struct iomem *f, uint32_t owner)
 {
-        struct iom_meta *m = f->meta;
+        struct iom_fdobj *obj = fdo(f);
+        struct iom_meta *m = obj->meta;
         for (uint32_t i = 0; i < m->npins;) {
                 if (m->pins[i].owner == owner)
                         m->pins[i] = m->pins[--m->npins];
@@ -181,7 +183,7 @@ static void owner_reap(struct iomem *f, uint32_t owner)
         for (uint32_t i = 0; i < m->npool;) {
                 if (m->pool[i].owner == owner) {
                         /* Its un-gifted buffers belong to no one now. */
-                        f->phys->punch(f, m->pool[i].phys, m->pool[i].len);
+                        obj->phys->punch(f, m->pool[i].phys, m->pool[i].len);
                         m->pool[i] = m->pool[--m->npool];
                 } else {
                         i++;
@@ -193,12 +195,12 @@ static void owner_reap(struct iomem *f, uint32_t owner)
 
 void iom_owner_unregister(struct iomem *f)
 {
-        owner_reap(f, f->owner);
+        owner_reap(f, fdo(f)->owner);
 }
 
 int iom_owner_check(struct iomem *f, uint32_t owner)
 {
-        struct iom_owner *o = &f->meta->owners[owner];
+        struct iom_owner *o = &fdo(f)->meta->owners[owner];
         pid_t pid = o->pid;
         if (pid == 0)
                 return 0;
@@ -223,7 +225,7 @@ int iom_owner_check(struct iomem *f, uint32_t owner)
 
 int iom_meta_lock(struct iomem *f)
 {
-        struct iom_meta *m = f->meta;
+        struct iom_meta *m = fdo(f)->meta;
         int r = pthread_mutex_lock(&m->mutex);
         if (r == EOWNERDEAD) {
                 /* Its holder died mid-change. The extent map is published by
@@ -253,7 +255,7 @@ int iom_meta_lock(struct iomem *f)
 
 void iom_meta_unlock(struct iomem *f)
 {
-        pthread_mutex_unlock(&f->meta->mutex);
+        pthread_mutex_unlock(&fdo(f)->meta->mutex);
 }
 
 /* ---- the shared pin table --------------------------------------------- */
@@ -306,7 +308,7 @@ void iom_pin_remove(struct iom_meta *m, uint32_t owner, uint64_t start, uint64_t
 
 int iom_pin_busy(struct iomem *f, uint64_t start, uint64_t end)
 {
-        struct iom_meta *m = f->meta;
+        struct iom_meta *m = fdo(f)->meta;
         for (uint32_t i = 0; i < m->npins;) {
                 struct iom_pin *p = &m->pins[i];
                 if (p->end <= start || p->start >= end) {
