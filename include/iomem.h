@@ -64,7 +64,7 @@ int iomem_unlock(struct iomem *f);
 struct iomem_stat {
         size_t size;           /* file size in bytes                        */
         size_t page_size;      /* granularity of acquire/release            */
-        const char *backend;   /* "shm", "memfd", "mshare", "dax"           */
+        const char *backend;   /* "shm", "memfd", "mshare", "dax", "devdax" */
         unsigned caps;         /* IOMEM_CAP_* of this object                */
         int numa_node;         /* node of most resident pages, -1 if unknown */
         int dax;               /* 1 if mappings reach memory directly (DAX)  */

@@ -8,6 +8,7 @@
  */
 #include "common.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/magic.h>
@@ -271,6 +272,18 @@ static bool mshare_usable(void)
                (statfs("/sys/fs/mshare", &sf) == 0 && sf.f_type == 0x4d534852);
 }
 
+/* Is there a device-DAX device here (/sys/bus/dax/devices lists one)? */
+static bool devdax_usable(void)
+{
+        DIR *d = opendir("/sys/bus/dax/devices");
+        struct dirent *e = NULL;
+        while (d && (e = readdir(d)) && e->d_name[0] == '.')
+                ;
+        if (d)
+                closedir(d);
+        return e != NULL;
+}
+
 START_TEST(open_backends_unusable_here)
 {
         struct iomem *f = SENTINEL;
@@ -291,6 +304,20 @@ START_TEST(open_backends_unusable_here)
                 /* With it, a descriptor that is not a region is refused,
                  * and stays the caller's. */
                 ck_assert_fail(iomem_open_fd(&f, "mshare", p[0], IOMEM_RDONLY, NULL), EINVAL,
+                               "iomem_open_fd");
+        }
+        ck_assert_ptr_eq(f, SENTINEL);
+        /* Without a device-DAX device: -ENODEV naming what is missing;
+         * with one, a pipe is no device. */
+        if (!devdax_usable()) {
+                ck_assert_fail(iomem_open(&f, "devdax:/dev/dax0.0", IOMEM_RDWR, NULL), ENODEV,
+                               "iomem_open");
+                ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "/sys/bus/dax/devices"));
+                ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "devdax mode"));
+                ck_assert_fail(iomem_open_fd(&f, "devdax", p[0], IOMEM_RDONLY, NULL), ENODEV,
+                               "iomem_open_fd");
+        } else {
+                ck_assert_fail(iomem_open_fd(&f, "devdax", p[0], IOMEM_RDONLY, NULL), EINVAL,
                                "iomem_open_fd");
         }
         ck_assert_ptr_eq(f, SENTINEL);
@@ -2220,9 +2247,9 @@ START_TEST(backends_list)
         ck_assert_str_eq(one[0].name, all[0].name);
         ck_assert_int_eq(memcmp(&one[1], &guard, sizeof guard), 0);
 
-        static const char *const names[] = { "memfd", "shm", "mshare", "dax" };
-        const int usable[] = { 1, 1, mshare_usable(), 1 };
-        for (size_t k = 0; k < 4; k++) {
+        static const char *const names[] = { "memfd", "shm", "mshare", "dax", "devdax" };
+        const int usable[] = { 1, 1, mshare_usable(), 1, devdax_usable() };
+        for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
                 int seen = 0;
                 for (ssize_t i = 0; i < total; i++) {
                         if (strcmp(all[i].name, names[k]))

@@ -1,6 +1,6 @@
 #!/bin/sh
 # /init of a VM-tier guest (busybox sh). The kernel command line names the
-# scenario (iomem.scenario=numa|dax); the guest programs in /opt/iomem
+# scenario (iomem.scenario=numa|dax|devdax); the guest programs in /opt/iomem
 # print PASS/FAIL/SKIP lines on the serial console, and the last line is
 # "IOMEM-VM: exit N" (N is 1 when a program failed, else 0). A guest that
 # never prints it has crashed or hung: the host's timeout ends it and
@@ -67,16 +67,20 @@ load_modules() {
         done </etc/iomem-modules
 }
 
+# The raw namespace of the emulated NVDIMM (the first with a size).
+nvdimm_namespace() {
+        for d in /sys/bus/nd/devices/namespace*.*; do
+                [ -e "$d/size" ] && [ "$(cat "$d/size")" != 0 ] && { echo "${d##*/}"; return 0; }
+        done
+        return 1
+}
+
 # What `ndctl create-namespace -m fsdax` does, through sysfs: the raw
 # namespace of the emulated NVDIMM becomes a pfn device with struct pages
 # on the device itself, 2 MiB aligned, so that /dev/pmem0 supports DAX.
 make_fsdax() {
         nd=/sys/bus/nd
-        ns=
-        for d in "$nd"/devices/namespace*.*; do
-                [ -e "$d/size" ] && [ "$(cat "$d/size")" != 0 ] && { ns=${d##*/}; break; }
-        done
-        [ -n "$ns" ] || return 1
+        ns=$(nvdimm_namespace) || return 1
         region=$(basename "$(readlink -f "$nd/devices/$ns/..")")
         pfn=$(cat "$nd/devices/$region/pfn_seed")
         [ -n "$pfn" ] || return 1
@@ -87,6 +91,25 @@ make_fsdax() {
                 echo "$ns" >"$nd/devices/$pfn/namespace" &&
                 echo "$pfn" >"$nd/drivers/nd_pmem/bind" || return 1
         echo "vm: $ns of $region is fsdax through $pfn"
+}
+
+# What `ndctl create-namespace -m devdax` does, through sysfs: the raw
+# namespace becomes the region's dax device (struct pages on the device,
+# 2 MiB aligned), which dax_pmem binds and device_dax turns into
+# /dev/daxR.N.
+make_devdax() {
+        nd=/sys/bus/nd
+        ns=$(nvdimm_namespace) || return 1
+        region=$(basename "$(readlink -f "$nd/devices/$ns/..")")
+        dax=$(cat "$nd/devices/$region/dax_seed")
+        [ -n "$dax" ] || return 1
+        echo "$ns" >"$nd/drivers/nd_pmem/unbind" 2>/dev/null
+        cat /proc/sys/kernel/random/uuid >"$nd/devices/$dax/uuid" &&
+                echo pmem >"$nd/devices/$dax/mode" &&
+                echo 2097152 >"$nd/devices/$dax/align" &&
+                echo "$ns" >"$nd/devices/$dax/namespace" &&
+                echo "$dax" >"$nd/drivers/dax_pmem/bind" || return 1
+        echo "vm: $ns of $region is devdax through $dax"
 }
 
 case $scenario in
@@ -115,6 +138,19 @@ dax)
         run guest_dax verify /mnt/pmem "dax: bytes written through retrieve survive a remount"
         umount /mnt/pmem
         umount /mnt/host || fail "umount /mnt/host"
+        finish "$status"
+        ;;
+devdax)
+        load_modules
+        make_devdax || fail "cannot turn the NVDIMM namespace into devdax"
+        dev=
+        for d in /dev/dax*; do
+                [ -c "$d" ] && { dev=$d; break; }
+        done
+        [ -n "$dev" ] || fail "no /dev/dax* character device"
+        run guest_devdax run "$dev"
+        # Another process, started afresh, finds what those wrote.
+        run guest_devdax verify "$dev"
         finish "$status"
         ;;
 *)

@@ -3,7 +3,7 @@
 #   mkinitramfs.sh OUT.cpio.gz KERNEL-VERSION INIT PROGRAM...
 # busybox (static) with relative applet links, mke2fs with the libraries
 # ldd lists and /etc/mke2fs.conf (busybox's mke2fs cannot make ext4), the
-# guest kernel's modules for virtio-pci, virtio-fs, NVDIMM and ext4 in
+# guest kernel's modules for virtio-pci, virtio-fs, NVDIMM, device DAX and ext4 in
 # load order (/etc/iomem-modules), INIT as /init, and the PROGRAMs (static
 # binaries) in /opt/iomem.
 set -eu
@@ -44,7 +44,8 @@ fi
 # Modules with their dependencies first, each once, in load order.
 : >"$root/etc/iomem-modules"
 for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci fuse virtiofs \
-        libnvdimm nd_btt nd_pmem nfit nd_e820 crc16 mbcache jbd2 crc32c_generic crc32c-intel ext4; do
+        libnvdimm nd_btt nd_pmem nfit nd_e820 device_dax dax_pmem crc16 mbcache jbd2 crc32c_generic \
+        crc32c-intel ext4; do
         modprobe -S "$kver" --show-depends "$m" 2>/dev/null | awk '$1 == "insmod" { print $2 }'
 done | while read -r ko; do
         rel=${ko#/lib/modules/"$kver"/}

@@ -1,9 +1,9 @@
 #!/bin/sh
 # Boot a VM-tier guest and turn what it prints into a test result:
 #   run.sh SCENARIO PROGRAM...
-# SCENARIO is numa (two NUMA nodes, two CPUs) or dax (an emulated NVDIMM
+# SCENARIO is numa (two NUMA nodes, two CPUs), dax (an emulated NVDIMM
 # made fsdax with ext4 dax=always, and a virtio-fs mount of a host
-# directory). The PROGRAMs are static binaries for the guest's
+# directory) or devdax (the emulated NVDIMM made a device-DAX device). The PROGRAMs are static binaries for the guest's
 # /opt/iomem. Exit 0 when the guest's checks passed, 1 when one failed or
 # the guest did not finish, 77 (skipped) with the reason when something
 # the tier needs is missing here.
@@ -16,7 +16,7 @@
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
-[ $# -ge 2 ] || { echo "usage: $0 numa|dax PROGRAM..." >&2; exit 2; }
+[ $# -ge 2 ] || { echo "usage: $0 numa|dax|devdax PROGRAM..." >&2; exit 2; }
 scenario=$1
 shift
 
@@ -44,7 +44,7 @@ fi
 kver=${kernel##*/vmlinuz-}
 
 case $scenario in
-numa) ;;
+numa | devdax) ;;
 dax)
         virtiofsd=/usr/lib/qemu/virtiofsd
         [ -x "$virtiofsd" ] || skip "no $virtiofsd (apt-get install qemu-system-common)"
@@ -115,6 +115,13 @@ dax)
         cat <&3 >>"$work/virtiofsd.log" &
         exec 3<&-
         [ -S "$work/vfs.sock" ] || { cat "$work/virtiofsd.log"; echo "FAIL: vm dax: virtiofsd did not start"; exit 1; }
+        ;;
+devdax)
+        : >"$work/nvdimm.img"
+        truncate -s 256M "$work/nvdimm.img"
+        set -- "$@" -machine pc,nvdimm=on -smp 1 -m 512M,slots=2,maxmem=1G \
+                -object memory-backend-file,id=nv0,share=on,mem-path="$work/nvdimm.img",size=256M \
+                -device nvdimm,id=nvdimm0,memdev=nv0
         ;;
 esac
 
