@@ -9,6 +9,7 @@
 #include <iomem.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,45 @@ static inline const char *test_backend(void)
         const char *b = getenv("IOMEM_TEST_BACKEND");
         return b && *b ? b : "memfd";
 }
+
+/* The IOMEM_CAP_* bits of the suite's backend, as iomem_backends() says:
+ * where backends differ, a suite asks these rather than names. */
+static inline unsigned test_caps(void)
+{
+        struct iomem_backend_info info[16];
+        ssize_t n = iomem_backends(info, 16);
+        for (ssize_t i = 0; i < n && i < 16; i++)
+                if (!strcmp(info[i].name, test_backend()))
+                        return info[i].caps;
+        return 0;
+}
+
+/* Whether the suite's backend has every bit of cap; when it has not, a
+ * SKIP line says what the test leaves out, and why. */
+#define test_backend_has(cap, what) test_backend_has_(cap, #cap, what)
+static inline bool test_backend_has_(unsigned cap, const char *cap_name, const char *what)
+{
+        if ((test_caps() & cap) == cap)
+                return true;
+        printf("SKIP: %s (%s has no %s)\n", what, test_backend(), cap_name);
+        return false;
+}
+
+/* How to gift memory from iomem_alloc: adopted without a copy where the
+ * backend can (IOMEM_CAP_GIFT), copied where it cannot. */
+static inline unsigned test_gift_flags(void)
+{
+        return test_caps() & IOMEM_CAP_GIFT ? IOMEM_GIFT_NOCOPY : 0;
+}
+
+/* What iomem_stat counts once n bytes of iomem_alloc memory are gifted
+ * to an object that had no gifts: adopted, or copied without GIFT. */
+#define test_assert_gifted(st, n)                                                         \
+        do {                                                                              \
+                bool adopts_ = test_caps() & IOMEM_CAP_GIFT;                              \
+                ck_assert_uint_eq((st)->gift_adopted, adopts_ ? (uint64_t)(n) : 0);       \
+                ck_assert_uint_eq((st)->gift_copied, adopts_ ? 0 : (uint64_t)(n));        \
+        } while (0)
 
 /* A URI unique to this process and call, on the suite's backend. */
 static inline const char *test_uri(const char *tag)
@@ -51,7 +91,7 @@ static inline struct iomem *test_open_new(const char *tag, size_t size)
         int r = iomem_open(&f, uri, IOMEM_RDWR | IOMEM_CREATE | IOMEM_EXCL, o);
         ck_assert_msg(r == 0, "open %s: %d %s", uri, r, iomem_errormsg());
         iomem_opts_delete(&o);
-        if (!strncmp(uri, "shm:", 4))
+        if (test_caps() & IOMEM_CAP_NAMED)
                 iomem_unlink(uri); /* gone when the test's process ends */
         return f;
 }
@@ -65,10 +105,33 @@ static inline struct iomem *test_open_new(const char *tag, size_t size)
                 ck_assert_ptr_nonnull(strstr(iomem_errormsg(), ": "));              \
         } while (0)
 
-/* Run a Check suite; exit status for Meson. */
+/* Can the suite's backend open objects on this machine? When it cannot
+ * (devdax without a device, mshare without msharefs), a SKIP line says
+ * why, and the suite exits TEST_SKIP. */
+static inline bool test_backend_usable(void)
+{
+        struct iomem_backend_info info[16];
+        ssize_t n = iomem_backends(info, 16);
+        for (ssize_t i = 0; i < n && i < 16; i++) {
+                if (strcmp(info[i].name, test_backend()))
+                        continue;
+                if (!info[i].available)
+                        printf("SKIP: %s is not usable here: %s\n", test_backend(), info[i].why);
+                return info[i].available;
+        }
+        printf("SKIP: %s is not in this build\n", test_backend());
+        return false;
+}
+
+/* Run a Check suite; exit status for Meson (skipped where the suite's
+ * backend cannot be used here). */
 static inline int test_run(Suite *s)
 {
         SRunner *sr = srunner_create(s);
+        if (!test_backend_usable()) {
+                srunner_free(sr);
+                return TEST_SKIP;
+        }
         srunner_run_all(sr, CK_NORMAL);
         int failed = srunner_ntests_failed(sr);
         srunner_free(sr);

@@ -424,9 +424,12 @@ END_TEST
 /* ---- fixed buffers ---------------------------------------------------------- */
 
 /* The request's memory is registered while it is in flight (or not at
- * all when registration is impossible), and never afterwards. */
+ * all when registration is impossible: switched off, or the memory of a
+ * filesystem's file, which io_uring does not pin for long), and never
+ * afterwards. */
 static void fixed_buffers(bool allow)
 {
+        bool registers = allow && !(test_caps() & IOMEM_CAP_DAX);
         iom_aio_knobs.no_fixed = !allow;
         int p[2];
         ck_assert_int_eq(pipe(p), 0);
@@ -435,7 +438,7 @@ static void fixed_buffers(bool allow)
         /* A pipe read stays in flight until the pipe has data. */
         ck_assert_int_eq(iomem_aio_read(q, p[0], 12345, f, 0, PAGE, 1), 0);
         ck_assert_int_eq(iomem_aio_submit(q), 1);
-        ck_assert_int_eq(registered_buffers(), allow ? 1 : 0);
+        ck_assert_int_eq(registered_buffers(), registers ? 1 : 0);
         struct iomem_aio_cqe c;
         ck_assert_int_eq(iomem_aio_wait(q, &c, 1, 1, 20), 0); /* times out */
         unsigned char buf[4096];

@@ -37,6 +37,14 @@ static bool on_backend(const char *name)
         return strcmp(test_backend(), name) == 0;
 }
 
+/* Does the suite's backend attach by name? Then a second handle is
+ * opened by name, and the name removed when the test is done with it;
+ * else by descriptor. */
+static bool named(void)
+{
+        return test_caps() & IOMEM_CAP_NAMED;
+}
+
 /*
  * ck_assert_err, and the message is this call's: it starts with the
  * function's name. A message from another function is left first, so a
@@ -133,7 +141,7 @@ static void open_pair(const char *tag, size_t size, struct iomem **f, struct iom
         int r = iomem_open(f, uri, IOMEM_RDWR | IOMEM_CREATE | IOMEM_EXCL, o);
         iomem_opts_delete(&o);
         ck_assert_msg(r == 0, "open %s: %d %s", uri, r, iomem_errormsg());
-        if (on_backend("shm")) {
+        if (named()) {
                 r = iomem_open(g, uri, IOMEM_RDWR, NULL);
                 iomem_unlink(uri);
         } else {
@@ -243,7 +251,7 @@ START_TEST(open_rejects_bad_flags)
         f = NULL;
         ck_assert_int_eq(iomem_open(&f, uri, IOMEM_RDWR | IOMEM_CREATE | IOMEM_EXCL, NULL), 0);
         ck_assert_ptr_nonnull(f);
-        if (on_backend("shm"))
+        if (named())
                 ck_assert_int_eq(iomem_unlink(uri), 0);
         ck_assert_int_eq(iomem_close(&f), 0);
 }
@@ -354,7 +362,7 @@ START_TEST(open_without_scheme_uses_iomem_backend)
         ck_assert_msg(r == 0, "open %s: %d %s", name, r, iomem_errormsg());
         ck_assert_int_eq(iomem_stat(f, &st), 0);
         ck_assert_str_eq(st.backend, test_backend());
-        if (on_backend("shm"))
+        if (named())
                 ck_assert_int_eq(iomem_unlink(name), 0); /* the same default */
         ck_assert_int_eq(iomem_close(&f), 0);
 
@@ -860,7 +868,7 @@ static int open_another(struct iomem *f, const char *uri, struct iomem **out, in
 {
         *fd_left = -1;
         poison_message();
-        if (on_backend("shm"))
+        if (named())
                 return iomem_open(out, uri, IOMEM_RDWR, NULL);
         int fd = reopen_fd(iomem_fd(f), O_RDWR);
         int r = iomem_open_fd(out, test_backend(), fd, IOMEM_RDWR, NULL);
@@ -880,22 +888,26 @@ START_TEST(open_too_many_handles_is_emfile)
         int n = 0, r = 0, fd = -1;
         while (n < LIMIT && (r = open_another(f, uri, &h[n], &fd)) == 0)
                 n++;
-        const char *fn = on_backend("shm") ? "iomem_open: " : "iomem_open_fd: ";
+        const char *fn = named() ? "iomem_open: " : "iomem_open_fd: ";
         char msg[512];
         snprintf(msg, sizeof msg, "%s", iomem_errormsg());
         /* A closed handle frees its place. */
         int again = -1, fd2 = -1;
         if (n > 0 && iomem_close(&h[0]) == 0)
                 again = open_another(f, uri, &h[0], &fd2);
-        if (on_backend("shm"))
+        if (named())
                 iomem_unlink(uri);
         for (int i = 0; i < n; i++)
                 iomem_close(&h[i]);
-        ck_assert_msg(n > 0 && n < LIMIT, "%d handles opened", n);
-        ck_assert_msg(r == -EMFILE, "expected EMFILE, got %d (%s)", r, msg);
-        ck_assert_msg(!strncmp(msg, fn, strlen(fn)), "message: %s", msg);
-        ck_assert_ptr_nonnull(strstr(msg + strlen(fn), ": "));
-        ck_assert_ptr_null(h[n]);
+        /* A backend with a table of handles refuses one past it with
+         * -EMFILE; one without opens them all. */
+        ck_assert_msg(n > 0, "no handle opened: %d (%s)", r, msg);
+        if (n < LIMIT) {
+                ck_assert_msg(r == -EMFILE, "expected EMFILE, got %d (%s)", r, msg);
+                ck_assert_msg(!strncmp(msg, fn, strlen(fn)), "message: %s", msg);
+                ck_assert_ptr_nonnull(strstr(msg + strlen(fn), ": "));
+                ck_assert_ptr_null(h[n]);
+        }
         ck_assert_int_eq(again, 0);
         if (fd >= 0) {
                 ck_assert(fd_is_open(fd)); /* still the caller's */
@@ -1051,7 +1063,7 @@ START_TEST(read_only_handle_sees_the_object_as_it_is)
         ck_assert_int_eq(iomem_opts_set_size(o, ps), 0);
         ck_assert_int_eq(iomem_open(&f, uri, IOMEM_RDWR | IOMEM_CREATE | IOMEM_EXCL, o), 0);
         iomem_opts_delete(&o);
-        if (on_backend("shm")) {
+        if (named()) {
                 ck_assert_int_eq(iomem_open(&r, uri, IOMEM_RDONLY, NULL), 0);
                 iomem_unlink(uri);
         } else {
@@ -1177,6 +1189,8 @@ static void check_entries(const struct iovec *a, const struct iovec *b, size_t n
 START_TEST(retrieve_and_borrow_fill_a_short_array)
 {
         size_t ps = PAGE;
+        if (!test_backend_has(IOMEM_CAP_GIFT, "short arrays of a range split by an adopted gift"))
+                return;
         struct iomem *f = open_scattered("short");
         ssize_t n = iomem_bufcount(f, 0, 3 * ps);
         ck_assert_int_ge(n, 2); /* the gifted page is memory of its own */
@@ -1357,13 +1371,13 @@ START_TEST(gift_over_a_pinned_range_is_ebusy)
         void *page;
         ck_assert_int_eq(iomem_alloc(g, ps, &page), 0);
         struct iovec adopt = { page, ps };
-        ck_assert_fail(iomem_gift(g, ps, ps, &adopt, 1, IOMEM_GIFT_NOCOPY), EBUSY, "iomem_gift");
+        ck_assert_fail(iomem_gift(g, ps, ps, &adopt, 1, test_gift_flags()), EBUSY, "iomem_gift");
         char c = 1;
         ck_assert_int_eq(iomem_pread(f, &c, 1, ps), 1);
         ck_assert_int_eq(c, 0);
         /* Next to it is fine. */
         ck_assert_int_eq(iomem_gift(f, 0, ps, &one, 1, 0), 1);
-        ck_assert_int_eq(iomem_gift(g, 2 * ps, ps, &adopt, 1, IOMEM_GIFT_NOCOPY), 1);
+        ck_assert_int_eq(iomem_gift(g, 2 * ps, ps, &adopt, 1, test_gift_flags()), 1);
         ck_assert_int_eq(iomem_release(f, ps, ps), 0);
         ck_assert_int_eq(iomem_gift(g, ps, 2, &two, 1, 0), 1);
         free(buf);
@@ -1442,12 +1456,11 @@ START_TEST(free_errors)
         ck_assert_int_eq(iomem_alloc(f, ps, &q), 0);
         memset(q, 'q', ps);
         struct iovec v = { q, ps };
-        ck_assert_int_eq(iomem_gift(f, 0, ps, &v, 1, IOMEM_GIFT_NOCOPY), 1);
+        ck_assert_int_eq(iomem_gift(f, 0, ps, &v, 1, test_gift_flags()), 1);
         ck_assert_fail(iomem_free(f, q, ps), EINVAL, "iomem_free");
         struct iomem_stat st;
         ck_assert_int_eq(iomem_stat(f, &st), 0);
-        ck_assert_uint_eq(st.gift_adopted, ps);
-        ck_assert_uint_eq(st.gift_copied, 0);
+        test_assert_gifted(&st, ps);
         char c;
         ck_assert_int_eq(iomem_pread(f, &c, 1, ps - 1), 1);
         ck_assert_int_eq(c, 'q');
@@ -1572,10 +1585,14 @@ START_TEST(rdlock_with_too_many_readers_is_eagain)
         struct reader last = rd[n - 1];
         free(rd);
         free(th);
-        ck_assert_msg(n > 1 && n < LIMIT, "%d readers", n);
-        ck_assert_int_eq(last.r, -EAGAIN);
-        ck_assert_msg(!strncmp(last.msg, "iomem_rdlock: ", 14), "message: %s", last.msg);
-        ck_assert_ptr_nonnull(strstr(last.msg + 14, ": "));
+        /* A lock with a table of readers refuses one past it with
+         * -EAGAIN; one without takes them all. */
+        ck_assert_msg(n > 1, "%d readers", n);
+        if (n < LIMIT || last.r) {
+                ck_assert_int_eq(last.r, -EAGAIN);
+                ck_assert_msg(!strncmp(last.msg, "iomem_rdlock: ", 14), "message: %s", last.msg);
+                ck_assert_ptr_nonnull(strstr(last.msg + 14, ": "));
+        }
         /* All gone: a writer gets in. */
         ck_assert_int_eq(iomem_wrlock(f), 0);
         ck_assert_int_eq(iomem_unlock(f), 0);
@@ -1605,17 +1622,12 @@ START_TEST(stat_errors_and_fields)
         ck_assert_uint_eq(st.gift_adopted, 0);
         ck_assert_uint_eq(st.gift_copied, 0);
         ck_assert_int_ge(st.numa_node, -1);
-        /* The object's capabilities are its backend's. */
-        struct iomem_backend_info info[16];
-        ssize_t n = iomem_backends(info, 16);
-        bool found = false;
-        for (ssize_t i = 0; i < n && i < 16; i++) {
-                if (!strcmp(info[i].name, test_backend())) {
-                        ck_assert_uint_eq(st.caps, info[i].caps);
-                        found = true;
-                }
-        }
-        ck_assert(found);
+        /* The object's capabilities are its backend's, but for DAX, which
+         * is its file's (dax: on a filesystem without DAX has none). */
+        unsigned backend = test_caps();
+        ck_assert_uint_ne(backend, 0);
+        ck_assert_uint_eq(st.caps & ~IOMEM_CAP_DAX, backend & ~IOMEM_CAP_DAX);
+        ck_assert_uint_eq(!!(st.caps & IOMEM_CAP_DAX), st.dax);
         iomem_close(&f);
 }
 END_TEST
@@ -1649,7 +1661,13 @@ START_TEST(truncate_errors)
         /* The largest size: refused only for want of space. */
         struct statfs sf;
         ck_assert_int_eq(fstatfs(iomem_fd(f), &sf), 0);
-        if (on_backend("mshare")) {
+        if (test_caps() & IOMEM_CAP_DAX) {
+                /* A file's own filesystem decides: sparse, or refused. */
+                int r = iomem_truncate(f, MAX_FILE);
+                ck_assert_msg(r == 0 || r == -EFBIG || r == -ENOSPC, "%d: %s", r, iomem_errormsg());
+                ck_assert_uint_eq(size_of(f), r ? 0 : MAX_FILE);
+                ck_assert_int_eq(iomem_truncate(f, 0), 0);
+        } else if (on_backend("mshare")) {
                 /* ... but a region's capacity was fixed when it was created. */
                 ck_assert_fail(iomem_truncate(f, MAX_FILE), EFBIG, "iomem_truncate");
                 ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "capacity"));
@@ -2066,7 +2084,7 @@ START_TEST(opts_set_size)
         struct iomem *f = NULL;
         const char *uri = new_uri("optsize");
         ck_assert_int_eq(iomem_open(&f, uri, IOMEM_RDWR | IOMEM_CREATE | IOMEM_EXCL, o), 0);
-        if (on_backend("shm"))
+        if (named())
                 iomem_unlink(uri);
         ck_assert_uint_eq(size_of(f), 3 * PAGE + 1);
         iomem_close(&f);
@@ -2119,12 +2137,11 @@ START_TEST(opts_set_numa)
                        "iomem_opts_set_numa");
         /* Node 0 exists on every machine, node 1000 on none; without
          * libnuma placement is -ENOTSUP. */
-        struct iomem_backend_info info[8];
-        ssize_t nb = iomem_backends(info, 8);
-        int numa = 0;
-        for (ssize_t i = 0; i < nb && i < 8; i++)
-                if (!strcmp(info[i].name, on_backend("mshare") ? "memfd" : test_backend()))
-                        numa = !!(info[i].caps & IOMEM_CAP_NUMA); /* options are the library's */
+        struct iomem_backend_info info[16];
+        ssize_t nb = iomem_backends(info, 16);
+        int numa = 0; /* options are the library's: any backend's placement */
+        for (ssize_t i = 0; i < nb && i < 16; i++)
+                numa |= !!(info[i].caps & IOMEM_CAP_NUMA);
         if (numa) {
                 ck_assert_int_eq(iomem_opts_set_numa(o, IOMEM_NUMA_BIND, 0), 0);
                 ck_assert_int_eq(iomem_opts_set_numa(o, IOMEM_NUMA_PREFERRED, 0), 0);
@@ -2345,22 +2362,10 @@ START_TEST(overflow_is_eoverflow_everywhere)
 }
 END_TEST
 
-static bool backend_usable(const char *name)
-{
-        struct iomem_backend_info info[16];
-        ssize_t n = iomem_backends(info, 16);
-        for (ssize_t i = 0; i < n && i < 16; i++)
-                if (!strcmp(info[i].name, name))
-                        return info[i].available;
-        return false;
-}
-
 int main(void)
 {
-        if (!backend_usable(test_backend())) {
-                fprintf(stderr, "backend %s is not usable here\n", test_backend());
+        if (!test_backend_usable())
                 return TEST_SKIP;
-        }
         made = mmap(NULL, sizeof *made, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         if (made == MAP_FAILED)
                 made = NULL;

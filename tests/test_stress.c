@@ -403,6 +403,9 @@ END_TEST
 
 int main(void)
 {
+        /* Processes that share pins, the lock and gifts' bookkeeping. */
+        if (!test_backend_has(IOMEM_CAP_SHARED, "the stress suite"))
+                return TEST_SKIP;
         PAGE = (size_t)sysconf(_SC_PAGESIZE);
         REGION = REGION_PAGES * PAGE;
         PRIVATE_END = WRITERS * REGION;

@@ -920,6 +920,9 @@ static int dax_open_fds(struct iomem *f, const int *fds, int nfds, unsigned flag
 {
         if (nfds != 1)
                 return iom_fail(f->name, -EINVAL, "a dax object is one descriptor, not %d", nfds);
+        struct stat st;
+        if (iom_sys.fstat(fds[0], &st) == 0 && !S_ISREG(st.st_mode))
+                return iom_fail(f->name, -EINVAL, "fd %d is not a regular file", fds[0]);
         int mode = iom_sys.fcntl(fds[0], F_GETFL, 0) & O_ACCMODE;
         bool readable = mode != O_WRONLY, writable = mode != O_RDONLY;
         if (!readable || ((flags & IOMEM_RDWR) && !writable))

@@ -34,7 +34,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#define DEVDAX_CAPS (IOMEM_CAP_NAMED | IOMEM_CAP_FDPASS | IOMEM_CAP_DAX)
+#define DEVDAX_CAPS (IOMEM_CAP_NAMED | IOMEM_CAP_FDPASS | IOMEM_CAP_DAX | IOMEM_CAP_SHARED)
 #define DAX_BUS "/sys/bus/dax/devices"
 
 static int devdax_probe(const char **why)

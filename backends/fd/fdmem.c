@@ -1294,7 +1294,7 @@ int iom_fdmem_attach(struct iomem *f, enum iom_attach how, const struct iomem_op
                 obj->meta = calloc(1, sizeof *obj->meta);
                 if (!obj->meta)
                         return iom_fail(f->name, -ENOMEM, "out of memory");
-                f->caps &= ~IOMEM_CAP_GIFT;
+                f->caps &= ~(IOMEM_CAP_GIFT | IOMEM_CAP_SHARED); /* private metadata */
                 err = iom_meta_init(obj->meta, f->page_size, false);
                 if (!err && (err = iom_meta_describe_fd(obj->meta, f->data_fd, f->page_size)))
                         err = iom_fail(f->name, err, "cannot read its layout: %s", strerror(-err));
@@ -1302,7 +1302,7 @@ int iom_fdmem_attach(struct iomem *f, enum iom_attach how, const struct iomem_op
                 obj->meta = calloc(1, sizeof *obj->meta);
                 if (!obj->meta)
                         return iom_fail(f->name, -ENOMEM, "out of memory");
-                f->caps &= ~IOMEM_CAP_GIFT;
+                f->caps &= ~(IOMEM_CAP_GIFT | IOMEM_CAP_SHARED);
                 struct iom_meta *m = obj->meta;
                 if (iom_sys.pread(obj->aux_fd, m, sizeof *m, (off_t)IOM_META_OFF) != sizeof *m ||
                     iom_meta_validate(m, f->page_size))

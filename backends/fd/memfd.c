@@ -29,7 +29,7 @@
 #define MIB (UINT64_C(1) << 20)
 
 #define MEMFD_CAPS (IOMEM_CAP_FDPASS | IOMEM_CAP_SEAL | IOMEM_CAP_HUGEPAGE | \
-                    IOMEM_CAP_GIFT | IOMEM_CAP_RESIZE | \
+                    IOMEM_CAP_GIFT | IOMEM_CAP_RESIZE | IOMEM_CAP_SHARED | \
                     (IOMEM_HAVE_NUMA ? IOMEM_CAP_NUMA : 0))
 
 static int memfd_probe(const char **why)

@@ -689,7 +689,7 @@ static int mshare_unlink(const char *name)
 const struct iom_backend iom_backend_mshare = {
         .name = "mshare",
         .caps = IOMEM_CAP_NAMED | IOMEM_CAP_FDPASS | IOMEM_CAP_PTSHARE | IOMEM_CAP_RESIZE |
-                IOMEM_CAP_HUGEPAGE | IOMEM_CAP_GIFT,
+                IOMEM_CAP_HUGEPAGE | IOMEM_CAP_GIFT | IOMEM_CAP_SHARED,
         .priv_size = sizeof(struct mshare_obj),
         .ops = &mshare_ops,
         .probe = mshare_probe,

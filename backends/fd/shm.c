@@ -29,7 +29,7 @@
 #define SIDECAR_SUFFIX ".iomem"
 #define SHM_DIR "/dev/shm"
 #define SHM_CAPS (IOMEM_CAP_NAMED | IOMEM_CAP_FDPASS | IOMEM_CAP_GIFT | IOMEM_CAP_RESIZE | \
-                  IOMEM_CAP_HUGEPAGE | (IOMEM_HAVE_NUMA ? IOMEM_CAP_NUMA : 0))
+                  IOMEM_CAP_HUGEPAGE | IOMEM_CAP_SHARED | (IOMEM_HAVE_NUMA ? IOMEM_CAP_NUMA : 0))
 #define MAX_HUGETLBFS 8 /* mounts looked at */
 
 static int shm_probe(const char **why)
