@@ -171,20 +171,12 @@ int iom_object_new(struct iomem **out, const struct iom_backend *b,
                    const char *name, unsigned flags);
 void iom_object_free(struct iomem *f);
 
-/* Bring a handle inherited across fork up to date (fork.c). */
-int iom_object_catch_up(struct iomem *f);
-
 /* What the core runs before every operation of an object: the backend's
  * before_call, then, in a forked child's first call on an inherited
  * handle, its after_fork. */
-static inline int iom_enter(struct iomem *f)
-{
-        int err = f->ops.before_call(f);
-        if (err || __builtin_expect(__atomic_load_n(&f->fork_gen, __ATOMIC_ACQUIRE) ==
-                                            iom_fork_generation(), 1))
-                return err;
-        return iom_object_catch_up(f);
-}
+int iom_enter(struct iomem *f);
+/* Only the after_fork part, once (a close of an inherited handle). */
+int iom_object_catch_up(struct iomem *f);
 
 /* Initialise a mutex of this process (a handle's, a dax file's, a
  * window's): a contender spins a little before it sleeps. Most of what

@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include "fdmem.h"
+#include "config.h"
 #include "iolock.h"
 #include "placement.h"
 #include "syscalls.h"
@@ -1164,6 +1165,38 @@ static int fdmem_unlock(struct iomem *f)
         return iom_iolock_unlock(f);
 }
 
+/* The node that holds most of the object's memory, from up to 1024 of its
+ * backed pages spread over the file (f->lock and the metadata held). */
+static int numa_node(struct iomem *f)
+{
+        enum { SAMPLES = 1024 };
+        if (!IOMEM_HAVE_NUMA)
+                return -1;
+        void *pages[SAMPLES];
+        unsigned n = 0;
+        const struct iom_extent_map *m = iom_map(fdo(f)->meta);
+        uint64_t data = 0;
+        for (uint32_t i = 0; i < m->count; i++)
+                if (m->ext[i].phys != IOM_HOLE)
+                        data += m->ext[i].len;
+        uint64_t step = iom_max(f->page_size, iom_round_up(data / SAMPLES + 1, f->page_size));
+        for (uint32_t i = 0; i < m->count && n < SAMPLES; i++) {
+                const struct iom_extent *e = &m->ext[i];
+                for (uint64_t off = 0; e->phys != IOM_HOLE && off < e->len && n < SAMPLES;
+                     off += step) {
+                        uint64_t contig;
+                        int err;
+                        char *va = iom_seg_resolve(f, e->phys + off, f->page_size, &contig, &err);
+                        if (!va)
+                                continue;
+                        /* move_pages sees only pages this process has mapped. */
+                        madvise(va, f->page_size, MADV_POPULATE_READ);
+                        pages[n++] = va;
+                }
+        }
+        return iom_numa_node_of(pages, n);
+}
+
 static int fdmem_stat(struct iomem *f, struct iomem_stat *st)
 {
         struct iom_fdobj *obj = fdo(f);
@@ -1174,7 +1207,7 @@ static int fdmem_stat(struct iomem *f, struct iomem_stat *st)
                 st->gift_adopted = obj->meta->gift_adopted;
                 st->gift_copied = obj->meta->gift_copied;
                 st->acquired = iom_ranges_bytes(&obj->pins);
-                st->numa_node = iom_numa_node(f);
+                st->numa_node = numa_node(f);
                 iom_meta_unlock(f);
         }
         pthread_mutex_unlock(&obj->lock);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE
 #include "iolock.h"
-#include "fdmem.h"
+#include "fdobj.h"
 #include "fork.h"
 
 #include <limits.h>

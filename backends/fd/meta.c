@@ -4,7 +4,7 @@
  * mutex, owner registration and reclaiming what dead processes held.
  */
 #define _GNU_SOURCE
-#include "fdmem.h"
+#include "fdobj.h"
 #include "iolock.h"
 #include "syscalls.h"
 

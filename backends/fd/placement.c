@@ -2,7 +2,7 @@
 #define _GNU_SOURCE
 #include "placement.h"
 #include "config.h"
-#include "fdmem.h"
+#include "fdobj.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -39,39 +39,16 @@ int iom_numa_apply(struct iomem *f, void *va, size_t len)
         return iom_fail(f->name, -e, "cannot place its memory (mbind): %s", strerror(e));
 }
 
-int iom_numa_node(struct iomem *f)
+int iom_numa_node_of(void *const *pages, unsigned n)
 {
-        enum { SAMPLES = 1024, MAX_NODES = 64 };
-        void *pages[SAMPLES];
-        int status[SAMPLES], count[MAX_NODES] = { 0 };
-        unsigned n = 0;
-        const struct iom_extent_map *m = iom_map(fdo(f)->meta);
-        uint64_t data = 0;
-        for (uint32_t i = 0; i < m->count; i++)
-                if (m->ext[i].phys != IOM_HOLE)
-                        data += m->ext[i].len;
-        uint64_t step = iom_max(f->page_size, iom_round_up(data / SAMPLES + 1, f->page_size));
-        for (uint32_t i = 0; i < m->count && n < SAMPLES; i++) {
-                const struct iom_extent *e = &m->ext[i];
-                if (e->phys == IOM_HOLE)
-                        continue;
-                for (uint64_t off = 0; off < e->len && n < SAMPLES; off += step) {
-                        uint64_t contig;
-                        int err;
-                        char *va = iom_seg_resolve(f, e->phys + off, f->page_size, &contig, &err);
-                        if (!va)
-                                continue;
-                        /* move_pages sees only pages this process has mapped. */
-                        madvise(va, f->page_size, MADV_POPULATE_READ);
-                        pages[n++] = va;
-                }
-        }
-        if (!n || move_pages(0, n, pages, NULL, status, 0) < 0)
-                return -1;
-        int best = -1;
-        for (unsigned i = 0; i < n; i++)
-                if (status[i] >= 0 && status[i] < MAX_NODES && ++count[status[i]] > (best < 0 ? 0 : count[best]))
-                        best = status[i];
+        enum { MAX_NODES = 64 };
+        int *status = malloc(n * sizeof *status), count[MAX_NODES] = { 0 }, best = -1;
+        if (status && n && move_pages(0, n, (void **)pages, NULL, status, 0) == 0)
+                for (unsigned i = 0; i < n; i++)
+                        if (status[i] >= 0 && status[i] < MAX_NODES &&
+                            ++count[status[i]] > (best < 0 ? 0 : count[best]))
+                                best = status[i];
+        free(status);
         return best;
 }
 
@@ -83,9 +60,9 @@ int iom_numa_apply(struct iomem *f, void *va, size_t len)
         return 0;
 }
 
-int iom_numa_node(struct iomem *f)
+int iom_numa_node_of(void *const *pages, unsigned n)
 {
-        (void)f;
+        (void)pages, (void)n;
         return -1;
 }
 

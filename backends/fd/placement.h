@@ -15,7 +15,8 @@ struct iomem;
 
 /* Apply the object's policy to [va, va+len) (no-op for the default). */
 int iom_numa_apply(struct iomem *f, void *va, size_t len);
-/* The node that holds most of the object's resident pages, or -1. */
-int iom_numa_node(struct iomem *f);
+/* The node that holds most of pages[0..n) (mapped in this process), or
+ * -1 when none is resident or the build has no libnuma. */
+int iom_numa_node_of(void *const *pages, unsigned n);
 
 #endif

@@ -8,7 +8,7 @@
  * hands out only addresses inside the file, whose memory is backed.
  */
 #define _GNU_SOURCE
-#include "fdmem.h"
+#include "fdobj.h"
 #include "placement.h"
 #include "syscalls.h"
 
