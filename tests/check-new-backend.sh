@@ -20,7 +20,7 @@ grep -q "\['echo', 'echo'\]" "$work/backends/meson.build" || {
         exit 1
 }
 log=$work/build.log
-if ! { meson setup "$work/build" "$work" -Dtests=false && ninja -C "$work/build"; } >"$log" 2>&1; then
+if ! { meson setup "$work/build" "$work" -Dtests=disabled && ninja -C "$work/build"; } >"$log" 2>&1; then
         cat "$log"
         echo "check-new-backend: the library does not build with a sixth backend" >&2
         exit 1

@@ -198,9 +198,13 @@ static void *disjoint_worker(void *p)
         struct iovec iov[DJ_PAGES + 1], again[DJ_PAGES + 1];
         for (unsigned round = 0; round < DJ_ROUNDS; round++) {
                 T_REQUIRE(iomem_acquire(a->f, off, len) == (ssize_t)len);
-                ssize_t n = iomem_bufcount(a->f, off, len);
-                T_REQUIRE(n >= 1 && n <= DJ_PAGES);
-                T_REQUIRE(iomem_retrieve(a->f, off, len, iov, DJ_PAGES + 1) == n);
+                /* bufcount sizes an array for borrow and retrieve alike: a
+                 * dax: borrow also names the file's holes, which an
+                 * acquired range's retrieve never has. */
+                ssize_t most = iomem_bufcount(a->f, off, len);
+                T_REQUIRE(most >= 1 && most <= DJ_PAGES);
+                ssize_t n = iomem_retrieve(a->f, off, len, iov, DJ_PAGES + 1);
+                T_REQUIRE(n >= 1 && n <= most);
                 /* The same addresses for as long as it is acquired. */
                 T_REQUIRE(iomem_retrieve(a->f, off, len, again, DJ_PAGES + 1) == n);
                 size_t total = 0;
