@@ -28,6 +28,7 @@ static const char usage[] =
         "Options:\n"
         "  -j, --json  print JSON\n"
         "  -h, --help  print this help and exit\n"
+        "  --version   print the version and exit\n"
         "\n"
         "Exit status: 0 shown, 1 failed (the cause is printed), 2 usage error.\n"
         "\n"
@@ -223,6 +224,7 @@ int main(int argc, char *argv[])
         static const struct option longopts[] = {
                 { "json", no_argument, NULL, 'j' },
                 { "help", no_argument, NULL, 'h' },
+                TOOL_VERSION_OPTION,
                 { 0 },
         };
         bool json = false;

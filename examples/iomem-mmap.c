@@ -9,14 +9,18 @@
 
 #include <iomem.h>
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char usage[] =
@@ -39,6 +43,9 @@ static const char usage[] =
         "  truncate URI SIZE          set the size\n"
         "  unlink URI                 remove the name; processes that have the\n"
         "                             object open keep it\n"
+        "  list [--json]              the shm objects this user can see, without their\n"
+        "                             metadata objects: size, mode, owner, and how\n"
+        "                             many processes have each open\n"
         "\n"
         "Options:\n"
         "  --size=N              create: the size in bytes\n"
@@ -50,6 +57,7 @@ static const char usage[] =
         "  --mode=MODE           create: permissions in octal (default 0600)\n"
         "  --json                info: print JSON\n"
         "  -h, --help            print this help and exit\n"
+        "  --version             print the version and exit\n"
         "\n"
         "URI is shm:NAME, mshare:NAME, dax:PATH, devdax:PATH or memfd:LABEL, or\n"
         "NAME for the backend in $IOMEM_BACKEND (default memfd). A memfd object\n"
@@ -57,8 +65,9 @@ static const char usage[] =
         "would meet a new, empty one: on memfd only create makes sense (it checks\n"
         "that such an object can be made with the options given); the other\n"
         "commands refuse memfd.\n"
-        "Sizes, offsets and lengths take a K, M or G suffix (powers of 1024). Write\n"
-        "-- before a STRING that starts with a dash.\n"
+        "Sizes, offsets and lengths take a K, M, G or T suffix (powers of 1024) and\n"
+        "decimals that come to whole bytes (1.5G). Write -- before a STRING that\n"
+        "starts with a dash.\n"
         "\n"
         "Exit status: 0 done, 1 failed (the cause is printed), 2 usage error.\n"
         "\n"
@@ -369,8 +378,9 @@ static int cmd_hold(const struct args *a)
         size_t off = 0, len = 0;
         struct iomem *f = NULL;
         int r = size_arg("offset", a->pos[0], &off);
+        /* A pin is no write: read permission is enough to hold a range. */
         if (r || (r = size_arg("length", a->pos[1], &len)) ||
-            (r = open_object(a->uri, IOMEM_RDWR, &f)))
+            (r = open_object(a->uri, IOMEM_RDONLY, &f)))
                 return r;
         /* Blocked before the pin is taken, so that a signal sent as soon as
          * the "holding" line appears is waited for, not fatal. Ignored ones
@@ -421,11 +431,152 @@ static int cmd_unlink(const struct args *a)
         return TOOL_OK;
 }
 
+/* ---- list ------------------------------------------------------------------------ */
+
+#define SHM_DIR "/dev/shm"
+
+/* How many processes have each file of SHM_DIR open, from /proc/PID/fd
+ * (what fuser(1) reads): names[i] is held by counts[i] processes. */
+struct holders {
+        char **names;
+        unsigned *counts;
+        size_t n;
+};
+
+static void holders_add(struct holders *h, const char *name, pid_t pid, pid_t *last)
+{
+        for (size_t i = 0; i < h->n; i++) {
+                if (strcmp(h->names[i], name))
+                        continue;
+                if (last[i] != pid) { /* one process with it open twice counts once */
+                        h->counts[i]++;
+                        last[i] = pid;
+                }
+                return;
+        }
+        char *copy = strdup(name);
+        char **names = realloc(h->names, (h->n + 1) * sizeof *names);
+        unsigned *counts = names ? realloc(h->counts, (h->n + 1) * sizeof *counts) : NULL;
+        if (names)
+                h->names = names;
+        if (counts)
+                h->counts = counts;
+        if (!copy || !names || !counts) {
+                free(copy);
+                return; /* out of memory: a count too low, nothing worse */
+        }
+        h->names[h->n] = copy;
+        h->counts[h->n] = 1;
+        last[h->n++] = pid;
+}
+
+static void holders_scan(struct holders *h)
+{
+        enum { MAX_FILES = 65536 };
+        static pid_t last[MAX_FILES];
+        DIR *proc = opendir("/proc");
+        struct dirent *p;
+        while (proc && (p = readdir(proc))) {
+                char *end;
+                long pid = strtol(p->d_name, &end, 10);
+                if (*end || pid <= 0)
+                        continue;
+                char dir[64];
+                snprintf(dir, sizeof dir, "/proc/%ld/fd", pid);
+                DIR *fds = opendir(dir); /* another user's: not ours to see */
+                struct dirent *e;
+                while (fds && (e = readdir(fds))) {
+                        char link[PATH_MAX], target[PATH_MAX];
+                        snprintf(link, sizeof link, "%s/%s", dir, e->d_name);
+                        ssize_t n = readlink(link, target, sizeof target - 1);
+                        if (n <= 0)
+                                continue;
+                        target[n] = 0;
+                        if (!strncmp(target, SHM_DIR "/", sizeof SHM_DIR) && h->n < MAX_FILES)
+                                holders_add(h, target + sizeof SHM_DIR, (pid_t)pid, last);
+                }
+                if (fds)
+                        closedir(fds);
+        }
+        if (proc)
+                closedir(proc);
+}
+
+static unsigned holders_of(const struct holders *h, const char *name)
+{
+        for (size_t i = 0; i < h->n; i++)
+                if (!strcmp(h->names[i], name))
+                        return h->counts[i];
+        return 0;
+}
+
+static void holders_free(struct holders *h)
+{
+        for (size_t i = 0; i < h->n; i++)
+                free(h->names[i]);
+        free(h->names);
+        free(h->counts);
+}
+
+/* An object's metadata (NAME.iomem), or what is not an object at all (a
+ * POSIX semaphore, sem.NAME). */
+static bool is_object(const char *name)
+{
+        size_t n = strlen(name), s = strlen(".iomem");
+        return name[0] != '.' && strncmp(name, "sem.", 4) && !(n >= s && !strcmp(name + n - s, ".iomem"));
+}
+
+static int cmd_list(const struct args *a)
+{
+        DIR *d = opendir(SHM_DIR);
+        if (!d)
+                return tool_fail("%s: %s", SHM_DIR, strerror(errno));
+        struct holders h = { 0 };
+        holders_scan(&h);
+        if (!a->json)
+                printf("%-32s %14s %5s %-12s %7s\n", "URI", "SIZE", "MODE", "OWNER", "HOLDERS");
+        else
+                printf("[");
+        const char *sep = "";
+        struct dirent *e;
+        while ((e = readdir(d))) {
+                struct stat st;
+                if (!is_object(e->d_name) || fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) ||
+                    !S_ISREG(st.st_mode))
+                        continue;
+                char uri[NAME_MAX + 8], owner[32];
+                snprintf(uri, sizeof uri, "shm:%s", e->d_name);
+                struct passwd *pw = getpwuid(st.st_uid);
+                if (pw)
+                        snprintf(owner, sizeof owner, "%s", pw->pw_name);
+                else
+                        snprintf(owner, sizeof owner, "%u", (unsigned)st.st_uid);
+                unsigned held = holders_of(&h, e->d_name);
+                if (!a->json) {
+                        printf("%-32s %14lld %04o %-12s %7u\n", uri, (long long)st.st_size,
+                               (unsigned)(st.st_mode & 07777), owner, held);
+                        continue;
+                }
+                printf("%s\n  {\"uri\": ", sep);
+                tool_print_json_string(stdout, uri);
+                printf(", \"size\": %lld, \"mode\": \"%04o\", \"owner\": ", (long long)st.st_size,
+                       (unsigned)(st.st_mode & 07777));
+                tool_print_json_string(stdout, owner);
+                printf(", \"holders\": %u}", held);
+                sep = ",";
+        }
+        if (a->json)
+                printf("%s]\n", *sep ? "\n" : "");
+        closedir(d);
+        holders_free(&h);
+        return TOOL_OK;
+}
+
 /* ---- the command line ------------------------------------------------------------ */
 
 static const struct command {
         const char *name, *synopsis;
-        int min, max;       /* arguments after URI */
+        int min, max;       /* arguments after URI; -1: no URI either */
         const char *opts;   /* letters of the options it takes */
         bool memfd_ok;      /* meaningful on an object that dies with us */
         int (*run)(const struct args *a);
@@ -439,6 +590,7 @@ static const struct command {
         { "hold", "URI OFFSET LENGTH", 2, 2, "", false, cmd_hold },
         { "truncate", "URI SIZE", 1, 1, "", false, cmd_truncate },
         { "unlink", "URI", 0, 0, "", false, cmd_unlink },
+        { "list", "[--json]", -1, -1, "j", true, cmd_list },
 };
 
 static int numa_arg(const char *s, struct args *a)
@@ -521,6 +673,7 @@ static int parse_options(int argc, char *argv[], struct args *a)
                 { "mode", required_argument, NULL, 'M' },
                 { "json", no_argument, NULL, 'j' },
                 { "help", no_argument, NULL, 'h' },
+                TOOL_VERSION_OPTION,
                 { 0 },
         };
         int c, r = TOOL_OK;
@@ -570,9 +723,11 @@ int main(int argc, char *argv[])
 {
         if (argc < 2)
                 return tool_usage_error("missing COMMAND");
-        if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-                fputs(usage, stdout);
-                return TOOL_OK;
+        if (argv[1][0] == '-') {
+                /* --help and --version come before a command (and exit). */
+                struct args none = { 0 };
+                int r = parse_options(argc, argv, &none);
+                return r ? r : tool_usage_error("expected a COMMAND before the options");
         }
         const struct command *cmd = NULL;
         for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
@@ -588,6 +743,11 @@ int main(int argc, char *argv[])
                 if (!strchr(cmd->opts, *g))
                         return tool_usage_error("%s does not apply to %s", option_name(*g), cmd->name);
         int nargs = argc - 1 - optind;
+        if (cmd->min < 0) {
+                if (nargs != 0)
+                        return tool_usage_error("expected %s %s", cmd->name, cmd->synopsis);
+                return cmd->run(&a);
+        }
         if (nargs < 1 || nargs - 1 < cmd->min || nargs - 1 > cmd->max)
                 return tool_usage_error("expected %s %s", cmd->name, cmd->synopsis);
         a.uri = argv[1 + optind];

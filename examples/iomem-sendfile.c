@@ -62,11 +62,13 @@ static const char usage[] =
         "  -q, --quiet          no progress bar\n"
         "  -s, --stats          print bytes, seconds, GiB/s, copies made and iovecs\n"
         "                       used to standard error at the end\n"
+        "      --json           --stats as one JSON object\n"
         "      --aio[=DEPTH]    copy with asynchronous transfers (io_uring), DEPTH\n"
         "                       requests of 1 MiB in flight (default 16, at most 4096)\n"
         "  -h, --help           print this help and exit\n"
-        "Sizes take a K, M or G suffix (powers of 1024). Of --progress and --quiet\n"
-        "the last one given counts.\n"
+        "      --version        print the version and exit\n"
+        "Sizes take a K, M, G or T suffix (powers of 1024) and decimals that come\n"
+        "to whole bytes (1.5G). Of --progress and --quiet the last one given counts.\n"
         "\n"
         "Exit status: 0 copied, 1 failed (the cause is printed), 2 usage error.\n"
         "\n"
@@ -80,8 +82,10 @@ struct options {
         bool append;
         bool progress;    /* wanted; drawn only on a terminal */
         bool stats;
+        bool json;        /* the stats as JSON */
         unsigned aio;     /* queue depth; 0 without --aio */
         const char *src, *dst;
+        bool src_is_path; /* a plain PATH, opened as dax:PATH */
         char src_uri[4096];
 };
 
@@ -107,7 +111,9 @@ static int parse_args(int argc, char *argv[], struct options *o)
                 { "progress", no_argument, NULL, 'p' },
                 { "quiet", no_argument, NULL, 'q' },
                 { "stats", no_argument, NULL, 's' },
+                { "json", no_argument, NULL, 'j' },
                 { "help", no_argument, NULL, 'h' },
+                TOOL_VERSION_OPTION,
                 { "aio", optional_argument, NULL, 'A' },
                 { 0 },
         };
@@ -133,6 +139,9 @@ static int parse_args(int argc, char *argv[], struct options *o)
                 case 's':
                         o->stats = true;
                         break;
+                case 'j':
+                        o->json = true;
+                        break;
                 case 'A': {
                         size_t d = AIO_DEPTH;
                         if (optarg && (tool_parse_size(optarg, &d) || d < 1 || d > AIO_MAX_DEPTH))
@@ -145,6 +154,8 @@ static int parse_args(int argc, char *argv[], struct options *o)
                         return TOOL_USAGE;
                 }
         }
+        if (o->json && !o->stats)
+                return tool_usage_error("--json applies to --stats");
         if (argc - optind != 2)
                 return tool_usage_error("expected SRC and DST, got %d argument%s", argc - optind,
                                         argc - optind == 1 ? "" : "s");
@@ -158,7 +169,8 @@ static int parse_args(int argc, char *argv[], struct options *o)
                                         o->src, backend);
         if (o->append && (!strcmp(o->dst, "-") || is_socket_dst(o->dst)))
                 return tool_usage_error("--append applies to a file destination, not %s", o->dst);
-        int n = snprintf(o->src_uri, sizeof o->src_uri, "%s%s", has_scheme(o->src) ? "" : "dax:",
+        o->src_is_path = !has_scheme(o->src);
+        int n = snprintf(o->src_uri, sizeof o->src_uri, "%s%s", o->src_is_path ? "dax:" : "",
                          o->src);
         if (n < 0 || (size_t)n >= sizeof o->src_uri)
                 return tool_usage_error("SRC is too long");
@@ -302,6 +314,7 @@ struct result {
         size_t bytes, iovecs;
         double seconds;
         size_t requests, copied; /* --aio: requests, and those the kernel copied */
+        unsigned copies;         /* of each byte: 1, or 2 through a buffer */
 };
 
 static int copy(struct iomem *f, int fd, const struct options *o, size_t total, struct result *res)
@@ -487,21 +500,93 @@ static int copy_aio(struct iomem *f, int fd, const struct options *o, size_t tot
         return TOOL_OK;
 }
 
-static void print_stats(const struct result *r)
+/* A regular file whose size says 0 may still have contents (procfs and
+ * sysfs files): no mapping reaches them, so they are read to their end, as
+ * cp does, through a buffer (one copy in, one out). */
+static bool sized_zero_file(const char *path)
 {
-        double secs = r->seconds > 0 ? r->seconds : 1e-9;
+        struct stat st;
+        return stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0;
+}
+
+static int copy_by_reading(int fd, const struct options *o, struct result *res)
+{
+        int in = open(o->src, O_RDONLY | O_CLOEXEC);
+        if (in < 0)
+                return tool_fail("%s: %s", o->src, strerror(errno));
+        static char buf[CHUNK < 65536 ? CHUNK : 65536];
+        double start = now();
+        int r = TOOL_OK;
+        while (res->bytes < o->len) {
+                size_t want = o->len - res->bytes < sizeof buf ? o->len - res->bytes : sizeof buf;
+                ssize_t n = pread(in, buf, want, (off_t)(o->off + res->bytes));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        r = tool_fail("%s: %s", o->src, strerror(errno));
+                        break;
+                }
+                if (n == 0)
+                        break;
+                for (ssize_t w, done = 0; done < n; done += w) {
+                        w = write(fd, buf + done, (size_t)(n - done));
+                        if (w < 0 && errno == EINTR)
+                                w = 0;
+                        else if (w < 0)
+                                return close(in), tool_fail("copying %s to %s: %s", o->src,
+                                                            o->dst, strerror(errno));
+                }
+                res->bytes += (size_t)n;
+                res->iovecs++;
+        }
+        res->seconds = now() - start;
+        close(in);
+        return r;
+}
+
+static void print_stats(const struct result *r, bool json)
+{
+        double secs = r->seconds > 0 ? r->seconds : 1e-9, gibs = (double)r->bytes / secs / (1 << 30);
+        if (json) {
+                fprintf(stderr, "{\"bytes\": %zu, \"seconds\": %.6f, \"gib_per_s\": %.3f, "
+                        "\"copies\": %u, \"iovecs\": %zu", r->bytes, r->seconds, gibs, r->copies,
+                        r->iovecs);
+                if (r->requests)
+                        fprintf(stderr, ", \"requests\": %zu, \"copied\": %zu", r->requests,
+                                r->copied);
+                fputs("}\n", stderr);
+                return;
+        }
         fprintf(stderr,
                 "bytes:   %zu\n"
                 "seconds: %.6f\n"
                 "GiB/s:   %.3f\n"
-                "copies:  1\n"
+                "copies:  %u\n"
                 "iovecs:  %zu\n",
-                r->bytes, r->seconds, (double)r->bytes / secs / (1 << 30), r->iovecs);
+                r->bytes, r->seconds, gibs, r->copies, r->iovecs);
         if (r->requests)
                 fprintf(stderr,
                         "requests: %zu\n"
                         "copied:  %zu\n",
                         r->requests, r->copied);
+}
+
+/* Copy the object at o->src_uri to DST, opening the source first, so that a
+ * missing one leaves DST untouched. */
+static int copy_object(const struct options *o, int *fd, struct result *res)
+{
+        struct iomem *f;
+        if (iomem_open(&f, o->src_uri, IOMEM_RDONLY, NULL) < 0)
+                return tool_lib_fail(o->src);
+        struct iomem_stat st;
+        int r = iomem_stat(f, &st) < 0 ? tool_lib_fail(o->src) : open_destination(o, fd);
+        if (!r) {
+                size_t avail = o->off < st.size ? st.size - o->off : 0;
+                size_t total = o->len < avail ? o->len : avail;
+                r = o->aio ? copy_aio(f, *fd, o, total, res) : copy(f, *fd, o, total, res);
+        }
+        iomem_close(&f);
+        return r;
 }
 
 int main(int argc, char *argv[])
@@ -514,29 +599,18 @@ int main(int argc, char *argv[])
          * death: the kernel raises SIGPIPE even for a write that was
          * partly done, which iomem_sendfile does not swallow. */
         signal(SIGPIPE, SIG_IGN);
-        /* The source first, so that a missing one leaves DST untouched. */
-        struct iomem *f;
-        if (iomem_open(&f, o.src_uri, IOMEM_RDONLY, NULL) < 0)
-                return tool_lib_fail(o.src);
-        struct iomem_stat st;
-        if (iomem_stat(f, &st) < 0) {
-                r = tool_lib_fail(o.src);
-                iomem_close(&f);
-                return r;
-        }
-        size_t avail = o.off < st.size ? st.size - o.off : 0;
-        size_t total = o.len < avail ? o.len : avail;
         int fd = -1;
-        if ((r = open_destination(&o, &fd))) {
-                iomem_close(&f);
-                return r;
+        struct result res = { .copies = 1 };
+        if (o.src_is_path && sized_zero_file(o.src)) {
+                res.copies = 2;
+                if (!(r = open_destination(&o, &fd)))
+                        r = copy_by_reading(fd, &o, &res);
+        } else {
+                r = copy_object(&o, &fd, &res);
         }
-        struct result res = { 0 };
-        r = o.aio ? copy_aio(f, fd, &o, total, &res) : copy(f, fd, &o, total, &res);
-        iomem_close(&f);
-        if (fd != STDOUT_FILENO && close(fd) < 0 && !r)
+        if (fd >= 0 && fd != STDOUT_FILENO && close(fd) < 0 && !r)
                 r = tool_fail("%s: %s", o.dst, strerror(errno));
         if (!r && o.stats)
-                print_stats(&res);
+                print_stats(&res, o.json);
         return r;
 }

@@ -61,6 +61,11 @@ int tool_getopt(int argc, char *argv[], const char *optstring, const struct opti
                 fputs(usage, stdout);
                 exit(TOOL_OK);
         }
+        if (c == TOOL_OPT_VERSION) {
+                printf("%s (libiomem) %d.%d.%d\n", program_invocation_short_name,
+                       IOMEM_VERSION_MAJOR, IOMEM_VERSION_MINOR, IOMEM_VERSION_PATCH);
+                exit(TOOL_OK);
+        }
         if (c == ':')
                 tool_usage_error("option '%s' needs a value", argv[optind - 1]);
         else if (c == '?' && optopt)
@@ -76,23 +81,44 @@ int tool_parse_size(const char *s, size_t *out)
                 const char *suffix;
                 unsigned shift;
         } units[] = {
-                { "", 0 },    { "K", 10 },   { "k", 10 },   { "KiB", 10 }, { "M", 20 },
-                { "m", 20 },  { "MiB", 20 }, { "G", 30 },   { "g", 30 },   { "GiB", 30 },
+                { "", 0 },     { "K", 10 },  { "k", 10 },  { "KiB", 10 }, { "M", 20 },
+                { "m", 20 },   { "MiB", 20 }, { "G", 30 },  { "g", 30 },   { "GiB", 30 },
+                { "T", 40 },   { "t", 40 },  { "TiB", 40 },
         };
-        /* strtoull alone would take signs, spaces and octal. */
+        /* strtoull alone would take signs, spaces and octal; strtod would
+         * round. Whole digits, then a fraction of up to 12 digits. */
         if (!s || *s < '0' || *s > '9')
                 return -1;
         char *end;
         errno = 0;
-        unsigned long long v = strtoull(s, &end, 10);
+        unsigned long long whole = strtoull(s, &end, 10);
+        unsigned long long frac = 0, scale = 1;
         if (errno)
                 return -1;
+        if (*end == '.') {
+                for (end++; *end >= '0' && *end <= '9'; end++) {
+                        if (scale == 1000000000000ULL)
+                                return -1;
+                        frac = frac * 10 + (unsigned long long)(*end - '0');
+                        scale *= 10;
+                }
+                if (scale == 1)
+                        return -1; /* "1." */
+        }
         for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
                 if (strcmp(end, units[i].suffix))
                         continue;
-                if (v > (SIZE_MAX >> units[i].shift))
+                unsigned shift = units[i].shift;
+                if (whole > (SIZE_MAX >> shift))
                         return -1;
-                *out = (size_t)v << units[i].shift;
+                /* The fraction must come to whole bytes: 1.5K, not 0.1K. */
+                unsigned __int128 part = (unsigned __int128)frac << shift;
+                if (part % scale)
+                        return -1;
+                unsigned __int128 v = ((unsigned __int128)whole << shift) + part / scale;
+                if (v > SIZE_MAX)
+                        return -1;
+                *out = (size_t)v;
                 return 0;
         }
         return -1;

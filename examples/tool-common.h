@@ -30,14 +30,20 @@ int tool_lib_fail(const char *obj);
 /* "PROG: message (try 'PROG --help')" on stderr; returns TOOL_USAGE. */
 int tool_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The value of every tool's --version in its long options. */
+#define TOOL_OPT_VERSION 0x100
+#define TOOL_VERSION_OPTION { "version", no_argument, NULL, TOOL_OPT_VERSION }
+
 /* getopt_long, the same way for every tool: 'h' (--help) prints usage and
- * exits 0; an unknown option or a missing value prints a one-line usage
- * error and returns '?'. optstring starts with ':'. */
+ * exits 0, --version (TOOL_VERSION_OPTION) prints the version and exits 0;
+ * an unknown option or a missing value prints a one-line usage error and
+ * returns '?'. optstring starts with ':'. */
 int tool_getopt(int argc, char *argv[], const char *optstring, const struct option *longopts,
                 const char *usage);
 
-/* A decimal number of bytes with an optional K, M or G suffix (powers of
- * 1024, either case, "KiB" too). Returns 0, or -1 if s is not one. */
+/* A number of bytes with an optional K, M, G or T suffix (powers of 1024,
+ * either case, "KiB" too), decimals allowed where they come to whole bytes
+ * (1.5G). Returns 0, or -1 if s is not one. */
 int tool_parse_size(const char *s, size_t *out);
 
 /* The backend the library will pick for uri: its scheme, or for a URI

@@ -105,7 +105,7 @@ wait_for() {
 start_hold() {
         out=$1
         shift
-        "$mmap" hold "$@" >"$out" 2>"$out.err" &
+        $as "$mmap" hold "$@" >"$out" 2>"$out.err" &
         holder=$!
         pids="$pids $holder"
         wait_for "$out" holding "$holder" || {
@@ -113,6 +113,9 @@ start_hold() {
                 return 1
         }
 }
+
+# Who runs the holder: this user, or (as=...) another.
+as=
 
 # stop_hold SIGNAL: send it to the holder; succeeds if the holder exits 0.
 stop_hold() {
@@ -139,12 +142,32 @@ for tool in "$sendfile" "$mmap" "$info"; do
         check "$name --help has an example" grep -qi 'example' "$tmp/out"
         expect 2 "$name rejects an unknown option" "$tool" --no-such-option
         check "$name: one-line hint for an unknown option" one_line "--help"
+        expect 0 "$name --version exits 0" "$tool" --version
+        check "$name --version names the tool and the library's version" \
+                grep -qE "^$name \(libiomem\) [0-9]+\.[0-9]+\.[0-9]+$" "$tmp/out"
 done
 
 expect 2 "iomem-mmap without a command" "$mmap"
 expect 2 "iomem-mmap with an unknown command" "$mmap" frobnicate "$prefix-x"
 expect 2 "iomem-mmap create without --size" "$mmap" create "$prefix-x"
 expect 2 "iomem-mmap create with a bad size" "$mmap" create "$prefix-x" --size 12Q
+expect 2 "iomem-mmap create with a size of no whole bytes" "$mmap" create "$prefix-x" --size 0.1K
+expect 2 "iomem-mmap create with a size that ends in a point" "$mmap" create "$prefix-x" --size 1.K
+expect 0 "iomem-mmap create with a decimal size" "$mmap" create "$prefix-dec" --size 1.5K
+expect 0 "... whose size is whole bytes" "$mmap" info "$prefix-dec"
+check "... 1.5K is 1536 bytes" grep -q '^size: *1536 bytes' "$tmp/out"
+expect 2 "iomem-mmap truncate to 0.001T (not whole bytes)" "$mmap" truncate "$prefix-dec" 0.001T
+# Half a TiB: made (sparse) where /dev/shm is that large, else refused for
+# want of space, naming the size; either way 0.5T was 549755813888 bytes.
+half_tib() {
+        run "$mmap" create "$prefix-tib" --size 0.5T
+        if [ "$rc" -eq 0 ]; then
+                run "$mmap" info "$prefix-tib" && grep -q '^size: *549755813888 bytes' "$tmp/out"
+        else
+                [ "$rc" -eq 1 ] && grep -q 549755813888 "$tmp/err"
+        fi
+}
+check "iomem-mmap create --size 0.5T is 549755813888 bytes" half_tib
 expect 2 "iomem-mmap --json does not apply to create" "$mmap" create "$prefix-x" --size 1 --json
 expect 2 "iomem-mmap info with too many arguments" "$mmap" info "$prefix-x" extra
 expect 2 "iomem-mmap --seal with an unknown seal" "$mmap" create "$prefix-x" --size 1 --seal glue
@@ -266,6 +289,35 @@ expect 0 "truncate succeeds once released" "$mmap" truncate "$h" 5000
 expect 1 "hold needs whole pages" "$mmap" hold "$h" 1 4K
 check "hold says why, on one line" one_line "page size"
 
+# list: the object, its size, mode, owner and holders; no metadata objects.
+check "a holder for list to count" start_hold "$tmp/hold4.out" "$h" 0 4K
+expect 0 "list" "$mmap" list
+check "list names the object with its size, mode and owner" \
+        grep -qE "^$h +5000 +0600 +$(id -un) +1$" "$tmp/out"
+check "list leaves the metadata objects out" sh -c "! grep -q '\.iomem ' '$tmp/out'"
+expect 0 "list --json" "$mmap" list --json
+if have python3; then
+        check "list --json holds the object and its holder" python3 -c '
+import json, sys
+objs = {o["uri"]: o for o in json.load(open(sys.argv[1]))}
+o = objs[sys.argv[2]]
+assert o["size"] == 5000 and o["mode"] == "0600" and o["holders"] == 1, o' "$tmp/out" "$h"
+fi
+check "list's holder releases" stop_hold TERM
+expect 2 "list takes no URI" "$mmap" list "$h"
+
+# Holding takes no write: a user who may only read the object holds it.
+ro=$prefix-readonly
+expect 0 "create an object others may only read" "$mmap" create "$ro" --size 8K --mode 0644
+if [ "$(id -u)" -eq 0 ] && have setpriv && id nobody >/dev/null 2>&1; then
+        as="setpriv --reuid=nobody --regid=nogroup --clear-groups"
+        check "a reader (nobody) holds it" start_hold "$tmp/hold3.out" "$ro" 0 4K
+        check "the reader's hold releases and exits 0" stop_hold TERM
+        as=
+else
+        echo "SKIP: a reader's hold (needs root and setpriv to run as nobody)"
+fi
+
 # ---- iomem-sendfile ---------------------------------------------------------------
 
 s=$prefix-src
@@ -303,6 +355,14 @@ check "--stats counts the bytes" grep -q '^bytes: *3000000$' "$tmp/err"
 check "--stats counts one copy" grep -q '^copies: *1$' "$tmp/err"
 check "--stats counts the iovecs" grep -q '^iovecs: *[1-9][0-9]*$' "$tmp/err"
 check "--stats gives seconds and GiB/s" grep -q '^GiB/s: *[0-9]' "$tmp/err"
+expect 0 "sendfile --stats --json" "$sendfile" --stats --json "$s" "$tmp/copy"
+if have python3; then
+        check "--json is one JSON object with the byte count" python3 -c '
+import json, sys
+s = json.loads(open(sys.argv[1]).read())
+assert s["bytes"] == 3000000 and s["copies"] == 1 and s["gib_per_s"] >= 0, s' "$tmp/err"
+fi
+expect 2 "--json without --stats" "$sendfile" --json "$s" "$tmp/copy"
 
 # A sparse source: holes come out as zeros.
 sp=$prefix-sparse
@@ -312,6 +372,14 @@ expect 0 "create a sparse source" "$mmap" create "$sp" --size 4M
 expect 0 "write in its middle" "$mmap" write "$sp" 2M middle
 expect 0 "sendfile a sparse source" "$sendfile" "$sp" "$tmp/sparse.copy"
 check "the sparse copy is identical" cmp -s "$tmp/sparse.copy" "$tmp/sparse"
+
+# A file whose size says 0 but that has contents (procfs) is read to its
+# end, as cp reads it.
+expect 0 "sendfile /proc/version" "$sendfile" /proc/version "$tmp/version"
+check "... copies what cat reads" sh -c "cat /proc/version | cmp -s - '$tmp/version'"
+expect 0 "sendfile --stats /proc/self/status" "$sendfile" --stats /proc/self/status "$tmp/status"
+check "... its contents" grep -q '^Name:' "$tmp/status"
+check "... counted as two copies (read, then write)" grep -q '^copies: *2$' "$tmp/err"
 
 z=$prefix-zero
 expect 0 "create a zero-length object" "$mmap" create "$z" --size 0

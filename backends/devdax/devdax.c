@@ -14,7 +14,7 @@
  *
  * Pins, the I/O lock and the owners are the fd-memory engine's
  * (backends/fd), shared by every process through a sidecar in /dev/shm
- * named after the device's number, "iomem-devdax.MAJOR.MINOR": the
+ * named after the device's number, "iomem-devdax.MAJOR.MINOR.iomem": the
  * metadata alone, at its start, built under an flock by the first opener.
  * Gifts are copied (the device cannot adopt memory).
  */
@@ -204,7 +204,7 @@ static const struct iom_object_ops devdax_ops = {
 
 static void sidecar_name(dev_t rdev, char *name, size_t n)
 {
-        snprintf(name, n, "/iomem-devdax.%u.%u", major(rdev), minor(rdev));
+        snprintf(name, n, "/iomem-devdax.%u.%u.iomem", major(rdev), minor(rdev));
 }
 
 /* Does the sidecar describe this device (its number, alignment and
