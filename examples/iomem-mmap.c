@@ -281,7 +281,7 @@ static int cmd_read(const struct args *a)
                 ssize_t n = iomem_sendfile(STDOUT_FILENO, f, off, len);
                 if (n < 0)
                         return done(&f, tool_fail("writing %s to standard output: %s", a->uri,
-                                                  iomem_errormsg()));
+                                                  tool_errormsg()));
                 if (n == 0)
                         break;
                 off += (size_t)n;
@@ -721,6 +721,7 @@ static const char *option_name(char letter)
 
 int main(int argc, char *argv[])
 {
+        tool_create_hint = "iomem-mmap create makes one";
         if (argc < 2)
                 return tool_usage_error("missing COMMAND");
         if (argv[1][0] == '-') {

@@ -43,26 +43,33 @@
 
 static const char usage[] =
         "Usage: iomem-sendfile [OPTIONS] SRC DST\n"
-        "Copy bytes of SRC to DST with one copy (iomem_sendfile).\n"
+        "Copy bytes of SRC to DST with one copy (iomem_sendfile, iomem_copy).\n"
         "\n"
         "SRC  shm:NAME, mshare:NAME, dax:PATH or devdax:PATH, or a plain PATH\n"
-        "     (opened as dax:PATH; write ./shm:x for a file named like a URI).\n"
-        "     memfd: is refused: a memfd object exists only inside the process\n"
-        "     that made it.\n"
+        "     (opened as dax:PATH), or - for standard input. memfd: is refused:\n"
+        "     a memfd object exists only inside the process that made it.\n"
         "DST  a PATH (created with mode 0644, truncated unless --append),\n"
         "     - for standard output, unix:PATH or tcp:HOST:PORT (connect and send;\n"
-        "     tcp:[ADDR]:PORT for an IPv6 address).\n"
+        "     tcp:[ADDR]:PORT for an IPv6 address), or an object's URI: loaded\n"
+        "     from its start (made if missing, cut to what was loaded) or, with\n"
+        "     --append, after its end.\n"
+        "SRC and DST must not be the same file or object. A word that starts\n"
+        "with a plain name and a colon (shm:x, foo:x) is an object's URI in\n"
+        "every tool; write ./foo:x for a file of that name.\n"
         "\n"
         "Options:\n"
         "  -o, --offset=OFFSET  start at byte OFFSET of SRC (default 0)\n"
         "  -n, --length=LENGTH  copy at most LENGTH bytes (default: to the end)\n"
-        "  -a, --append         append to the DST file instead of truncating it\n"
+        "  -a, --append         append to the DST file or object instead of\n"
+        "                       truncating it\n"
         "  -p, --progress       show a progress bar (bytes, rate, ETA) on standard\n"
         "                       error when it is a terminal; the default\n"
         "  -q, --quiet          no progress bar\n"
         "  -s, --stats          print bytes, seconds, GiB/s, copies made and iovecs\n"
         "                       used to standard error at the end\n"
         "      --json           --stats as one JSON object\n"
+        "      --sparse         leave SRC's holes holes in the DST file (seek over\n"
+        "                       them) instead of writing zeros\n"
         "      --aio[=DEPTH]    copy with asynchronous transfers (io_uring), DEPTH\n"
         "                       requests of 1 MiB in flight (default 16, at most 4096)\n"
         "  -h, --help           print this help and exit\n"
@@ -74,6 +81,8 @@ static const char usage[] =
         "\n"
         "Examples:\n"
         "  iomem-sendfile --stats shm:frames /tmp/frames.bin\n"
+        "  iomem-sendfile --stats frames.bin shm:frames     (load a file into an object)\n"
+        "  tar c /usr/share/doc | iomem-sendfile - shm:docs.tar\n"
         "  iomem-sendfile -o 1M -n 4K shm:ring tcp:localhost:9000\n"
         "  iomem-sendfile --aio=64 shm:frames tcp:localhost:9000\n";
 
@@ -83,19 +92,13 @@ struct options {
         bool progress;    /* wanted; drawn only on a terminal */
         bool stats;
         bool json;        /* the stats as JSON */
+        bool sparse;      /* holes of SRC stay holes in a DST file */
         unsigned aio;     /* queue depth; 0 without --aio */
         const char *src, *dst;
-        bool src_is_path; /* a plain PATH, opened as dax:PATH */
+        bool src_is_path; /* a plain PATH, opened as dax:PATH (or -) */
+        bool dst_is_object; /* a URI of the library's */
         char src_uri[4096];
 };
-
-/* Does s start with the scheme of one of the library's backends?
- * Anything else with a colon is a file name. */
-static bool has_scheme(const char *s)
-{
-        const char *colon = strchr(s, ':');
-        return colon && tool_backend(s, (size_t)(colon - s), NULL);
-}
 
 static bool is_socket_dst(const char *dst)
 {
@@ -111,6 +114,7 @@ static int parse_args(int argc, char *argv[], struct options *o)
                 { "progress", no_argument, NULL, 'p' },
                 { "quiet", no_argument, NULL, 'q' },
                 { "stats", no_argument, NULL, 's' },
+                { "sparse", no_argument, NULL, 'S' },
                 { "json", no_argument, NULL, 'j' },
                 { "help", no_argument, NULL, 'h' },
                 TOOL_VERSION_OPTION,
@@ -139,6 +143,9 @@ static int parse_args(int argc, char *argv[], struct options *o)
                 case 's':
                         o->stats = true;
                         break;
+                case 'S':
+                        o->sparse = true;
+                        break;
                 case 'j':
                         o->json = true;
                         break;
@@ -162,14 +169,26 @@ static int parse_args(int argc, char *argv[], struct options *o)
         o->src = argv[optind];
         o->dst = argv[optind + 1];
         char backend[32];
-        if (has_scheme(o->src) &&
+        if (tool_is_uri(o->src) &&
             tool_backend_is_private(tool_uri_backend(o->src, backend, sizeof backend)))
                 return tool_usage_error("%s: a %s object exists only inside the process that "
                                         "made it, so there is nothing here to copy",
                                         o->src, backend);
+        o->dst_is_object = !is_socket_dst(o->dst) && tool_is_uri(o->dst);
+        if (o->dst_is_object &&
+            tool_backend_is_private(tool_uri_backend(o->dst, backend, sizeof backend)))
+                return tool_usage_error("%s: a %s object would vanish with this process; load "
+                                        "a named one (shm:, dax:, ...)", o->dst, backend);
         if (o->append && (!strcmp(o->dst, "-") || is_socket_dst(o->dst)))
-                return tool_usage_error("--append applies to a file destination, not %s", o->dst);
-        o->src_is_path = !has_scheme(o->src);
+                return tool_usage_error("--append applies to a file or object destination, not %s",
+                                        o->dst);
+        if (o->sparse && (o->aio || o->dst_is_object || !strcmp(o->dst, "-") ||
+                          is_socket_dst(o->dst)))
+                return tool_usage_error("--sparse applies to a file destination, without --aio");
+        if (o->aio && (o->dst_is_object || !strcmp(o->src, "-")))
+                return tool_usage_error("--aio copies from an object to a descriptor; not from %s "
+                                        "to %s", o->src, o->dst);
+        o->src_is_path = !tool_is_uri(o->src);
         int n = snprintf(o->src_uri, sizeof o->src_uri, "%s%s", o->src_is_path ? "dax:" : "",
                          o->src);
         if (n < 0 || (size_t)n >= sizeof o->src_uri)
@@ -317,32 +336,106 @@ struct result {
         unsigned copies;         /* of each byte: 1, or 2 through a buffer */
 };
 
-static int copy(struct iomem *f, int fd, const struct options *o, size_t total, struct result *res)
+/* One chunk of a copy: [off, off+len) of the source out; the bytes that
+ * went (0: the source ends here) and the iovecs used, or a negative errno
+ * with the library's message set. */
+typedef ssize_t chunk_fn(void *ctx, size_t off, size_t len, size_t *iovecs);
+
+/* The chunks of o->off + [0, total), in 16 MiB pieces for the progress bar. */
+static int copy_chunks(chunk_fn *chunk, void *ctx, const struct options *o, size_t total,
+                       struct result *res)
 {
         struct progress p = { .on = o->progress && isatty(STDERR_FILENO), .total = total };
         p.start = now();
         size_t done = 0;
         while (done < total) {
                 size_t want = total - done < CHUNK ? total - done : CHUNK;
-                ssize_t k = iomem_bufcount(f, o->off + done, want);
-                ssize_t n = k < 0 ? k : iomem_sendfile(fd, f, o->off + done, want);
+                ssize_t n = chunk(ctx, o->off + done, want, &res->iovecs);
                 if (n < 0) {
                         if (p.on)
                                 fputc('\n', stderr);
-                        return tool_fail("copying %s to %s: %s", o->src, o->dst, iomem_errormsg());
+                        return tool_fail("copying %s to %s: %s", o->src, o->dst, tool_errormsg());
                 }
                 /* Short: the object shrank, or the destination failed and
                  * the next call will say why. 0: the object ends here. */
                 if (n == 0)
                         break;
                 done += (size_t)n;
-                res->iovecs += (size_t)k;
                 progress_draw(&p, done, false);
         }
         res->bytes = done;
         res->seconds = now() - p.start;
         progress_draw(&p, done, true);
         return TOOL_OK;
+}
+
+struct to_fd {
+        struct iomem *f;
+        int fd;
+};
+
+static ssize_t chunk_to_fd(void *ctx, size_t off, size_t len, size_t *iovecs)
+{
+        const struct to_fd *t = ctx;
+        ssize_t k = iomem_bufcount(t->f, off, len);
+        ssize_t n = k < 0 ? k : iomem_sendfile(t->fd, t->f, off, len);
+        if (n > 0)
+                *iovecs += (size_t)k;
+        return n;
+}
+
+static int copy(struct iomem *f, int fd, const struct options *o, size_t total, struct result *res)
+{
+        struct to_fd t = { f, fd };
+        return copy_chunks(chunk_to_fd, &t, o, total, res);
+}
+
+/* --sparse: the bytes under the read lock, borrowed; a hole is a seek in
+ * the file, not zeros, and the file's size is set at the end (a trailing
+ * hole writes nothing). */
+static int copy_sparse(struct iomem *f, int fd, const struct options *o, size_t total,
+                       struct result *res)
+{
+        enum { BATCH = 64 };
+        struct progress p = { .on = o->progress && isatty(STDERR_FILENO), .total = total };
+        p.start = now();
+        off_t base = lseek(fd, 0, SEEK_CUR);
+        size_t done = 0;
+        int r = TOOL_OK;
+        if (base < 0)
+                return tool_fail("%s: %s", o->dst, strerror(errno));
+        while (!r && done < total) {
+                struct iovec v[BATCH];
+                size_t want = total - done < CHUNK ? total - done : CHUNK;
+                if (iomem_rdlock(f) < 0)
+                        return tool_lib_fail(o->src);
+                ssize_t n = iomem_borrow(f, o->off + done, want, v, BATCH);
+                if (n < 0)
+                        r = tool_lib_fail(o->src);
+                for (ssize_t i = 0; i < n && !r; i++) {
+                        off_t at = base + (off_t)done;
+                        for (size_t k = 0; v[i].iov_base && k < v[i].iov_len && !r;) {
+                                ssize_t w = pwrite(fd, (char *)v[i].iov_base + k, v[i].iov_len - k,
+                                                   at + (off_t)k);
+                                if (w < 0 && errno != EINTR)
+                                        r = tool_fail("copying %s to %s: %s", o->src, o->dst,
+                                                      strerror(errno));
+                                k += w > 0 ? (size_t)w : 0;
+                        }
+                        done += v[i].iov_len;
+                        res->iovecs++;
+                }
+                iomem_unlock(f);
+                if (n == 0)
+                        break;
+                progress_draw(&p, done, false);
+        }
+        if (!r && ftruncate(fd, base + (off_t)done) < 0)
+                r = tool_fail("%s: %s", o->dst, strerror(errno));
+        res->bytes = done;
+        res->seconds = now() - p.start;
+        progress_draw(&p, done, true);
+        return r;
 }
 
 /* ---- the copy with --aio ------------------------------------------------------ */
@@ -387,7 +480,7 @@ static int aio_queue_one(struct aio_copy *c)
                           : iomem_aio_write(c->q, c->fd, (uint64_t)(c->dst_off + (off_t)c->queued),
                                             c->f, off, want, c->queued);
         if (r < 0)
-                return aio_fail(c, iomem_errormsg());
+                return aio_fail(c, tool_errormsg());
         c->res->iovecs += (size_t)k;
         c->res->requests++;
         c->queued += want;
@@ -401,7 +494,7 @@ static int aio_collect(struct aio_copy *c, unsigned n)
         for (unsigned got = 0; got < n;) {
                 int k = iomem_aio_wait(c->q, c->cqe + got, n - got, n - got, -1);
                 if (k < 0)
-                        return aio_fail(c, iomem_errormsg());
+                        return aio_fail(c, tool_errormsg());
                 for (int i = 0; i < k; i++)
                         c->res->copied += (c->cqe[got + (unsigned)i].flags & IOMEM_AIO_COPIED) != 0;
                 got += (unsigned)k;
@@ -453,7 +546,7 @@ static int aio_refill(struct aio_copy *c)
                 if (r)
                         return r;
         }
-        int r = iomem_aio_submit(c->q) < 0 ? aio_fail(c, iomem_errormsg()) : aio_collect(c, 1);
+        int r = iomem_aio_submit(c->q) < 0 ? aio_fail(c, tool_errormsg()) : aio_collect(c, 1);
         if (r)
                 return r;
         if (c->cqe[0].res < 0)
@@ -500,48 +593,102 @@ static int copy_aio(struct iomem *f, int fd, const struct options *o, size_t tot
         return TOOL_OK;
 }
 
+/* ---- sources that no mapping reaches --------------------------------------- */
+
 /* A regular file whose size says 0 may still have contents (procfs and
- * sysfs files): no mapping reaches them, so they are read to their end, as
- * cp does, through a buffer (one copy in, one out). */
-static bool sized_zero_file(const char *path)
+ * sysfs files), and standard input may be a pipe: no mapping reaches
+ * them, so they are read to their end, as cp does, through a buffer (one
+ * copy in, one out). */
+static bool read_through_buffer(const struct options *o)
 {
         struct stat st;
-        return stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0;
+        return !strcmp(o->src, "-") ||
+               (o->src_is_path && stat(o->src, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0);
 }
 
-static int copy_by_reading(int fd, const struct options *o, struct result *res)
+static int open_read_source(const struct options *o, int *in)
 {
-        int in = open(o->src, O_RDONLY | O_CLOEXEC);
-        if (in < 0)
+        *in = strcmp(o->src, "-") ? open(o->src, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+        if (*in < 0)
                 return tool_fail("%s: %s", o->src, strerror(errno));
-        static char buf[CHUNK < 65536 ? CHUNK : 65536];
+        return TOOL_OK;
+}
+
+/* Where the bytes read go: a descriptor, or an object by iomem_pwrite. */
+struct sink {
+        int fd;
+        struct iomem *obj;
+        size_t at; /* the object's offset of the next byte */
+};
+
+static int sink_put(const struct options *o, struct sink *k, const char *buf, size_t n)
+{
+        if (k->obj) {
+                ssize_t w = iomem_pwrite(k->obj, buf, n, k->at);
+                if (w < 0)
+                        return tool_lib_fail(o->dst);
+                k->at += n;
+                return TOOL_OK;
+        }
+        for (size_t done = 0; done < n;) {
+                ssize_t w = write(k->fd, buf + done, n - done);
+                if (w < 0 && errno != EINTR)
+                        return tool_fail("copying %s to %s: %s", o->src, o->dst, strerror(errno));
+                done += w > 0 ? (size_t)w : 0;
+        }
+        return TOOL_OK;
+}
+
+/* Read from in, from o->off on, at most o->len bytes, into k. */
+static int copy_by_reading(int in, struct sink *k, const struct options *o, struct result *res)
+{
+        static char buf[1 << 16];
         double start = now();
+        size_t skip = o->off;
+        if (skip && lseek(in, (off_t)skip, SEEK_SET) >= 0)
+                skip = 0; /* else a pipe: read past it */
         int r = TOOL_OK;
-        while (res->bytes < o->len) {
-                size_t want = o->len - res->bytes < sizeof buf ? o->len - res->bytes : sizeof buf;
-                ssize_t n = pread(in, buf, want, (off_t)(o->off + res->bytes));
+        while (!r && res->bytes < o->len) {
+                size_t want = sizeof buf;
+                if (!skip && o->len - res->bytes < want)
+                        want = o->len - res->bytes;
+                if (skip && skip < want)
+                        want = skip;
+                ssize_t n = read(in, buf, want);
                 if (n < 0 && errno == EINTR)
                         continue;
-                if (n < 0) {
+                if (n < 0)
                         r = tool_fail("%s: %s", o->src, strerror(errno));
+                if (n <= 0)
                         break;
+                if (skip) {
+                        skip -= (size_t)n;
+                        continue;
                 }
-                if (n == 0)
-                        break;
-                for (ssize_t w, done = 0; done < n; done += w) {
-                        w = write(fd, buf + done, (size_t)(n - done));
-                        if (w < 0 && errno == EINTR)
-                                w = 0;
-                        else if (w < 0)
-                                return close(in), tool_fail("copying %s to %s: %s", o->src,
-                                                            o->dst, strerror(errno));
-                }
+                r = sink_put(o, k, buf, (size_t)n);
                 res->bytes += (size_t)n;
                 res->iovecs++;
         }
         res->seconds = now() - start;
-        close(in);
+        res->copies = 2;
         return r;
+}
+
+/* cp's refusal: DST is the very file that SRC reads (opening it with
+ * O_TRUNC, or truncating the object, would empty it first). */
+static int refuse_same(const struct options *o, const struct stat *src, const struct stat *dst)
+{
+        if (src->st_dev == dst->st_dev && src->st_ino == dst->st_ino)
+                return tool_fail("'%s' and '%s' are the same file", o->src, o->dst);
+        return TOOL_OK;
+}
+
+static int check_dst_path(const struct options *o, const struct stat *src)
+{
+        struct stat st;
+        if (!strcmp(o->dst, "-") || is_socket_dst(o->dst) || stat(o->dst, &st) < 0)
+                return TOOL_OK;
+        return refuse_same(o, src, &st);
 }
 
 static void print_stats(const struct result *r, bool json)
@@ -571,21 +718,126 @@ static void print_stats(const struct result *r, bool json)
                         r->requests, r->copied);
 }
 
-/* Copy the object at o->src_uri to DST, opening the source first, so that a
- * missing one leaves DST untouched. */
+/* The source object; a plain path that is not there is said as cp says it. */
+static int open_source(const struct options *o, struct iomem **f)
+{
+        struct stat st;
+        if (o->src_is_path && stat(o->src, &st) < 0)
+                return tool_fail("%s: %s", o->src, strerror(errno));
+        if (iomem_open(f, o->src_uri, IOMEM_RDONLY, NULL) < 0)
+                return tool_lib_fail(o->src);
+        return TOOL_OK;
+}
+
+/* Copy the object at o->src_uri to the descriptor DST, opening the source
+ * first, so that a missing one leaves DST untouched. */
 static int copy_object(const struct options *o, int *fd, struct result *res)
 {
         struct iomem *f;
-        if (iomem_open(&f, o->src_uri, IOMEM_RDONLY, NULL) < 0)
-                return tool_lib_fail(o->src);
+        int r = open_source(o, &f);
+        if (r)
+                return r;
         struct iomem_stat st;
-        int r = iomem_stat(f, &st) < 0 ? tool_lib_fail(o->src) : open_destination(o, fd);
-        if (!r) {
+        struct stat data;
+        r = iomem_stat(f, &st) < 0 ? tool_lib_fail(o->src) : TOOL_OK;
+        if (!r && fstat(iomem_fd(f), &data) == 0)
+                r = check_dst_path(o, &data);
+        if (!r && !(r = open_destination(o, fd))) {
                 size_t avail = o->off < st.size ? st.size - o->off : 0;
                 size_t total = o->len < avail ? o->len : avail;
-                r = o->aio ? copy_aio(f, *fd, o, total, res) : copy(f, *fd, o, total, res);
+                r = o->aio      ? copy_aio(f, *fd, o, total, res)
+                    : o->sparse ? copy_sparse(f, *fd, o, total, res)
+                                : copy(f, *fd, o, total, res);
         }
         iomem_close(&f);
+        return r;
+}
+
+/* Copy SRC read through a buffer to the descriptor DST. */
+static int copy_read_to_fd(const struct options *o, int *fd, struct result *res)
+{
+        int in, r = open_read_source(o, &in);
+        struct stat st;
+        if (!r && fstat(in, &st) == 0 && S_ISREG(st.st_mode))
+                r = check_dst_path(o, &st);
+        if (!r && !(r = open_destination(o, fd))) {
+                struct sink k = { .fd = *fd };
+                r = copy_by_reading(in, &k, o, res);
+        }
+        if (in > STDIN_FILENO)
+                close(in);
+        return r;
+}
+
+/* ---- an object as the destination ----------------------------------------- */
+
+/* Object to object: iomem_copy, one copy. */
+struct between {
+        struct iomem *src, *dst;
+        size_t delta; /* the destination's offset less the source's */
+};
+
+static ssize_t chunk_between(void *ctx, size_t off, size_t len, size_t *iovecs)
+{
+        const struct between *b = ctx;
+        ++*iovecs;
+        return iomem_copy(b->dst, off + b->delta, b->src, off, len);
+}
+
+static int copy_between(struct iomem *src, struct iomem *dst, size_t at, const struct options *o,
+                        struct result *res)
+{
+        struct iomem_stat st;
+        if (iomem_stat(src, &st) < 0)
+                return tool_lib_fail(o->src);
+        size_t avail = o->off < st.size ? st.size - o->off : 0;
+        struct between b = { src, dst, at - o->off };
+        return copy_chunks(chunk_between, &b, o, o->len < avail ? o->len : avail, res);
+}
+
+/* Load SRC into the object DST (made when missing): from its start, the
+ * object cut to what was loaded, or with --append after its end. */
+static int copy_to_object(const struct options *o, struct result *res)
+{
+        struct iomem *dst = NULL, *src = NULL;
+        int in = -1, r;
+        struct stat from, to;
+        if (read_through_buffer(o)) {
+                if ((r = open_read_source(o, &in)))
+                        return r;
+        } else if ((r = open_source(o, &src))) {
+                return r;
+        }
+        if (iomem_open(&dst, o->dst, IOMEM_RDWR | IOMEM_CREATE, NULL) < 0) {
+                r = tool_lib_fail(o->dst);
+                goto out;
+        }
+        if (fstat(src ? iomem_fd(src) : in, &from) == 0 && fstat(iomem_fd(dst), &to) == 0 &&
+            (r = refuse_same(o, &from, &to)))
+                goto out;
+        struct iomem_stat st;
+        size_t at = 0;
+        if (iomem_stat(dst, &st) < 0) {
+                r = tool_lib_fail(o->dst);
+                goto out;
+        }
+        if (o->append)
+                at = st.size;
+        else if (iomem_truncate(dst, 0) < 0) {
+                r = tool_lib_fail(o->dst);
+                goto out;
+        }
+        if (src) {
+                r = copy_between(src, dst, at, o, res);
+        } else {
+                struct sink k = { .obj = dst, .at = at };
+                r = copy_by_reading(in, &k, o, res);
+        }
+out:
+        if (in > STDIN_FILENO)
+                close(in);
+        iomem_close(&src);
+        iomem_close(&dst);
         return r;
 }
 
@@ -601,13 +853,12 @@ int main(int argc, char *argv[])
         signal(SIGPIPE, SIG_IGN);
         int fd = -1;
         struct result res = { .copies = 1 };
-        if (o.src_is_path && sized_zero_file(o.src)) {
-                res.copies = 2;
-                if (!(r = open_destination(&o, &fd)))
-                        r = copy_by_reading(fd, &o, &res);
-        } else {
+        if (o.dst_is_object)
+                r = copy_to_object(&o, &res);
+        else if (read_through_buffer(&o))
+                r = copy_read_to_fd(&o, &fd, &res);
+        else
                 r = copy_object(&o, &fd, &res);
-        }
         if (fd >= 0 && fd != STDOUT_FILENO && close(fd) < 0 && !r)
                 r = tool_fail("%s: %s", o.dst, strerror(errno));
         if (!r && o.stats)

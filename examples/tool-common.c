@@ -28,6 +28,44 @@ int tool_fail(const char *fmt, ...)
         return TOOL_RUNTIME;
 }
 
+const char *tool_create_hint;
+
+/* Cut n bytes at p out of the string. */
+static void cut(char *p, size_t n)
+{
+        memmove(p, p + n, strlen(p + n) + 1);
+}
+
+/* The library's message, reworded for whoever typed the command: the
+ * library names its own function and its flags, which a shell user never
+ * wrote, and the descriptors the tool opened, which only the tool knows. */
+static void for_the_user(char *msg, size_t cap)
+{
+        /* "iomem_open: shm:x: ..." */
+        char *colon = strstr(msg, ": ");
+        if (!strncmp(msg, "iomem_", 6) && colon && !memchr(msg, ' ', (size_t)(colon - msg)))
+                cut(msg, (size_t)(colon + 2 - msg));
+        /* " (open with IOMEM_CREATE to create it)", " (IOMEM_EXCL)" */
+        for (char *open; (open = strstr(msg, " (")) != NULL;) {
+                char *close = strchr(open, ')');
+                if (!close || !memmem(open, (size_t)(close - open), "IOMEM_", 6))
+                        break;
+                bool create = memmem(open, (size_t)(close - open), "IOMEM_CREATE", 12) != NULL;
+                cut(open, (size_t)(close + 1 - open));
+                if (create && tool_create_hint) {
+                        size_t n = strlen(msg);
+                        snprintf(msg + n, cap - n, " (%s)", tool_create_hint);
+                }
+        }
+        /* "writing to fd 5: " (the tool's own message names its DST) */
+        for (char *w; (w = strstr(msg, "writing to fd ")) != NULL;) {
+                char *end = strstr(w, ": ");
+                if (!end)
+                        break;
+                cut(w, (size_t)(end + 2 - w));
+        }
+}
+
 int tool_lib_fail(const char *obj)
 {
         /* Scripts read errors line by line: keep the message on one. */
@@ -36,9 +74,21 @@ int tool_lib_fail(const char *obj)
         for (char *p = msg; *p; p++)
                 if (*p == '\n')
                         *p = ' ';
+        for_the_user(msg, sizeof msg);
         if (obj && !strstr(msg, obj))
                 return tool_fail("%s: %s", obj, msg);
         return tool_fail("%s", msg);
+}
+
+const char *tool_errormsg(void)
+{
+        static char msg[600];
+        snprintf(msg, sizeof msg, "%s", iomem_errormsg());
+        for (char *p = msg; *p; p++)
+                if (*p == '\n')
+                        *p = ' ';
+        for_the_user(msg, sizeof msg);
+        return msg;
 }
 
 int tool_usage_error(const char *fmt, ...)
@@ -138,6 +188,12 @@ bool tool_backend(const char *name, size_t len, struct iomem_backend_info *out)
         }
         free(all);
         return found;
+}
+
+bool tool_is_uri(const char *word)
+{
+        size_t n = strspn(word, "abcdefghijklmnopqrstuvwxyz0123456789_");
+        return n > 0 && word[n] == ':';
 }
 
 const char *tool_uri_backend(const char *uri, char *buf, size_t n)

@@ -23,9 +23,15 @@ enum {
 /* "PROG: message" on stderr; returns TOOL_RUNTIME. */
 int tool_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* The library's message for the last failure, as one line, prefixed with
- * obj unless the message names it already; returns TOOL_RUNTIME. */
+/* The library's message for the last failure, as one line and in the
+ * tool's words (no C function or IOMEM_ flag, no descriptor number; a
+ * missing object gets tool_create_hint, when set), prefixed with obj
+ * unless the message names it already; returns TOOL_RUNTIME. */
 int tool_lib_fail(const char *obj);
+/* The same message, for a tool's own sentence. */
+const char *tool_errormsg(void);
+/* How this tool's user makes an object that is missing, or NULL. */
+extern const char *tool_create_hint;
 
 /* "PROG: message (try 'PROG --help')" on stderr; returns TOOL_USAGE. */
 int tool_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -45,6 +51,12 @@ int tool_getopt(int argc, char *argv[], const char *optstring, const struct opti
  * either case, "KiB" too), decimals allowed where they come to whole bytes
  * (1.5G). Returns 0, or -1 if s is not one. */
 int tool_parse_size(const char *s, size_t *out);
+
+/* The one rule every tool follows: a word whose part before its first
+ * colon is a plain name (letters, digits, _) is an object's URI, whether
+ * or not the library has a backend of that name (then it says so); any
+ * other word is a path (./shm:x is a file). */
+bool tool_is_uri(const char *word);
 
 /* The backend the library will pick for uri: its scheme, or for a URI
  * without one $IOMEM_BACKEND, else memfd (when built in), else shm.

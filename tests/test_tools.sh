@@ -268,6 +268,34 @@ fi
 expect 1 "create --numa on a node that does not exist" "$mmap" create "$n" --size 64K --numa bind:99999
 check "... says why, on one line" one_line "$n"
 
+# ---- messages for the tools' users ---------------------------------------------
+
+# No C function, IOMEM_ flag or descriptor number, no empty or doubled
+# prefix: what the user typed, and what to do about it.
+for_the_user() {
+        one_line "$1" && ! grep -qE 'IOMEM_|iomem_[a-z]+:|fd [0-9]|: :' "$tmp/err"
+}
+expect 1 "info on a missing object" "$mmap" info "$prefix-missing"
+check "... says so, and how to make one" for_the_user "no such object (iomem-mmap create makes one)"
+expect 1 "info on an empty shm name" "$mmap" info shm:
+check "... names shm: once" for_the_user "shm:: a shm name is one path component"
+expect 1 "create over an existing object" "$mmap" create "$prefix-dec" --size 1
+check "... says it exists" for_the_user "$prefix-dec: it exists already"
+expect 1 "sendfile from a missing path" "$sendfile" "$tmp/no-such-file" "$tmp/x"
+check "... as cp says it" for_the_user "$tmp/no-such-file: No such file or directory"
+expect 1 "sendfile from a missing object" "$sendfile" "$prefix-missing" "$tmp/x"
+check "... no hint to make what it reads" for_the_user "$prefix-missing: no such object"
+
+# One rule for a scheme: word in every tool.
+expect 1 "iomem-mmap: foo:bar is a URI of no backend" "$mmap" info foo:bar
+check "... and says so" one_line 'foo:bar: unknown backend "foo"'
+expect 1 "iomem-sendfile: foo:bar is the same URI" "$sendfile" foo:bar "$tmp/x"
+check "... and says the same" one_line 'foo:bar: unknown backend "foo"'
+printf colon >"$tmp/foo:bar"
+abs_sendfile=$(cd "$(dirname "$sendfile")" && pwd)/$(basename "$sendfile")
+expect 0 "./foo:bar is a file" sh -c "cd '$tmp' && '$abs_sendfile' ./foo:bar -"
+check "... copied" out_is colon
+
 # ---- a pin held by another process --------------------------------------------
 
 h=$prefix-hold
@@ -372,6 +400,46 @@ expect 0 "create a sparse source" "$mmap" create "$sp" --size 4M
 expect 0 "write in its middle" "$mmap" write "$sp" 2M middle
 expect 0 "sendfile a sparse source" "$sendfile" "$sp" "$tmp/sparse.copy"
 check "the sparse copy is identical" cmp -s "$tmp/sparse.copy" "$tmp/sparse"
+expect 0 "sendfile --sparse" "$sendfile" --sparse "$sp" "$tmp/sparse.holes"
+check "... identical too" cmp -s "$tmp/sparse.holes" "$tmp/sparse"
+check "... in fewer blocks than the copy with zeros" \
+        test "$(stat -c %b "$tmp/sparse.holes")" -lt "$(stat -c %b "$tmp/sparse.copy")"
+expect 2 "--sparse to standard output" "$sendfile" --sparse "$sp" -
+
+# ---- objects as destinations, real files, and the same file on both sides ---------
+
+# A tar of /usr/share/doc (its first 32 MiB, where it is larger).
+tar cf - -C /usr/share doc 2>/dev/null | head -c 33554432 >"$tmp/docs.tar"
+check "a tar of /usr/share/doc to load" test -s "$tmp/docs.tar"
+d=$prefix-docs
+expect 0 "load standard input into an object" sh -c "'$sendfile' - '$d' <'$tmp/docs.tar'"
+expect 0 "... and back out" "$sendfile" "$d" "$tmp/docs.out"
+check "... the same bytes" cmp -s "$tmp/docs.tar" "$tmp/docs.out"
+expect 0 "load a file into an object, with --stats" "$sendfile" --stats "$tmp/docs.tar" "$d-2"
+check "... one copy (iomem_copy)" grep -q '^copies: *1$' "$tmp/err"
+expect 0 "object to object" "$sendfile" "$d-2" "$d-3"
+expect 0 "... and out to standard output" sh -c "'$sendfile' '$d-3' - | cmp -s - '$tmp/docs.tar'"
+expect 0 "--append loads after the object's end" "$sendfile" --append "$tmp/docs.tar" "$d-3"
+cat "$tmp/docs.tar" "$tmp/docs.tar" >"$tmp/docs2.tar"
+expect 0 "... which holds it twice" sh -c "'$sendfile' '$d-3' - | cmp -s - '$tmp/docs2.tar'"
+deb=$(ls /var/cache/apt/archives/*.deb 2>/dev/null | head -n 1)
+if [ -n "$deb" ]; then
+        expect 0 "load a .deb into an object" "$sendfile" "$deb" "$d-deb"
+        check "... its sha256 is the file's" sh -c \
+                "[ \"\$('$sendfile' '$d-deb' - | sha256sum)\" = \"\$(sha256sum <'$deb')\" ]"
+else
+        echo "SKIP: a .deb (none in /var/cache/apt/archives)"
+fi
+expect 2 "an object that vanishes with the tool is no destination" "$sendfile" "$tmp/docs.tar" memfd:x
+
+cp "$tmp/docs.tar" "$tmp/same"
+expect 1 "a file copied onto itself is refused" "$sendfile" "$tmp/same" "$tmp/same"
+check "... as cp refuses it, on one line" one_line "are the same file"
+check "... and left whole" cmp -s "$tmp/same" "$tmp/docs.tar"
+expect 1 "an object copied onto its own file is refused" "$sendfile" "$d" "/dev/shm/${d#shm:}"
+check "... and left whole" sh -c "'$sendfile' '$d' - | cmp -s - '$tmp/docs.tar'"
+expect 1 "an object copied onto itself is refused" "$sendfile" "$d" "$d"
+check "... and left whole" sh -c "'$sendfile' '$d' - | cmp -s - '$tmp/docs.tar'"
 
 # A file whose size says 0 but that has contents (procfs) is read to its
 # end, as cp reads it.

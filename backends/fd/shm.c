@@ -41,20 +41,28 @@ static int shm_probe(const char **why)
         return 0;
 }
 
+/* "shm:REST", naming an object in messages before one is opened. */
+static const char *uri_of(const char *rest)
+{
+        static __thread char uri[NAME_MAX + 16];
+        snprintf(uri, sizeof uri, "shm:%s", rest);
+        return uri;
+}
+
 /* "/NAME" and "/NAME.iomem" for a name given as NAME or /NAME. */
 static int shm_names(const char *rest, char data[NAME_MAX + 2], char side[NAME_MAX + 2])
 {
         const char *name = rest[0] == '/' ? rest + 1 : rest;
         size_t len = strlen(name), sl = strlen(SIDECAR_SUFFIX);
         if (!len || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
-                return iom_fail(rest, -EINVAL,
+                return iom_fail(uri_of(rest), -EINVAL,
                                 "a shm name is one path component (not empty, \".\" or \"..\")");
         if (len > NAME_MAX - sl)
-                return iom_fail(rest, -ENAMETOOLONG, "a shm name has at most %zu bytes",
+                return iom_fail(uri_of(rest), -ENAMETOOLONG, "a shm name has at most %zu bytes",
                                 (size_t)NAME_MAX - sl);
         if (len >= sl && !strcmp(name + len - sl, SIDECAR_SUFFIX))
-                return iom_fail(rest, -EINVAL, "names ending in \"%s\" are reserved for metadata",
-                                SIDECAR_SUFFIX);
+                return iom_fail(uri_of(rest), -EINVAL,
+                                "names ending in \"%s\" are reserved for metadata", SIDECAR_SUFFIX);
         snprintf(data, NAME_MAX + 2, "/%s", name);
         snprintf(side, NAME_MAX + 2, "/%s%s", name, SIDECAR_SUFFIX);
         return 0;
@@ -394,11 +402,10 @@ static int shm_unlink_uri(const char *rest)
         struct place at = place_of(data);
         if (place_unlink(&at, data) < 0) {
                 int e = errno;
-                char uri[NAME_MAX + 8];
-                snprintf(uri, sizeof uri, "shm:%s", data + 1);
                 if (e == ENOENT)
-                        return iom_fail(uri, -e, "no such object");
-                return iom_fail(uri, -e, "%s: %s", at.huge ? "unlink" : "shm_unlink", strerror(e));
+                        return iom_fail(uri_of(data + 1), -e, "no such object");
+                return iom_fail(uri_of(data + 1), -e, "%s: %s", at.huge ? "unlink" : "shm_unlink",
+                                strerror(e));
         }
         place_unlink(&at, side);
         return 0;
