@@ -278,7 +278,7 @@ static int open_destination(const struct options *o, int *fd)
 struct progress {
         bool on;
         double start, drawn;
-        size_t total;
+        size_t total; /* SIZE_MAX: not known (standard input), as pv shows it */
 };
 
 static double now(void)
@@ -313,6 +313,12 @@ static void progress_draw(struct progress *p, size_t done, bool last)
         bar[WIDTH] = 0;
         double secs = t - p->start, rate = secs > 0 ? (double)done / secs : 0;
         char d[32], tot[32], r[32], eta[32] = "--:--";
+        if (p->total == SIZE_MAX) {
+                human(d, sizeof d, (double)done);
+                human(r, sizeof r, rate);
+                fprintf(stderr, "\r%s  %s/s\033[K%s", d, r, last ? "\n" : "");
+                return;
+        }
         human(d, sizeof d, (double)done);
         human(tot, sizeof tot, (double)p->total);
         human(r, sizeof r, rate);
@@ -643,7 +649,8 @@ static int sink_put(const struct options *o, struct sink *k, const char *buf, si
 static int copy_by_reading(int in, struct sink *k, const struct options *o, struct result *res)
 {
         static char buf[1 << 16];
-        double start = now();
+        struct progress p = { .on = o->progress && isatty(STDERR_FILENO), .total = SIZE_MAX };
+        double start = p.start = now();
         size_t skip = o->off;
         if (skip && lseek(in, (off_t)skip, SEEK_SET) >= 0)
                 skip = 0; /* else a pipe: read past it */
@@ -668,7 +675,9 @@ static int copy_by_reading(int in, struct sink *k, const struct options *o, stru
                 r = sink_put(o, k, buf, (size_t)n);
                 res->bytes += (size_t)n;
                 res->iovecs++;
+                progress_draw(&p, res->bytes, false);
         }
+        progress_draw(&p, res->bytes, true);
         res->seconds = now() - start;
         res->copies = 2;
         return r;
