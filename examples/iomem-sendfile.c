@@ -646,31 +646,53 @@ static int sink_put(const struct options *o, struct sink *k, const char *buf, si
 }
 
 /* Read from in, from o->off on, at most o->len bytes, into k. */
+/* Up to len bytes of in into buf, short only at the end of the input:
+ * the bytes read, or -1 with the message printed. */
+static ssize_t read_full(int in, char *buf, size_t len, const struct options *o)
+{
+        size_t got = 0;
+        while (got < len) {
+                ssize_t n = read(in, buf + got, len - got);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        tool_fail("%s: %s", o->src, strerror(errno));
+                        return -1;
+                }
+                if (n == 0)
+                        break;
+                got += (size_t)n;
+        }
+        return (ssize_t)got;
+}
+
+/* Start reading at o->off: a seek, or for a pipe reading past it. */
+static int skip_to_offset(int in, const struct options *o)
+{
+        static char buf[1 << 16];
+        if (!o->off || lseek(in, (off_t)o->off, SEEK_SET) >= 0)
+                return TOOL_OK;
+        for (size_t left = o->off; left;) {
+                ssize_t n = read_full(in, buf, left < sizeof buf ? left : sizeof buf, o);
+                if (n <= 0)
+                        return n < 0 ? TOOL_RUNTIME : TOOL_OK;
+                left -= (size_t)n;
+        }
+        return TOOL_OK;
+}
+
 static int copy_by_reading(int in, struct sink *k, const struct options *o, struct result *res)
 {
         static char buf[1 << 16];
         struct progress p = { .on = o->progress && isatty(STDERR_FILENO), .total = SIZE_MAX };
         double start = p.start = now();
-        size_t skip = o->off;
-        if (skip && lseek(in, (off_t)skip, SEEK_SET) >= 0)
-                skip = 0; /* else a pipe: read past it */
-        int r = TOOL_OK;
+        int r = skip_to_offset(in, o);
         while (!r && res->bytes < o->len) {
-                size_t want = sizeof buf;
-                if (!skip && o->len - res->bytes < want)
-                        want = o->len - res->bytes;
-                if (skip && skip < want)
-                        want = skip;
-                ssize_t n = read(in, buf, want);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        r = tool_fail("%s: %s", o->src, strerror(errno));
-                if (n <= 0)
+                size_t want = o->len - res->bytes < sizeof buf ? o->len - res->bytes : sizeof buf;
+                ssize_t n = read_full(in, buf, want, o);
+                if (n <= 0) {
+                        r = n < 0 ? TOOL_RUNTIME : TOOL_OK;
                         break;
-                if (skip) {
-                        skip -= (size_t)n;
-                        continue;
                 }
                 r = sink_put(o, k, buf, (size_t)n);
                 res->bytes += (size_t)n;
@@ -804,6 +826,60 @@ static int copy_between(struct iomem *src, struct iomem *dst, size_t at, const s
         return copy_chunks(chunk_between, &b, o, o->len < avail ? o->len : avail, res);
 }
 
+/*
+ * Read straight into the object's memory: it grows a chunk ahead, the
+ * chunk is acquired and read(2) fills it, one copy where a buffer would
+ * make two; at the end the object is cut to what came. 1 when the object
+ * cannot grow (a device: devdax), for the caller to go through a buffer.
+ */
+static int read_into_object(int in, struct iomem *dst, size_t at, const struct options *o,
+                            struct result *res)
+{
+        struct iomem_stat st;
+        if (iomem_stat(dst, &st) < 0)
+                return tool_lib_fail(o->dst);
+        size_t ps = st.page_size;
+        struct progress p = { .on = o->progress && isatty(STDERR_FILENO), .total = SIZE_MAX };
+        double start = p.start = now();
+        int r = skip_to_offset(in, o);
+        bool more = true;
+        while (!r && more && res->bytes < o->len) {
+                size_t want = o->len - res->bytes < CHUNK ? o->len - res->bytes : CHUNK;
+                if (iomem_truncate(dst, at + want) < 0)
+                        return res->bytes ? tool_lib_fail(o->dst) : 1;
+                size_t lo = at / ps * ps, hi = (at + want + ps - 1) / ps * ps;
+                if (iomem_acquire(dst, lo, hi - lo) < 0) {
+                        r = tool_lib_fail(o->dst);
+                        break;
+                }
+                ssize_t count = iomem_bufcount(dst, at, want);
+                struct iovec *v = count > 0 ? calloc((size_t)count, sizeof *v) : NULL;
+                if (!v || iomem_retrieve(dst, at, want, v, (size_t)count) != count)
+                        r = v ? tool_lib_fail(o->dst) : tool_fail("out of memory");
+                size_t got = 0;
+                for (ssize_t i = 0; !r && more && i < count; i++) {
+                        ssize_t k = read_full(in, v[i].iov_base, v[i].iov_len, o);
+                        if (k < 0)
+                                r = TOOL_RUNTIME;
+                        got += k > 0 ? (size_t)k : 0;
+                        more = k == (ssize_t)v[i].iov_len;
+                }
+                free(v);
+                if (iomem_release(dst, lo, hi - lo) < 0 && !r)
+                        r = tool_lib_fail(o->dst);
+                at += got;
+                res->bytes += got;
+                res->iovecs += (size_t)(count > 0 ? count : 0);
+                progress_draw(&p, res->bytes, false);
+        }
+        /* What was grown ahead and not filled goes, failure or not. */
+        if (iomem_truncate(dst, at) < 0 && !r)
+                r = tool_lib_fail(o->dst);
+        progress_draw(&p, res->bytes, true);
+        res->seconds = now() - start;
+        return r;
+}
+
 /* Load SRC into the object DST (made when missing): from its start, the
  * object cut to what was loaded, or with --append after its end. */
 static int copy_to_object(const struct options *o, struct result *res)
@@ -838,7 +914,7 @@ static int copy_to_object(const struct options *o, struct result *res)
         }
         if (src) {
                 r = copy_between(src, dst, at, o, res);
-        } else {
+        } else if ((r = read_into_object(in, dst, at, o, res)) == 1) {
                 struct sink k = { .obj = dst, .at = at };
                 r = copy_by_reading(in, &k, o, res);
         }

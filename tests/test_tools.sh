@@ -412,9 +412,15 @@ expect 2 "--sparse to standard output" "$sendfile" --sparse "$sp" -
 tar cf - -C /usr/share doc 2>/dev/null | head -c 33554432 >"$tmp/docs.tar"
 check "a tar of /usr/share/doc to load" test -s "$tmp/docs.tar"
 d=$prefix-docs
-expect 0 "load standard input into an object" sh -c "'$sendfile' - '$d' <'$tmp/docs.tar'"
+expect 0 "load standard input into an object, with --stats" \
+        sh -c "cat '$tmp/docs.tar' | '$sendfile' --stats - '$d'"
+check "... read straight into its memory: one copy" grep -q '^copies: *1$' "$tmp/err"
 expect 0 "... and back out" "$sendfile" "$d" "$tmp/docs.out"
 check "... the same bytes" cmp -s "$tmp/docs.tar" "$tmp/docs.out"
+tail -c +1001 "$tmp/docs.tar" | head -c 5242880 >"$tmp/docs.part"
+expect 0 "-o and -n on a pipe" sh -c "cat '$tmp/docs.tar' | '$sendfile' -o 1000 -n 5M - '$d-part'"
+expect 0 "... the bytes from 1000 on, 5 MiB of them" sh -c \
+        "'$sendfile' '$d-part' - | cmp -s - '$tmp/docs.part'"
 expect 0 "load a file into an object, with --stats" "$sendfile" --stats "$tmp/docs.tar" "$d-2"
 check "... one copy (iomem_copy)" grep -q '^copies: *1$' "$tmp/err"
 expect 0 "object to object" "$sendfile" "$d-2" "$d-3"
