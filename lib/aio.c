@@ -13,6 +13,7 @@
  * A queue is used by one thread at a time, like a struct io_uring.
  */
 #define _GNU_SOURCE
+#include "enter.h"
 #include "internal.h"
 
 #include <fcntl.h>

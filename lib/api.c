@@ -5,6 +5,7 @@
  * <cause>" in iomem_errormsg().
  */
 #define _GNU_SOURCE
+#include "enter.h"
 #include "internal.h"
 
 #include <fcntl.h>

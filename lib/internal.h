@@ -171,11 +171,8 @@ int iom_object_new(struct iomem **out, const struct iom_backend *b,
                    const char *name, unsigned flags);
 void iom_object_free(struct iomem *f);
 
-/* What the core runs before every operation of an object: the backend's
- * before_call, then, in a forked child's first call on an inherited
- * handle, its after_fork. */
-int iom_enter(struct iomem *f);
-/* Only the after_fork part, once (a close of an inherited handle). */
+/* A handle inherited across fork, brought up to date once: its backend's
+ * after_fork (enter.h runs it before an operation; a close runs it alone). */
 int iom_object_catch_up(struct iomem *f);
 
 /* Initialise a mutex of this process (a handle's, a dax file's, a

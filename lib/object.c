@@ -71,15 +71,6 @@ void iom_object_free(struct iomem *f)
         free(f);
 }
 
-int iom_enter(struct iomem *f)
-{
-        int err = f->ops.before_call(f);
-        if (err || __builtin_expect(__atomic_load_n(&f->fork_gen, __ATOMIC_ACQUIRE) ==
-                                            iom_fork_generation(), 1))
-                return err;
-        return iom_object_catch_up(f);
-}
-
 int iom_object_catch_up(struct iomem *f)
 {
         if (!iom_fork_reset_begin(&f->fork_gen))

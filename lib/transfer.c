@@ -4,6 +4,7 @@
  * memory, borrowed under the read lock a batch at a time.
  */
 #define _GNU_SOURCE
+#include "enter.h"
 #include "internal.h"
 #include "syscalls.h"
 
