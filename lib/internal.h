@@ -178,7 +178,7 @@ int iom_object_catch_up(struct iomem *f);
 /* Initialise a mutex of this process (a handle's, a dax file's, a
  * window's): a contender spins a little before it sleeps. Most of what
  * these guard takes tens of nanoseconds, where sleeping would cost both
- * threads a system call per turn (README, Performance, has the figures);
+ * threads a system call per turn (docs/PERFORMANCE.md has the figures);
  * the spin is bounded, so a holder that makes a system call of its own
  * (a dax file's fallocate, a window's mmap) costs a waiter little more. */
 void iom_mutex_init(pthread_mutex_t *mu);
