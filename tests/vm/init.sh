@@ -75,41 +75,25 @@ nvdimm_namespace() {
         return 1
 }
 
-# What `ndctl create-namespace -m fsdax` does, through sysfs: the raw
-# namespace of the emulated NVDIMM becomes a pfn device with struct pages
-# on the device itself, 2 MiB aligned, so that /dev/pmem0 supports DAX.
-make_fsdax() {
+# What `ndctl create-namespace -m fsdax|devdax` does, through sysfs: the
+# raw namespace of the emulated NVDIMM becomes the region's pfn device
+# (fsdax: /dev/pmem0 supports DAX) or its dax device (devdax: device_dax
+# makes /dev/daxR.N), with struct pages on the device itself, 2 MiB
+# aligned, bound to DRIVER.
+#   convert_namespace MODE SEED DRIVER
+convert_namespace() {
         nd=/sys/bus/nd
         ns=$(nvdimm_namespace) || return 1
         region=$(basename "$(readlink -f "$nd/devices/$ns/..")")
-        pfn=$(cat "$nd/devices/$region/pfn_seed")
-        [ -n "$pfn" ] || return 1
+        dev=$(cat "$nd/devices/$region/$2")
+        [ -n "$dev" ] || return 1
         echo "$ns" >"$nd/drivers/nd_pmem/unbind" 2>/dev/null
-        cat /proc/sys/kernel/random/uuid >"$nd/devices/$pfn/uuid" &&
-                echo pmem >"$nd/devices/$pfn/mode" &&
-                echo 2097152 >"$nd/devices/$pfn/align" &&
-                echo "$ns" >"$nd/devices/$pfn/namespace" &&
-                echo "$pfn" >"$nd/drivers/nd_pmem/bind" || return 1
-        echo "vm: $ns of $region is fsdax through $pfn"
-}
-
-# What `ndctl create-namespace -m devdax` does, through sysfs: the raw
-# namespace becomes the region's dax device (struct pages on the device,
-# 2 MiB aligned), which dax_pmem binds and device_dax turns into
-# /dev/daxR.N.
-make_devdax() {
-        nd=/sys/bus/nd
-        ns=$(nvdimm_namespace) || return 1
-        region=$(basename "$(readlink -f "$nd/devices/$ns/..")")
-        dax=$(cat "$nd/devices/$region/dax_seed")
-        [ -n "$dax" ] || return 1
-        echo "$ns" >"$nd/drivers/nd_pmem/unbind" 2>/dev/null
-        cat /proc/sys/kernel/random/uuid >"$nd/devices/$dax/uuid" &&
-                echo pmem >"$nd/devices/$dax/mode" &&
-                echo 2097152 >"$nd/devices/$dax/align" &&
-                echo "$ns" >"$nd/devices/$dax/namespace" &&
-                echo "$dax" >"$nd/drivers/dax_pmem/bind" || return 1
-        echo "vm: $ns of $region is devdax through $dax"
+        cat /proc/sys/kernel/random/uuid >"$nd/devices/$dev/uuid" &&
+                echo pmem >"$nd/devices/$dev/mode" &&
+                echo 2097152 >"$nd/devices/$dev/align" &&
+                echo "$ns" >"$nd/devices/$dev/namespace" &&
+                echo "$dev" >"$nd/drivers/$3/bind" || return 1
+        echo "vm: $ns of $region is $1 through $dev"
 }
 
 case $scenario in
@@ -119,7 +103,7 @@ numa)
         ;;
 dax)
         load_modules
-        make_fsdax || fail "cannot turn the NVDIMM namespace into fsdax"
+        convert_namespace fsdax pfn_seed nd_pmem || fail "cannot turn the NVDIMM namespace into fsdax"
         [ -b /dev/pmem0 ] || fail "no /dev/pmem0"
         [ "$(cat /sys/block/pmem0/queue/dax 2>/dev/null)" = 1 ] || fail "/dev/pmem0 does not support DAX"
         mkdir -p /mnt/pmem /mnt/host
@@ -142,7 +126,7 @@ dax)
         ;;
 devdax)
         load_modules
-        make_devdax || fail "cannot turn the NVDIMM namespace into devdax"
+        convert_namespace devdax dax_seed dax_pmem || fail "cannot turn the NVDIMM namespace into devdax"
         dev=
         for d in /dev/dax*; do
                 [ -c "$d" ] && { dev=$d; break; }
