@@ -105,6 +105,19 @@ static bool is_socket_dst(const char *dst)
         return !strncmp(dst, "unix:", 5) || !strncmp(dst, "tcp:", 4);
 }
 
+/* The PORT of tcp:HOST:PORT is a number from 1 to 65535 or a service's
+ * name: getaddrinfo would take 99999 as 34463 (modulo 65536). */
+static bool tcp_port_ok(const char *dst)
+{
+        const char *port = strrchr(dst + 4, ':');
+        if (!port || !*++port)
+                return false;
+        if (strspn(port, "0123456789") != strlen(port))
+                return strspn(port, "0123456789") == 0; /* a name, not "12ab" */
+        unsigned long v = strtoul(port, NULL, 10);
+        return strlen(port) <= 5 && v >= 1 && v <= 65535;
+}
+
 static int parse_args(int argc, char *argv[], struct options *o)
 {
         static const struct option longopts[] = {
@@ -174,6 +187,9 @@ static int parse_args(int argc, char *argv[], struct options *o)
                 return tool_usage_error("%s: a %s object exists only inside the process that "
                                         "made it, so there is nothing here to copy",
                                         o->src, backend);
+        if (!strncmp(o->dst, "tcp:", 4) && !tcp_port_ok(o->dst))
+                return tool_usage_error("%s: the port is not a number from 1 to 65535 or a "
+                                        "service's name", o->dst);
         o->dst_is_object = !is_socket_dst(o->dst) && tool_is_uri(o->dst);
         if (o->dst_is_object &&
             tool_backend_is_private(tool_uri_backend(o->dst, backend, sizeof backend)))

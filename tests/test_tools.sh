@@ -527,6 +527,11 @@ expect 2 "sendfile --aio=0 is a usage error" "$sendfile" --aio=0 "$s" "$tmp/neve
 check "... on one line" one_line "--aio depth"
 expect 2 "sendfile --aio=5000 is a usage error" "$sendfile" --aio=5000 "$s" "$tmp/never"
 
+expect 2 "a TCP port past 65535 is refused, not wrapped" "$sendfile" "$s" tcp:localhost:99999
+check "... saying so" one_line "tcp:localhost:99999: the port is not a number from 1 to 65535"
+expect 2 "a TCP port of 0 is refused" "$sendfile" "$s" tcp:localhost:0
+expect 2 "a TCP port of 12ab is refused" "$sendfile" "$s" tcp:localhost:12ab
+expect 2 "an empty TCP port is refused" "$sendfile" "$s" tcp:localhost:
 expect 1 "sendfile to a socket nobody listens on" "$sendfile" "$s" "unix:$tmp/nobody"
 check "... says so on one line" one_line "unix:$tmp/nobody"
 expect 1 "sendfile from a missing object" "$sendfile" "$prefix-missing" "$tmp/never"
