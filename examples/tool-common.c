@@ -66,29 +66,24 @@ static void for_the_user(char *msg, size_t cap)
         }
 }
 
-int tool_lib_fail(const char *obj)
-{
-        /* Scripts read errors line by line: keep the message on one. */
-        char msg[600];
-        snprintf(msg, sizeof msg, "%s", iomem_errormsg());
-        for (char *p = msg; *p; p++)
-                if (*p == '\n')
-                        *p = ' ';
-        for_the_user(msg, sizeof msg);
-        if (obj && !strstr(msg, obj))
-                return tool_fail("%s: %s", obj, msg);
-        return tool_fail("%s", msg);
-}
-
 const char *tool_errormsg(void)
 {
-        static char msg[600];
+        /* Scripts read errors line by line: keep the message on one. */
+        static __thread char msg[600];
         snprintf(msg, sizeof msg, "%s", iomem_errormsg());
         for (char *p = msg; *p; p++)
                 if (*p == '\n')
                         *p = ' ';
         for_the_user(msg, sizeof msg);
         return msg;
+}
+
+int tool_lib_fail(const char *obj)
+{
+        const char *msg = tool_errormsg();
+        if (obj && !strstr(msg, obj))
+                return tool_fail("%s: %s", obj, msg);
+        return tool_fail("%s", msg);
 }
 
 int tool_usage_error(const char *fmt, ...)
