@@ -59,6 +59,13 @@ int iomem_free(struct iomem *f, void *buf, size_t len);
 int iomem_rdlock(struct iomem *f);
 int iomem_wrlock(struct iomem *f);
 int iomem_unlock(struct iomem *f);
+/* Wait at most timeout_ms milliseconds: 0 does not wait (-EBUSY), a
+ * negative value waits for ever; -ETIMEDOUT when the time ran out. */
+int iomem_rdlock_timed(struct iomem *f, int timeout_ms);
+int iomem_wrlock_timed(struct iomem *f, int timeout_ms);
+/* How long iomem_rdlock, iomem_wrlock and the library's own lock calls
+ * (pread, pwrite, truncate, gift, transfers) wait through f. */
+int iomem_set_lock_timeout(struct iomem *f, int timeout_ms);
 
 /* File operations */
 struct iomem_stat {
@@ -104,6 +111,8 @@ int iomem_opts_set_seals(struct iomem_opts *o, unsigned seals);
 #define IOMEM_SEAL_GROW   0x2u
 #define IOMEM_SEAL_WRITE  0x4u
 int iomem_opts_set_window(struct iomem_opts *o, struct iomem_window *w);
+/* The lock timeout of the handles it opens (default -1: for ever). */
+int iomem_opts_set_lock_timeout(struct iomem_opts *o, int timeout_ms);
 
 /* The DAX window */
 int iomem_window_new(struct iomem_window **w, size_t size, size_t chunk);

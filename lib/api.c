@@ -84,7 +84,7 @@ IOM_PUBLIC int iomem_open(struct iomem **out, const char *uri, unsigned flags,
         if (err)
                 return (int)iom_result(__func__, err);
         struct iomem *f;
-        if ((err = iom_object_new(&f, b, rest, flags)))
+        if ((err = iom_object_new(&f, b, rest, flags, opts)))
                 return (int)iom_result(__func__, err);
         if ((err = b->open(f, rest, flags, iom_opts_or_default(opts)))) {
                 iom_object_free(f);
@@ -111,7 +111,7 @@ IOM_PUBLIC int iomem_open_fd(struct iomem **out, const char *backend, int fd, un
         char name[32];
         snprintf(name, sizeof name, "fd %d", fd);
         struct iomem *f;
-        err = iom_object_new(&f, b, name, flags);
+        err = iom_object_new(&f, b, name, flags, opts);
         if (!err && (err = b->open_fds(f, &fd, 1, flags, iom_opts_or_default(opts))))
                 iom_object_free(f);
         if (err)
@@ -244,16 +244,39 @@ IOM_PUBLIC int iomem_free(struct iomem *f, void *buf, size_t len)
 
 /* ---- locking ------------------------------------------------------------------ */
 
-#define LOCK_OP(name)                                                                  \
-        IOM_PUBLIC int iomem_##name(struct iomem *f)                                   \
-        {                                                                              \
-                if (!f)                                                                \
-                        return (int)FAIL(__func__, NULL, -EINVAL, "the object is NULL"); \
-                return (int)iom_result(__func__, CALL(f, name(f)));                     \
+#define CHECK_OBJECT(f)                                                                   \
+        do {                                                                              \
+                if (!(f))                                                                 \
+                        return (int)FAIL(__func__, NULL, -EINVAL, "the object is NULL");  \
+        } while (0)
+
+/* iomem_rdlock and iomem_rdlock_timed, the same for wrlock. */
+#define LOCK_OP(name)                                                                     \
+        IOM_PUBLIC int iomem_##name(struct iomem *f)                                      \
+        {                                                                                 \
+                CHECK_OBJECT(f);                                                          \
+                return (int)iom_result(__func__, CALL(f, name(f, f->lock_timeout_ms)));    \
+        }                                                                                 \
+        IOM_PUBLIC int iomem_##name##_timed(struct iomem *f, int timeout_ms)              \
+        {                                                                                 \
+                CHECK_OBJECT(f);                                                          \
+                return (int)iom_result(__func__, CALL(f, name(f, timeout_ms))); \
         }
 LOCK_OP(rdlock)
 LOCK_OP(wrlock)
-LOCK_OP(unlock)
+
+IOM_PUBLIC int iomem_unlock(struct iomem *f)
+{
+        CHECK_OBJECT(f);
+        return (int)iom_result(__func__, CALL(f, unlock(f)));
+}
+
+IOM_PUBLIC int iomem_set_lock_timeout(struct iomem *f, int timeout_ms)
+{
+        CHECK_OBJECT(f);
+        f->lock_timeout_ms = timeout_ms;
+        return 0;
+}
 
 /* ---- file operations ----------------------------------------------------------- */
 

@@ -128,7 +128,7 @@ IOM_PUBLIC int iomem_recv(int sock, struct iomem **out, unsigned flags)
         if (!err) {
                 char name[48];
                 snprintf(name, sizeof name, "received fd %d", fds[0]);
-                err = iom_object_new(&f, b, name, flags);
+                err = iom_object_new(&f, b, name, flags, NULL);
         }
         if (!err && (err = b->open_fds(f, fds, nfds, flags, iom_opts_or_default(NULL)))) {
                 iom_object_free(f);

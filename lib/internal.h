@@ -54,6 +54,7 @@ struct iomem_opts {
         int numa_policy, numa_node;
         unsigned seals;
         struct iomem_window *window;
+        int lock_timeout_ms;
 };
 /* The options in force: o itself, or the defaults when o is NULL. */
 const struct iomem_opts *iom_opts_or_default(const struct iomem_opts *o);
@@ -97,8 +98,10 @@ struct iom_object_ops {
                         const struct iovec *iov, size_t iovcnt, unsigned flags);
         int (*alloc)(struct iomem *f, size_t len, void **out);
         int (*free)(struct iomem *f, void *buf, size_t len);
-        int (*rdlock)(struct iomem *f);
-        int (*wrlock)(struct iomem *f);
+        /* Wait at most timeout_ms milliseconds, negative for ever
+         * (lockwait.h has the errors and the fairness rule). */
+        int (*rdlock)(struct iomem *f, int timeout_ms);
+        int (*wrlock)(struct iomem *f, int timeout_ms);
         int (*unlock)(struct iomem *f);
         int (*stat)(struct iomem *f, struct iomem_stat *st);
         int (*truncate)(struct iomem *f, size_t size);
@@ -159,6 +162,8 @@ struct iomem {
                                    * their own offsets (read and splice
                                    * reach them: dax: without DAX) */
         unsigned fork_gen;   /* iom_fork_generation() it is up to date with */
+        int lock_timeout_ms; /* how long the library's own lock calls and
+                              * iomem_rdlock/wrlock wait (negative: for ever) */
         /* Asynchronous transfers (aio.c) on this handle not yet collected
          * by iomem_aio_wait: their memory is pinned and may be written by
          * the kernel at any moment, so close refuses while it is not 0. */
@@ -168,7 +173,7 @@ struct iomem {
 
 /* Allocate an object of backend b (priv zeroed, operations set). */
 int iom_object_new(struct iomem **out, const struct iom_backend *b,
-                   const char *name, unsigned flags);
+                   const char *name, unsigned flags, const struct iomem_opts *o);
 void iom_object_free(struct iomem *f);
 
 /* A handle inherited across fork, brought up to date once: its backend's

@@ -37,7 +37,7 @@ static void set_ops(struct iom_object_ops *out, const struct iom_object_ops *ops
 }
 
 int iom_object_new(struct iomem **out, const struct iom_backend *b, const char *name,
-                   unsigned flags)
+                   unsigned flags, const struct iomem_opts *o)
 {
         /* The backend's state follows the object, aligned for anything. */
         size_t head = iom_round_up(sizeof(struct iomem), _Alignof(max_align_t));
@@ -58,6 +58,7 @@ int iom_object_new(struct iomem **out, const struct iom_backend *b, const char *
         f->data_fd = -1;
         f->page_size = iom_system_page_size();
         f->fork_gen = iom_fork_generation();
+        f->lock_timeout_ms = iom_opts_or_default(o)->lock_timeout_ms;
         f->priv = b->priv_size ? (char *)f + head : NULL;
         *out = f;
         return 0;

@@ -12,7 +12,7 @@
 #define MIB (UINT64_C(1) << 20)
 #define GIB (UINT64_C(1) << 30)
 
-static const struct iomem_opts defaults = { .mode = 0600 };
+static const struct iomem_opts defaults = { .mode = 0600, .lock_timeout_ms = -1 };
 
 const struct iomem_opts *iom_opts_or_default(const struct iomem_opts *o)
 {
@@ -128,5 +128,12 @@ IOM_PUBLIC int iomem_opts_set_window(struct iomem_opts *o, struct iomem_window *
 {
         CHECK_OPTS(o);
         o->window = w;
+        return 0;
+}
+
+IOM_PUBLIC int iomem_opts_set_lock_timeout(struct iomem_opts *o, int timeout_ms)
+{
+        CHECK_OPTS(o);
+        o->lock_timeout_ms = timeout_ms;
         return 0;
 }

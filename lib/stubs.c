@@ -67,13 +67,15 @@ static int no_free(struct iomem *f, void *buf, size_t len)
         return unsupported(f, "free gift buffers");
 }
 
-static int no_rdlock(struct iomem *f)
+static int no_rdlock(struct iomem *f, int timeout_ms)
 {
+        (void)timeout_ms;
         return unsupported(f, "lock for reading");
 }
 
-static int no_wrlock(struct iomem *f)
+static int no_wrlock(struct iomem *f, int timeout_ms)
 {
+        (void)timeout_ms;
         return unsupported(f, "lock for writing");
 }
 

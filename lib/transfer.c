@@ -34,7 +34,7 @@ static int lock_and_borrow(struct iomem *f, uint64_t off, uint64_t left, uint64_
                            struct iovec *got, ssize_t *n)
 {
         for (;;) {
-                int err = f->ops.rdlock(f);
+                int err = f->ops.rdlock(f, f->lock_timeout_ms);
                 if (err)
                         return err;
                 uint64_t want = iom_min(left, *batch);
@@ -179,7 +179,7 @@ static ssize_t splice_to_file(struct iomem *in, int out_fd, uint64_t off, uint64
         ssize_t err = 0;
         bool eof = false;
         while (!err && !eof && done < len) {
-                if ((err = in->ops.rdlock(in)))
+                if ((err = in->ops.rdlock(in, in->lock_timeout_ms)))
                         break;
                 uint64_t stop = iom_min(len, done + BATCH_BYTES);
                 while (!err && !eof && done < stop) {

@@ -265,6 +265,96 @@ START_TEST(a_killed_reader_does_not_block_writers)
 }
 END_TEST
 
+/* A writer waiting in a process that dies holds no reader back. */
+START_TEST(a_killed_waiting_writer_does_not_queue_readers)
+{
+        if (!test_backend_has(IOMEM_CAP_SHARED, "a dead waiting writer reclaimed"))
+                return;
+        struct pair p = make(PAGE);
+        struct channel reader, writer;
+        channel_open(&reader);
+        channel_open(&writer);
+        pid_t rpid = fork();
+        if (rpid == 0) {
+                struct iomem *g = attach(&p);
+                CHILD_CHECK(iomem_rdlock(g) == 0);
+                say(reader.to_parent[1]);
+                hear(reader.to_child[0]);
+                CHILD_CHECK(iomem_unlock(g) == 0);
+                _exit(0);
+        }
+        hear(reader.to_parent[0]);
+        pid_t wpid = fork();
+        if (wpid == 0) {
+                struct iomem *g = attach(&p);
+                say(writer.to_parent[1]);
+                iomem_wrlock(g); /* waits behind the reader until killed */
+                _exit(92);
+        }
+        hear(writer.to_parent[0]);
+        /* Once the writer waits, this process's new read lock is refused. */
+        int r = 0;
+        for (int i = 0; i < 1000 && (r = iomem_rdlock_timed(p.f, 0)) == 0; i++) {
+                ck_assert_int_eq(iomem_unlock(p.f), 0);
+                heard_within(writer.to_parent[0], 5); /* nothing comes: a 5 ms pause */
+        }
+        ck_assert_err(r, EBUSY);
+        kill(wpid, SIGKILL);
+        ck_assert_int_eq(test_wait(wpid), 128 + SIGKILL);
+        /* Waiting readers check who they wait for, and go on. */
+        ck_assert_int_eq(iomem_rdlock_timed(p.f, 10000), 0);
+        ck_assert_int_eq(iomem_unlock(p.f), 0);
+        say(reader.to_child[1]);
+        ck_assert_int_eq(test_wait(rpid), 0);
+        unmake(&p);
+}
+END_TEST
+
+/* Readers in other processes, overlapping without a gap, hold the lock
+ * 2 ms at a time: a writer still gets through, within the bound. */
+#define STREAM_PROCESSES 3
+#define STREAM_WRITER_BOUND_MS 5000
+
+START_TEST(a_writer_gets_through_readers_of_other_processes)
+{
+        if (!test_backend_has(IOMEM_CAP_SHARED, "readers in other processes"))
+                return;
+        struct pair p = make(PAGE);
+        struct channel c[STREAM_PROCESSES];
+        pid_t pid[STREAM_PROCESSES];
+        for (int k = 0; k < STREAM_PROCESSES; k++) {
+                channel_open(&c[k]);
+                if ((pid[k] = fork()) == 0) {
+                        struct iomem *g = attach(&p);
+                        for (int n = 0; !heard_within(c[k].to_child[0], 0); n++) {
+                                CHILD_CHECK(iomem_rdlock(g) == 0);
+                                struct timespec hold = { 0, 2000000 };
+                                nanosleep(&hold, NULL);
+                                CHILD_CHECK(iomem_unlock(g) == 0);
+                                if (n == 0)
+                                        say(c[k].to_parent[1]);
+                        }
+                        _exit(0);
+                }
+        }
+        for (int k = 0; k < STREAM_PROCESSES; k++)
+                hear(c[k].to_parent[0]);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        int r = iomem_wrlock_timed(p.f, STREAM_WRITER_BOUND_MS);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+        ck_assert_msg(r == 0, "the writer waited %ld ms: %s", ms, iomem_errormsg());
+        printf("writer got the lock after %ld ms behind %d reading processes\n", ms, STREAM_PROCESSES);
+        ck_assert_int_eq(iomem_unlock(p.f), 0);
+        for (int k = 0; k < STREAM_PROCESSES; k++)
+                say(c[k].to_child[1]);
+        for (int k = 0; k < STREAM_PROCESSES; k++)
+                ck_assert_int_eq(test_wait(pid[k]), 0);
+        unmake(&p);
+}
+END_TEST
+
 START_TEST(an_inherited_handle_is_a_new_attachment)
 {
         struct pair p = make(4 * PAGE);
@@ -321,6 +411,8 @@ int main(void)
         tcase_add_test(tc, the_lock_excludes_other_processes);
         tcase_add_test(tc, a_killed_holder_leaves_lock_and_pins_behind);
         tcase_add_test(tc, a_killed_reader_does_not_block_writers);
+        tcase_add_test(tc, a_killed_waiting_writer_does_not_queue_readers);
+        tcase_add_test(tc, a_writer_gets_through_readers_of_other_processes);
         tcase_add_test(tc, an_inherited_handle_is_a_new_attachment);
         if (test_forked_children_run("multiprocess: threads of a child share the inherited handle"))
                 tcase_add_test(tc, threads_of_a_child_share_the_inherited_handle);

@@ -596,6 +596,238 @@ START_TEST(lock_ownership)
 }
 END_TEST
 
+/* ---- fairness and deadlines ------------------------------------------------------ */
+
+/* A stream of overlapping readers: each holds the read lock 2 ms and takes
+ * it again at once, so some reader always holds it. */
+#define STREAM_READERS 6
+#define STREAM_HOLD_NS 2000000L
+/* A waiting writer waits only for the read holds that began before it
+ * (2 ms each) and for wake-ups; an unfair lock made it wait for ever. */
+#define WRITER_BOUND_MS 5000
+
+struct stream {
+        struct iomem *f;
+        atomic_int stop;
+        sem_t started; /* posted by each reader after its first hold */
+};
+
+static void *stream_reader(void *p)
+{
+        struct stream *s = p;
+        bool first = true;
+        while (!atomic_load(&s->stop)) {
+                T_REQUIRE(iomem_rdlock(s->f) == 0);
+                struct timespec hold = { 0, STREAM_HOLD_NS };
+                nanosleep(&hold, NULL);
+                T_REQUIRE(iomem_unlock(s->f) == 0);
+                if (first)
+                        sem_post(&s->started);
+                first = false;
+        }
+        return NULL;
+}
+
+static long elapsed_ms(const struct timespec *t0)
+{
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+START_TEST(writer_gets_through_reader_stream)
+{
+        fail_reset();
+        struct iomem *f = test_open_new("thr-fair", 4096);
+        struct stream s = { .f = f };
+        atomic_init(&s.stop, 0);
+        ck_assert_int_eq(sem_init(&s.started, 0, 0), 0);
+        pthread_t readers[STREAM_READERS];
+        for (unsigned i = 0; i < STREAM_READERS; i++)
+                start(&readers[i], stream_reader, &s);
+        for (unsigned i = 0; i < STREAM_READERS; i++)
+                while (sem_wait(&s.started) < 0)
+                        ;
+        struct timespec t0;
+        for (int round = 0; round < 3; round++) {
+                clock_gettime(CLOCK_MONOTONIC, &t0);
+                int r = iomem_wrlock_timed(f, WRITER_BOUND_MS);
+                long waited = elapsed_ms(&t0);
+                ck_assert_msg(r == 0, "round %d: the writer waited %ld ms behind %d readers: %s",
+                              round, waited, STREAM_READERS, iomem_errormsg());
+                printf("writer got the lock after %ld ms (bound %d ms)\n", waited, WRITER_BOUND_MS);
+                /* Truncate and gift take the write lock through the
+                 * library: they get through too. */
+                ck_assert_int_eq(iomem_truncate(f, 8192), 0);
+                ck_assert_int_eq(iomem_unlock(f), 0);
+        }
+        atomic_store(&s.stop, 1);
+        for (unsigned i = 0; i < STREAM_READERS; i++)
+                join(readers[i]);
+        fail_check();
+        sem_destroy(&s.started);
+        ck_assert_int_eq(iomem_close(&f), 0);
+}
+END_TEST
+
+/* Hold a lock of f until told, from another thread. */
+struct holder {
+        struct iomem *f;
+        bool write;
+        int timeout_ms;  /* of the lock call */
+        int result;      /* of the lock call */
+        struct flag done; /* the lock call returned */
+        sem_t go;        /* main -> holder: unlock now */
+};
+
+static void *hold_lock(void *p)
+{
+        struct holder *h = p;
+        h->result = h->write ? iomem_wrlock_timed(h->f, h->timeout_ms)
+                             : iomem_rdlock_timed(h->f, h->timeout_ms);
+        flag_raise(&h->done);
+        while (sem_wait(&h->go) < 0)
+                ;
+        if (h->result == 0)
+                T_REQUIRE(iomem_unlock(h->f) == 0);
+        return NULL;
+}
+
+static void holder_start(struct holder *h, pthread_t *t, struct iomem *f, bool write, int timeout_ms)
+{
+        *h = (struct holder){ .f = f, .write = write, .timeout_ms = timeout_ms, .result = 1 };
+        flag_init(&h->done);
+        ck_assert_int_eq(sem_init(&h->go, 0, 0), 0);
+        start(t, hold_lock, h);
+}
+
+static void holder_finish(struct holder *h, pthread_t t)
+{
+        sem_post(&h->go);
+        join(t);
+        flag_destroy(&h->done);
+        sem_destroy(&h->go);
+}
+
+/* Once a writer waits, a new reader queues; a thread that holds a read
+ * lock already (of this object or another) passes, so nesting read locks
+ * in any order still cannot deadlock. */
+START_TEST(readers_queue_behind_waiting_writer)
+{
+        fail_reset();
+        struct iomem *x = test_open_new("thr-queue-x", 4096);
+        struct iomem *y = test_open_new("thr-queue-y", 4096);
+        ck_assert_int_eq(iomem_rdlock(x), 0);
+        struct holder w, late, other, wy;
+        pthread_t tw, tlate, tother, twy;
+        holder_start(&w, &tw, x, true, -1);
+        ck_assert_msg(!flag_wait(&w.done, BLOCKED_MS), "the writer got in past a reader");
+
+        /* A new reader neither gets in nor waits (timeout 0)... */
+        holder_start(&late, &tlate, x, false, 0);
+        ck_assert(flag_wait(&late.done, PATIENCE_MS));
+        ck_assert_int_eq(late.result, -EBUSY);
+        holder_finish(&late, tlate);
+        /* ...but this thread, holding the read lock, nests. */
+        ck_assert_int_eq(iomem_rdlock(x), 0);
+        ck_assert_int_eq(iomem_unlock(x), 0);
+
+        /* Y: another thread holds its read lock and a writer waits for it;
+         * this thread, holding X's read lock, still gets Y's. */
+        holder_start(&other, &tother, y, false, -1);
+        ck_assert(flag_wait(&other.done, PATIENCE_MS));
+        ck_assert_int_eq(other.result, 0);
+        holder_start(&wy, &twy, y, true, -1);
+        ck_assert_msg(!flag_wait(&wy.done, BLOCKED_MS), "the writer of y got in past a reader");
+        ck_assert_int_eq(iomem_rdlock_timed(y, 0), 0);
+        ck_assert_int_eq(iomem_unlock(y), 0);
+        holder_finish(&other, tother);
+        ck_assert(flag_wait(&wy.done, PATIENCE_MS));
+        ck_assert_int_eq(wy.result, 0);
+        holder_finish(&wy, twy);
+
+        /* The writer of x gets in once this thread lets go. */
+        ck_assert_int_eq(iomem_unlock(x), 0);
+        ck_assert(flag_wait(&w.done, PATIENCE_MS));
+        ck_assert_int_eq(w.result, 0);
+        holder_finish(&w, tw);
+        fail_check();
+        ck_assert_int_eq(iomem_close(&x), 0);
+        ck_assert_int_eq(iomem_close(&y), 0);
+}
+END_TEST
+
+/* Deadlines: 0 does not wait (-EBUSY), a positive one waits that long
+ * (-ETIMEDOUT), and a writer that gave up holds no reader back. */
+START_TEST(lock_deadlines)
+{
+        fail_reset();
+        struct iomem *f = test_open_new("thr-deadline", 4096);
+        struct holder h, r, w;
+        pthread_t th, tr, tw;
+        holder_start(&h, &th, f, true, -1);
+        ck_assert(flag_wait(&h.done, PATIENCE_MS));
+        ck_assert_int_eq(h.result, 0);
+        ck_assert_err(iomem_rdlock_timed(f, 0), EBUSY);
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "read lock is taken"));
+        ck_assert_err(iomem_wrlock_timed(f, 0), EBUSY);
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        ck_assert_err(iomem_wrlock_timed(f, 50), ETIMEDOUT);
+        ck_assert_int_ge(elapsed_ms(&t0), 50);
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "within 50 ms"));
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        ck_assert_err(iomem_rdlock_timed(f, 30), ETIMEDOUT);
+        ck_assert_int_ge(elapsed_ms(&t0), 30);
+
+        /* The handle's default applies to the library's own lock calls. */
+        ck_assert_int_eq(iomem_set_lock_timeout(f, 0), 0);
+        char c;
+        ck_assert_err(iomem_pread(f, &c, 1, 0), EBUSY);
+        ck_assert_err(iomem_truncate(f, 0), EBUSY);
+        ck_assert_err(iomem_rdlock(f), EBUSY);
+        ck_assert_int_eq(iomem_set_lock_timeout(f, -1), 0);
+        holder_finish(&h, th);
+        ck_assert_int_eq(iomem_pread(f, &c, 1, 0), 1);
+
+        /* A reader holds it; a writer gives up; new readers are not
+         * queued behind a writer that left. */
+        holder_start(&r, &tr, f, false, -1);
+        ck_assert(flag_wait(&r.done, PATIENCE_MS));
+        holder_start(&w, &tw, f, true, 50);
+        ck_assert(flag_wait(&w.done, PATIENCE_MS));
+        ck_assert_int_eq(w.result, -ETIMEDOUT);
+        ck_assert_int_eq(iomem_rdlock_timed(f, 0), 0);
+        ck_assert_int_eq(iomem_unlock(f), 0);
+        holder_finish(&w, tw);
+        holder_finish(&r, tr);
+
+        /* Through options, for the handles they open. */
+        struct iomem_opts *o;
+        ck_assert_int_eq(iomem_opts_new(&o), 0);
+        ck_assert_int_eq(iomem_opts_set_lock_timeout(o, 0), 0);
+        ck_assert_err(iomem_opts_set_lock_timeout(NULL, 0), EINVAL);
+        struct iomem *g;
+        const char *uri = test_uri("thr-deadline-opts");
+        ck_assert_int_eq(iomem_open(&g, uri, IOMEM_RDWR | IOMEM_CREATE, o), 0);
+        if (test_caps() & IOMEM_CAP_NAMED)
+                iomem_unlink(uri);
+        iomem_opts_delete(&o);
+        holder_start(&h, &th, g, true, -1);
+        ck_assert(flag_wait(&h.done, PATIENCE_MS));
+        ck_assert_int_eq(h.result, 0);
+        ck_assert_err(iomem_rdlock(g), EBUSY);
+        holder_finish(&h, th);
+        ck_assert_int_eq(iomem_rdlock(g), 0);
+        ck_assert_int_eq(iomem_unlock(g), 0);
+        ck_assert_int_eq(iomem_close(&g), 0);
+        ck_assert_err(iomem_rdlock_timed(NULL, 0), EINVAL);
+        ck_assert_err(iomem_set_lock_timeout(NULL, 0), EINVAL);
+        fail_check();
+        ck_assert_int_eq(iomem_close(&f), 0);
+}
+END_TEST
+
 /* ---- pwrite / pread --------------------------------------------------------------- */
 
 #define CHUNK 1000u /* not a page multiple: threads share pages */
@@ -780,6 +1012,9 @@ static Suite *threads_suite(void)
         tc = tcase_create("iolock");
         tcase_add_test(tc, rdlock_shared_writer_waits);
         tcase_add_test(tc, lock_ownership);
+        tcase_add_test(tc, writer_gets_through_reader_stream);
+        tcase_add_test(tc, readers_queue_behind_waiting_writer);
+        tcase_add_test(tc, lock_deadlines);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("io");

@@ -531,7 +531,7 @@ static ssize_t dax_pread(struct iomem *f, void *buf, size_t len, size_t off)
 {
         struct dax_handle *h = handle(f);
         uint64_t size;
-        int err = iom_dax_rdlock(h);
+        int err = iom_dax_rdlock(h, f->lock_timeout_ms);
         if (err)
                 return err;
         /* Ask for no more than the file holds when the read starts: the
@@ -562,7 +562,7 @@ static ssize_t dax_pwrite(struct iomem *f, const void *buf, size_t len, size_t o
 {
         struct dax_handle *h = handle(f);
         int err = check_file_end(f, off, len);
-        if (err || (err = iom_dax_rdlock(h)))
+        if (err || (err = iom_dax_rdlock(h, f->lock_timeout_ms)))
                 return err;
         err = write_all(f, buf, len, off);
         iom_dax_unlock(h);
@@ -575,7 +575,7 @@ static int dax_truncate(struct iomem *f, size_t size)
         struct dax_file *d = h->file;
         uint64_t old;
         int err = check_file_end(f, 0, size);
-        if (err || (err = iom_dax_wrlock(h)))
+        if (err || (err = iom_dax_wrlock(h, f->lock_timeout_ms)))
                 return err;
         pthread_mutex_lock(&d->mu);
         if (!(err = file_size(f, &old)) && size < old &&
@@ -687,7 +687,7 @@ static ssize_t dax_gift(struct iomem *f, size_t off, size_t len, const struct io
         struct dax_file *d = h->file;
         uint64_t end = (uint64_t)off + len, ps = f->page_size, copied = 0;
         int err = check_file_end(f, off, len);
-        if (err || (err = iom_dax_wrlock(h)))
+        if (err || (err = iom_dax_wrlock(h, f->lock_timeout_ms)))
                 return err;
         pthread_mutex_lock(&d->mu);
         if (iom_dax_pinned(d, iom_round_down(off, ps), iom_round_up(end, ps)))
@@ -716,14 +716,14 @@ static ssize_t dax_gift(struct iomem *f, size_t off, size_t len, const struct io
 
 /* ---- locks, stat, sync, close ----------------------------------------------------------- */
 
-static int dax_rdlock_op(struct iomem *f)
+static int dax_rdlock_op(struct iomem *f, int timeout_ms)
 {
-        return iom_dax_rdlock(handle(f));
+        return iom_dax_rdlock(handle(f), timeout_ms);
 }
 
-static int dax_wrlock_op(struct iomem *f)
+static int dax_wrlock_op(struct iomem *f, int timeout_ms)
 {
-        return iom_dax_wrlock(handle(f));
+        return iom_dax_wrlock(handle(f), timeout_ms);
 }
 
 static int dax_unlock_op(struct iomem *f)

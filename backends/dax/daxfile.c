@@ -9,11 +9,13 @@
  */
 #define _GNU_SOURCE
 #include "daxfile.h"
+#include "lockwait.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 
 static pthread_mutex_t files_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct dax_file *files;
@@ -38,16 +40,27 @@ static void drop_reader(struct dax_file *d, struct dax_reader *r)
         *r = d->readers[--d->nreaders];
 }
 
+/* Lock deadlines are CLOCK_MONOTONIC instants (lockwait.h). */
+static void init_cond(pthread_cond_t *cv)
+{
+        pthread_condattr_t a;
+        pthread_condattr_init(&a);
+        pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+        pthread_cond_init(cv, &a);
+        pthread_condattr_destroy(&a);
+}
+
 /* Forget the lock's holders. What they held stays held until the handle
  * closes (which evicts its chunks) or, after fork, the window forgets. */
 static void reset_lock_state(struct dax_file *d)
 {
         iom_mutex_init(&d->mu);
-        pthread_cond_init(&d->cv, NULL);
+        init_cond(&d->cv);
         while (d->nreaders)
                 drop_reader(d, &d->readers[0]);
         d->writer = NULL;
         d->writer_depth = 0;
+        d->writers_waiting = 0;
         d->writer_holds.n = 0;
         d->writer_holds.id = 0;
 }
@@ -160,10 +173,31 @@ static bool is_writer(const struct dax_file *d, const struct dax_handle *h, int 
         return d->writer == h && d->writer_tid == tid;
 }
 
-int iom_dax_rdlock(struct dax_handle *h)
+/* Wait for the lock to change hands until the deadline: 0, or -ETIMEDOUT
+ * with d->mu held either way. */
+static int wait_for_change(struct dax_file *d, const struct iom_deadline *dl)
+{
+        if (dl->forever)
+                return -pthread_cond_wait(&d->cv, &d->mu);
+        if (iom_deadline_left_ns(dl) == 0)
+                return -ETIMEDOUT;
+        struct timespec at = { (time_t)(dl->at_ns / 1000000000u), (long)(dl->at_ns % 1000000000u) };
+        int r = pthread_cond_timedwait(&d->cv, &d->mu, &at);
+        return r == ETIMEDOUT ? 0 : -r; /* the next turn sees the time is up */
+}
+
+static int give_up(struct dax_handle *h, int timeout_ms, const char *mode)
+{
+        int err = iom_deadline_error(timeout_ms);
+        return iom_fail(h->f->name, err, err == -EBUSY ? "the %s lock is taken" :
+                        "the %s lock was not free within %d ms", mode, timeout_ms);
+}
+
+int iom_dax_rdlock(struct dax_handle *h, int timeout_ms)
 {
         struct dax_file *d = h->file;
         int tid = iom_self_tid(), err = 0;
+        struct iom_deadline dl = iom_deadline_after(timeout_ms);
         pthread_mutex_lock(&d->mu);
         for (;;) {
                 struct dax_reader *r = find_reader(d, h, tid);
@@ -171,7 +205,9 @@ int iom_dax_rdlock(struct dax_handle *h)
                         r->count++;
                         break;
                 }
-                if (!d->writer || is_writer(d, h, tid)) {
+                bool queue = d->writers_waiting && !is_writer(d, h, tid) &&
+                             !iom_may_pass_waiting_writers();
+                if ((!d->writer || is_writer(d, h, tid)) && !queue) {
                         if (d->nreaders == d->cap) {
                                 size_t cap = d->cap ? 2 * d->cap : 4;
                                 void *v = realloc(d->readers, cap * sizeof *d->readers);
@@ -183,18 +219,25 @@ int iom_dax_rdlock(struct dax_handle *h)
                                 d->cap = cap;
                         }
                         d->readers[d->nreaders++] = (struct dax_reader){ h, tid, 1, NULL };
+                        iom_reads_held_add(1);
                         break;
                 }
-                pthread_cond_wait(&d->cv, &d->mu);
+                if ((err = wait_for_change(d, &dl))) {
+                        if (err == -ETIMEDOUT)
+                                err = give_up(h, timeout_ms, "read");
+                        break;
+                }
         }
         pthread_mutex_unlock(&d->mu);
         return err;
 }
 
-int iom_dax_wrlock(struct dax_handle *h)
+int iom_dax_wrlock(struct dax_handle *h, int timeout_ms)
 {
         struct dax_file *d = h->file;
         int tid = iom_self_tid(), err = 0;
+        struct iom_deadline dl = iom_deadline_after(timeout_ms);
+        bool waiting = false;
         pthread_mutex_lock(&d->mu);
         for (;;) {
                 if (is_writer(d, h, tid)) {
@@ -212,8 +255,18 @@ int iom_dax_wrlock(struct dax_handle *h)
                         d->writer_depth = 1;
                         break;
                 }
-                pthread_cond_wait(&d->cv, &d->mu);
+                if (!waiting && timeout_ms != 0) {
+                        d->writers_waiting++;
+                        waiting = true;
+                }
+                if ((err = wait_for_change(d, &dl))) {
+                        if (err == -ETIMEDOUT)
+                                err = give_up(h, timeout_ms, "write");
+                        break;
+                }
         }
+        if (waiting && --d->writers_waiting == 0)
+                pthread_cond_broadcast(&d->cv); /* the readers queued behind it */
         pthread_mutex_unlock(&d->mu);
         return err;
 }
@@ -226,6 +279,7 @@ int iom_dax_unlock(struct dax_handle *h)
         struct dax_reader *r = find_reader(d, h, tid);
         if (r) {
                 if (--r->count == 0) {
+                        iom_reads_held_add(-1);
                         if (r->holds)
                                 iom_window_unhold(&h->wf, r->holds);
                         drop_reader(d, r);

@@ -55,6 +55,7 @@ struct dax_file {
         const struct dax_handle *writer;
         int writer_tid;
         unsigned writer_depth;
+        unsigned writers_waiting; /* new readers queue behind them */
         struct iom_holds writer_holds;
         struct dax_handle *handles;
         uint64_t gift_copied;
@@ -70,8 +71,8 @@ void iom_dax_file_after_fork(struct dax_file *d);
 
 /* The I/O lock, with the semantics of the shared one (iolock.h). What a
  * holder borrows through h stays mapped until it unlocks. */
-int iom_dax_rdlock(struct dax_handle *h);
-int iom_dax_wrlock(struct dax_handle *h);
+int iom_dax_rdlock(struct dax_handle *h, int timeout_ms);
+int iom_dax_wrlock(struct dax_handle *h, int timeout_ms);
 int iom_dax_unlock(struct dax_handle *h);
 /* Where the calling thread's borrows through h are held: NULL when it
  * does not hold the lock through h (or memory ran out). */

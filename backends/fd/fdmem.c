@@ -632,7 +632,7 @@ static ssize_t copy_bytes(struct iomem *f, char *buf, uint64_t off, uint64_t end
 
 static ssize_t fdmem_pread(struct iomem *f, void *buf, size_t len, size_t off)
 {
-        int err = iom_iolock_rdlock(f);
+        int err = iom_iolock_rdlock(f, f->lock_timeout_ms);
         if (err)
                 return err;
         ssize_t r = copy_bytes(f, buf, off, (uint64_t)off + len, COPY_OUT);
@@ -685,7 +685,7 @@ static ssize_t fdmem_pwrite(struct iomem *f, const void *buf, size_t len, size_t
         uint64_t end = (uint64_t)off + len;
         if (end > obj->data_limit)
                 return too_big(f);
-        int err = iom_iolock_rdlock(f);
+        int err = iom_iolock_rdlock(f, f->lock_timeout_ms);
         if (err)
                 return err;
         uint64_t old_size = 0;
@@ -774,7 +774,7 @@ static int fdmem_truncate(struct iomem *f, size_t size)
         struct iom_fdobj *obj = fdo(f);
         if (size > obj->data_limit)
                 return too_big(f);
-        int err = iom_iolock_wrlock(f);
+        int err = iom_iolock_wrlock(f, f->lock_timeout_ms);
         if (err)
                 return err;
         pthread_mutex_lock(&obj->lock);
@@ -1048,7 +1048,7 @@ static ssize_t fdmem_gift(struct iomem *f, size_t off, size_t len, const struct 
         bool *adopt = calloc(iovcnt, sizeof *adopt);
         if (!adopt)
                 return iom_fail(f->name, -ENOMEM, "out of memory");
-        int err = iom_iolock_wrlock(f);
+        int err = iom_iolock_wrlock(f, f->lock_timeout_ms);
         if (err) {
                 free(adopt);
                 return err;
@@ -1149,21 +1149,6 @@ unlock_io:
 }
 
 /* ---- locks, stat, sync, close ---------------------------------------------- */
-
-static int fdmem_rdlock(struct iomem *f)
-{
-        return iom_iolock_rdlock(f);
-}
-
-static int fdmem_wrlock(struct iomem *f)
-{
-        return iom_iolock_wrlock(f);
-}
-
-static int fdmem_unlock(struct iomem *f)
-{
-        return iom_iolock_unlock(f);
-}
 
 /* The node that holds most of the object's memory, from up to 1024 of its
  * backed pages spread over the file (f->lock and the metadata held). */
@@ -1282,9 +1267,9 @@ const struct iom_object_ops iom_fdmem_ops = {
         .gift = fdmem_gift,
         .alloc = fdmem_alloc,
         .free = fdmem_free,
-        .rdlock = fdmem_rdlock,
-        .wrlock = fdmem_wrlock,
-        .unlock = fdmem_unlock,
+        .rdlock = iom_iolock_rdlock,
+        .wrlock = iom_iolock_wrlock,
+        .unlock = iom_iolock_unlock,
         .stat = fdmem_stat,
         .truncate = fdmem_truncate,
         .pread = fdmem_pread,

@@ -6,9 +6,10 @@
  * the same area and, while they wait, check now and then that the
  * holders are still alive (a dead process cannot wake anyone).
  *
- * Readers never wait for waiting writers, only for a writer that holds
- * the lock: so taking the read lock of two objects in any order cannot
- * deadlock. The writing thread may take the lock again (either mode).
+ * The lock is fair (lockwait.h): once a writer waits, new readers queue
+ * behind it, unless they hold a read lock already. The writing thread may
+ * take the lock again (either mode). A waiting writer is counted with its
+ * owner, so one that dies does not hold readers back.
  */
 #ifndef IOMEM_IOLOCK_H
 #define IOMEM_IOLOCK_H
@@ -19,8 +20,10 @@
 struct iomem;
 struct iom_meta;
 
-int iom_iolock_rdlock(struct iomem *f);
-int iom_iolock_wrlock(struct iomem *f);
+/* Wait at most timeout_ms milliseconds (negative: forever); -EBUSY when
+ * timeout_ms is 0 and the lock is taken, else -ETIMEDOUT. */
+int iom_iolock_rdlock(struct iomem *f, int timeout_ms);
+int iom_iolock_wrlock(struct iomem *f, int timeout_ms);
 int iom_iolock_unlock(struct iomem *f);
 /* Release everything owner holds (metadata locked). */
 void iom_iolock_reap(struct iom_meta *m, uint32_t owner);

@@ -58,7 +58,7 @@ struct iom_extent_map {
 
 struct iom_owner {
         int32_t pid;        /* 0: free slot */
-        uint32_t reserved;
+        uint32_t writers_waiting; /* its threads waiting for the write lock */
         uint64_t start_time; /* /proc/PID/stat field 22, tells reused pids apart */
 };
 
@@ -118,6 +118,11 @@ struct iom_meta {
          * until the creator has finished. Last, so that the layout of
          * everything above is that of version 1. */
         uint64_t region_used;
+
+        /* Threads waiting for the write lock, of every owner: while it is
+         * not 0, new readers queue (lockwait.h). */
+        uint32_t writers_waiting;
+        uint32_t reserved;
 };
 
 struct iomem;
