@@ -281,6 +281,7 @@ START_TEST(a_killed_waiting_writer_does_not_queue_readers)
                 say(reader.to_parent[1]);
                 hear(reader.to_child[0]);
                 CHILD_CHECK(iomem_unlock(g) == 0);
+                CHILD_CHECK(iomem_close(&g) == 0);
                 _exit(0);
         }
         hear(reader.to_parent[0]);
@@ -334,6 +335,7 @@ START_TEST(a_writer_gets_through_readers_of_other_processes)
                                 if (n == 0)
                                         say(c[k].to_parent[1]);
                         }
+                        CHILD_CHECK(iomem_close(&g) == 0);
                         _exit(0);
                 }
         }
