@@ -188,9 +188,24 @@ static void print_info_json(const char *uri, const struct iomem_stat *st)
                 printf("  \"numa_node\": null,\n");
         else
                 printf("  \"numa_node\": %d,\n", st->numa_node);
-        printf("  \"acquired\": %zu,\n  \"gift_adopted\": %llu,\n  \"gift_copied\": %llu\n}\n",
-               st->acquired, (unsigned long long)st->gift_adopted,
+        printf("  \"acquired\": %zu,\n  \"pinned\": %zu,\n  \"holders\": [", st->acquired, st->pinned);
+        for (unsigned i = 0; i < st->nholders && i < IOMEM_STAT_HOLDERS; i++)
+                printf("%s%d", i ? ", " : "", st->holders[i]);
+        printf("],\n  \"nholders\": %u,\n  \"gift_adopted\": %llu,\n  \"gift_copied\": %llu\n}\n",
+               st->nholders, (unsigned long long)st->gift_adopted,
                (unsigned long long)st->gift_copied);
+}
+
+/* "4242 4243" or "none"; "and N more" past the pids stat names. */
+static void print_holders(const struct iomem_stat *st)
+{
+        if (!st->nholders)
+                fputs("none", stdout);
+        for (unsigned i = 0; i < st->nholders && i < IOMEM_STAT_HOLDERS; i++)
+                printf("%s%d", i ? " " : "", st->holders[i]);
+        if (st->nholders > IOMEM_STAT_HOLDERS)
+                printf(" and %u more", st->nholders - IOMEM_STAT_HOLDERS);
+        putchar('\n');
 }
 
 static void print_info_text(const char *uri, const struct iomem_stat *st)
@@ -207,12 +222,13 @@ static void print_info_text(const char *uri, const struct iomem_stat *st)
                 printf("numa node:    unknown\n");
         else
                 printf("numa node:    %d\n", st->numa_node);
-        /* iomem_stat sees this process's pins only; a fresh process has none. */
-        printf("pins:         %zu bytes acquired by this process\n"
-               "gift adopted: %llu bytes\n"
+        /* A fresh process (this one) acquires nothing; others may. */
+        printf("pinned:       %zu bytes, by every process\n"
+               "holders:      ", st->pinned);
+        print_holders(st);
+        printf("gift adopted: %llu bytes\n"
                "gift copied:  %llu bytes\n",
-               st->acquired, (unsigned long long)st->gift_adopted,
-               (unsigned long long)st->gift_copied);
+               (unsigned long long)st->gift_adopted, (unsigned long long)st->gift_copied);
 }
 
 static int cmd_info(const struct args *a)

@@ -68,6 +68,7 @@ int iomem_wrlock_timed(struct iomem *f, int timeout_ms);
 int iomem_set_lock_timeout(struct iomem *f, int timeout_ms);
 
 /* File operations */
+#define IOMEM_STAT_HOLDERS 8
 struct iomem_stat {
         size_t size;           /* file size in bytes                        */
         size_t page_size;      /* granularity of acquire/release            */
@@ -78,6 +79,13 @@ struct iomem_stat {
         size_t acquired;       /* bytes pinned by this process              */
         uint64_t gift_adopted; /* bytes gifted without copying              */
         uint64_t gift_copied;  /* bytes gifted by copying                   */
+        /* Who holds the object: pins of every handle in every process that
+         * shares them (IOMEM_CAP_SHARED; else this process's), and the
+         * processes that hold pins or the I/O lock, the first
+         * IOMEM_STAT_HOLDERS of them by pid. */
+        size_t pinned;         /* bytes pinned by some handle               */
+        unsigned nholders;     /* processes holding pins or the lock        */
+        int holders[IOMEM_STAT_HOLDERS];
 };
 int iomem_stat(struct iomem *f, struct iomem_stat *st);
 int iomem_truncate(struct iomem *f, size_t size);

@@ -29,6 +29,14 @@ int iom_ranges_covered(const struct iom_ranges *r, uint64_t start, uint64_t end)
         return 1;
 }
 
+int iom_ranges_all_nested(const struct iom_ranges *r, uint64_t start, uint64_t end)
+{
+        for (size_t i = iom_ranges_first_after(r, start); i < r->n && r->v[i].start < end; i++)
+                if (r->v[i].count < 2)
+                        return 0;
+        return 1;
+}
+
 int iom_ranges_reserve(struct iom_ranges *r, size_t extra)
 {
         if (r->n + extra <= r->cap)

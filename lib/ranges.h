@@ -27,6 +27,9 @@ struct iom_ranges {
 size_t iom_ranges_first_after(const struct iom_ranges *r, uint64_t x);
 /* 1 when every byte of [start, end) lies in some run. */
 int iom_ranges_covered(const struct iom_ranges *r, uint64_t start, uint64_t end);
+/* 1 when every run meeting [start, end) counts 2 or more: a release of
+ * the range drops no page. */
+int iom_ranges_all_nested(const struct iom_ranges *r, uint64_t start, uint64_t end);
 /* Make room for extra more runs so that the next changes cannot fail. */
 int iom_ranges_reserve(struct iom_ranges *r, size_t extra);
 /* Count +1 on every run inside [start, end), which must be covered. */
@@ -39,6 +42,7 @@ void iom_ranges_dec(struct iom_ranges *r, uint64_t start, uint64_t end,
                     void (*gone)(uint64_t, uint64_t, void *), void *arg);
 /* Bytes covered by runs. */
 uint64_t iom_ranges_bytes(const struct iom_ranges *r);
+
 void iom_ranges_clear(struct iom_ranges *r);
 
 #endif /* IOMEM_RANGES_H */

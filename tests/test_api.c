@@ -877,9 +877,11 @@ static int open_another(struct iomem *f, const char *uri, struct iomem **out, in
         return r;
 }
 
-START_TEST(open_too_many_handles_is_emfile)
+START_TEST(open_as_many_handles_as_descriptors_allow)
 {
-        enum { LIMIT = 4096 };
+        /* Each handle of an fd-engine object maps 1 GiB of address space
+         * for its metadata; valgrind gives a process 128 GiB in all. */
+        const int LIMIT = test_under_valgrind() ? 64 : 4096;
         const char *uri = new_uri("emfile");
         struct iomem *f = NULL;
         ck_assert_int_eq(iomem_open(&f, uri, IOMEM_RDWR | IOMEM_CREATE | IOMEM_EXCL, NULL), 0);
@@ -899,8 +901,8 @@ START_TEST(open_too_many_handles_is_emfile)
                 iomem_unlink(uri);
         for (int i = 0; i < n; i++)
                 iomem_close(&h[i]);
-        /* A backend with a table of handles refuses one past it with
-         * -EMFILE; one without opens them all. */
+        /* Handles have no table of their own to fill: the process's
+         * descriptors run out first (-EMFILE), or they all open. */
         ck_assert_msg(n > 0, "no handle opened: %d (%s)", r, msg);
         if (n < LIMIT) {
                 ck_assert_msg(r == -EMFILE, "expected EMFILE, got %d (%s)", r, msg);
@@ -1103,7 +1105,8 @@ START_TEST(release_of_pages_not_acquired_changes_nothing)
         /* Another handle's pins are not this handle's to release. */
         ck_assert_fail(iomem_release(g, 0, ps), EINVAL, "iomem_release");
         ck_assert_uint_eq(acquired(f), 2 * ps);
-        ck_assert_uint_eq(acquired(g), 0);
+        /* acquired counts this process's pins, whichever handle took them. */
+        ck_assert_uint_eq(acquired(g), 2 * ps);
         ck_assert_ptr_eq(address_of(f, 0), a0);
         ck_assert_ptr_eq(address_of(f, ps), a1);
         /* The pins are all still there: nobody may cut them off. */
@@ -2391,7 +2394,7 @@ int main(void)
         tcase_add_test(tc, open_fd_unknown_backend_is_eprotonosupport);
         tcase_add_test(tc, open_fd_read_only_descriptor_with_rdwr_is_eacces);
         tcase_add_test(tc, open_fd_write_only_descriptor_is_eacces);
-        tcase_add_test(tc, open_too_many_handles_is_emfile);
+        tcase_add_test(tc, open_as_many_handles_as_descriptors_allow);
         tcase_add_test(tc, close_conventions);
         tcase_add_test(tc, unlink_errors);
         if (on_backend("shm")) {

@@ -16,6 +16,7 @@
 #include "common.h"
 
 #include "fdmem.h"
+#include "smap.h"
 #include "syscalls.h"
 
 #include <fcntl.h>
@@ -233,7 +234,7 @@ static size_t first_diff(const char *got, const char *want, size_t n)
  */
 static void expect_contents(struct iomem *f, const char *want, size_t size)
 {
-        ck_assert_int_eq(iom_meta_validate(fdo(f)->meta, f->page_size), 0);
+        ck_assert_int_eq(iom_meta_validate(fdo(f)->meta, f->page_size, fdo(f)->meta_map_len), 0);
         struct iomem_stat st;
         ck_assert_int_eq(iomem_stat(f, &st), 0);
         ck_assert_msg(st.size == size, "size %zu, expected %zu (a torn change?)", st.size, size);
@@ -310,11 +311,13 @@ static void expect_reclaimed(struct obj *o, pid_t dead, size_t size)
         ck_assert_int_eq(iomem_unlock(f), 0);
         struct iom_meta *m = fdo(f)->meta;
         ck_assert_int_eq(iom_meta_lock(f), 0);
-        uint32_t npins = m->npins, npool = m->npool, nreaders = m->nreaders;
+        uint64_t npins = m->pins.count, npool = m->pool.count, nreaders = m->readers.count;
         uint32_t writer = m->writer_owner;
         int owned = 0;
-        for (int i = 0; i < IOM_MAX_OWNERS; i++)
-                owned += m->owners[i].pid == dead;
+        struct iom_cursor c;
+        for (const struct iom_rec *r = iom_smap_ceil(m, &m->owners, 0, &c); r;
+             r = iom_smap_next(m, &m->owners, &c))
+                owned += r->owner.pid == dead;
         iom_meta_unlock(f);
         ck_assert_uint_eq(npins, 0);
         ck_assert_uint_eq(npool, 0);

@@ -187,10 +187,9 @@ static struct state snapshot(struct obj *o)
         s.holes[n] = 0;
         struct iom_meta *m = fdo(o->f)->meta;
         ck_assert_int_eq(iom_meta_lock(o->f), 0);
-        s.npins = m->npins;
-        s.npool = m->npool;
-        for (int i = 0; i < IOM_MAX_OWNERS; i++)
-                s.nowners += m->owners[i].pid != 0;
+        s.npins = (uint32_t)m->pins.count;
+        s.npool = (uint32_t)m->pool.count;
+        s.nowners = (uint32_t)m->owners.count;
         iom_meta_unlock(o->f);
         s.blocks = blocks_of(o);
         return s;

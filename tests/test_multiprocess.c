@@ -357,6 +357,54 @@ START_TEST(a_writer_gets_through_readers_of_other_processes)
 }
 END_TEST
 
+/* iomem_stat names who holds the object: the bytes pinned by every
+ * process, this process's own (over its handles), and the holders' pids. */
+START_TEST(stat_names_the_holders)
+{
+        if (!test_backend_has(IOMEM_CAP_SHARED, "the holders of other processes") ||
+            !test_forked_children_run("the holders of other processes"))
+                return;
+        struct pair p = make(4 * PAGE);
+        struct iomem *g = attach(&p);
+        ck_assert_int_eq(iomem_acquire(p.f, 0, PAGE), (ssize_t)PAGE);
+        ck_assert_int_eq(iomem_acquire(g, 0, 2 * PAGE), (ssize_t)(2 * PAGE));
+        struct channel c;
+        channel_open(&c);
+        pid_t pid = fork();
+        if (pid == 0) {
+                struct iomem *h = attach(&p);
+                CHILD_CHECK(iomem_acquire(h, 3 * PAGE, PAGE) == (ssize_t)PAGE);
+                CHILD_CHECK(iomem_rdlock(h) == 0);
+                say(c.to_parent[1]);
+                hear(c.to_child[0]);
+                CHILD_CHECK(iomem_unlock(h) == 0);
+                CHILD_CHECK(iomem_close(&h) == 0);
+                _exit(0);
+        }
+        hear(c.to_parent[0]);
+        struct iomem_stat st;
+        ck_assert_int_eq(iomem_stat(p.f, &st), 0);
+        ck_assert_uint_eq(st.pinned, 3 * PAGE);
+        ck_assert_uint_eq(st.acquired, 2 * PAGE); /* both handles of this process, once */
+        ck_assert_uint_eq(st.nholders, 2);
+        int lo = getpid() < pid ? getpid() : pid, hi = getpid() < pid ? pid : getpid();
+        ck_assert_int_eq(st.holders[0], lo);
+        ck_assert_int_eq(st.holders[1], hi);
+        say(c.to_child[1]);
+        ck_assert_int_eq(test_wait(pid), 0);
+        ck_assert_int_eq(iomem_stat(g, &st), 0);
+        ck_assert_uint_eq(st.pinned, 2 * PAGE);
+        ck_assert_uint_eq(st.nholders, 1);
+        ck_assert_int_eq(st.holders[0], getpid());
+        ck_assert_int_eq(iomem_close(&g), 0);
+        ck_assert_int_eq(iomem_release(p.f, 0, PAGE), 0);
+        ck_assert_int_eq(iomem_stat(p.f, &st), 0);
+        ck_assert_uint_eq(st.pinned, 0);
+        ck_assert_uint_eq(st.nholders, 0);
+        unmake(&p);
+}
+END_TEST
+
 START_TEST(an_inherited_handle_is_a_new_attachment)
 {
         struct pair p = make(4 * PAGE);
@@ -414,6 +462,7 @@ int main(void)
         tcase_add_test(tc, a_killed_holder_leaves_lock_and_pins_behind);
         tcase_add_test(tc, a_killed_reader_does_not_block_writers);
         tcase_add_test(tc, a_killed_waiting_writer_does_not_queue_readers);
+        tcase_add_test(tc, stat_names_the_holders);
         tcase_add_test(tc, a_writer_gets_through_readers_of_other_processes);
         tcase_add_test(tc, an_inherited_handle_is_a_new_attachment);
         if (test_forked_children_run("multiprocess: threads of a child share the inherited handle"))

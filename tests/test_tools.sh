@@ -305,6 +305,12 @@ check "hold names the range and the signals" grep -qxF \
         "holding [0, 8192) of $h; send SIGINT or SIGTERM to release" "$tmp/hold1.out"
 expect 1 "truncate over the held range fails" "$mmap" truncate "$h" 0
 check "truncate says the range is pinned, on one line" one_line "pinned"
+check "truncate names the range and the holder" grep -qF "[0, 8192) are pinned (acquired) by process $holder" "$tmp/err"
+expect 0 "info while another process holds it" "$mmap" info "$h"
+check "info shows the bytes pinned" grep -qE "^pinned: +8192 bytes" "$tmp/out"
+check "info names the holder" grep -qE "^holders: +$holder\$" "$tmp/out"
+expect 0 "info --json while another process holds it" "$mmap" info "$h" --json
+check "info --json lists the holder" grep -qF "\"holders\": [$holder]" "$tmp/out"
 expect 0 "truncate that spares the held range succeeds" "$mmap" truncate "$h" 16K
 check "hold releases and exits 0 on SIGTERM" stop_hold TERM
 expect 0 "truncate succeeds once released" "$mmap" truncate "$h" 0

@@ -6,8 +6,9 @@
  */
 #include "common.h"
 
+#include "extent_map.h"
 #include "fdmem.h"
-#include "meta.h"
+#include "syscalls.h"
 #include "ranges.h"
 
 #define PG UINT64_C(4096)
@@ -385,265 +386,236 @@ END_TEST
 
 /* ---- helpers: extent maps -------------------------------------------------- */
 
-static struct iom_meta *meta_new(void)
+/* An object whose extent map a test changes directly, its metadata
+ * locked: a memfd object, as the engine makes them. */
+static struct iomem *map_new(void)
 {
-        struct iom_meta *m = calloc(1, sizeof *m);
-        ck_assert_ptr_nonnull(m);
-        ck_assert_int_eq(iom_meta_init(m, PG, false), 0);
-        ck_assert_int_eq(iom_meta_validate(m, PG), 0);
-        return m;
+        struct iomem *f = test_open_new("units-map", 0);
+        ck_assert_int_eq(iom_meta_lock(f), 0);
+        return f;
 }
 
-static void meta_free(struct iom_meta *m)
+/* Keep the changes (the tables must hold together for the close). */
+static void map_free(struct iomem *f)
 {
-        pthread_mutex_destroy(&m->mutex);
-        free(m);
+        ck_assert_int_eq(iom_meta_validate(fdo(f)->meta, PG, fdo(f)->meta_map_len), 0);
+        iom_meta_unlock(f);
+        ck_assert_int_eq(iomem_close(&f), 0);
+}
+
+static uint64_t map_count(struct iomem *f)
+{
+        return fdo(f)->meta->extents.count;
+}
+
+static uint64_t map_size(struct iomem *f)
+{
+        return fdo(f)->meta->size;
 }
 
 /* The extents tile [0, round_up(size)) in order, page-granular and
- * non-empty, and no two neighbours could have been joined. */
-static void map_check(const struct iom_extent_map *x)
+ * non-empty, no two neighbours could have been joined, and the count
+ * agrees. */
+static void map_check(struct iomem *f)
 {
-        REQUIRE(x->count <= IOM_MAX_EXTENTS);
-        uint64_t pos = 0;
-        for (uint32_t i = 0; i < x->count; i++) {
-                const struct iom_extent *e = &x->ext[i];
-                if (e->off != pos)
-                        ck_abort_msg("extent %u starts at %llu, not %llu", i,
-                                     (unsigned long long)e->off, (unsigned long long)pos);
-                REQUIRE(e->len > 0);
-                REQUIRE(e->len % PG == 0);
-                if (i + 1 < x->count) {
-                        const struct iom_extent *n = &x->ext[i + 1];
-                        int same = (e->phys == IOM_HOLE || n->phys == IOM_HOLE)
-                                           ? e->phys == n->phys
-                                           : e->phys + e->len == n->phys;
+        struct iom_ext_iter it;
+        struct iom_extent e, prev = { 0 };
+        uint64_t pos = 0, n = 0;
+        int r;
+        for (r = iom_ext_first(&it, f, 0, &e); r > 0; r = iom_ext_next(&it, &e), n++) {
+                if (e.off != pos)
+                        ck_abort_msg("extent %llu starts at %llu, not %llu", (unsigned long long)n,
+                                     (unsigned long long)e.off, (unsigned long long)pos);
+                REQUIRE(e.len > 0 && e.len % PG == 0);
+                if (n > 0) {
+                        int same = (prev.phys == IOM_HOLE || e.phys == IOM_HOLE)
+                                           ? prev.phys == e.phys
+                                           : prev.phys + prev.len == e.phys;
                         if (same)
-                                ck_abort_msg("extents %u and %u should have been joined", i, i + 1);
+                                ck_abort_msg("extents %llu and %llu should have been joined",
+                                             (unsigned long long)n - 1, (unsigned long long)n);
                 }
-                pos += e->len;
+                prev = e;
+                pos += e.len;
         }
-        REQUIRE(pos == iom_round_up(x->size, PG));
+        REQUIRE(r == 0);
+        REQUIRE(pos == iom_round_up(map_size(f), PG));
+        REQUIRE(n == map_count(f));
 }
 
-static void ext_expect(const struct iom_extent_map *x, uint32_t i, uint64_t off, uint64_t len,
-                       uint64_t phys)
+/* The i-th extent is [off, off+len) at phys. */
+static void ext_expect(struct iomem *f, uint64_t i, uint64_t off, uint64_t len, uint64_t phys)
 {
-        ck_assert_uint_lt(i, x->count);
-        ck_assert_uint_eq(x->ext[i].off, off);
-        ck_assert_uint_eq(x->ext[i].len, len);
-        ck_assert_uint_eq(x->ext[i].phys, phys);
+        struct iom_ext_iter it;
+        struct iom_extent e;
+        int r = iom_ext_first(&it, f, 0, &e);
+        for (uint64_t k = 0; k < i && r > 0; k++)
+                r = iom_ext_next(&it, &e);
+        ck_assert_int_eq(r, 1);
+        ck_assert_uint_eq(e.off, off);
+        ck_assert_uint_eq(e.len, len);
+        ck_assert_uint_eq(e.phys, phys);
 }
 
 /* Physical offset that file byte off maps to, IOM_HOLE for a hole. */
-static uint64_t phys_of(const struct iom_extent_map *x, uint64_t off)
+static uint64_t phys_of(struct iomem *f, uint64_t off)
 {
-        uint32_t i = iom_map_find(x, off);
-        REQUIRE(i < x->count);
-        const struct iom_extent *e = &x->ext[i];
-        REQUIRE(e->off <= off);
-        REQUIRE(e->off + e->len > off);
-        return e->phys == IOM_HOLE ? IOM_HOLE : e->phys + (off - e->off);
+        struct iom_ext_iter it;
+        struct iom_extent e;
+        int r_ = iom_ext_first(&it, f, off, &e);
+        if (r_ != 1)
+                ck_abort_msg("extent at %llu: %d %s", (unsigned long long)off, r_, iomem_errormsg());
+        REQUIRE(e.off <= off && e.off + e.len > off);
+        return e.phys == IOM_HOLE ? IOM_HOLE : e.phys + (off - e.off);
 }
 
 /* ---- extent maps ------------------------------------------------------------- */
 
 START_TEST(map_resize_tiles)
 {
-        struct iom_meta *m = meta_new();
-        const struct iom_extent_map *cur = iom_map(m);
-        ck_assert_uint_eq(cur->count, 0);
-        ck_assert_uint_eq(cur->size, 0);
-
-        struct iom_extent_map *x = iom_map_begin(m);
-        ck_assert_ptr_ne(x, cur);
-        ck_assert_int_eq(iom_map_resize(x, 10000, PG), 0);
-        map_check(x);
-        ck_assert_uint_eq(x->size, 10000);
-        ck_assert_uint_eq(x->count, 1);
-        ext_expect(x, 0, 0, 3 * PG, IOM_HOLE);
-        /* Not published yet. */
-        ck_assert_uint_eq(iom_map(m)->size, 0);
-        ck_assert_uint_eq(iom_map(m)->count, 0);
-        iom_map_commit(m);
-        ck_assert_ptr_eq(iom_map(m), x);
-        ck_assert_uint_eq(iom_map(m)->size, 10000);
-        ck_assert_int_eq(iom_meta_validate(m, PG), 0);
+        struct iomem *f = map_new();
+        ck_assert_uint_eq(map_count(f), 0);
+        ck_assert_uint_eq(map_size(f), 0);
+        ck_assert_int_eq(iom_map_resize(f, 10000), 0);
+        map_check(f);
+        ck_assert_uint_eq(map_size(f), 10000);
+        ck_assert_uint_eq(map_count(f), 1);
+        ext_expect(f, 0, 0, 3 * PG, IOM_HOLE);
 
         /* Growth inside the last page changes only the size. */
-        x = iom_map_begin(m);
-        ck_assert_ptr_ne(x, iom_map(m));
-        ck_assert_uint_eq(x->count, 1);
-        ck_assert_int_eq(iom_map_resize(x, 12288, PG), 0);
-        map_check(x);
-        ext_expect(x, 0, 0, 3 * PG, IOM_HOLE);
+        ck_assert_int_eq(iom_map_resize(f, 12288), 0);
+        map_check(f);
+        ext_expect(f, 0, 0, 3 * PG, IOM_HOLE);
         /* Growth after a hole extends the hole. */
-        ck_assert_int_eq(iom_map_resize(x, 5 * PG + 1, PG), 0);
-        map_check(x);
-        ck_assert_uint_eq(x->count, 1);
-        ext_expect(x, 0, 0, 6 * PG, IOM_HOLE);
+        ck_assert_int_eq(iom_map_resize(f, 5 * PG + 1), 0);
+        map_check(f);
+        ck_assert_uint_eq(map_count(f), 1);
+        ext_expect(f, 0, 0, 6 * PG, IOM_HOLE);
         /* Growth after data adds a hole. */
-        ck_assert_int_eq(iom_map_set(x, 5 * PG, PG, 5 * PG), 0);
-        ck_assert_int_eq(iom_map_resize(x, 8 * PG, PG), 0);
-        map_check(x);
-        ck_assert_uint_eq(x->count, 3);
-        ext_expect(x, 0, 0, 5 * PG, IOM_HOLE);
-        ext_expect(x, 1, 5 * PG, PG, 5 * PG);
-        ext_expect(x, 2, 6 * PG, 2 * PG, IOM_HOLE);
-        iom_map_commit(m);
-        ck_assert_int_eq(iom_meta_validate(m, PG), 0);
+        ck_assert_int_eq(iom_map_set(f, 5 * PG, PG, 5 * PG), 0);
+        ck_assert_int_eq(iom_map_resize(f, 8 * PG), 0);
+        map_check(f);
+        ck_assert_uint_eq(map_count(f), 3);
+        ext_expect(f, 0, 0, 5 * PG, IOM_HOLE);
+        ext_expect(f, 1, 5 * PG, PG, 5 * PG);
+        ext_expect(f, 2, 6 * PG, 2 * PG, IOM_HOLE);
 
         /* Shrinking trims the extent the new end falls in and drops the rest. */
-        x = iom_map_begin(m);
-        ck_assert_int_eq(iom_map_resize(x, 5 * PG + 100, PG), 0);
-        map_check(x);
-        ck_assert_uint_eq(x->count, 2);
-        ck_assert_uint_eq(x->size, 5 * PG + 100);
-        ext_expect(x, 1, 5 * PG, PG, 5 * PG);
-        ck_assert_int_eq(iom_map_resize(x, 2 * PG + 1, PG), 0);
-        map_check(x);
-        ck_assert_uint_eq(x->count, 1);
-        ext_expect(x, 0, 0, 3 * PG, IOM_HOLE);
+        ck_assert_int_eq(iom_map_resize(f, 5 * PG + 100), 0);
+        map_check(f);
+        ck_assert_uint_eq(map_count(f), 2);
+        ck_assert_uint_eq(map_size(f), 5 * PG + 100);
+        ext_expect(f, 1, 5 * PG, PG, 5 * PG);
+        ck_assert_int_eq(iom_map_resize(f, 2 * PG + 1), 0);
+        map_check(f);
+        ck_assert_uint_eq(map_count(f), 1);
+        ext_expect(f, 0, 0, 3 * PG, IOM_HOLE);
         /* Shrinking to an extent boundary. */
-        ck_assert_int_eq(iom_map_set(x, PG, PG, 77 * PG), 0);
-        ck_assert_int_eq(iom_map_resize(x, PG, PG), 0);
-        map_check(x);
-        ck_assert_uint_eq(x->count, 1);
-        ext_expect(x, 0, 0, PG, IOM_HOLE);
-        ck_assert_int_eq(iom_map_resize(x, 0, PG), 0);
-        map_check(x);
-        ck_assert_uint_eq(x->count, 0);
-        ck_assert_uint_eq(x->size, 0);
-        iom_map_commit(m);
-        ck_assert_int_eq(iom_meta_validate(m, PG), 0);
-        meta_free(m);
+        ck_assert_int_eq(iom_map_set(f, PG, PG, 77 * PG), 0);
+        ck_assert_int_eq(iom_map_resize(f, PG), 0);
+        map_check(f);
+        ck_assert_uint_eq(map_count(f), 1);
+        ext_expect(f, 0, 0, PG, IOM_HOLE);
+        ck_assert_int_eq(iom_map_resize(f, 0), 0);
+        map_check(f);
+        ck_assert_uint_eq(map_count(f), 0);
+        ck_assert_uint_eq(map_size(f), 0);
+        map_free(f);
 }
 END_TEST
 
 START_TEST(map_set_split_merge)
 {
-        struct iom_meta *m = meta_new();
-        struct iom_extent_map *x = iom_map_begin(m);
-        ck_assert_int_eq(iom_map_resize(x, 16 * PG, PG), 0);
+        struct iomem *f = map_new();
+        ck_assert_int_eq(iom_map_resize(f, 16 * PG), 0);
 
         /* Data in the middle of a hole: split into three. */
-        ck_assert_int_eq(iom_map_set(x, 4 * PG, 2 * PG, 100 * PG), 0);
-        map_check(x);
-        ck_assert_uint_eq(x->count, 3);
-        ext_expect(x, 0, 0, 4 * PG, IOM_HOLE);
-        ext_expect(x, 1, 4 * PG, 2 * PG, 100 * PG);
-        ext_expect(x, 2, 6 * PG, 10 * PG, IOM_HOLE);
+        ck_assert_int_eq(iom_map_set(f, 4 * PG, 2 * PG, 100 * PG), 0);
+        map_check(f);
+        ck_assert_uint_eq(map_count(f), 3);
+        ext_expect(f, 0, 0, 4 * PG, IOM_HOLE);
+        ext_expect(f, 1, 4 * PG, 2 * PG, 100 * PG);
+        ext_expect(f, 2, 6 * PG, 10 * PG, IOM_HOLE);
 
         /* Physically contiguous data right after: joined. */
-        ck_assert_int_eq(iom_map_set(x, 6 * PG, PG, 102 * PG), 0);
-        map_check(x);
-        ck_assert_uint_eq(x->count, 3);
-        ext_expect(x, 1, 4 * PG, 3 * PG, 100 * PG);
+        ck_assert_int_eq(iom_map_set(f, 6 * PG, PG, 102 * PG), 0);
+        map_check(f);
+        ck_assert_uint_eq(map_count(f), 3);
+        ext_expect(f, 1, 4 * PG, 3 * PG, 100 * PG);
         /* ...and right before. */
-        ck_assert_int_eq(iom_map_set(x, 3 * PG, PG, 99 * PG), 0);
-        map_check(x);
-        ck_assert_uint_eq(x->count, 3);
-        ext_expect(x, 0, 0, 3 * PG, IOM_HOLE);
-        ext_expect(x, 1, 3 * PG, 4 * PG, 99 * PG);
+        ck_assert_int_eq(iom_map_set(f, 3 * PG, PG, 99 * PG), 0);
+        map_check(f);
+        ck_assert_uint_eq(map_count(f), 3);
+        ext_expect(f, 0, 0, 3 * PG, IOM_HOLE);
+        ext_expect(f, 1, 3 * PG, 4 * PG, 99 * PG);
 
         /* Adjacent but not contiguous physically: kept apart. */
-        ck_assert_int_eq(iom_map_set(x, 7 * PG, PG, 500 * PG), 0);
-        map_check(x);
-        ck_assert_uint_eq(x->count, 4);
-        ext_expect(x, 2, 7 * PG, PG, 500 * PG);
+        ck_assert_int_eq(iom_map_set(f, 7 * PG, PG, 500 * PG), 0);
+        map_check(f);
+        ck_assert_uint_eq(map_count(f), 4);
+        ext_expect(f, 2, 7 * PG, PG, 500 * PG);
 
         /* A hole in the middle of data splits it; the right part keeps its
          * physical placement. */
-        ck_assert_int_eq(iom_map_set(x, 4 * PG, PG, IOM_HOLE), 0);
-        map_check(x);
-        ck_assert_uint_eq(x->count, 6);
-        ext_expect(x, 1, 3 * PG, PG, 99 * PG);
-        ext_expect(x, 2, 4 * PG, PG, IOM_HOLE);
-        ext_expect(x, 3, 5 * PG, 2 * PG, 101 * PG);
-        ck_assert_uint_eq(phys_of(x, 6 * PG + 17), 102 * PG + 17);
+        ck_assert_int_eq(iom_map_set(f, 4 * PG, PG, IOM_HOLE), 0);
+        map_check(f);
+        ck_assert_uint_eq(map_count(f), 6);
+        ext_expect(f, 1, 3 * PG, PG, 99 * PG);
+        ext_expect(f, 2, 4 * PG, PG, IOM_HOLE);
+        ext_expect(f, 3, 5 * PG, 2 * PG, 101 * PG);
+        ck_assert_uint_eq(phys_of(f, 6 * PG + 17), 102 * PG + 17);
 
         /* Overwriting across several extents with one. */
-        ck_assert_int_eq(iom_map_set(x, 2 * PG, 7 * PG, 200 * PG), 0);
-        map_check(x);
-        ck_assert_uint_eq(x->count, 3);
-        ext_expect(x, 0, 0, 2 * PG, IOM_HOLE);
-        ext_expect(x, 1, 2 * PG, 7 * PG, 200 * PG);
-        ext_expect(x, 2, 9 * PG, 7 * PG, IOM_HOLE);
+        ck_assert_int_eq(iom_map_set(f, 2 * PG, 7 * PG, 200 * PG), 0);
+        map_check(f);
+        ck_assert_uint_eq(map_count(f), 3);
+        ext_expect(f, 0, 0, 2 * PG, IOM_HOLE);
+        ext_expect(f, 1, 2 * PG, 7 * PG, 200 * PG);
+        ext_expect(f, 2, 9 * PG, 7 * PG, IOM_HOLE);
 
         /* Holes over the data joined with the holes on both sides: one hole. */
-        ck_assert_int_eq(iom_map_set(x, 2 * PG, 7 * PG, IOM_HOLE), 0);
-        map_check(x);
-        ck_assert_uint_eq(x->count, 1);
-        ext_expect(x, 0, 0, 16 * PG, IOM_HOLE);
+        ck_assert_int_eq(iom_map_set(f, 2 * PG, 7 * PG, IOM_HOLE), 0);
+        map_check(f);
+        ck_assert_uint_eq(map_count(f), 1);
+        ext_expect(f, 0, 0, 16 * PG, IOM_HOLE);
 
         /* Data over the whole map, then in the first and last page only. */
-        ck_assert_int_eq(iom_map_set(x, 0, 16 * PG, 0), 0);
-        map_check(x);
-        ck_assert_uint_eq(x->count, 1);
-        ck_assert_int_eq(iom_map_set(x, 0, PG, IOM_HOLE), 0);
-        ck_assert_int_eq(iom_map_set(x, 15 * PG, PG, IOM_HOLE), 0);
-        map_check(x);
-        ck_assert_uint_eq(x->count, 3);
-        ext_expect(x, 1, PG, 14 * PG, PG);
+        ck_assert_int_eq(iom_map_set(f, 0, 16 * PG, 0), 0);
+        map_check(f);
+        ck_assert_uint_eq(map_count(f), 1);
+        ck_assert_int_eq(iom_map_set(f, 0, PG, IOM_HOLE), 0);
+        ck_assert_int_eq(iom_map_set(f, 15 * PG, PG, IOM_HOLE), 0);
+        map_check(f);
+        ck_assert_uint_eq(map_count(f), 3);
+        ext_expect(f, 1, PG, 14 * PG, PG);
         /* Putting the pages back where they were merges all of it. */
-        ck_assert_int_eq(iom_map_set(x, 0, PG, 0), 0);
-        ck_assert_int_eq(iom_map_set(x, 15 * PG, PG, 15 * PG), 0);
-        map_check(x);
-        ck_assert_uint_eq(x->count, 1);
-        ext_expect(x, 0, 0, 16 * PG, 0);
+        ck_assert_int_eq(iom_map_set(f, 0, PG, 0), 0);
+        ck_assert_int_eq(iom_map_set(f, 15 * PG, PG, 15 * PG), 0);
+        map_check(f);
+        ck_assert_uint_eq(map_count(f), 1);
+        ext_expect(f, 0, 0, 16 * PG, 0);
 
-        /* Past the tiled end: refused. */
-        ck_assert_int_eq(iom_map_set(x, 16 * PG, PG, 0), -ERANGE);
-        ck_assert_int_eq(iom_map_set(x, 15 * PG, 2 * PG, 0), -ERANGE);
-        map_check(x);
-
-        iom_map_commit(m);
-        ck_assert_int_eq(iom_meta_validate(m, PG), 0);
-        meta_free(m);
+        /* Past the tiled end: refused, nothing changed. */
+        ck_assert_int_eq(iom_map_set(f, 16 * PG, PG, 0), -ERANGE);
+        ck_assert_int_eq(iom_map_set(f, 15 * PG, 2 * PG, 0), -ERANGE);
+        map_check(f);
+        ext_expect(f, 0, 0, 16 * PG, 0);
+        map_free(f);
 }
 END_TEST
 
-START_TEST(map_find)
-{
-        struct iom_meta *m = meta_new();
-        struct iom_extent_map *x = iom_map_begin(m);
-        ck_assert_uint_eq(iom_map_find(x, 0), 0); /* empty: count */
-        ck_assert_int_eq(iom_map_resize(x, 10 * PG, PG), 0);
-        ck_assert_int_eq(iom_map_set(x, 2 * PG, 3 * PG, 50 * PG), 0);
-        ck_assert_int_eq(iom_map_set(x, 7 * PG, PG, 70 * PG), 0);
-        map_check(x);
-        ck_assert_uint_eq(x->count, 5);
-        for (uint64_t off = 0; off < 10 * PG; off += 512) {
-                uint32_t i = iom_map_find(x, off);
-                ck_assert_uint_lt(i, x->count);
-                ck_assert_uint_le(x->ext[i].off, off);
-                ck_assert_uint_gt(x->ext[i].off + x->ext[i].len, off);
-        }
-        ck_assert_uint_eq(iom_map_find(x, 0), 0);
-        ck_assert_uint_eq(iom_map_find(x, 2 * PG - 1), 0);
-        ck_assert_uint_eq(iom_map_find(x, 2 * PG), 1);
-        ck_assert_uint_eq(iom_map_find(x, 7 * PG + 5), 3);
-        ck_assert_uint_eq(iom_map_find(x, 10 * PG - 1), 4);
-        ck_assert_uint_eq(iom_map_find(x, 10 * PG), x->count);
-        ck_assert_uint_eq(phys_of(x, 3 * PG + 9), 51 * PG + 9);
-        ck_assert_uint_eq(phys_of(x, 6 * PG), IOM_HOLE);
-        meta_free(m);
-}
-END_TEST
-
-/* Random map_set over a per-page model: the map always tiles, stays
- * merged, and describes the same placement as the model. */
+/* Random map_set over a per-page model, on a map of hundreds of leaves: it
+ * always tiles, stays merged, and places every page as the model does. */
 START_TEST(map_random_model)
 {
-        enum { PAGES = 200 };
+        enum { PAGES = 20000 };
         static uint64_t pm[PAGES];
-        struct iom_meta *m = meta_new();
-        struct iom_extent_map *x = iom_map_begin(m);
-        ck_assert_int_eq(iom_map_resize(x, PAGES * PG, PG), 0);
+        struct iomem *f = map_new();
+        ck_assert_int_eq(iom_map_resize(f, PAGES * PG), 0);
         for (unsigned p = 0; p < PAGES; p++)
                 pm[p] = IOM_HOLE;
         unsigned seed = 777;
-        for (int step = 0; step < 5000; step++) {
+        for (int step = 0; step < 40000; step++) {
                 unsigned a = (unsigned)rand_r(&seed) % PAGES;
                 unsigned n = 1 + (unsigned)rand_r(&seed) % 12;
                 if (a + n > PAGES)
@@ -652,257 +624,191 @@ START_TEST(map_random_model)
                 /* Holes, data at the page's own offset (merges readily), or
                  * data somewhere else. */
                 uint64_t phys = kind == 0 ? IOM_HOLE : kind == 1 ? a * PG
-                                                                 : (uint64_t)(1000 + rand_r(&seed) % 1000) * PG;
-                REQUIRE(iom_map_set(x, a * PG, n * PG, phys) == 0);
+                                                                 : (uint64_t)(100000 + rand_r(&seed) % 100000) * PG;
+                REQUIRE(iom_map_set(f, a * PG, n * PG, phys) == 0);
                 for (unsigned p = a; p < a + n; p++)
                         pm[p] = phys == IOM_HOLE ? IOM_HOLE : phys + (p - a) * PG;
-                map_check(x);
-                for (unsigned p = 0; p < PAGES; p++)
-                        REQUIRE(phys_of(x, p * PG + 1) == (pm[p] == IOM_HOLE ? IOM_HOLE : pm[p] + 1));
+                for (unsigned p = a ? a - 1 : a; p < a + n + 1 && p < PAGES; p++)
+                        REQUIRE(phys_of(f, p * PG + 1) == (pm[p] == IOM_HOLE ? IOM_HOLE : pm[p] + 1));
+                if (step % 4000 == 0) {
+                        map_check(f);
+                        for (unsigned p = 0; p < PAGES; p++)
+                                REQUIRE(phys_of(f, p * PG + 1) == (pm[p] == IOM_HOLE ? IOM_HOLE : pm[p] + 1));
+                }
         }
-        iom_map_commit(m);
-        ck_assert_int_eq(iom_meta_validate(m, PG), 0);
-        meta_free(m);
+        map_check(f);
+        ck_assert_uint_gt(map_count(f), 4 * IOM_SMAP_LEAF_RECS);
+        /* Shrinking drops hundreds of leaves at once, and growing back
+         * gives one hole. */
+        ck_assert_int_eq(iom_map_resize(f, 3 * PG), 0);
+        map_check(f);
+        ck_assert_int_eq(iom_map_resize(f, PAGES * PG), 0);
+        map_check(f);
+        ck_assert_uint_eq(phys_of(f, (PAGES - 1) * PG), IOM_HOLE);
+        map_free(f);
 }
 END_TEST
 
+/* Where the old table stopped (2048 extents), the map goes on: 10^5
+ * separate extents, every one found again. */
+START_TEST(map_has_no_wall)
+{
+        enum { EXTENTS = 100000 };
+        struct iomem *f = map_new();
+        ck_assert_int_eq(iom_map_resize(f, 2 * EXTENTS * PG), 0);
+        for (uint64_t i = 0; i < EXTENTS; i++)
+                REQUIRE(iom_map_set(f, 2 * i * PG, PG, (3 * i + 7) * PG) == 0);
+        ck_assert_uint_eq(map_count(f), 2 * EXTENTS);
+        map_check(f);
+        for (uint64_t i = 0; i < EXTENTS; i++) {
+                REQUIRE(phys_of(f, 2 * i * PG + 5) == (3 * i + 7) * PG + 5);
+                REQUIRE(phys_of(f, (2 * i + 1) * PG) == IOM_HOLE);
+        }
+        map_free(f);
+}
+END_TEST
+
+/* A change undone (a failure half way, or a holder that died) leaves the
+ * map exactly as it was, however many leaves it split or freed. */
+START_TEST(map_undo_restores)
+{
+        enum { PAGES = 3000 };
+        struct iomem *f = map_new();
+        ck_assert_int_eq(iom_map_resize(f, PAGES * PG), 0);
+        for (uint64_t p = 0; p < PAGES; p += 3)
+                REQUIRE(iom_map_set(f, p * PG, PG, (p + 50000) * PG) == 0);
+        iom_meta_keep(f);
+        uint64_t count = map_count(f);
+        static uint64_t before[PAGES];
+        for (uint64_t p = 0; p < PAGES; p++)
+                before[p] = phys_of(f, p * PG);
+        /* Thousands of splits, merges and frees in one change... */
+        for (uint64_t p = 1; p < PAGES; p += 3)
+                REQUIRE(iom_map_set(f, p * PG, 2 * PG, p * PG) == 0);
+        ck_assert_int_eq(iom_map_resize(f, 7 * PG), 0);
+        ck_assert_uint_ne(map_count(f), count);
+        /* ...undone. */
+        iom_meta_undo(f);
+        map_check(f);
+        ck_assert_uint_eq(map_count(f), count);
+        ck_assert_uint_eq(map_size(f), PAGES * PG);
+        for (uint64_t p = 0; p < PAGES; p++)
+                REQUIRE(phys_of(f, p * PG) == before[p]);
+        map_free(f);
+}
+END_TEST
+
+/* The metadata's memory cannot grow (its filesystem is full): the change
+ * fails with -ENOSPC and a message, and the map is as it was. */
+static int fallocate_no_space(int fd, int mode, off_t off, off_t len)
+{
+        (void)fd, (void)mode, (void)off, (void)len;
+        errno = ENOSPC;
+        return -1;
+}
+
 START_TEST(map_enospc)
 {
-        struct iom_meta *m = meta_new();
-        struct iom_extent_map *x = iom_map_begin(m);
-        const uint64_t pages = 2 * IOM_MAX_EXTENTS;
-        ck_assert_int_eq(iom_map_resize(x, pages * PG, PG), 0);
-        /* Data at even pages 0 .. 2*(MAX/2 - 1), each at a physical offset
-         * contiguous with nothing it touches; holes between them and one
-         * long hole after: exactly IOM_MAX_EXTENTS extents. */
-        for (uint64_t p = 0; p < IOM_MAX_EXTENTS; p += 2) {
-                int r = iom_map_set(x, p * PG, PG, (10 * p + 1) * PG);
-                ck_assert_msg(r == 0, "set page %llu: %d", (unsigned long long)p, r);
-        }
-        map_check(x);
-        ck_assert_uint_eq(x->count, IOM_MAX_EXTENTS);
-        ext_expect(x, IOM_MAX_EXTENTS - 1, (IOM_MAX_EXTENTS - 1) * PG,
-                   (pages - IOM_MAX_EXTENTS + 1) * PG, IOM_HOLE);
-
-        struct iom_extent_map *saved = malloc(sizeof *saved);
-        ck_assert_ptr_nonnull(saved);
-        memcpy(saved, x, sizeof *saved);
-        /* Splitting the last hole in the middle needs two more: refused,
-         * and the map is unchanged. */
-        ck_assert_int_eq(iom_map_set(x, 3000 * PG, PG, 3000 * PG), -ENOSPC);
-        ck_assert_int_eq(memcmp(saved, x, sizeof *saved), 0);
-        /* At its start, one more: refused too. */
-        ck_assert_int_eq(iom_map_set(x, (IOM_MAX_EXTENTS - 1) * PG, PG, 99999 * PG), -ENOSPC);
-        ck_assert_int_eq(memcmp(saved, x, sizeof *saved), 0);
-        /* Data in the middle of a data page's hole neighbour, whole page:
-         * replaces one extent by one, fits. */
-        ck_assert_int_eq(iom_map_set(x, PG, PG, 55555 * PG), 0);
-        map_check(x);
-        ck_assert_uint_eq(x->count, IOM_MAX_EXTENTS);
-        ext_expect(x, 1, PG, PG, 55555 * PG);
-        /* Growth after the last (a hole) extends it and fits... */
-        ck_assert_int_eq(iom_map_resize(x, (pages + 1) * PG, PG), 0);
-        ck_assert_uint_eq(x->count, IOM_MAX_EXTENTS);
-        /* ...but after data, with the map full, it cannot. */
-        ck_assert_int_eq(iom_map_resize(x, (IOM_MAX_EXTENTS - 1) * PG + 1, PG), 0);
-        ck_assert_uint_eq(x->count, IOM_MAX_EXTENTS);
-        ck_assert_int_eq(iom_map_set(x, (IOM_MAX_EXTENTS - 1) * PG, PG, 123457 * PG), 0);
-        map_check(x);
-        ck_assert_uint_eq(x->count, IOM_MAX_EXTENTS);
-        memcpy(saved, x, sizeof *saved);
-        ck_assert_int_eq(iom_map_resize(x, IOM_MAX_EXTENTS * PG + 1, PG), -ENOSPC);
-        ck_assert_int_eq(memcmp(saved, x, sizeof *saved), 0);
-        /* Growth within the last page needs no extent. */
-        ck_assert_int_eq(iom_map_resize(x, IOM_MAX_EXTENTS * PG, PG), 0);
-        ck_assert_uint_eq(x->count, IOM_MAX_EXTENTS);
-
-        /* A change that merges frees room: page 3 joined to pages 2 and 4
-         * (each data page p at (10p+1)*PG, so make 2, 3, 4 contiguous). */
-        ck_assert_int_eq(iom_map_set(x, 2 * PG, 3 * PG, 21 * PG), 0);
-        map_check(x);
-        ck_assert_uint_eq(x->count, IOM_MAX_EXTENTS - 2);
-        /* ...and the split refused before fits now. */
-        ck_assert_int_eq(iom_map_resize(x, IOM_MAX_EXTENTS * PG + 1, PG), 0);
-        map_check(x);
-        ck_assert_uint_eq(x->count, IOM_MAX_EXTENTS - 1);
-        ck_assert_int_eq(iom_map_set(x, IOM_MAX_EXTENTS * PG, PG, 7 * PG), 0);
-        map_check(x);
-        ck_assert_uint_eq(x->count, IOM_MAX_EXTENTS - 1);
-
-        iom_map_commit(m);
-        ck_assert_int_eq(iom_meta_validate(m, PG), 0);
-        free(saved);
-        meta_free(m);
+        struct iomem *f = map_new();
+        ck_assert_int_eq(iom_map_resize(f, 100000 * PG), 0);
+        iom_meta_keep(f);
+        int (*real)(int, int, off_t, off_t) = iom_sys.fallocate;
+        iom_sys.fallocate = fallocate_no_space;
+        int r = 0;
+        uint64_t p;
+        for (p = 0; p < 100000 && r == 0; p += 2)
+                r = iom_map_set(f, p * PG, PG, (p + 1000000) * PG);
+        iom_sys.fallocate = real;
+        ck_assert_int_eq(r, -ENOSPC);
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "units-map"));
+        /* Everything before the failing step stands, that step left no
+         * trace. */
+        map_check(f);
+        ck_assert_uint_eq(map_count(f), p - 2); /* data, hole, data, ..., hole */
+        ck_assert_uint_eq(phys_of(f, (p - 4) * PG), (p - 4 + 1000000) * PG);
+        ck_assert_uint_eq(phys_of(f, (p - 2) * PG), IOM_HOLE);
+        /* With room again, it goes on. */
+        ck_assert_int_eq(iom_map_set(f, (p - 2) * PG, PG, 7 * PG), 0);
+        map_check(f);
+        map_free(f);
 }
 END_TEST
 
 /* ---- metadata validation ----------------------------------------------------- */
 
-/* A map with a hole, data and a hole over 10 pages, published. */
-static struct iom_meta *meta_good(void)
+START_TEST(validate_header)
 {
-        struct iom_meta *m = meta_new();
-        struct iom_extent_map *x = iom_map_begin(m);
-        ck_assert_int_eq(iom_map_resize(x, 10 * PG - 5, PG), 0);
-        ck_assert_int_eq(iom_map_set(x, 3 * PG, 4 * PG, 3 * PG), 0);
-        iom_map_commit(m);
-        ck_assert_uint_eq(iom_map(m)->count, 3);
-        ck_assert_int_eq(iom_meta_validate(m, PG), 0);
-        return m;
+        struct iomem *f = map_new();
+        struct iom_meta *m = fdo(f)->meta;
+        uint64_t span = fdo(f)->meta_map_len;
+        ck_assert_int_eq(iom_meta_validate(m, PG, span), 0);
+        ck_assert_int_eq(iom_meta_validate(m, 2 * PG, span), -EBADMSG); /* page size */
+        ck_assert_int_eq(iom_meta_validate(m, PG, span / 2), -EBADMSG); /* span */
+        struct iom_meta saved = *m;
+#define SPOIL(what)                                                          \
+        do {                                                                 \
+                what;                                                        \
+                ck_assert_msg(iom_meta_validate(m, PG, span) == -EBADMSG, "%s", #what); \
+                memcpy(m, &saved, offsetof(struct iom_meta, mutex));         \
+                memcpy((char *)m + offsetof(struct iom_meta, span),          \
+                       (char *)&saved + offsetof(struct iom_meta, span),     \
+                       sizeof saved - offsetof(struct iom_meta, span));      \
+                ck_assert_int_eq(iom_meta_validate(m, PG, span), 0);         \
+        } while (0)
+        SPOIL(m->magic ^= 1);
+        SPOIL(m->version++);
+        SPOIL(m->heap_top = m->heap_backed + PG);
+        SPOIL(m->heap_top = IOM_HEAP_OFF - 8);
+        SPOIL(m->heap_backed = span);
+        SPOIL(m->log_len = m->log_backed + 8);
+        SPOIL(m->log_backed = span);
+        SPOIL(m->size = IOM_DATA_END + 1);
+        SPOIL(m->pool_next = IOM_POOL_OFF - PG);
+        SPOIL(m->extents.nleaves = m->extents.dir_cap + 1);
+        SPOIL(m->pins.count = 1000);
+        SPOIL(m->owners.nleaves = 0); /* records, but no leaf */
+#undef SPOIL
+        map_free(f);
 }
+END_TEST
 
-START_TEST(validate_good)
+/* Extents another process spoilt are refused as they are read. */
+START_TEST(validate_extents_as_read)
 {
-        struct iom_meta *m = meta_good();
-        /* Valid tables of pins, pool records and readers are accepted. */
-        m->npins = 1;
-        m->pins[0] = (struct iom_pin){ .owner = 0, .start = 0, .end = PG };
-        m->npool = 1;
-        m->pool[0] = (struct iom_pool_rec){ .owner = IOM_MAX_OWNERS - 1, .phys = IOM_POOL_OFF, .len = PG };
-        m->nreaders = 1;
-        m->readers[0] = (struct iom_reader){ .owner = 3, .tid = 1, .count = 1 };
-        ck_assert_int_eq(iom_meta_validate(m, PG), 0);
+        struct iomem *f = map_new();
+        struct iom_meta *m = fdo(f)->meta;
+        ck_assert_int_eq(iom_map_resize(f, 10 * PG - 5), 0);
+        ck_assert_int_eq(iom_map_set(f, 3 * PG, 4 * PG, 3 * PG), 0);
+        map_check(f);
+        /* The middle extent, in place. */
+        struct iom_rec *x = (struct iom_rec *)iom_smap_get(m, &m->extents, 3 * PG);
+        ck_assert_ptr_nonnull(x);
+        struct iom_rec saved = *x;
+        struct iom_ext_iter it;
+        struct iom_extent e;
+#define SPOIL(what)                                                          \
+        do {                                                                 \
+                what;                                                        \
+                int r_ = iom_ext_first(&it, f, 0, &e);                      \
+                while (r_ > 0)                                               \
+                        r_ = iom_ext_next(&it, &e);                          \
+                ck_assert_msg(r_ == -EBADMSG, "%s: %d", #what, r_);          \
+                *x = saved;                                                  \
+        } while (0)
+        SPOIL(x->ext.len += PG);                    /* overlaps the next */
+        SPOIL(x->ext.len -= PG);                    /* leaves a gap */
+        SPOIL(x->ext.len = 0);
+        SPOIL(x->ext.len = 100 * PG);               /* past the end */
+        SPOIL(x->ext.phys += 1);                    /* not page-aligned */
+        SPOIL(x->ext.phys = IOM_META_OFF);          /* the metadata is not file data */
+        SPOIL(x->ext.phys = IOM_PHYS_END);
+        SPOIL(x->ext.phys = IOM_PHYS_END - PG);     /* runs past the end */
+#undef SPOIL
+        map_check(f);
         /* Pool-resident data is a legal placement. */
-        struct iom_extent_map *x = iom_map_begin(m);
-        ck_assert_int_eq(iom_map_set(x, 0, PG, IOM_POOL_OFF + 8 * PG), 0);
-        iom_map_commit(m);
-        ck_assert_int_eq(iom_meta_validate(m, PG), 0);
-        /* The other map can be anything: only the current one counts. */
-        m->maps[!(m->active_map & 1)].count = IOM_MAX_EXTENTS + 5;
-        ck_assert_int_eq(iom_meta_validate(m, PG), 0);
-        /* The page size must match. */
-        ck_assert_int_eq(iom_meta_validate(m, 2 * PG), -EBADMSG);
-        meta_free(m);
-}
-END_TEST
-
-START_TEST(validate_bad_magic)
-{
-        struct iom_meta *m = meta_good();
-        m->magic ^= 1;
-        ck_assert_int_eq(iom_meta_validate(m, PG), -EBADMSG);
-        m->magic = 0;
-        ck_assert_int_eq(iom_meta_validate(m, PG), -EBADMSG);
-        m->magic = IOM_META_MAGIC;
-        ck_assert_int_eq(iom_meta_validate(m, PG), 0);
-        m->version++;
-        ck_assert_int_eq(iom_meta_validate(m, PG), -EBADMSG);
-        meta_free(m);
-}
-END_TEST
-
-START_TEST(validate_bad_extents)
-{
-        struct iom_meta *m = meta_good();
-        struct iom_extent_map *x = &m->maps[m->active_map & 1];
-        struct iom_extent_map *saved = malloc(sizeof *saved);
-        ck_assert_ptr_nonnull(saved);
-        memcpy(saved, x, sizeof *saved);
-
-        /* Overlapping: the second extent starts inside the first. */
-        x->ext[1].off -= PG;
-        x->ext[1].len += PG;
-        ck_assert_int_eq(iom_meta_validate(m, PG), -EBADMSG);
-        memcpy(x, saved, sizeof *saved);
-        ck_assert_int_eq(iom_meta_validate(m, PG), 0);
-
-        /* A gap between extents. */
-        x->ext[1].off += PG;
-        x->ext[1].len -= PG;
-        ck_assert_int_eq(iom_meta_validate(m, PG), -EBADMSG);
-        memcpy(x, saved, sizeof *saved);
-
-        /* Count beyond the table. */
-        x->count = IOM_MAX_EXTENTS + 1;
-        ck_assert_int_eq(iom_meta_validate(m, PG), -EBADMSG);
-        x->count = UINT32_MAX;
-        ck_assert_int_eq(iom_meta_validate(m, PG), -EBADMSG);
-        memcpy(x, saved, sizeof *saved);
-
-        /* Extents that stop short of the size, or run past it. */
-        x->size += PG;
-        ck_assert_int_eq(iom_meta_validate(m, PG), -EBADMSG);
-        x->size -= 2 * PG;
-        ck_assert_int_eq(iom_meta_validate(m, PG), -EBADMSG);
-        memcpy(x, saved, sizeof *saved);
-
-        /* An empty extent, a partial page, a misaligned or impossible phys. */
-        x->ext[1].len = 0;
-        ck_assert_int_eq(iom_meta_validate(m, PG), -EBADMSG);
-        memcpy(x, saved, sizeof *saved);
-        x->ext[1].phys += 1;
-        ck_assert_int_eq(iom_meta_validate(m, PG), -EBADMSG);
-        memcpy(x, saved, sizeof *saved);
-        x->ext[1].phys = IOM_META_OFF; /* the metadata is not file data */
-        ck_assert_int_eq(iom_meta_validate(m, PG), -EBADMSG);
-        memcpy(x, saved, sizeof *saved);
-        x->ext[1].phys = IOM_PHYS_END;
-        ck_assert_int_eq(iom_meta_validate(m, PG), -EBADMSG);
-        memcpy(x, saved, sizeof *saved);
-
-        /* An active index that names no map. */
-        uint32_t active = m->active_map;
-        m->active_map = 2;
-        ck_assert_int_eq(iom_meta_validate(m, PG), -EBADMSG);
-        m->active_map = active;
-        ck_assert_int_eq(iom_meta_validate(m, PG), 0);
-
-        free(saved);
-        meta_free(m);
-}
-END_TEST
-
-START_TEST(validate_bad_tables)
-{
-        struct iom_meta *m = meta_good();
-        /* A pin whose owner is outside the owner table. */
-        m->npins = 2;
-        m->pins[0] = (struct iom_pin){ .owner = 1, .start = 0, .end = PG };
-        m->pins[1] = (struct iom_pin){ .owner = IOM_MAX_OWNERS, .start = PG, .end = 2 * PG };
-        ck_assert_int_eq(iom_meta_validate(m, PG), -EBADMSG);
-        m->pins[1].owner = IOM_MAX_OWNERS - 1;
-        ck_assert_int_eq(iom_meta_validate(m, PG), 0);
-        /* An empty or backwards pin. */
-        m->pins[1].end = m->pins[1].start;
-        ck_assert_int_eq(iom_meta_validate(m, PG), -EBADMSG);
-        m->pins[1].end = 2 * PG;
-        /* More pins than the table holds. */
-        m->npins = IOM_MAX_PINS + 1;
-        ck_assert_int_eq(iom_meta_validate(m, PG), -EBADMSG);
-        m->npins = 2;
-        ck_assert_int_eq(iom_meta_validate(m, PG), 0);
-
-        /* Pool records: owner out of range, outside the pool. */
-        m->npool = 1;
-        m->pool[0] = (struct iom_pool_rec){ .owner = IOM_MAX_OWNERS, .phys = IOM_POOL_OFF, .len = PG };
-        ck_assert_int_eq(iom_meta_validate(m, PG), -EBADMSG);
-        m->pool[0].owner = 0;
-        ck_assert_int_eq(iom_meta_validate(m, PG), 0);
-        m->pool[0].phys = 0;
-        ck_assert_int_eq(iom_meta_validate(m, PG), -EBADMSG);
-        m->pool[0].phys = IOM_PHYS_END - PG;
-        m->pool[0].len = 2 * PG;
-        ck_assert_int_eq(iom_meta_validate(m, PG), -EBADMSG);
-        m->npool = IOM_MAX_ALLOCS + 1;
-        ck_assert_int_eq(iom_meta_validate(m, PG), -EBADMSG);
-        m->npool = 0;
-
-        /* Readers and the writer. */
-        m->nreaders = 1;
-        m->readers[0] = (struct iom_reader){ .owner = IOM_MAX_OWNERS, .tid = 1, .count = 1 };
-        ck_assert_int_eq(iom_meta_validate(m, PG), -EBADMSG);
-        m->readers[0].owner = 0;
-        ck_assert_int_eq(iom_meta_validate(m, PG), 0);
-        m->nreaders = IOM_MAX_READERS + 1;
-        ck_assert_int_eq(iom_meta_validate(m, PG), -EBADMSG);
-        m->nreaders = 0;
-        m->writer_owner = IOM_MAX_OWNERS;
-        ck_assert_int_eq(iom_meta_validate(m, PG), -EBADMSG);
-        m->writer_owner = 5;
-        ck_assert_int_eq(iom_meta_validate(m, PG), 0);
-        m->writer_owner = IOM_NO_OWNER;
-        ck_assert_int_eq(iom_meta_validate(m, PG), 0);
-        meta_free(m);
+        ck_assert_int_eq(iom_map_set(f, 0, PG, IOM_POOL_OFF + 8 * PG), 0);
+        map_check(f);
+        map_free(f);
 }
 END_TEST
 
@@ -914,16 +820,16 @@ START_TEST(validate_live_object)
         ck_assert_int_eq(iomem_acquire(f, 0, PG), (ssize_t)PG);
         ck_assert_ptr_nonnull(fdo(f)->meta);
         ck_assert_uint_eq(f->page_size, PG);
-        ck_assert_int_eq(iom_meta_validate(fdo(f)->meta, f->page_size), 0);
-        const struct iom_extent_map *x = iom_map(fdo(f)->meta);
-        map_check(x);
-        ck_assert_uint_eq(x->size, 3 * PG + 7);
+        ck_assert_int_eq(iom_meta_lock(f), 0);
+        map_check(f);
+        ck_assert_uint_eq(map_size(f), 3 * PG + 7);
         /* The pages written and acquired are backed, the rest are holes. */
-        ck_assert_uint_ne(phys_of(x, 0), IOM_HOLE);
-        ck_assert_uint_ne(phys_of(x, PG), IOM_HOLE);
-        ck_assert_uint_eq(phys_of(x, 2 * PG), IOM_HOLE);
-        ck_assert_uint_eq(phys_of(x, 3 * PG), IOM_HOLE);
-        ck_assert_uint_ge(fdo(f)->meta->npins, 1);
+        ck_assert_uint_ne(phys_of(f, 0), IOM_HOLE);
+        ck_assert_uint_ne(phys_of(f, PG), IOM_HOLE);
+        ck_assert_uint_eq(phys_of(f, 2 * PG), IOM_HOLE);
+        ck_assert_uint_eq(phys_of(f, 3 * PG), IOM_HOLE);
+        ck_assert_uint_ge(fdo(f)->meta->pins.count, 1);
+        iom_meta_unlock(f);
         ck_assert_int_eq(iomem_release(f, 0, PG), 0);
         ck_assert_int_eq(iomem_close(&f), 0);
         ck_assert_ptr_null(f);
@@ -944,16 +850,15 @@ static Suite *units_suite(void)
         tc = tcase_create("extent_map");
         tcase_add_test(tc, map_resize_tiles);
         tcase_add_test(tc, map_set_split_merge);
-        tcase_add_test(tc, map_find);
         tcase_add_test(tc, map_random_model);
+        tcase_add_test(tc, map_has_no_wall);
+        tcase_add_test(tc, map_undo_restores);
         tcase_add_test(tc, map_enospc);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("meta");
-        tcase_add_test(tc, validate_good);
-        tcase_add_test(tc, validate_bad_magic);
-        tcase_add_test(tc, validate_bad_extents);
-        tcase_add_test(tc, validate_bad_tables);
+        tcase_add_test(tc, validate_header);
+        tcase_add_test(tc, validate_extents_as_read);
         tcase_add_test(tc, validate_live_object);
         suite_add_tcase(s, tc);
         return s;

@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include "daxfile.h"
+#include "holders.h"
 #include "syscalls.h"
 
 #include <fcntl.h>
@@ -741,11 +742,31 @@ static int dax_stat(struct iomem *f, struct iomem_stat *st)
         st->size = (size_t)size;
         st->dax = file_is_dax(f->data_fd);
         st->caps = st->dax ? DAX_CAPS : DAX_CAPS & ~IOMEM_CAP_DAX;
-        pthread_mutex_lock(&h->file->mu);
-        st->acquired = iom_ranges_bytes(&h->pins);
-        st->gift_copied = h->file->gift_copied;
-        pthread_mutex_unlock(&h->file->mu);
-        return 0;
+        struct dax_file *d = h->file;
+        struct iom_holders who = { 0 };
+        pthread_mutex_lock(&d->mu);
+        /* Pins and the lock are this process's (IOMEM_CAP_SHARED is not
+         * dax's): the union over its handles of the file. */
+        size_t n = 0;
+        for (struct dax_handle *x = d->handles; x; x = x->next)
+                n += x->pins.n;
+        struct iom_span *spans = malloc((n + 1) * sizeof *spans);
+        if (spans) {
+                n = 0;
+                for (struct dax_handle *x = d->handles; x; x = x->next)
+                        for (size_t i = 0; i < x->pins.n; i++)
+                                spans[n++] = (struct iom_span){ x->pins.v[i].start, x->pins.v[i].end };
+                st->acquired = st->pinned = iom_spans_union_bytes(spans, n);
+                free(spans);
+                if ((st->pinned || d->writer || d->nreaders) && iom_holders_add(&who, getpid()))
+                        err = -ENOMEM;
+        } else {
+                err = -ENOMEM;
+        }
+        st->gift_copied = d->gift_copied;
+        pthread_mutex_unlock(&d->mu);
+        iom_holders_report(&who, st);
+        return err ? iom_fail(f->name, err, "out of memory") : 0;
 }
 
 /* The file's own flush: it covers what was written through the chunks too

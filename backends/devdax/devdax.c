@@ -19,8 +19,10 @@
  * Gifts are copied (the device cannot adopt memory).
  */
 #define _GNU_SOURCE
+#include "extent_map.h"
 #include "fdmem.h"
 #include "syscalls.h"
+#include "undo.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -216,8 +218,8 @@ static int sidecar_describes(int sfd, dev_t rdev, uint64_t size, uint64_t align)
                 return -ENOMEM;
         ssize_t n = iom_sys.pread(sfd, m, sizeof *m, 0);
         int r = n < 0 ? -errno
-                : n == (ssize_t)sizeof *m && iom_meta_validate(m, align) == 0 &&
-                          m->data_ino == (uint64_t)rdev && iom_map(m)->size == size;
+                : n == (ssize_t)sizeof *m && iom_meta_validate(m, align, IOM_META_SPAN) == 0 &&
+                          m->data_ino == (uint64_t)rdev && m->size == size;
         free(m);
         return r;
 }
@@ -229,12 +231,9 @@ static int describe_device(struct iomem *f, dev_t rdev, uint64_t size)
         int err = iom_meta_lock(f);
         if (err)
                 return err;
-        struct iom_extent_map *draft = iom_map_begin(obj->meta);
-        if (iom_map_resize(draft, size, f->page_size) || iom_map_set(draft, 0, size, 0))
-                err = iom_fail(f->name, -ENOSPC, "its extent map cannot describe it");
-        else
-                iom_map_commit(obj->meta);
-        obj->meta->data_ino = (uint64_t)rdev;
+        if ((err = iom_map_resize(f, size)) || (err = iom_map_set(f, 0, size, 0)) ||
+            (err = iom_undo_set(f, &obj->meta->data_ino, (uint64_t)rdev)))
+                iom_meta_undo(f);
         iom_meta_unlock(f);
         return err;
 }
@@ -288,7 +287,7 @@ static int attach(struct iomem *f, int sfd, const struct iomem_opts *o)
         } else if (!named) {
                 err = iom_fail(f->name, -EBADMSG, "the descriptor passed with it is not its "
                                "shared state");
-        } else if (iom_sys.ftruncate(sfd, (off_t)iom_meta_span(f->page_size)) < 0) {
+        } else if (iom_sys.ftruncate(sfd, (off_t)IOM_META_SPAN) < 0) {
                 err = sidecar_fail(f, name, "cannot size");
         } else if (!(err = iom_fdmem_attach(f, IOM_ATTACH_NEW, &sized_by_device))) {
                 err = describe_device(f, st.st_rdev, size);

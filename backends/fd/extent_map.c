@@ -1,118 +1,189 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The file's logical-to-physical map. Changes are made on the spare copy
- * and published by flipping one index, so a process killed in the middle
- * of a change leaves the old map (and the size stored with it) intact:
- * survivors see all of a change or none of it.
+ * The file's logical-to-physical map: extents that tile [0, round_up(size,
+ * page)), in a sorted map by file offset (smap.h). Neighbours that continue
+ * each other are merged, so rewriting a region does not grow the map.
+ * Changes go through the undo log: a process killed in the middle of one
+ * leaves the previous map (and size) whole.
  */
-#include "internal.h"
-#include "meta.h"
+#include "extent_map.h"
+#include "fdobj.h"
+#include "smap.h"
+#include "undo.h"
 
-#include <string.h>
-
-uint32_t iom_map_find(const struct iom_extent_map *m, uint64_t off)
+static uint64_t tiled_end(const struct iom_meta *m)
 {
-        uint32_t lo = 0, hi = m->count;
-        while (lo < hi) {
-                uint32_t mid = lo + (hi - lo) / 2;
-                if (m->ext[mid].off + m->ext[mid].len > off)
-                        hi = mid;
-                else
-                        lo = mid + 1;
-        }
-        return lo;
+        return iom_round_up(m->size, m->page_size);
 }
 
-struct iom_extent_map *iom_map_begin(struct iom_meta *meta)
+static int not_tiled(struct iomem *f, uint64_t off)
 {
-        const struct iom_extent_map *cur = iom_map(meta);
-        struct iom_extent_map *spare = &meta->maps[!(meta->active_map & 1)];
-        spare->size = cur->size;
-        spare->count = cur->count;
-        memcpy(spare->ext, cur->ext, cur->count * sizeof cur->ext[0]);
-        return spare;
+        return iom_fail(f->name, -EBADMSG,
+                        "the shared metadata is corrupt: its extents do not cover byte %llu",
+                        (unsigned long long)off);
 }
 
-void iom_map_commit(struct iom_meta *meta)
+/* Take record r as extent *e if it is one the file can have and starts at
+ * pos (or, for the first, holds it). */
+static int take(struct iom_ext_iter *it, const struct iom_rec *r, uint64_t pos, bool first,
+                struct iom_extent *e)
 {
-        __atomic_store_n(&meta->active_map, !(meta->active_map & 1), __ATOMIC_RELEASE);
+        const struct iom_meta *m = fdo(it->f)->meta;
+        uint64_t page = m->page_size, end = tiled_end(m);
+        if (!r)
+                return not_tiled(it->f, pos);
+        *e = (struct iom_extent){ r->key, r->ext.len, r->ext.phys };
+        bool placed = first ? e->off <= pos && pos - e->off < e->len : e->off == pos;
+        bool phys_ok = e->phys == IOM_HOLE ||
+                       (!(e->phys & (page - 1)) && e->phys < IOM_PHYS_END &&
+                        (e->phys < IOM_META_OFF || e->phys >= IOM_POOL_OFF) &&
+                        e->len <= IOM_PHYS_END - e->phys);
+        if (!placed || !e->len || (e->len & (page - 1)) || (e->off & (page - 1)) || e->off > end ||
+            e->len > end - e->off || !phys_ok)
+                return not_tiled(it->f, pos);
+        it->pos = e->off + e->len;
+        return 1;
 }
 
-static uint64_t ext_end(const struct iom_extent *e) { return e->off + e->len; }
+int iom_ext_first(struct iom_ext_iter *it, struct iomem *f, uint64_t off, struct iom_extent *e)
+{
+        const struct iom_meta *m = fdo(f)->meta;
+        it->f = f;
+        if (off >= tiled_end(m))
+                return 0;
+        return take(it, iom_smap_floor(m, &m->extents, off, &it->c), off, true, e);
+}
 
-static int joinable(const struct iom_extent *a, const struct iom_extent *b)
+int iom_ext_next(struct iom_ext_iter *it, struct iom_extent *e)
+{
+        const struct iom_meta *m = fdo(it->f)->meta;
+        if (it->pos >= tiled_end(m))
+                return 0;
+        return take(it, iom_smap_next(m, &m->extents, &it->c), it->pos, false, e);
+}
+
+static struct iom_rec ext_rec(uint64_t off, uint64_t len, uint64_t phys)
+{
+        return (struct iom_rec){ .key = off, .ext = { .len = len, .phys = phys } };
+}
+
+static uint64_t phys_at(const struct iom_extent *e, uint64_t off)
+{
+        return e->phys == IOM_HOLE ? IOM_HOLE : e->phys + (off - e->off);
+}
+
+static bool joinable(const struct iom_extent *a, const struct iom_extent *b)
 {
         if (a->phys == IOM_HOLE || b->phys == IOM_HOLE)
                 return a->phys == b->phys;
         return a->phys + a->len == b->phys;
 }
 
-/* Merge neighbours that agree among extents [lo, hi]. */
-static void merge_window(struct iom_extent_map *m, uint32_t lo, uint32_t hi)
+/* Merge the extent at off with the ones before and after it, where they
+ * continue each other. */
+static int merge_around(struct iomem *f, uint64_t off)
 {
-        if (lo > 0)
-                lo--;
-        for (uint32_t i = lo; i + 1 < m->count && i <= hi;) {
-                if (joinable(&m->ext[i], &m->ext[i + 1])) {
-                        m->ext[i].len += m->ext[i + 1].len;
-                        memmove(&m->ext[i + 1], &m->ext[i + 2],
-                                (m->count - i - 2) * sizeof m->ext[0]);
-                        m->count--;
-                        if (hi > 0)
-                                hi--;
-                } else {
-                        i++;
-                }
+        struct iom_meta *m = fdo(f)->meta;
+        struct iom_ext_iter it;
+        struct iom_extent cur, prev, next;
+        int r = iom_ext_first(&it, f, off, &cur);
+        if (r <= 0)
+                return r;
+        if (off > 0 && iom_ext_first(&it, f, off - 1, &prev) > 0 && joinable(&prev, &cur)) {
+                struct iom_rec joined = ext_rec(prev.off, prev.len + cur.len, prev.phys);
+                int err = iom_smap_erase(f, &m->extents, cur.off);
+                if (err || (err = iom_smap_update(f, &m->extents, prev.off, &joined)))
+                        return err;
+                cur = (struct iom_extent){ prev.off, prev.len + cur.len, prev.phys };
         }
+        if (iom_ext_first(&it, f, cur.off + cur.len, &next) > 0 && joinable(&cur, &next)) {
+                struct iom_rec joined = ext_rec(cur.off, cur.len + next.len, cur.phys);
+                int err = iom_smap_erase(f, &m->extents, next.off);
+                if (err || (err = iom_smap_update(f, &m->extents, cur.off, &joined)))
+                        return err;
+        }
+        return 0;
 }
 
-int iom_map_set(struct iom_extent_map *m, uint64_t off, uint64_t len, uint64_t phys)
+static int set(struct iomem *f, uint64_t off, uint64_t len, uint64_t phys)
 {
+        struct iom_meta *m = fdo(f)->meta;
+        struct iom_smap *x = &m->extents;
         uint64_t end = off + len;
-        uint32_t i = iom_map_find(m, off), k = iom_map_find(m, end - 1);
-        if (k >= m->count)
-                return -ERANGE;
-        struct iom_extent left = m->ext[i], right = m->ext[k];
-        uint32_t pieces = (left.off < off) + 1u + (ext_end(&right) > end);
-        uint32_t replaced = k - i + 1;
-        if (m->count - replaced + pieces > IOM_MAX_EXTENTS)
-                return -ENOSPC;
-        memmove(&m->ext[i + pieces], &m->ext[k + 1], (m->count - k - 1) * sizeof m->ext[0]);
-        m->count = m->count - replaced + pieces;
-        uint32_t j = i;
-        if (left.off < off)
-                m->ext[j++] = (struct iom_extent){ left.off, off - left.off, left.phys };
-        m->ext[j++] = (struct iom_extent){ off, len, phys };
-        if (ext_end(&right) > end) {
-                uint64_t cut = end - right.off;
-                m->ext[j++] = (struct iom_extent){
-                        end, right.len - cut,
-                        right.phys == IOM_HOLE ? IOM_HOLE : right.phys + cut };
+        if (end > tiled_end(m) || end < off)
+                return iom_fail(f->name, -ERANGE, "bytes [%llu, %llu) are past its end",
+                                (unsigned long long)off, (unsigned long long)end);
+        struct iom_ext_iter it;
+        struct iom_extent e;
+        int err = iom_ext_first(&it, f, off, &e);
+        if (err <= 0)
+                return err ? err : not_tiled(f, off);
+        if (e.off < off) {
+                /* Cut the extent that starts before off; what it had past
+                 * end stays, after the new one. */
+                struct iom_rec left = ext_rec(e.off, off - e.off, e.phys);
+                if ((err = iom_smap_update(f, x, e.off, &left)))
+                        return err;
+                if (e.off + e.len > end) {
+                        struct iom_rec right = ext_rec(end, e.off + e.len - end, phys_at(&e, end));
+                        if ((err = iom_smap_insert(f, x, &right)))
+                                return err;
+                }
         }
-        merge_window(m, i, j);
-        return 0;
+        /* Drop the extents that start in [off, end); cut the last one. */
+        for (const struct iom_rec *r; (r = iom_smap_ceil(m, x, off, NULL)) && r->key < end;) {
+                struct iom_extent y = { r->key, r->ext.len, r->ext.phys };
+                if (y.off + y.len <= end) {
+                        err = iom_smap_erase(f, x, y.off);
+                } else {
+                        struct iom_rec right = ext_rec(end, y.off + y.len - end, phys_at(&y, end));
+                        err = iom_smap_update(f, x, y.off, &right);
+                }
+                if (err)
+                        return err;
+        }
+        struct iom_rec mid = ext_rec(off, len, phys);
+        if ((err = iom_smap_insert(f, x, &mid)))
+                return err;
+        return merge_around(f, off);
 }
 
-int iom_map_resize(struct iom_extent_map *m, uint64_t size, uint64_t page)
+static int resize(struct iomem *f, uint64_t size)
 {
-        uint64_t new_end = iom_round_up(size, page);
-        uint64_t old_end = m->count ? ext_end(&m->ext[m->count - 1]) : 0;
+        struct iom_meta *m = fdo(f)->meta;
+        struct iom_smap *x = &m->extents;
+        uint64_t old_end = tiled_end(m), new_end = iom_round_up(size, m->page_size);
+        int err = 0;
         if (new_end > old_end) {
-                if (m->count && m->ext[m->count - 1].phys == IOM_HOLE) {
-                        m->ext[m->count - 1].len += new_end - old_end;
+                const struct iom_rec *last = iom_smap_floor(m, x, UINT64_MAX, NULL);
+                if (last && last->ext.phys == IOM_HOLE) {
+                        struct iom_rec longer = ext_rec(last->key, last->ext.len + new_end - old_end, IOM_HOLE);
+                        err = iom_smap_update(f, x, last->key, &longer);
                 } else {
-                        if (m->count == IOM_MAX_EXTENTS)
-                                return -ENOSPC;
-                        m->ext[m->count++] = (struct iom_extent){ old_end, new_end - old_end, IOM_HOLE };
+                        struct iom_rec hole = ext_rec(old_end, new_end - old_end, IOM_HOLE);
+                        err = iom_smap_insert(f, x, &hole);
                 }
-        } else if (new_end < old_end) {
-                uint32_t i = iom_map_find(m, new_end);
-                if (i < m->count && m->ext[i].off < new_end) {
-                        m->ext[i].len = new_end - m->ext[i].off;
-                        i++;
-                }
-                m->count = i;
         }
-        m->size = size;
-        return 0;
+        for (const struct iom_rec *last; !err && (last = iom_smap_floor(m, x, UINT64_MAX, NULL)) &&
+                                        last->key + last->ext.len > new_end;) {
+                if (last->key >= new_end) {
+                        err = iom_smap_erase(f, x, last->key);
+                } else {
+                        struct iom_rec shorter = ext_rec(last->key, new_end - last->key, last->ext.phys);
+                        err = iom_smap_update(f, x, last->key, &shorter);
+                }
+        }
+        return err ? err : iom_undo_set(f, &m->size, size);
+}
+
+/* Each change is whole: one that fails leaves the map tiling the file as
+ * before. */
+int iom_map_set(struct iomem *f, uint64_t off, uint64_t len, uint64_t phys)
+{
+        return IOM_UNDO_STEP(f, set(f, off, len, phys));
+}
+
+int iom_map_resize(struct iomem *f, uint64_t size)
+{
+        return IOM_UNDO_STEP(f, resize(f, size));
 }

@@ -11,7 +11,10 @@
 #define _GNU_SOURCE
 #include "fdmem.h"
 #include "config.h"
+#include "extent_map.h"
+#include "holders.h"
 #include "iolock.h"
+#include "undo.h"
 #include "placement.h"
 #include "syscalls.h"
 #include "thp.h"
@@ -243,20 +246,20 @@ static int add_phys(struct iomem *f, uint64_t phys, uint64_t len, struct iov_bui
  * metadata held). 1 done, 0 builder full, negative on error. */
 static int describe(struct iomem *f, uint64_t off, uint64_t end, struct iov_builder *b)
 {
-        const struct iom_extent_map *m = iom_map(fdo(f)->meta);
-        for (uint32_t i = iom_map_find(m, off); off < end && i < m->count; i++) {
-                const struct iom_extent *e = &m->ext[i];
-                uint64_t n = iom_min(end, e->off + e->len) - off;
-                int r = 1;
-                if (e->phys == IOM_HOLE)
-                        r = iovb_add(b, NULL, n);
-                else
-                        r = add_phys(f, e->phys + (off - e->off), n, b);
-                if (r <= 0)
-                        return r;
-                off += n;
+        struct iom_ext_iter it;
+        struct iom_extent e;
+        int r = iom_ext_first(&it, f, off, &e);
+        while (r > 0) {
+                uint64_t n = iom_min(end, e.off + e.len) - off;
+                int k = e.phys == IOM_HOLE ? iovb_add(b, NULL, n)
+                                           : add_phys(f, e.phys + (off - e.off), n, b);
+                if (k <= 0)
+                        return k;
+                if ((off += n) >= end)
+                        return 1;
+                r = iom_ext_next(&it, &e);
         }
-        return 1;
+        return r < 0 ? r : 1;
 }
 
 /* The same for a range this handle has pinned (fdo(f)->lock held). */
@@ -276,68 +279,77 @@ static int describe_pinned(struct iomem *f, uint64_t off, uint64_t end, struct i
 
 /* ---- backing holes ------------------------------------------------------- */
 
-static bool has_holes(const struct iom_extent_map *m, uint64_t s, uint64_t e)
+/* 1 when file bytes [s, e) have a hole, 0 when not, negative on error. */
+static int has_holes(struct iomem *f, uint64_t s, uint64_t e)
 {
-        for (uint32_t i = iom_map_find(m, s); i < m->count && m->ext[i].off < e; i++)
-                if (m->ext[i].phys == IOM_HOLE)
-                        return true;
-        return false;
+        struct iom_ext_iter it;
+        struct iom_extent x;
+        int r = iom_ext_first(&it, f, s, &x);
+        for (; r > 0 && x.off < e; r = x.off + x.len < e ? iom_ext_next(&it, &x) : 0)
+                if (x.phys == IOM_HOLE)
+                        return 1;
+        return r < 0 ? r : 0;
 }
 
 /*
- * Back the holes of draft within the pages of [s, e) with memory at their
- * own offsets. On failure the caller discards the draft and calls unfill.
+ * Back the holes within the pages of [s, e) with memory at their own
+ * offsets. On failure the caller undoes the change (iom_meta_undo) and
+ * calls unfill.
  */
-static int fill_holes(struct iomem *f, struct iom_extent_map *draft, uint64_t s, uint64_t e)
+static int fill_holes(struct iomem *f, uint64_t s, uint64_t e)
 {
         s = iom_round_down(s, f->page_size);
         e = iom_round_up(e, f->page_size);
-        for (uint32_t i = iom_map_find(draft, s); i < draft->count && draft->ext[i].off < e; i++) {
-                struct iom_extent x = draft->ext[i];
+        struct iom_ext_iter it;
+        struct iom_extent x;
+        int r = iom_ext_first(&it, f, s, &x);
+        while (r > 0 && x.off < e) {
                 uint64_t a = iom_max(s, x.off), b = iom_min(e, x.off + x.len);
-                if (x.phys != IOM_HOLE)
-                        continue;
-                /* A hole's own pages may still hold what a process killed
-                 * between publishing a change and freeing them left there:
-                 * free them first, so that they come back as zeros. */
-                punch(f, a, b - a);
-                int err = 0;
-                if (fdo(f)->numa_policy != IOMEM_NUMA_DEFAULT || allocates_through_mapping(f)) {
-                        /* Map (place, advise) it before the memory exists. */
-                        uint64_t contig;
-                        for (uint64_t p = a; p < b && !err; p += contig) {
-                                char *va = iom_seg_resolve(f, p, b - p, &contig, &err);
-                                if (!va)
-                                        break;
-                                contig = iom_min(contig, b - p);
-                                err = allocate_placed(f, p, contig, va);
+                if (x.phys == IOM_HOLE) {
+                        /* A hole's own pages may still hold what a process
+                         * killed between publishing a change and freeing
+                         * them left there: free them first, so that they
+                         * come back as zeros. */
+                        punch(f, a, b - a);
+                        int err = 0;
+                        if (fdo(f)->numa_policy != IOMEM_NUMA_DEFAULT || allocates_through_mapping(f)) {
+                                /* Map (place, advise) it before the memory exists. */
+                                uint64_t contig;
+                                for (uint64_t p = a; p < b && !err; p += contig) {
+                                        char *va = iom_seg_resolve(f, p, b - p, &contig, &err);
+                                        if (!va)
+                                                break;
+                                        contig = iom_min(contig, b - p);
+                                        err = allocate_placed(f, p, contig, va);
+                                }
+                        } else {
+                                err = allocate(f, a, b - a);
                         }
-                } else {
-                        err = allocate(f, a, b - a);
+                        if (err || (err = iom_map_set(f, a, b - a, a)))
+                                return err;
                 }
-                if (!err && iom_map_set(draft, a, b - a, a))
-                        err = iom_fail(f->name, -ENOSPC, "the extent map is full (%d extents)",
-                                       IOM_MAX_EXTENTS);
-                if (err)
-                        return err;
-                i = iom_map_find(draft, a);
+                /* The map may have changed: look again from b. */
+                r = b < e ? iom_ext_first(&it, f, b, &x) : 0;
         }
-        return 0;
+        return r < 0 ? r : 0;
 }
 
-/* Give back what fill_holes took in [s, e): the holes of the current map. */
+/* Give back what fill_holes took in [s, e): the holes of the current map
+ * (the change undone). */
 static void unfill(struct iomem *f, uint64_t s, uint64_t e)
 {
-        const struct iom_extent_map *m = iom_map(fdo(f)->meta);
         s = iom_round_down(s, f->page_size);
         e = iom_round_up(e, f->page_size);
-        for (uint32_t i = iom_map_find(m, s); i < m->count && m->ext[i].off < e; i++) {
-                uint64_t a = iom_max(s, m->ext[i].off), b = iom_min(e, m->ext[i].off + m->ext[i].len);
-                if (m->ext[i].phys == IOM_HOLE && a < b)
+        struct iom_ext_iter it;
+        struct iom_extent x;
+        for (int r = iom_ext_first(&it, f, s, &x); r > 0 && x.off < e;
+             r = x.off + x.len < e ? iom_ext_next(&it, &x) : 0) {
+                uint64_t a = iom_max(s, x.off), b = iom_min(e, x.off + x.len);
+                if (x.phys == IOM_HOLE && a < b)
                         punch(f, a, b - a);
         }
-        uint64_t tiled = iom_round_up(m->size, f->page_size);
-        if (e > tiled) /* growth that was not committed */
+        uint64_t tiled = iom_round_up(fdo(f)->meta->size, f->page_size);
+        if (e > tiled) /* growth that was undone */
                 punch(f, iom_max(s, tiled), e - iom_max(s, tiled));
 }
 
@@ -349,35 +361,32 @@ static int zero_old_tail(struct iomem *f, uint64_t old_size, uint64_t new_size)
         uint64_t tail_end = iom_min(new_size, iom_round_up(old_size, f->page_size));
         if (tail_end <= old_size)
                 return 0;
-        const struct iom_extent_map *m = iom_map(fdo(f)->meta);
-        const struct iom_extent *e = &m->ext[iom_map_find(m, old_size)];
-        if (e->phys == IOM_HOLE)
-                return 0;
+        struct iom_ext_iter it;
+        struct iom_extent e;
+        int r = iom_ext_first(&it, f, old_size, &e);
+        if (r <= 0 || e.phys == IOM_HOLE)
+                return r < 0 ? r : 0;
         uint64_t contig;
         int err;
-        char *va = iom_seg_resolve(f, e->phys + (old_size - e->off), tail_end - old_size, &contig, &err);
+        char *va = iom_seg_resolve(f, e.phys + (old_size - e.off), tail_end - old_size, &contig, &err);
         if (!va)
                 return err;
         memset(va, 0, tail_end - old_size);
         return 0;
 }
 
-static int map_full(struct iomem *f)
-{
-        return iom_fail(f->name, -ENOSPC, "the extent map is full (%d extents)", IOM_MAX_EXTENTS);
-}
-
-/* Copy src into file bytes [s, e) where map m (a draft, not yet published)
- * puts them; they are backed (fdo(f)->lock and the metadata held). Bytes that
- * only a published change makes visible are copied before it is published,
+/* Copy src into file bytes [s, e) where the map, changed but not yet
+ * kept, puts them; they are backed (fdo(f)->lock and the metadata held).
+ * Bytes that only the change makes visible are copied before it is kept,
  * so a process killed in between leaves no grown file of zeros. */
-static int copy_into_map(struct iomem *f, const struct iom_extent_map *m, const char *src,
-                         uint64_t s, uint64_t e)
+static int copy_into_map(struct iomem *f, const char *src, uint64_t s, uint64_t e)
 {
-        for (uint32_t i = iom_map_find(m, s); s < e && i < m->count; i++) {
-                const struct iom_extent *x = &m->ext[i];
-                uint64_t n = iom_min(e, x->off + x->len) - s;
-                uint64_t phys = x->phys + (s - x->off);
+        struct iom_ext_iter it;
+        struct iom_extent x;
+        int r = iom_ext_first(&it, f, s, &x);
+        while (r > 0) {
+                uint64_t n = iom_min(e, x.off + x.len) - s;
+                uint64_t phys = x.phys + (s - x.off);
                 while (n) {
                         uint64_t contig;
                         int err;
@@ -391,8 +400,11 @@ static int copy_into_map(struct iomem *f, const struct iom_extent_map *m, const 
                         phys += k;
                         n -= k;
                 }
+                if (s >= e)
+                        return 0;
+                r = iom_ext_next(&it, &x);
         }
-        return 0;
+        return r;
 }
 
 /* ---- acquire / release / retrieve / borrow / bufcount --------------------- */
@@ -401,10 +413,13 @@ struct piece {
         uint64_t start, end, phys;
 };
 
+/* A shared pin this handle no longer needs. When it cannot be dropped
+ * now (the metadata has no room for the change), it stays until the
+ * handle closes: truncate and gift see it as busy until then. */
 static void unpin_shared(uint64_t start, uint64_t end, void *arg)
 {
         struct iomem *f = arg;
-        iom_pin_remove(fdo(f)->meta, fdo(f)->owner, start, end);
+        iom_pin_remove(f, fdo(f)->owner, start, end);
 }
 
 static ssize_t fdmem_acquire(struct iomem *f, size_t off, size_t len)
@@ -425,27 +440,25 @@ static ssize_t fdmem_acquire(struct iomem *f, size_t off, size_t len)
                 return err;
         }
         struct iom_meta *meta = obj->meta;
-        uint64_t limit = iom_round_up(iom_map(meta)->size, f->page_size);
+        uint64_t limit = iom_round_up(meta->size, f->page_size);
         if (off >= limit) {
                 iom_meta_unlock(f);
                 pthread_mutex_unlock(&obj->lock);
                 return 0;
         }
         end = iom_min(end, limit);
-        if (iom_fd_writable(f) && has_holes(iom_map(meta), off, end)) {
-                struct iom_extent_map *draft = iom_map_begin(meta);
-                if ((err = fill_holes(f, draft, off, end))) {
-                        unfill(f, off, end);
-                        goto out;
-                }
-                iom_map_commit(meta);
+        bool filled = false;
+        if (iom_fd_writable(f) && (err = has_holes(f, off, end)) > 0) {
+                filled = true;
+                err = fill_holes(f, off, end);
         }
+        if (err)
+                goto out;
 
         /* The pages not pinned yet by this handle, split where their
          * physical placement changes. */
         struct piece stack[16], *pieces = stack;
         size_t npieces = 0, cap = 16;
-        const struct iom_extent_map *m = iom_map(meta);
         size_t ri = iom_ranges_first_after(&obj->pins, off);
         for (uint64_t pos = off; pos < end;) {
                 if (ri < obj->pins.n && obj->pins.v[ri].start <= pos) {
@@ -454,8 +467,13 @@ static ssize_t fdmem_acquire(struct iomem *f, size_t off, size_t len)
                 }
                 uint64_t gap_end = ri < obj->pins.n ? iom_min(obj->pins.v[ri].start, end) : end;
                 while (pos < gap_end) {
-                        const struct iom_extent *e = &m->ext[iom_map_find(m, pos)];
-                        uint64_t n = iom_min(gap_end, e->off + e->len) - pos;
+                        struct iom_ext_iter it;
+                        struct iom_extent e;
+                        if ((err = iom_ext_first(&it, f, pos, &e)) <= 0) {
+                                err = err ? err : iom_fail(f->name, -EBADMSG, "the shared metadata is corrupt");
+                                goto free_pieces;
+                        }
+                        uint64_t n = iom_min(gap_end, e.off + e.len) - pos;
                         if (npieces == cap) {
                                 struct piece *p = malloc(2 * cap * sizeof *p);
                                 if (!p) {
@@ -470,7 +488,7 @@ static ssize_t fdmem_acquire(struct iomem *f, size_t off, size_t len)
                         }
                         /* A hole here means a read-only handle: pin it anyway
                          * (it keeps truncate away) at its own offset. */
-                        uint64_t phys = e->phys == IOM_HOLE ? pos : e->phys + (pos - e->off);
+                        uint64_t phys = e.phys == IOM_HOLE ? pos : e.phys + (pos - e.off);
                         pieces[npieces++] = (struct piece){ pos, pos + n, phys };
                         pos += n;
                 }
@@ -490,15 +508,10 @@ static ssize_t fdmem_acquire(struct iomem *f, size_t off, size_t len)
                         need -= n;
                 }
         }
-        for (size_t i = 0; i < npieces; i++) {
-                if (iom_pin_add(meta, obj->owner, pieces[i].start, pieces[i].end)) {
-                        while (i--)
-                                iom_pin_remove(meta, obj->owner, pieces[i].start, pieces[i].end);
-                        err = iom_fail(f->name, -ENOMEM, "the pin table is full (%d ranges)",
-                                       IOM_MAX_PINS);
-                        goto free_pieces;
-                }
-        }
+        for (size_t i = 0; i < npieces && !err; i++)
+                err = iom_pin_add(f, obj->owner, pieces[i].start, pieces[i].end);
+        if (err)
+                goto free_pieces;
         iom_ranges_inc(&obj->pins, off, end);
         for (size_t i = 0; i < npieces; i++)
                 iom_ranges_insert(&obj->pins, pieces[i].start, pieces[i].end, pieces[i].phys);
@@ -506,6 +519,12 @@ free_pieces:
         if (pieces != stack)
                 free(pieces);
 out:
+        if (err) {
+                /* None of it: no pin, no hole filled. */
+                iom_meta_undo(f);
+                if (filled)
+                        unfill(f, off, end);
+        }
         iom_meta_unlock(f);
         pthread_mutex_unlock(&obj->lock);
         return err ? err : (ssize_t)(end - off);
@@ -530,7 +549,10 @@ static int fdmem_release(struct iomem *f, size_t off, size_t len)
                 pthread_mutex_unlock(&obj->lock);
                 return err;
         }
-        if ((err = iom_ranges_reserve(&obj->pins, 2)) == 0 && (err = iom_meta_lock(f)) == 0) {
+        if ((err = iom_ranges_reserve(&obj->pins, 2)) == 0 && iom_ranges_all_nested(&obj->pins, off, end)) {
+                /* No page is let go: the shared pins stay as they are. */
+                iom_ranges_dec(&obj->pins, off, end, NULL, NULL);
+        } else if (!err && (err = iom_meta_lock(f)) == 0) {
                 iom_ranges_dec(&obj->pins, off, end, unpin_shared, f);
                 iom_meta_unlock(f);
         } else if (err == -ENOMEM) {
@@ -566,7 +588,7 @@ static ssize_t describe_clamped(struct iomem *f, size_t off, size_t len, struct 
         int err = 0;
         pthread_mutex_lock(&obj->lock);
         if ((err = iom_meta_lock(f)) == 0) {
-                uint64_t size = iom_map(obj->meta)->size;
+                uint64_t size = obj->meta->size;
                 if (off < size)
                         err = describe(f, off, iom_min(size, (uint64_t)off + len), b);
                 err = err < 0 ? err : 0;
@@ -606,7 +628,7 @@ static ssize_t copy_bytes(struct iomem *f, char *buf, uint64_t off, uint64_t end
                 pthread_mutex_lock(&obj->lock);
                 int err = iom_meta_lock(f);
                 if (!err) {
-                        uint64_t size = iom_map(obj->meta)->size;
+                        uint64_t size = obj->meta->size;
                         end = iom_min(end, size);
                         err = off < end ? describe(f, off, end, &b) : 0;
                         iom_meta_unlock(f);
@@ -658,24 +680,21 @@ static int prepare_write(struct iomem *f, const char *buf, uint64_t off, uint64_
                          uint64_t *old_size)
 {
         struct iom_meta *meta = fdo(f)->meta;
-        const struct iom_extent_map *cur = iom_map(meta);
-        uint64_t size = cur->size, new_size = iom_max(size, end);
+        uint64_t size = meta->size, new_size = iom_max(size, end);
         *old_size = size;
         int err = check_seals(f, size, new_size);
-        if (err || (new_size == size && !has_holes(cur, off, end)))
+        if (err || (new_size == size && (err = has_holes(f, off, end)) <= 0))
                 return err;
-        struct iom_extent_map *draft = iom_map_begin(meta);
-        if (new_size > size && iom_map_resize(draft, new_size, f->page_size))
-                return map_full(f);
         uint64_t from = iom_max(off, size);
-        if ((err = fill_holes(f, draft, off, end)) ||
+        if ((new_size > size && (err = iom_map_resize(f, new_size))) ||
+            (err = fill_holes(f, off, end)) ||
             (new_size > size && ((err = set_data_size(f, new_size)) ||
                                  (err = zero_old_tail(f, size, new_size)) ||
-                                 (err = copy_into_map(f, draft, buf + (from - off), from, end))))) {
+                                 (err = copy_into_map(f, buf + (from - off), from, end))))) {
+                iom_meta_undo(f);
                 unfill(f, off, end);
                 return err;
         }
-        iom_map_commit(meta);
         return 0;
 }
 
@@ -714,18 +733,19 @@ static ssize_t fdmem_pwrite(struct iomem *f, const void *buf, size_t len, size_t
 
 /* Physical ranges a change made unreachable, to punch once it is published. */
 struct punch_list {
-        struct { uint64_t phys, len; } *v;
+        struct { uint64_t phys, len, file; } *v;
         size_t n, cap;
 };
 
-/* Note the backed pieces of map m within file range [s, e). */
-static int collect_backed(struct iomem *f, const struct iom_extent_map *m, uint64_t s,
-                          uint64_t e, struct punch_list *out)
+/* Note the backed pieces of the map within file range [s, e). */
+static int collect_backed(struct iomem *f, uint64_t s, uint64_t e, struct punch_list *out)
 {
-        for (uint32_t i = iom_map_find(m, s); i < m->count && m->ext[i].off < e; i++) {
-                const struct iom_extent *x = &m->ext[i];
-                uint64_t a = iom_max(s, x->off), b = iom_min(e, x->off + x->len);
-                if (x->phys == IOM_HOLE || a >= b)
+        struct iom_ext_iter it;
+        struct iom_extent x;
+        int r = iom_ext_first(&it, f, s, &x);
+        for (; r > 0 && x.off < e; r = x.off + x.len < e ? iom_ext_next(&it, &x) : 0) {
+                uint64_t a = iom_max(s, x.off), b = iom_min(e, x.off + x.len);
+                if (x.phys == IOM_HOLE || a >= b)
                         continue;
                 if (out->n == out->cap) {
                         size_t cap = out->cap ? 2 * out->cap : 8;
@@ -735,10 +755,11 @@ static int collect_backed(struct iomem *f, const struct iom_extent_map *m, uint6
                         out->v = v;
                         out->cap = cap;
                 }
-                out->v[out->n].phys = x->phys + (a - x->off);
+                out->v[out->n].phys = x.phys + (a - x.off);
+                out->v[out->n].file = a;
                 out->v[out->n++].len = b - a;
         }
-        return 0;
+        return r < 0 ? r : 0;
 }
 
 /* Free the memory of the noted ranges (fdo(f)->lock held). */
@@ -769,6 +790,32 @@ static int check_space(struct iomem *f, uint64_t more)
                         (unsigned long long)more, (unsigned long long)avail);
 }
 
+/* What holds [start, end) up: -EBUSY naming the first pinned range and a
+ * process that pins it, 0 when nothing does. */
+static int refuse_if_pinned(struct iomem *f, uint64_t start, uint64_t end)
+{
+        struct iom_pin_holder who;
+        int r = iom_pin_busy(f, start, end, &who);
+        if (r <= 0)
+                return r;
+        return iom_fail(f->name, -EBUSY,
+                        "bytes [%llu, %llu) are pinned (acquired) by process %d%s",
+                        (unsigned long long)who.start, (unsigned long long)who.end, who.pid,
+                        who.pid == getpid() ? " (this one)" : "");
+}
+
+/* The file's extents in gone again, after a shrink that was kept but whose
+ * data object could not follow: the bytes are still where they were. */
+static int unshrink(struct iomem *f, uint64_t old, const struct punch_list *gone)
+{
+        int err = iom_map_resize(f, old);
+        for (size_t i = 0; i < gone->n && !err; i++)
+                err = iom_map_set(f, gone->v[i].file, gone->v[i].len, gone->v[i].phys);
+        if (err)
+                iom_meta_undo(f);
+        return err;
+}
+
 static int fdmem_truncate(struct iomem *f, size_t size)
 {
         struct iom_fdobj *obj = fdo(f);
@@ -784,40 +831,33 @@ static int fdmem_truncate(struct iomem *f, size_t size)
                 return err;
         }
         struct iom_meta *meta = obj->meta;
-        uint64_t ps = f->page_size, old = iom_map(meta)->size;
+        uint64_t ps = f->page_size, old = meta->size;
         struct punch_list gone = { 0 };
         if (size == old || (err = check_seals(f, old, size)))
                 goto out;
-        if (size < old && iom_pin_busy(f, iom_round_down(size, ps), iom_round_up(old, ps))) {
-                err = iom_fail(f->name, -EBUSY,
-                               "bytes [%zu, %llu) are pinned (acquired) by a process", size,
-                               (unsigned long long)old);
+        if (size < old && (err = refuse_if_pinned(f, iom_round_down(size, ps), iom_round_up(old, ps))))
                 goto out;
-        }
         if (size > old)
                 err = check_space(f, size - old);
         else
-                err = collect_backed(f, iom_map(meta), iom_round_up(size, ps), iom_round_up(old, ps), &gone);
+                err = collect_backed(f, iom_round_up(size, ps), iom_round_up(old, ps), &gone);
         /* Bytes past the end in the last page read as zero once it grows. */
         if (!err && size > old)
                 err = zero_old_tail(f, old, size);
         if (!err && size > old)
                 err = set_data_size(f, size);
-        if (err)
-                goto out;
-        struct iom_extent_map *draft = iom_map_begin(meta);
-        if (iom_map_resize(draft, size, ps)) {
-                err = map_full(f);
+        if (err || (err = iom_map_resize(f, size))) {
+                iom_meta_undo(f);
                 goto out;
         }
-        iom_map_commit(meta);
-        /* A shrink changes bytes only once it is published, so a process
-         * killed before that leaves the old file whole (and one killed
-         * after it, the new one). The old map is still whole in the spare
-         * slot: when the data object cannot shrink, flip back to it. */
+        /* A shrink changes bytes only once it is kept, so a process killed
+         * before that leaves the old file whole (and one killed after it,
+         * the new one). When the data object cannot shrink, the bytes are
+         * still there: the extents go back. */
         if (size < old) {
+                iom_meta_keep(f);
                 if ((err = set_data_size(f, size))) {
-                        iom_map_commit(meta);
+                        unshrink(f, old, &gone);
                         goto out;
                 }
                 zero_old_tail(f, size, iom_round_up(size, ps));
@@ -851,13 +891,6 @@ static int allocs_reserve(struct iomem *f, size_t extra)
         return 0;
 }
 
-static void pool_forget(struct iom_meta *m, uint64_t phys)
-{
-        for (uint32_t i = 0; i < m->npool; i++)
-                if (m->pool[i].phys == phys)
-                        m->pool[i] = m->pool[--m->npool];
-}
-
 /* A new gift-pool buffer of n bytes (fdo(f)->lock held). */
 static int pool_alloc(struct iomem *f, uint64_t n, char **va_out, uint64_t *phys_out)
 {
@@ -866,11 +899,6 @@ static int pool_alloc(struct iomem *f, uint64_t n, char **va_out, uint64_t *phys
         int err = iom_meta_lock(f);
         if (err)
                 return err;
-        if (meta->npool == IOM_MAX_ALLOCS) {
-                iom_meta_unlock(f);
-                return iom_fail(f->name, -ENOMEM, "%d gift buffers are outstanding already",
-                                IOM_MAX_ALLOCS);
-        }
         if (meta->pool_next + n > obj->pool_end) {
                 iom_meta_unlock(f);
                 return iom_fail(f->name, -ENOMEM,
@@ -878,10 +906,12 @@ static int pool_alloc(struct iomem *f, uint64_t n, char **va_out, uint64_t *phys
                                 (unsigned long long)(obj->pool_end - IOM_POOL_OFF));
         }
         uint64_t phys = meta->pool_next;
-        meta->pool_next += n;
-        meta->pool[meta->npool] = (struct iom_pool_rec){ .owner = obj->owner, .phys = phys, .len = n };
-        meta->npool++;
+        if ((err = iom_pool_add(f, obj->owner, phys, n)) ||
+            (err = iom_undo_set(f, &meta->pool_next, phys + n)))
+                iom_meta_undo(f);
         iom_meta_unlock(f);
+        if (err)
+                return err;
 
         /* Map and place it first, then back it. */
         char *va = obj->phys->map(f, NULL, phys, n, PROT_READ | PROT_WRITE, 0);
@@ -894,7 +924,7 @@ static int pool_alloc(struct iomem *f, uint64_t n, char **va_out, uint64_t *phys
         if (err) {
                 punch(f, phys, n);
                 if (iom_meta_lock(f) == 0) {
-                        pool_forget(meta, phys);
+                        iom_pool_forget(f, phys);
                         iom_meta_unlock(f);
                 }
                 return err;
@@ -948,32 +978,36 @@ static struct iom_alloc *find_alloc(struct iomem *f, const char *p, size_t len)
 }
 
 /*
- * [va, va+len) of buffer a stops being the caller's: drop it from this
- * handle's list and from the shared pool records, keeping what is left on
- * either side (fdo(f)->lock and the metadata held; allocs_reserve done).
+ * [va, va+len) of buffer a stops being the caller's: drop it from the
+ * shared pool records, keeping what is left on either side, then from
+ * this handle's list (fdo(f)->lock and the metadata held; allocs_reserve
+ * done). On failure nothing has changed.
  */
-static void carve_alloc(struct iomem *f, struct iom_alloc *a, char *va, uint64_t len)
+static int carve_alloc(struct iomem *f, struct iom_alloc *a, char *va, uint64_t len)
 {
         struct iom_fdobj *obj = fdo(f);
         struct iom_alloc whole = *a;
         uint64_t head = (uint64_t)(va - (char *)whole.va);
         uint64_t tail = whole.len - head - len;
+        if (whole.phys != IOM_HOLE) {
+                uint64_t mark = iom_undo_mark(f);
+                int err = iom_pool_forget(f, whole.phys);
+                if (!err && head)
+                        err = iom_pool_add(f, obj->owner, whole.phys, head);
+                if (!err && tail)
+                        err = iom_pool_add(f, obj->owner, whole.phys + head + len, tail);
+                if (err) {
+                        iom_undo_back_to(f, mark);
+                        return err;
+                }
+        }
         *a = obj->allocs.v[--obj->allocs.n];
         if (head)
                 obj->allocs.v[obj->allocs.n++] = (struct iom_alloc){ whole.va, whole.phys, head };
         if (tail)
                 obj->allocs.v[obj->allocs.n++] = (struct iom_alloc){
                         va + len, whole.phys == IOM_HOLE ? IOM_HOLE : whole.phys + head + len, tail };
-        if (whole.phys == IOM_HOLE)
-                return;
-        struct iom_meta *m = obj->meta;
-        pool_forget(m, whole.phys);
-        /* Two records never exceed the one they replace plus one; the slot
-         * kept free by pool_alloc's limit check covers it. */
-        if (head && m->npool < IOM_MAX_ALLOCS)
-                m->pool[m->npool++] = (struct iom_pool_rec){ obj->owner, 0, whole.phys, head };
-        if (tail && m->npool < IOM_MAX_ALLOCS)
-                m->pool[m->npool++] = (struct iom_pool_rec){ obj->owner, 0, whole.phys + head + len, tail };
+        return 0;
 }
 
 static int fdmem_free(struct iomem *f, void *buf, size_t len)
@@ -997,10 +1031,12 @@ static int fdmem_free(struct iomem *f, void *buf, size_t len)
                 *a = obj->allocs.v[--obj->allocs.n];
                 iom_sys.munmap(whole.va, whole.len);
         } else if ((err = iom_meta_lock(f)) == 0) {
-                carve_alloc(f, a, buf, n);
+                err = carve_alloc(f, a, buf, n);
                 iom_meta_unlock(f);
-                punch(f, whole.phys, whole.len);
-                iom_seg_drop(f, whole.phys, whole.len);
+                if (!err) {
+                        punch(f, whole.phys, whole.len);
+                        iom_seg_drop(f, whole.phys, whole.len);
+                }
         }
         pthread_mutex_unlock(&obj->lock);
         return err;
@@ -1059,15 +1095,10 @@ static ssize_t fdmem_gift(struct iomem *f, size_t off, size_t len, const struct 
         if ((err = iom_meta_lock(f)))
                 goto unlock_local;
         struct iom_meta *meta = obj->meta;
-        uint64_t size = iom_map(meta)->size, new_size = iom_max(size, end);
-        if ((err = check_seals(f, size, new_size)))
+        uint64_t size = meta->size, new_size = iom_max(size, end);
+        if ((err = check_seals(f, size, new_size)) ||
+            (err = refuse_if_pinned(f, iom_round_down(off, ps), iom_round_up(end, ps))))
                 goto unlock_meta;
-        if (iom_pin_busy(f, iom_round_down(off, ps), iom_round_up(end, ps))) {
-                err = iom_fail(f->name, -EBUSY,
-                               "bytes [%zu, %llu) are pinned (acquired) by a process", off,
-                               (unsigned long long)end);
-                goto unlock_meta;
-        }
         classify(f, off, end, size, iov, iovcnt, adopt);
         for (size_t i = 0; i < iovcnt; i++) {
                 if (!adopt[i] && iov[i].iov_len && (flags & IOMEM_GIFT_NOCOPY)) {
@@ -1085,25 +1116,22 @@ static ssize_t fdmem_gift(struct iomem *f, size_t off, size_t len, const struct 
 
         /* One change of the map: growth, adopted extents, and backing for
          * the bytes that will be copied (so the copy cannot fail later). */
-        struct iom_extent_map *draft = iom_map_begin(meta);
-        if (new_size > size && iom_map_resize(draft, new_size, ps)) {
-                err = map_full(f);
+        if (new_size > size && (err = iom_map_resize(f, new_size)))
                 goto unlock_meta;
-        }
         uint64_t dst = off;
         for (size_t i = 0; i < iovcnt && !err; dst += iov[i].iov_len, i++) {
                 if (!iov[i].iov_len)
                         continue;
                 if (!adopt[i]) {
-                        err = fill_holes(f, draft, dst, dst + iov[i].iov_len);
+                        err = fill_holes(f, dst, dst + iov[i].iov_len);
                         continue;
                 }
                 uint64_t n = iom_round_up(iov[i].iov_len, ps);
                 struct iom_alloc *a = find_alloc(f, iov[i].iov_base, n);
                 uint64_t phys = a->phys + (uint64_t)((char *)iov[i].iov_base - (char *)a->va);
-                err = collect_backed(f, draft, dst, dst + n, &gone);
-                if (!err && iom_map_set(draft, dst, n, phys))
-                        err = map_full(f);
+                err = collect_backed(f, dst, dst + n, &gone);
+                if (!err)
+                        err = iom_map_set(f, dst, n, phys);
         }
         if (!err && new_size > size && !(err = set_data_size(f, new_size)))
                 err = zero_old_tail(f, size, new_size);
@@ -1113,25 +1141,43 @@ static ssize_t fdmem_gift(struct iomem *f, size_t off, size_t len, const struct 
         for (size_t i = 0; i < iovcnt && !err; dst += iov[i].iov_len, i++) {
                 if (adopt[i] || !iov[i].iov_len)
                         continue;
-                err = copy_into_map(f, draft, iov[i].iov_base, dst, dst + iov[i].iov_len);
+                err = copy_into_map(f, iov[i].iov_base, dst, dst + iov[i].iov_len);
                 copied += iov[i].iov_len;
         }
-        if (err) {
-                unfill(f, off, end);
-                goto unlock_meta;
-        }
-        dst = off;
-        for (size_t i = 0; i < iovcnt; dst += iov[i].iov_len, i++) {
+        /* The adopted buffers stop being the caller's. This handle's list
+         * changes with the shared records: keep it to put back should
+         * the metadata run out of room half way. */
+        size_t nallocs = obj->allocs.n;
+        struct iom_alloc *kept = err ? NULL : malloc(nallocs * sizeof *kept + 1);
+        if (!err && !kept)
+                err = iom_fail(f->name, -ENOMEM, "out of memory");
+        if (!err)
+                memcpy(kept, obj->allocs.v, nallocs * sizeof *kept);
+        for (size_t i = 0; i < iovcnt && !err; i++) {
                 if (!adopt[i])
                         continue;
                 uint64_t n = iom_round_up(iov[i].iov_len, ps);
-                memset((char *)iov[i].iov_base + iov[i].iov_len, 0, n - iov[i].iov_len);
-                carve_alloc(f, find_alloc(f, iov[i].iov_base, n), iov[i].iov_base, n);
+                err = carve_alloc(f, find_alloc(f, iov[i].iov_base, n), iov[i].iov_base, n);
                 adopted += iov[i].iov_len;
         }
-        iom_map_commit(meta);
-        meta->gift_adopted += adopted;
-        meta->gift_copied += copied;
+        if (!err && !(err = iom_undo_set(f, &meta->gift_adopted, meta->gift_adopted + adopted)))
+                err = iom_undo_set(f, &meta->gift_copied, meta->gift_copied + copied);
+        if (err) {
+                if (kept) {
+                        memcpy(obj->allocs.v, kept, nallocs * sizeof *kept);
+                        obj->allocs.n = nallocs;
+                }
+                free(kept);
+                iom_meta_undo(f);
+                unfill(f, off, end);
+                goto unlock_meta;
+        }
+        free(kept);
+        for (size_t i = 0; i < iovcnt; i++) {
+                uint64_t n = iom_round_up(iov[i].iov_len, ps);
+                if (adopt[i]) /* the tail of its last page reads as zeros */
+                        memset((char *)iov[i].iov_base + iov[i].iov_len, 0, n - iov[i].iov_len);
+        }
         iom_meta_unlock(f);
         punch_all(f, &gone);
         pthread_mutex_unlock(&obj->lock);
@@ -1159,19 +1205,18 @@ static int numa_node(struct iomem *f)
                 return -1;
         void *pages[SAMPLES];
         unsigned n = 0;
-        const struct iom_extent_map *m = iom_map(fdo(f)->meta);
+        struct iom_ext_iter it;
+        struct iom_extent e;
         uint64_t data = 0;
-        for (uint32_t i = 0; i < m->count; i++)
-                if (m->ext[i].phys != IOM_HOLE)
-                        data += m->ext[i].len;
+        for (int r = iom_ext_first(&it, f, 0, &e); r > 0; r = iom_ext_next(&it, &e))
+                if (e.phys != IOM_HOLE)
+                        data += e.len;
         uint64_t step = iom_max(f->page_size, iom_round_up(data / SAMPLES + 1, f->page_size));
-        for (uint32_t i = 0; i < m->count && n < SAMPLES; i++) {
-                const struct iom_extent *e = &m->ext[i];
-                for (uint64_t off = 0; e->phys != IOM_HOLE && off < e->len && n < SAMPLES;
-                     off += step) {
+        for (int r = iom_ext_first(&it, f, 0, &e); r > 0 && n < SAMPLES; r = iom_ext_next(&it, &e)) {
+                for (uint64_t off = 0; e.phys != IOM_HOLE && off < e.len && n < SAMPLES; off += step) {
                         uint64_t contig;
                         int err;
-                        char *va = iom_seg_resolve(f, e->phys + off, f->page_size, &contig, &err);
+                        char *va = iom_seg_resolve(f, e.phys + off, f->page_size, &contig, &err);
                         if (!va)
                                 continue;
                         /* move_pages sees only pages this process has mapped. */
@@ -1188,11 +1233,18 @@ static int fdmem_stat(struct iomem *f, struct iomem_stat *st)
         int err = 0;
         pthread_mutex_lock(&obj->lock);
         if ((err = iom_meta_lock(f)) == 0) {
-                st->size = iom_map(obj->meta)->size;
+                struct iom_holders who = { 0 };
+                uint64_t pinned = 0, mine = 0;
+                st->size = obj->meta->size;
                 st->gift_adopted = obj->meta->gift_adopted;
                 st->gift_copied = obj->meta->gift_copied;
-                st->acquired = iom_ranges_bytes(&obj->pins);
                 st->numa_node = numa_node(f);
+                if (!(err = iom_pin_census(f, &pinned, &mine, &who)) &&
+                    !(err = iom_iolock_holders(f, &who))) {
+                        st->pinned = pinned;
+                        st->acquired = mine; /* of every handle of this process */
+                }
+                iom_holders_report(&who, st);
                 iom_meta_unlock(f);
         }
         pthread_mutex_unlock(&obj->lock);
@@ -1212,7 +1264,7 @@ static int fdmem_send_fds(const struct iomem *f, int *fds, int max)
         int n = 0;
         fds[n++] = f->data_fd;
         /* A named object's metadata lives in a sidecar of its own. */
-        if ((f->caps & IOMEM_CAP_NAMED) && obj->meta_map_len && n < max)
+        if ((f->caps & IOMEM_CAP_NAMED) && !obj->meta_private && n < max)
                 fds[n++] = obj->aux_fd;
         return n;
 }
@@ -1225,6 +1277,7 @@ void iom_fdmem_init(struct iomem *f)
         obj->data_limit = IOM_DATA_END;
         obj->pool_end = IOM_PHYS_END;
         obj->owner = IOM_NO_OWNER;
+        obj->meta_map_len = IOM_META_SPAN;
         iom_mutex_init(&obj->lock);
 }
 
@@ -1243,10 +1296,10 @@ void iom_fdmem_close(struct iomem *f)
                         iom_sys.munmap(obj->allocs.v[i].va, obj->allocs.v[i].len);
         free(obj->allocs.v);
         iom_ranges_clear(&obj->pins);
-        if (obj->meta_map_len)
+        if (obj->meta_private)
+                iom_sys.munmap(obj->meta, obj->meta_map_len);
+        else if (obj->meta)
                 obj->phys->unmap(f, obj->meta, obj->meta_map_len);
-        else
-                free(obj->meta);
         obj->meta = NULL;
         if (obj->aux_fd >= 0 && obj->aux_fd != f->data_fd)
                 close(obj->aux_fd);
@@ -1281,23 +1334,90 @@ const struct iom_object_ops iom_fdmem_ops = {
 
 /* ---- attaching ------------------------------------------------------------------ */
 
-static int map_meta(struct iomem *f, size_t span)
+static int map_meta(struct iomem *f, int prot)
 {
         struct iom_fdobj *obj = fdo(f);
-        void *p = obj->phys->map(f, NULL, IOM_META_OFF, span, PROT_READ | PROT_WRITE, 0);
+        void *p = obj->phys->map(f, NULL, IOM_META_OFF, obj->meta_map_len, prot, MAP_NORESERVE);
         if (p == MAP_FAILED) {
                 int e = errno;
                 return iom_fail(f->name, -e, "cannot map its metadata: %s", strerror(e));
         }
         obj->meta = p;
-        obj->meta_map_len = span;
         return 0;
+}
+
+/* Metadata of this handle alone, in anonymous memory. */
+static int private_meta(struct iomem *f)
+{
+        struct iom_fdobj *obj = fdo(f);
+        void *p = iom_sys.mmap(NULL, obj->meta_map_len, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED)
+                return iom_fail(f->name, -ENOMEM, "cannot map its metadata: %s", strerror(errno));
+        obj->meta = p;
+        obj->meta_private = true;
+        f->caps &= ~(IOMEM_CAP_GIFT | IOMEM_CAP_SHARED);
+        return iom_meta_init(obj->meta, f->page_size, obj->meta_map_len, false);
+}
+
+/* The shared metadata's layout (size, extents, seals, gift totals) copied
+ * into metadata of this handle alone: what other processes hold is theirs. */
+static int snapshot_meta(struct iomem *f)
+{
+        struct iom_fdobj *obj = fdo(f);
+        int err = map_meta(f, PROT_READ);
+        if (err)
+                return err;
+        struct iom_meta *shared = obj->meta;
+        struct iom_meta head = *shared;
+        struct iom_rec *ext = NULL;
+        uint64_t n = 0;
+        if (iom_meta_validate(shared, f->page_size, obj->meta_map_len))
+                err = iom_fail(f->name, -EBADMSG, "its metadata is not valid");
+        else if (head.extents.count && !(ext = malloc(head.extents.count * sizeof *ext)))
+                err = iom_fail(f->name, -ENOMEM, "out of memory");
+        struct iom_cursor c;
+        for (const struct iom_rec *r = iom_smap_ceil(shared, &shared->extents, 0, &c);
+             !err && r && n < head.extents.count; r = iom_smap_next(shared, &shared->extents, &c))
+                ext[n++] = *r;
+        obj->phys->unmap(f, shared, obj->meta_map_len);
+        obj->meta = NULL;
+        if (!err && !(err = private_meta(f))) {
+                struct iom_meta *m = obj->meta;
+                m->seals = head.seals;
+                m->gift_adopted = head.gift_adopted;
+                m->gift_copied = head.gift_copied;
+                err = iom_map_resize(f, head.size);
+                for (uint64_t i = 0; i < n && !err; i++)
+                        if (ext[i].ext.phys != IOM_HOLE)
+                                err = iom_map_set(f, ext[i].key, ext[i].ext.len, ext[i].ext.phys);
+                iom_meta_keep(f);
+        }
+        free(ext);
+        return err;
+}
+
+/* Before using metadata that others made: its header, and every extent
+ * (a map that does not tile the file is refused now, not half way
+ * through some later call). */
+static int check_shared_meta(struct iomem *f)
+{
+        int err = iom_meta_lock(f);
+        if (err)
+                return err;
+        struct iom_ext_iter it;
+        struct iom_extent e;
+        int r = iom_ext_first(&it, f, 0, &e);
+        while (r > 0)
+                r = iom_ext_next(&it, &e);
+        iom_meta_unlock(f);
+        return r < 0 ? iom_fail(f->name, -EBADMSG, "its metadata is not valid") : 0;
 }
 
 int iom_fdmem_attach(struct iomem *f, enum iom_attach how, const struct iomem_opts *o)
 {
         struct iom_fdobj *obj = fdo(f);
-        size_t span = iom_meta_span(f->page_size);
+        uint64_t initial = iom_meta_initial(f->page_size);
         int err = 0;
         obj->numa_policy = o->numa_policy;
         obj->numa_node = o->numa_node;
@@ -1308,60 +1428,39 @@ int iom_fdmem_attach(struct iomem *f, enum iom_attach how, const struct iomem_op
         obj->thp_advise = thp == IOM_THP_ADVISE;
         if (thp != IOM_THP_NEVER)
                 f->caps |= IOMEM_CAP_THP;
+        if (initial > obj->meta_map_len)
+                return iom_fail(f->name, -ENOSPC, "no room for its metadata");
         if (how == IOM_ATTACH_PRIVATE) {
-                obj->meta = calloc(1, sizeof *obj->meta);
-                if (!obj->meta)
-                        return iom_fail(f->name, -ENOMEM, "out of memory");
-                f->caps &= ~(IOMEM_CAP_GIFT | IOMEM_CAP_SHARED); /* private metadata */
-                err = iom_meta_init(obj->meta, f->page_size, false);
-                if (!err && (err = iom_meta_describe_fd(obj->meta, f->data_fd, f->page_size)))
+                if (!(err = private_meta(f)) && (err = iom_meta_describe_fd(f, f->data_fd)))
                         err = iom_fail(f->name, err, "cannot read its layout: %s", strerror(-err));
+                iom_meta_keep(f);
         } else if (how == IOM_ATTACH_SNAPSHOT) {
-                obj->meta = calloc(1, sizeof *obj->meta);
-                if (!obj->meta)
-                        return iom_fail(f->name, -ENOMEM, "out of memory");
-                f->caps &= ~(IOMEM_CAP_GIFT | IOMEM_CAP_SHARED);
-                struct iom_meta *m = obj->meta;
-                if (iom_sys.pread(obj->aux_fd, m, sizeof *m, (off_t)IOM_META_OFF) != sizeof *m ||
-                    iom_meta_validate(m, f->page_size))
-                        return iom_fail(f->name, -EBADMSG, "its metadata is not valid");
-                /* Keep the layout; what other processes hold is theirs. */
-                uint32_t active = m->active_map & 1;
-                struct iom_extent_map map = m->maps[active];
-                unsigned seals = m->seals;
-                uint64_t adopted = m->gift_adopted, copied = m->gift_copied;
-                memset(m, 0, sizeof *m);
-                m->maps[0] = map;
-                m->seals = seals;
-                m->gift_adopted = adopted;
-                m->gift_copied = copied;
-                err = iom_meta_init(m, f->page_size, false);
+                err = snapshot_meta(f);
         } else if (how == IOM_ATTACH_SHARED) {
-                if ((err = map_meta(f, span)))
+                if ((err = map_meta(f, PROT_READ | PROT_WRITE)) || (err = check_shared_meta(f)))
                         return err;
-                if (iom_meta_validate(obj->meta, f->page_size))
-                        return iom_fail(f->name, -EBADMSG, "its metadata is not valid");
         } else {
-                /* Back the metadata now: touching it must never SIGBUS. */
-                if ((err = allocate(f, IOM_META_OFF, span)) || (err = map_meta(f, span)))
+                /* Back the header and the first of the heap now: touching
+                 * them must never SIGBUS. The rest is backed as it grows. */
+                if ((err = allocate(f, IOM_META_OFF, initial)) ||
+                    (err = map_meta(f, PROT_READ | PROT_WRITE)))
                         return err;
                 memset(obj->meta, 0, sizeof *obj->meta);
-                if ((err = iom_meta_init(obj->meta, f->page_size, true)))
+                if ((err = iom_meta_init(obj->meta, f->page_size, obj->meta_map_len, true)))
                         return iom_fail(f->name, err, "cannot initialise its metadata");
                 if (how == IOM_ATTACH_ADOPT) {
-                        if ((err = iom_meta_describe_fd(obj->meta, f->data_fd, f->page_size)))
-                                return iom_fail(f->name, err, "cannot read its layout: %s",
-                                                strerror(-err));
+                        if ((err = iom_meta_describe_fd(f, f->data_fd)))
+                                err = iom_fail(f->name, err, "cannot read its layout: %s",
+                                               strerror(-err));
                 } else if (o->size) {
                         if (o->size > obj->data_limit)
-                                return too_big(f);
-                        if ((err = check_space(f, o->size)) ||
-                            (err = set_data_size(f, o->size)))
-                                return err;
-                        if (iom_map_resize(&obj->meta->maps[0], o->size, f->page_size))
-                                return map_full(f);
+                                err = too_big(f);
+                        else if (!(err = check_space(f, o->size)) &&
+                                 !(err = set_data_size(f, o->size)))
+                                err = iom_map_resize(f, o->size);
                 }
                 obj->meta->seals = o->seals;
+                iom_meta_keep(f);
         }
         if (err)
                 return err;

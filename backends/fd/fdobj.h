@@ -51,8 +51,9 @@ struct iom_fdobj {
         bool thp_advise;     /* the kernel gives huge pages where the data
                               * mappings ask (segments.c, fdmem.c) */
         struct iom_meta *meta;
-        size_t meta_map_len; /* 0: meta is private heap memory */
-        uint32_t owner;      /* our slot in meta->owners */
+        size_t meta_map_len; /* the mapping of meta: its span */
+        bool meta_private;   /* meta is anonymous memory of this handle */
+        uint32_t owner;      /* our id in meta->owners */
 
         pthread_mutex_t lock; /* guards the process-local state below */
         struct iom_ranges pins;     /* this handle's pinned pages, counted */

@@ -25,7 +25,10 @@ struct iom_meta;
 int iom_iolock_rdlock(struct iomem *f, int timeout_ms);
 int iom_iolock_wrlock(struct iomem *f, int timeout_ms);
 int iom_iolock_unlock(struct iomem *f);
-/* Release everything owner holds (metadata locked). */
-void iom_iolock_reap(struct iom_meta *m, uint32_t owner);
+/* Add the processes that hold the lock to who (metadata locked). */
+struct iom_holders;
+int iom_iolock_holders(struct iomem *f, struct iom_holders *who);
+/* Release everything owner holds or waits for (metadata locked). */
+int iom_iolock_reap(struct iomem *f, uint32_t owner);
 
 #endif /* IOMEM_IOLOCK_H */

@@ -1,29 +1,36 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The shared metadata area: initialisation and validation, the robust
- * mutex, owner registration and reclaiming what dead processes held.
+ * mutex and its undo log, owner registration and reclaiming what dead
+ * processes held.
  */
 #define _GNU_SOURCE
 #include "fdobj.h"
+#include "extent_map.h"
+#include "heap.h"
 #include "iolock.h"
+#include "smap.h"
 #include "syscalls.h"
+#include "undo.h"
 
 #include <fcntl.h>
-#include <linux/falloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-size_t iom_meta_span(size_t page_size)
+uint64_t iom_meta_initial(size_t page_size)
 {
-        return iom_round_up(sizeof(struct iom_meta), page_size);
+        return iom_round_up(IOM_HEAP_OFF + IOM_HEAP_OFF, iom_max(IOM_HEAP_OFF, page_size));
 }
 
-int iom_meta_init(struct iom_meta *m, size_t page_size, bool shared)
+int iom_meta_init(struct iom_meta *m, size_t page_size, uint64_t span, bool shared)
 {
         m->version = IOM_META_VERSION;
         m->page_size = (uint32_t)page_size;
+        m->span = span;
+        m->heap_top = IOM_HEAP_OFF;
+        m->heap_backed = iom_meta_initial(page_size);
         m->writer_owner = IOM_NO_OWNER;
         m->pool_next = IOM_POOL_OFF;
         pthread_mutexattr_t a;
@@ -41,64 +48,40 @@ int iom_meta_init(struct iom_meta *m, size_t page_size, bool shared)
         return 0;
 }
 
-static int map_holds_together(const struct iom_extent_map *x, uint64_t page)
+/* Enough of the header to walk its undo log. */
+static bool log_holds_together(const struct iom_meta *m, size_t page_size, uint64_t span)
 {
-        if (x->count > IOM_MAX_EXTENTS || x->size > IOM_DATA_END)
-                return 0;
-        uint64_t pos = 0;
-        for (uint32_t i = 0; i < x->count; i++) {
-                const struct iom_extent *e = &x->ext[i];
-                if (e->off != pos || e->len == 0 || (e->len & (page - 1)))
-                        return 0;
-                if (e->phys != IOM_HOLE &&
-                    ((e->phys & (page - 1)) || e->phys >= IOM_PHYS_END ||
-                     (e->phys >= IOM_DATA_END && e->phys < IOM_POOL_OFF)))
-                        return 0;
-                pos += e->len;
-        }
-        return pos == iom_round_up(x->size, page);
-}
-
-/* The checks that keep every table index in bounds: cheap enough for
- * every lock. */
-static int header_holds_together(const struct iom_meta *m, size_t page_size)
-{
-        const struct iom_extent_map *x = iom_map(m);
         return __atomic_load_n(&m->magic, __ATOMIC_ACQUIRE) == IOM_META_MAGIC &&
-               m->version == IOM_META_VERSION && m->page_size == page_size &&
-               m->active_map <= 1 && m->npins <= IOM_MAX_PINS && m->npool <= IOM_MAX_ALLOCS &&
-               m->nreaders <= IOM_MAX_READERS &&
-               (m->writer_owner == IOM_NO_OWNER || m->writer_owner < IOM_MAX_OWNERS) &&
-               x->count <= IOM_MAX_EXTENTS && x->size <= IOM_DATA_END;
+               m->version == IOM_META_VERSION && m->page_size == page_size && m->span == span &&
+               m->log_backed <= span && m->log_len <= m->log_backed;
 }
 
-int iom_meta_validate(const struct iom_meta *m, size_t page_size)
+static bool smap_holds_together(const struct iom_smap *s)
 {
-        if (!header_holds_together(m, page_size) || !map_holds_together(iom_map(m), page_size))
-                return -EBADMSG;
-        for (uint32_t i = 0; i < m->npins; i++)
-                if (m->pins[i].owner >= IOM_MAX_OWNERS || m->pins[i].start >= m->pins[i].end)
-                        return -EBADMSG;
-        for (uint32_t i = 0; i < m->npool; i++)
-                if (m->pool[i].owner >= IOM_MAX_OWNERS || m->pool[i].phys < IOM_POOL_OFF ||
-                    m->pool[i].phys + m->pool[i].len > IOM_PHYS_END)
-                        return -EBADMSG;
-        for (uint32_t i = 0; i < m->nreaders; i++)
-                if (m->readers[i].owner >= IOM_MAX_OWNERS)
-                        return -EBADMSG;
-        return 0;
+        return s->nleaves <= s->dir_cap && (s->count ? s->nleaves >= 1 : s->nleaves <= 1) &&
+               s->count / IOM_SMAP_LEAF_RECS <= s->nleaves;
 }
 
-int iom_meta_describe_fd(struct iom_meta *m, int fd, size_t page_size)
+int iom_meta_validate(const struct iom_meta *m, size_t page_size, uint64_t span)
+{
+        bool ok = log_holds_together(m, page_size, span) && m->heap_top >= IOM_HEAP_OFF &&
+                  m->heap_top <= m->heap_backed && m->heap_backed <= span - m->log_backed &&
+                  m->size <= IOM_DATA_END && m->pool_next >= IOM_POOL_OFF &&
+                  m->pool_next <= IOM_PHYS_END && smap_holds_together(&m->extents) &&
+                  smap_holds_together(&m->pins) && smap_holds_together(&m->pool) &&
+                  smap_holds_together(&m->owners) && smap_holds_together(&m->readers);
+        return ok ? 0 : -EBADMSG;
+}
+
+int iom_meta_describe_fd(struct iomem *f, int fd)
 {
         struct stat st;
         if (iom_sys.fstat(fd, &st) < 0)
                 return -errno;
-        struct iom_extent_map *x = &m->maps[m->active_map & 1];
-        uint64_t size = (uint64_t)st.st_size;
+        uint64_t size = (uint64_t)st.st_size, page = f->page_size;
         if (size > IOM_DATA_END)
                 return -EFBIG;
-        int r = iom_map_resize(x, size, page_size);
+        int r = iom_map_resize(f, size);
         for (off_t pos = 0; !r && (uint64_t)pos < size;) {
                 off_t data = lseek(fd, pos, SEEK_DATA);
                 if (data < 0)
@@ -106,14 +89,12 @@ int iom_meta_describe_fd(struct iom_meta *m, int fd, size_t page_size)
                 off_t hole = lseek(fd, data, SEEK_HOLE);
                 if (hole < 0 || (uint64_t)hole > size)
                         hole = (off_t)size;
-                uint64_t s = iom_round_down((uint64_t)data, page_size);
-                uint64_t e = iom_round_up((uint64_t)hole, page_size);
-                r = iom_map_set(x, s, e - s, s);
+                uint64_t s = iom_round_down((uint64_t)data, page);
+                uint64_t e = iom_round_up((uint64_t)hole, page);
+                r = iom_map_set(f, s, e - s, s);
                 pos = hole;
         }
-        if (r == -ENOSPC) /* too fragmented to describe: treat it all as data */
-                r = iom_map_set(x, 0, iom_round_up(size, page_size), 0);
-        return size ? r : 0;
+        return r;
 }
 
 /* ---- owners ---------------------------------------------------------- */
@@ -152,59 +133,62 @@ int iom_owner_register(struct iomem *f)
 {
         struct iom_fdobj *obj = fdo(f);
         struct iom_meta *m = obj->meta;
+        uint32_t id = m->next_owner == IOM_NO_OWNER ? 0 : m->next_owner;
+        while (iom_smap_get(m, &m->owners, id))
+                id = id + 1 == IOM_NO_OWNER ? 0 : id + 1;
         pid_t pid = getpid();
-        uint64_t start = process_start_time(pid, NULL);
-        for (int pass = 0; pass < 2; pass++) {
-                for (uint32_t i = 0; i < IOM_MAX_OWNERS; i++) {
-                        if (m->owners[i].pid == 0) {
-                                m->owners[i].start_time = start;
-                                m->owners[i].pid = pid;
-                                obj->owner = i;
-                                return 0;
-                        }
-                }
-                for (uint32_t i = 0; i < IOM_MAX_OWNERS; i++)
-                        iom_owner_check(f, i);
-        }
-        return iom_fail(f->name, -EMFILE, "%d handles already have this object open", IOM_MAX_OWNERS);
+        struct iom_rec r = { .key = id,
+                             .owner = { .pid = pid, .start_time = process_start_time(pid, NULL) } };
+        int err = iom_smap_insert(f, &m->owners, &r);
+        if (!err)
+                err = iom_undo_set32(f, &m->next_owner, id + 1);
+        if (err)
+                return err;
+        obj->owner = id;
+        /* Owners that died without closing are reaped as they are met (a
+         * pin in the way, a lock wait); look at one more at every open, so
+         * that they do not gather where nothing meets them. */
+        const struct iom_rec *other = iom_smap_ceil(m, &m->owners, (uint64_t)id + 1, NULL);
+        if (!other)
+                other = iom_smap_ceil(m, &m->owners, 0, NULL);
+        if (other && other->key != id)
+                iom_owner_check(f, (uint32_t)other->key);
+        return 0;
 }
 
-/* Drop everything an owner holds in the shared state. */
-static void owner_reap(struct iomem *f, uint32_t owner)
+/* Drop everything an owner holds in the shared state, then the owner.
+ * Each step is whole: a failure leaves the owner to reap again later. */
+static int owner_reap(struct iomem *f, uint32_t owner)
 {
-        struct iom_fdobj *obj = fdo(f);
-        struct iom_meta *m = obj->meta;
-        for (uint32_t i = 0; i < m->npins;) {
-                if (m->pins[i].owner == owner)
-                        m->pins[i] = m->pins[--m->npins];
-                else
-                        i++;
-        }
-        for (uint32_t i = 0; i < m->npool;) {
-                if (m->pool[i].owner == owner) {
-                        /* Its un-gifted buffers belong to no one now. */
-                        obj->phys->punch(f, m->pool[i].phys, m->pool[i].len);
-                        m->pool[i] = m->pool[--m->npool];
-                } else {
-                        i++;
-                }
-        }
-        iom_iolock_reap(m, owner);
-        m->owners[owner].pid = 0;
+        struct iom_meta *m = fdo(f)->meta;
+        int err = iom_pin_drop_owner(f, owner);
+        if (!err)
+                err = iom_pool_drop_owner(f, owner);
+        if (!err)
+                err = iom_iolock_reap(f, owner);
+        if (!err && iom_smap_get(m, &m->owners, owner))
+                err = iom_smap_erase(f, &m->owners, owner);
+        return err;
 }
 
 void iom_owner_unregister(struct iomem *f)
 {
-        owner_reap(f, fdo(f)->owner);
+        owner_reap(f, fdo(f)->owner); /* what it cannot drop, survivors reap */
 }
 
 int iom_owner_check(struct iomem *f, uint32_t owner)
 {
-        struct iom_owner *o = &fdo(f)->meta->owners[owner];
-        pid_t pid = o->pid;
-        if (pid == 0)
-                return 0;
-        bool dead = kill(pid, 0) < 0 && errno == ESRCH;
+        struct iom_meta *m = fdo(f)->meta;
+        const struct iom_rec *o = iom_smap_get(m, &m->owners, owner);
+        if (!o) {
+                /* Entries of an owner that is not there (a spoilt table)
+                 * hold nothing. */
+                int err = owner_reap(f, owner);
+                return err ? err : 0;
+        }
+        pid_t pid = (pid_t)o->owner.pid;
+        uint64_t started = o->owner.start_time;
+        bool dead = pid <= 0 || (kill(pid, 0) < 0 && errno == ESRCH);
         if (!dead) {
                 /* A zombie is dead although its pid lives on until its
                  * parent reaps it, and that parent may be waiting for
@@ -212,112 +196,83 @@ int iom_owner_check(struct iomem *f, uint32_t owner)
                 char state = 0;
                 uint64_t now = process_start_time(pid, &state);
                 dead = state == 'Z' || state == 'X' ||
-                       (o->start_time && now && now != o->start_time); /* the pid was reused */
+                       (started && now && now != started); /* the pid was reused */
         }
         if (!dead)
                 return 1;
         iom_debug("%s: reclaiming what dead process %d held", f->name, (int)pid);
-        owner_reap(f, owner);
-        return 0;
+        int err = owner_reap(f, owner);
+        return err ? err : 0;
+}
+
+int iom_owner_pid(struct iomem *f, uint32_t owner)
+{
+        const struct iom_meta *m = fdo(f)->meta;
+        const struct iom_rec *o = iom_smap_get(m, &m->owners, owner);
+        return o ? (int)o->owner.pid : 0;
+}
+
+/* Reap every owner that died. */
+static void reap_the_dead(struct iomem *f)
+{
+        struct iom_meta *m = fdo(f)->meta;
+        for (const struct iom_rec *o = iom_smap_ceil(m, &m->owners, 0, NULL); o;) {
+                uint64_t id = o->key;
+                iom_owner_check(f, (uint32_t)id);
+                o = iom_smap_ceil(m, &m->owners, id + 1, NULL);
+        }
 }
 
 /* ---- the robust mutex ------------------------------------------------- */
 
+static int corrupt(struct iomem *f)
+{
+        pthread_mutex_unlock(&fdo(f)->meta->mutex);
+        return iom_fail(f->name, -EBADMSG, "the shared metadata is corrupt");
+}
+
 int iom_meta_lock(struct iomem *f)
 {
-        struct iom_meta *m = fdo(f)->meta;
+        struct iom_fdobj *obj = fdo(f);
+        struct iom_meta *m = obj->meta;
         int r = pthread_mutex_lock(&m->mutex);
         if (r == EOWNERDEAD) {
-                /* Its holder died mid-change. The extent map is published by
-                 * one store, so only the tables need repairing: reap every
-                 * dead owner, then check what is left. */
+                /* Its holder died mid-change: undo what it had done, then
+                 * reclaim what the dead held. */
                 pthread_mutex_consistent(&m->mutex);
-                for (uint32_t i = 0; i < IOM_MAX_OWNERS; i++)
-                        iom_owner_check(f, i);
-                if (iom_meta_validate(m, f->page_size) < 0) {
-                        pthread_mutex_unlock(&m->mutex);
-                        return iom_fail(f->name, -EBADMSG, "the shared metadata is corrupt");
-                }
+                if (!log_holds_together(m, f->page_size, obj->meta_map_len))
+                        return corrupt(f);
+                iom_undo_rollback(m);
+                if (iom_meta_validate(m, f->page_size, obj->meta_map_len))
+                        return corrupt(f);
+                reap_the_dead(f);
+                iom_undo_commit(f);
                 return 0;
         }
         if (r)
                 return iom_fail(f->name, r == ENOTRECOVERABLE ? -EBADMSG : -r,
                                 "cannot lock the metadata: %s", strerror(r));
-        /* Another process may have scribbled on it: never index past a
-         * table, walk a map that does not tile the file, or look up an
-         * owner on its word. */
-        if (iom_meta_validate(m, f->page_size)) {
-                pthread_mutex_unlock(&m->mutex);
-                return iom_fail(f->name, -EBADMSG, "the shared metadata is corrupt");
-        }
+        /* Another process may have scribbled on it: never walk a log or a
+         * table that does not hold together, nor wait for a writer that
+         * is nobody. */
+        if (iom_meta_validate(m, f->page_size, obj->meta_map_len) || m->log_len ||
+            (m->writer_owner != IOM_NO_OWNER && !iom_smap_get(m, &m->owners, m->writer_owner)))
+                return corrupt(f);
         return 0;
 }
 
 void iom_meta_unlock(struct iomem *f)
 {
+        iom_undo_commit(f);
         pthread_mutex_unlock(&fdo(f)->meta->mutex);
 }
 
-/* ---- the shared pin table --------------------------------------------- */
-
-int iom_pin_add(struct iom_meta *m, uint32_t owner, uint64_t start, uint64_t end)
+void iom_meta_undo(struct iomem *f)
 {
-        for (uint32_t i = 0; i < m->npins; i++) {
-                struct iom_pin *p = &m->pins[i];
-                if (p->owner == owner && p->end == start) {
-                        p->end = end;
-                        return 0;
-                }
-        }
-        if (m->npins >= IOM_MAX_PINS - 1) /* keep a slot for a split */
-                return -ENOMEM;
-        m->pins[m->npins] = (struct iom_pin){ .owner = owner, .start = start, .end = end };
-        __atomic_store_n(&m->npins, m->npins + 1, __ATOMIC_RELEASE);
-        return 0;
+        iom_undo_rollback(fdo(f)->meta);
 }
 
-void iom_pin_remove(struct iom_meta *m, uint32_t owner, uint64_t start, uint64_t end)
+void iom_meta_keep(struct iomem *f)
 {
-        for (uint32_t i = 0; i < m->npins;) {
-                struct iom_pin *p = &m->pins[i];
-                if (p->owner != owner || p->end <= start || p->start >= end) {
-                        i++;
-                } else if (p->start >= start && p->end <= end) {
-                        *p = m->pins[--m->npins];
-                } else if (p->start < start && p->end > end) {
-                        /* A hole in the middle. Without room for the right
-                         * part, keep the entry whole: that only makes
-                         * truncate or gift of these pages report busy until
-                         * the rest is released. */
-                        if (m->npins < IOM_MAX_PINS) {
-                                m->pins[m->npins] = (struct iom_pin){
-                                        .owner = owner, .start = end, .end = p->end };
-                                m->npins++;
-                                p->end = start;
-                        }
-                        i++;
-                } else if (p->start < start) {
-                        p->end = start;
-                        i++;
-                } else {
-                        p->start = end;
-                        i++;
-                }
-        }
-}
-
-int iom_pin_busy(struct iomem *f, uint64_t start, uint64_t end)
-{
-        struct iom_meta *m = fdo(f)->meta;
-        for (uint32_t i = 0; i < m->npins;) {
-                struct iom_pin *p = &m->pins[i];
-                if (p->end <= start || p->start >= end) {
-                        i++;
-                        continue;
-                }
-                if (iom_owner_check(f, p->owner))
-                        return 1;
-                i = 0; /* the dead owner's pins are gone; look again */
-        }
-        return 0;
+        iom_undo_commit(f);
 }

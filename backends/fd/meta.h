@@ -32,57 +32,53 @@
 #define IOM_PHYS_END  (UINT64_C(1) << 60)
 
 #define IOM_META_MAGIC   UINT64_C(0x4154454d4d454f49) /* "IOEMMETA" */
-#define IOM_META_VERSION 1u
+#define IOM_META_VERSION 2u
 
-#define IOM_MAX_OWNERS  128
-#define IOM_MAX_PINS    2048
-#define IOM_MAX_EXTENTS 2048
-#define IOM_MAX_ALLOCS  512
-#define IOM_MAX_READERS 128
+/* Address space the metadata of an object may use (memory is backed as
+ * its tables grow): 1 GiB, room for some 10^7 extents or pins. Each
+ * handle maps it whole, so that the tables never move under a process
+ * that reads them. mshare objects have the room their region gives them. */
+#define IOM_META_SPAN (UINT64_C(1) << 30)
 
 #define IOM_HOLE UINT64_MAX /* phys of an extent with no backing */
 #define IOM_NO_OWNER UINT32_MAX
 
-/* [off, off+len) of the file lives at physical offset phys (or is a hole). */
-struct iom_extent {
-        uint64_t off, len, phys;
+/*
+ * A record of one of the shared tables, by key. Every table is a sorted
+ * map (smap.h) of these.
+ */
+struct iom_rec {
+        uint64_t key;
+        union {
+                /* extents: key = file offset; [key, key+len) is at phys
+                 * (IOM_HOLE: no backing). They tile [0, round_up(size)). */
+                struct { uint64_t len, phys, unused; } ext;
+                /* pins: key = iom_pin_key(owner, start); pages [start, end)
+                 * are pinned by owner (counts are kept per process). */
+                struct { uint64_t start, end, owner; } pin;
+                /* pool: key = phys; a gift-pool range handed out by
+                 * iomem_alloc and not yet gifted. */
+                struct { uint64_t len, owner, unused; } pool;
+                /* owners: key = owner id; a handle that has the object
+                 * open. start_time (/proc/PID/stat field 22) tells reused
+                 * pids apart. */
+                struct { int64_t pid; uint64_t start_time; uint32_t writers_waiting, unused; } owner;
+                /* readers: key = owner << 32 | tid; a thread holding the
+                 * I/O lock for reading, count times. */
+                struct { uint64_t count, unused[2]; } reader;
+        };
 };
 
-/* The extents tile [0, round_up(size, page)) in order. */
-struct iom_extent_map {
-        uint64_t size;
-        uint32_t count;
-        uint32_t reserved;
-        struct iom_extent ext[IOM_MAX_EXTENTS];
+/* The place of a sorted map in the metadata (smap.h). */
+struct iom_smap {
+        uint64_t dir;      /* heap offset of its directory, 0 when empty */
+        uint64_t dir_cap;  /* entries the directory has room for */
+        uint64_t nleaves;
+        uint64_t count;    /* records */
 };
 
-struct iom_owner {
-        int32_t pid;        /* 0: free slot */
-        uint32_t writers_waiting; /* its threads waiting for the write lock */
-        uint64_t start_time; /* /proc/PID/stat field 22, tells reused pids apart */
-};
-
-/* Pages [start, end) are pinned by owner (counts are kept per process). */
-struct iom_pin {
-        uint32_t owner;
-        uint32_t reserved;
-        uint64_t start, end;
-};
-
-/* A gift-pool range handed out by iomem_alloc and not yet gifted. */
-struct iom_pool_rec {
-        uint32_t owner;
-        uint32_t reserved;
-        uint64_t phys, len;
-};
-
-/* A thread holding the I/O lock for reading. */
-struct iom_reader {
-        uint32_t owner;
-        int32_t tid;
-        uint32_t count;
-        uint32_t reserved;
-};
+/* Size classes of heap blocks: 4 KiB << class (heap.h). */
+#define IOM_HEAP_CLASSES 40
 
 struct iom_meta {
         uint64_t magic;   /* written last when initialised */
@@ -90,9 +86,19 @@ struct iom_meta {
         uint32_t page_size;
         uint64_t data_ino; /* shm: inode of the data object this describes */
         uint32_t seals;    /* IOMEM_SEAL_* */
-        uint32_t active_map; /* which of maps[] is current; flipped to commit */
+        uint32_t next_owner; /* where the search for a free owner id starts */
         pthread_mutex_t mutex;
 
+        /* The space: the header, then the heap growing up, and the undo
+         * log of the change in progress growing down from the end. */
+        uint64_t span;        /* bytes of address space it may use */
+        uint64_t heap_top;    /* [IOM_HEAP_OFF, heap_top) handed out at some time */
+        uint64_t heap_backed; /* [IOM_HEAP_OFF, heap_backed) has memory */
+        uint64_t free_blocks[IOM_HEAP_CLASSES]; /* free lists, by class */
+        uint64_t log_len;     /* bytes of undo records; 0: no change in progress */
+        uint64_t log_backed;  /* [span - log_backed, span) has memory */
+
+        uint64_t size;        /* the file size */
         uint64_t gift_adopted, gift_copied;
         uint64_t pool_next;
 
@@ -102,72 +108,88 @@ struct iom_meta {
         int32_t writer_tid;
         uint32_t writer_depth;
         uint32_t lock_waiters;  /* threads asleep on lock_seq */
-        uint32_t nreaders;
-        struct iom_reader readers[IOM_MAX_READERS];
+        uint32_t writers_waiting; /* of every owner: while not 0, new readers queue */
 
-        uint32_t npins;
-        struct iom_pin pins[IOM_MAX_PINS];
-        uint32_t npool;
-        struct iom_pool_rec pool[IOM_MAX_ALLOCS];
-        struct iom_owner owners[IOM_MAX_OWNERS];
-
-        struct iom_extent_map maps[2];
+        struct iom_smap extents, pins, pool, owners, readers;
 
         /* mshare: the bytes of the region its creator backed (metadata,
          * file, gift pool), from which every attacher lays it out; 0
-         * until the creator has finished. Last, so that the layout of
-         * everything above is that of version 1. */
+         * until the creator has finished. */
         uint64_t region_used;
-
-        /* Threads waiting for the write lock, of every owner: while it is
-         * not 0, new readers queue (lockwait.h). */
-        uint32_t writers_waiting;
-        uint32_t reserved;
 };
+
+/* Where the heap starts, after the header. */
+#define IOM_HEAP_OFF UINT64_C(65536)
+
+/* The key of owner's pin starting at byte start: an owner's pins are
+ * together, in order. */
+static inline uint64_t iom_pin_key(uint32_t owner, uint64_t start, size_t page_size)
+{
+        uint64_t page = start / page_size; /* < 2^32 within the largest file */
+        return (uint64_t)owner << 32 | (page > UINT32_MAX ? UINT32_MAX : page);
+}
 
 struct iomem;
 
-/* Size of the metadata mapping for a page size. */
-size_t iom_meta_span(size_t page_size);
-/* Initialise a fresh metadata area (shared: process-shared mutex). */
-int iom_meta_init(struct iom_meta *m, size_t page_size, bool shared);
-/* Check a mapped area before trusting it: -EBADMSG when it is not ours
- * or does not hold together. */
-int iom_meta_validate(const struct iom_meta *m, size_t page_size);
+/* Memory the metadata has backed from its start when it is made: the
+ * header and the first blocks of the heap. */
+uint64_t iom_meta_initial(size_t page_size);
+/* Initialise a fresh metadata area of span bytes (shared: a process-shared
+ * mutex) whose first iom_meta_initial bytes are backed. */
+int iom_meta_init(struct iom_meta *m, size_t page_size, uint64_t span, bool shared);
+/* Check a mapped area's header before trusting it: -EBADMSG when it is
+ * not ours, not of this span, or does not hold together. O(1): the tables
+ * are checked as they are read. */
+int iom_meta_validate(const struct iom_meta *m, size_t page_size, uint64_t span);
 /* Describe an existing descriptor: size from fstat, holes and data from
  * SEEK_HOLE/SEEK_DATA (for objects that other programs created). */
-int iom_meta_describe_fd(struct iom_meta *m, int fd, size_t page_size);
+int iom_meta_describe_fd(struct iomem *f, int fd);
 
-/* Lock the metadata; repairs it when the previous holder died. */
+/* Lock the metadata; undoes a change its previous holder did not finish
+ * and reclaims what dead processes held. */
 int iom_meta_lock(struct iomem *f);
+/* Unlock, keeping the changes made since locking. */
 void iom_meta_unlock(struct iomem *f);
+/* Undo the changes made since locking (or the last iom_meta_keep), and
+ * stay locked. */
+void iom_meta_undo(struct iomem *f);
+/* Keep the changes made so far (they survive this process's death), and
+ * stay locked. */
+void iom_meta_keep(struct iomem *f);
 
 /* Owners. */
 int iom_owner_register(struct iomem *f);
 void iom_owner_unregister(struct iomem *f);
-/* 1 when slot's process is alive; reaps it (pins, locks, pool) when dead. */
+/* 1 when the owner's process is alive; reaps it (pins, locks, pool) when
+ * dead and answers 0; 0 also when there is no such owner; negative when
+ * it could not be reaped (the caller counts it as alive). */
 int iom_owner_check(struct iomem *f, uint32_t owner);
+/* The pid of a live owner, 0 when none. */
+int iom_owner_pid(struct iomem *f, uint32_t owner);
 
-/* Shared pin table (with the metadata locked). */
-int iom_pin_add(struct iom_meta *m, uint32_t owner, uint64_t start, uint64_t end);
-void iom_pin_remove(struct iom_meta *m, uint32_t owner, uint64_t start, uint64_t end);
-/* Any live owner's pin over [start, end)? 1 yes (reaps dead ones), 0 no. */
-int iom_pin_busy(struct iomem *f, uint64_t start, uint64_t end);
+/* The shared pins (tables.c; the metadata locked). */
+int iom_pin_add(struct iomem *f, uint32_t owner, uint64_t start, uint64_t end);
+int iom_pin_remove(struct iomem *f, uint32_t owner, uint64_t start, uint64_t end);
+/* Is a live owner's pin over [start, end)? 1 yes, with the first such
+ * range clipped to [start, end) and its holder's pid in *who when who is
+ * not NULL; 0 no (dead owners are reaped on the way); negative on error. */
+struct iom_pin_holder {
+        uint64_t start, end;
+        int pid;
+};
+int iom_pin_busy(struct iomem *f, uint64_t start, uint64_t end, struct iom_pin_holder *who);
+/* Remove every pin of owner. */
+int iom_pin_drop_owner(struct iomem *f, uint32_t owner);
 
-/* Extent maps (extent_map.c). */
-static inline const struct iom_extent_map *iom_map(const struct iom_meta *m)
-{
-        return &m->maps[m->active_map & 1];
-}
-/* Index of the extent containing off (off < tiled end). */
-uint32_t iom_map_find(const struct iom_extent_map *m, uint64_t off);
-/* Start a change: copy the current map into the spare one and return it. */
-struct iom_extent_map *iom_map_begin(struct iom_meta *m);
-/* Make [off, off+len) one extent at phys (IOM_HOLE for a hole). */
-int iom_map_set(struct iom_extent_map *m, uint64_t off, uint64_t len, uint64_t phys);
-/* Change the size: new pages are holes, pages past the end are dropped. */
-int iom_map_resize(struct iom_extent_map *m, uint64_t size, uint64_t page);
-/* Publish the spare map as current. */
-void iom_map_commit(struct iom_meta *m);
+/* The bytes any owner pins, those this process's owners pin, and the
+ * processes that pin (into who); dead owners are reaped first. */
+struct iom_holders;
+int iom_pin_census(struct iomem *f, uint64_t *pinned, uint64_t *mine, struct iom_holders *who);
+
+/* The gift pool's outstanding buffers (tables.c). */
+int iom_pool_add(struct iomem *f, uint32_t owner, uint64_t phys, uint64_t len);
+int iom_pool_forget(struct iomem *f, uint64_t phys);
+/* Punch and forget every buffer of owner. */
+int iom_pool_drop_owner(struct iomem *f, uint32_t owner);
 
 #endif /* IOMEM_META_H */

@@ -12,7 +12,9 @@
  *
  *   [0, meta_room)        the metadata (meta.h): first, so that an
  *                         attacher reads the page size and the used size
- *                         before anything else
+ *                         before anything else; a sixteenth of the used
+ *                         size (at least its first blocks), which bounds
+ *                         its tables as the region bounds the file
  *   [meta_room, +data)    the file's bytes; data is the capacity
  *   [.., used)            the gift pool (iomem_alloc buffers), as large
  *   [used, region)        nothing: used is the whole region, whose memory
@@ -457,6 +459,12 @@ static int back_region(struct iomem *f, int fd, uint64_t least, const struct iom
         return 0;
 }
 
+/* Room for the metadata in a region of used bytes. */
+static uint64_t meta_room_of(uint64_t used, uint64_t ps)
+{
+        return iom_max(iom_round_up(iom_meta_initial(ps), ps), iom_round_down(used / 16, ps));
+}
+
 /* Split the used p->used bytes of the region with f->page_size pages
  * (see the top of the file); -EBADMSG when they do not fit. */
 static int lay_out(struct iomem *f)
@@ -464,7 +472,8 @@ static int lay_out(struct iomem *f)
         struct iom_fdobj *obj = fdo(f);
         struct mshare_priv *p = priv(f);
         uint64_t ps = f->page_size;
-        p->meta_room = iom_round_up(iom_meta_span(ps), ps);
+        p->meta_room = meta_room_of(p->used, ps);
+        obj->meta_map_len = p->meta_room;
         if (p->used > p->region || p->used % ps || p->used < p->meta_room + 2 * ps)
                 return iom_fail(f->name, -EBADMSG, "its region is not laid out as ours are");
         p->data = iom_round_down((p->used - p->meta_room) / 2, ps);
@@ -493,7 +502,9 @@ static int create_region(struct iomem *f, int fd, uint64_t align, const struct i
         /* Room for the metadata, the size asked for, and as much again
          * for the gift pool. */
         uint64_t want = iom_round_up(iom_max(o->size, 1), f->page_size);
-        uint64_t least = iom_round_up(iom_meta_span(f->page_size), f->page_size) + 2 * want;
+        uint64_t ps = f->page_size, least = iom_round_up(iom_meta_initial(ps), ps) + 2 * want;
+        if (meta_room_of(least, ps) > least - 2 * want) /* a sixteenth for the metadata */
+                least = iom_round_up((2 * want) / 15 * 16 + 16 * ps, ps);
         p->region = iom_round_up(least, align);
         p->used = o->hugepage ? least : p->region;
         int err;

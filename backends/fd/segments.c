@@ -81,7 +81,7 @@ static int seg_map(struct iomem *f, uint64_t phys, uint64_t want)
         if (phys < IOM_DATA_END) {
                 /* Continue the data area from where the last piece ended. */
                 start = prev ? prev->phys + prev->len : 0;
-                uint64_t size = iom_map(obj->meta)->size;
+                uint64_t size = obj->meta->size;
                 end = iom_max(phys + want, iom_max(2 * size, DATA_MAP_MIN));
                 limit = iom_min(limit, obj->data_limit);
                 if (prev)
