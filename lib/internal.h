@@ -39,6 +39,25 @@ static inline bool iom_is_pow2(size_t x) { return x && !(x & (x - 1)); }
 static inline uint64_t iom_round_down(uint64_t x, uint64_t a) { return x & ~(a - 1); }
 static inline uint64_t iom_round_up(uint64_t x, uint64_t a) { return (x + a - 1) & ~(a - 1); }
 static inline uint64_t iom_min(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+/* A function that reads shared memory under a sequence count, which
+ * notices a read torn by a concurrent change and has it done again: its
+ * reads are not races for ThreadSanitizer to report. */
+#if defined(__SANITIZE_THREAD__)
+#define IOM_SEQ_READER __attribute__((no_sanitize("thread")))
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define IOM_SEQ_READER __attribute__((no_sanitize("thread")))
+#endif
+#endif
+#ifndef IOM_SEQ_READER
+#define IOM_SEQ_READER
+#define IOM_FENCE(order) __atomic_thread_fence(order)
+#else
+/* GCC's ThreadSanitizer refuses fences (it does not model them); those
+ * of a sequence count only order plain accesses it does not check. */
+#define IOM_FENCE(order) __asm__ __volatile__("" ::: "memory")
+#endif
 static inline uint64_t iom_max(uint64_t a, uint64_t b) { return a > b ? a : b; }
 
 /* The largest file any backend holds (16 TiB): the fd engine lays out

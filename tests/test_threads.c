@@ -828,6 +828,71 @@ START_TEST(lock_deadlines)
 }
 END_TEST
 
+/* ---- borrow while the map changes ------------------------------------------------- */
+
+#define STEADY_PAGES 32
+#define CHANGING_PAGES 4000
+
+struct churn {
+        struct iomem *f;
+        size_t ps;
+        atomic_int stop;
+};
+
+/* Fill the pages after the steady ones one by one, each a new extent
+ * beside holes: the map splits leaves and grows under the borrower. */
+static void *churn_writer(void *p)
+{
+        struct churn *c = p;
+        for (int round = 0; !atomic_load(&c->stop) && round < 50; round++) {
+                for (size_t i = 0; i < CHANGING_PAGES && !atomic_load(&c->stop); i += 2) {
+                        char b = (char)round;
+                        T_REQUIRE(iomem_pwrite(c->f, &b, 1, (STEADY_PAGES + i) * c->ps) == 1);
+                }
+                T_REQUIRE(iomem_truncate(c->f, STEADY_PAGES * c->ps) == 0);
+                T_REQUIRE(iomem_truncate(c->f, (STEADY_PAGES + CHANGING_PAGES) * c->ps) == 0);
+        }
+        return NULL;
+}
+
+/* borrow and bufcount read the extent map without the metadata's mutex
+ * when no change is in progress: whatever the other thread changes, what
+ * they describe of the steady pages is always whole and right. */
+START_TEST(borrow_while_the_map_changes)
+{
+        fail_reset();
+        size_t ps = (size_t)sysconf(_SC_PAGESIZE);
+        struct iomem *f = test_open_new("thr-churn", (STEADY_PAGES + CHANGING_PAGES) * ps);
+        unsigned char *want = malloc(STEADY_PAGES * ps);
+        fill(want, STEADY_PAGES * ps, 99);
+        ck_assert_int_eq(iomem_pwrite(f, want, STEADY_PAGES * ps, 0), (ssize_t)(STEADY_PAGES * ps));
+        struct churn c = { .f = f, .ps = ps };
+        atomic_init(&c.stop, 0);
+        pthread_t t;
+        start(&t, churn_writer, &c);
+        struct iovec v[STEADY_PAGES + 1];
+        for (int i = 0; i < 20000; i++) {
+                ck_assert_int_eq(iomem_rdlock(f), 0);
+                ssize_t n = iomem_borrow(f, 0, STEADY_PAGES * ps, v, STEADY_PAGES + 1);
+                ssize_t count = iomem_bufcount(f, 0, STEADY_PAGES * ps);
+                size_t at = 0;
+                bool same = n >= 1 && count == n;
+                for (ssize_t k = 0; same && k < n; k++) {
+                        same = v[k].iov_base && !memcmp(v[k].iov_base, want + at, v[k].iov_len);
+                        at += v[k].iov_len;
+                }
+                ck_assert_int_eq(iomem_unlock(f), 0);
+                ck_assert_msg(same && at == STEADY_PAGES * ps, "borrow %d: %zd entries (bufcount %zd), "
+                              "%zu bytes", i, n, count, at);
+        }
+        atomic_store(&c.stop, 1);
+        join(t);
+        fail_check();
+        free(want);
+        ck_assert_int_eq(iomem_close(&f), 0);
+}
+END_TEST
+
 /* ---- pwrite / pread --------------------------------------------------------------- */
 
 #define CHUNK 1000u /* not a page multiple: threads share pages */
@@ -1019,6 +1084,7 @@ static Suite *threads_suite(void)
 
         tc = tcase_create("io");
         tcase_add_test(tc, concurrent_pwrite_pread);
+        tcase_add_test(tc, borrow_while_the_map_changes);
         tcase_add_test(tc, gift_from_threads);
         tcase_add_test(tc, errormsg_per_thread);
         suite_add_tcase(s, tc);

@@ -11,7 +11,7 @@
 #include "smap.h"
 #include "undo.h"
 
-static uint64_t tiled_end(const struct iom_meta *m)
+IOM_SEQ_READER static uint64_t tiled_end(const struct iom_meta *m)
 {
         return iom_round_up(m->size, m->page_size);
 }
@@ -25,7 +25,7 @@ static int not_tiled(struct iomem *f, uint64_t off)
 
 /* Take record r as extent *e if it is one the file can have and starts at
  * pos (or, for the first, holds it). */
-static int take(struct iom_ext_iter *it, const struct iom_rec *r, uint64_t pos, bool first,
+IOM_SEQ_READER static int take(struct iom_ext_iter *it, const struct iom_rec *r, uint64_t pos, bool first,
                 struct iom_extent *e)
 {
         const struct iom_meta *m = fdo(it->f)->meta;
@@ -45,7 +45,7 @@ static int take(struct iom_ext_iter *it, const struct iom_rec *r, uint64_t pos, 
         return 1;
 }
 
-int iom_ext_first(struct iom_ext_iter *it, struct iomem *f, uint64_t off, struct iom_extent *e)
+IOM_SEQ_READER int iom_ext_first(struct iom_ext_iter *it, struct iomem *f, uint64_t off, struct iom_extent *e)
 {
         const struct iom_meta *m = fdo(f)->meta;
         it->f = f;
@@ -54,7 +54,7 @@ int iom_ext_first(struct iom_ext_iter *it, struct iomem *f, uint64_t off, struct
         return take(it, iom_smap_floor(m, &m->extents, off, &it->c), off, true, e);
 }
 
-int iom_ext_next(struct iom_ext_iter *it, struct iom_extent *e)
+IOM_SEQ_READER int iom_ext_next(struct iom_ext_iter *it, struct iom_extent *e)
 {
         const struct iom_meta *m = fdo(it->f)->meta;
         if (it->pos >= tiled_end(m))

@@ -244,7 +244,7 @@ static int add_phys(struct iomem *f, uint64_t phys, uint64_t len, struct iov_bui
 
 /* Describe file bytes [off, end) from the extent map (fdo(f)->lock and the
  * metadata held). 1 done, 0 builder full, negative on error. */
-static int describe(struct iomem *f, uint64_t off, uint64_t end, struct iov_builder *b)
+IOM_SEQ_READER static int describe(struct iomem *f, uint64_t off, uint64_t end, struct iov_builder *b)
 {
         struct iom_ext_iter it;
         struct iom_extent e;
@@ -581,17 +581,39 @@ static ssize_t fdmem_retrieve(struct iomem *f, size_t off, size_t len, struct io
         return r < 0 ? r : (ssize_t)b.n;
 }
 
-/* borrow and bufcount: describe [off, off+len) clamped to the size. */
+/* borrow and bufcount: describe [off, off+len) clamped to the size, into
+ * b, the metadata held or read between changes. */
+IOM_SEQ_READER static int describe_upto_size(struct iomem *f, size_t off, size_t len,
+                                             struct iov_builder *b)
+{
+        uint64_t size = fdo(f)->meta->size;
+        int r = off < size ? describe(f, off, iom_min(size, (uint64_t)off + len), b) : 0;
+        return r < 0 ? r : 0;
+}
+
 static ssize_t describe_clamped(struct iomem *f, size_t off, size_t len, struct iov_builder *b)
 {
         struct iom_fdobj *obj = fdo(f);
+        struct iom_meta *m = obj->meta;
+        struct iov_builder start = *b;
         int err = 0;
         pthread_mutex_lock(&obj->lock);
+        /* First without the metadata's mutex, between two changes; after
+         * a change got in the way twice, with it. */
+        for (int tries = 0; tries < 2; tries++) {
+                uint64_t seq = iom_seq_read_begin(m);
+                if (seq & 1 || !iom_meta_sound(f))
+                        break; /* the mutex, and the lock's checks, decide */
+                *b = start;
+                err = describe_upto_size(f, off, len, b);
+                if (iom_seq_read_ok(m, seq) && !err) {
+                        pthread_mutex_unlock(&obj->lock);
+                        return (ssize_t)b->n;
+                }
+        }
+        *b = start;
         if ((err = iom_meta_lock(f)) == 0) {
-                uint64_t size = obj->meta->size;
-                if (off < size)
-                        err = describe(f, off, iom_min(size, (uint64_t)off + len), b);
-                err = err < 0 ? err : 0;
+                err = describe_upto_size(f, off, len, b);
                 iom_meta_unlock(f);
         }
         pthread_mutex_unlock(&obj->lock);
@@ -1114,6 +1136,11 @@ static ssize_t fdmem_gift(struct iomem *f, size_t off, size_t len, const struct 
                 goto unlock_meta;
         }
 
+        /* Bytes past the end in the old last page read as zero once it
+         * grows: zeroed while that page is still the old one, as an
+         * adopted buffer may replace it below. */
+        if (new_size > size && (err = zero_old_tail(f, size, new_size)))
+                goto unlock_meta;
         /* One change of the map: growth, adopted extents, and backing for
          * the bytes that will be copied (so the copy cannot fail later). */
         if (new_size > size && (err = iom_map_resize(f, new_size)))
@@ -1133,8 +1160,8 @@ static ssize_t fdmem_gift(struct iomem *f, size_t off, size_t len, const struct 
                 if (!err)
                         err = iom_map_set(f, dst, n, phys);
         }
-        if (!err && new_size > size && !(err = set_data_size(f, new_size)))
-                err = zero_old_tail(f, size, new_size);
+        if (!err && new_size > size)
+                err = set_data_size(f, new_size);
         /* The copies, into memory backed above, before the change is
          * published: a process killed before that leaves the old file. */
         dst = off;

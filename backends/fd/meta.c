@@ -49,20 +49,20 @@ int iom_meta_init(struct iom_meta *m, size_t page_size, uint64_t span, bool shar
 }
 
 /* Enough of the header to walk its undo log. */
-static bool log_holds_together(const struct iom_meta *m, size_t page_size, uint64_t span)
+IOM_SEQ_READER static bool log_holds_together(const struct iom_meta *m, size_t page_size, uint64_t span)
 {
         return __atomic_load_n(&m->magic, __ATOMIC_ACQUIRE) == IOM_META_MAGIC &&
                m->version == IOM_META_VERSION && m->page_size == page_size && m->span == span &&
                m->log_backed <= span && m->log_len <= m->log_backed;
 }
 
-static bool smap_holds_together(const struct iom_smap *s)
+IOM_SEQ_READER static bool smap_holds_together(const struct iom_smap *s)
 {
         return s->nleaves <= s->dir_cap && (s->count ? s->nleaves >= 1 : s->nleaves <= 1) &&
                s->count / IOM_SMAP_LEAF_RECS <= s->nleaves;
 }
 
-int iom_meta_validate(const struct iom_meta *m, size_t page_size, uint64_t span)
+IOM_SEQ_READER int iom_meta_validate(const struct iom_meta *m, size_t page_size, uint64_t span)
 {
         bool ok = log_holds_together(m, page_size, span) && m->heap_top >= IOM_HEAP_OFF &&
                   m->heap_top <= m->heap_backed && m->heap_backed <= span - m->log_backed &&
@@ -225,6 +225,17 @@ static void reap_the_dead(struct iomem *f)
 
 /* ---- the robust mutex ------------------------------------------------- */
 
+IOM_SEQ_READER bool iom_meta_sound(struct iomem *f)
+{
+        /* Another process may have scribbled on it: never walk a log or a
+         * table that does not hold together, nor wait for a writer that
+         * is nobody. */
+        const struct iom_fdobj *obj = fdo(f);
+        const struct iom_meta *m = obj->meta;
+        return !iom_meta_validate(m, f->page_size, obj->meta_map_len) && !m->log_len &&
+               (m->writer_owner == IOM_NO_OWNER || iom_smap_get(m, &m->owners, m->writer_owner));
+}
+
 static int corrupt(struct iomem *f)
 {
         pthread_mutex_unlock(&fdo(f)->meta->mutex);
@@ -252,11 +263,7 @@ int iom_meta_lock(struct iomem *f)
         if (r)
                 return iom_fail(f->name, r == ENOTRECOVERABLE ? -EBADMSG : -r,
                                 "cannot lock the metadata: %s", strerror(r));
-        /* Another process may have scribbled on it: never walk a log or a
-         * table that does not hold together, nor wait for a writer that
-         * is nobody. */
-        if (iom_meta_validate(m, f->page_size, obj->meta_map_len) || m->log_len ||
-            (m->writer_owner != IOM_NO_OWNER && !iom_smap_get(m, &m->owners, m->writer_owner)))
+        if (!iom_meta_sound(f))
                 return corrupt(f);
         return 0;
 }

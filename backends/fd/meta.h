@@ -97,6 +97,8 @@ struct iom_meta {
         uint64_t free_blocks[IOM_HEAP_CLASSES]; /* free lists, by class */
         uint64_t log_len;     /* bytes of undo records; 0: no change in progress */
         uint64_t log_backed;  /* [span - log_backed, span) has memory */
+        uint64_t change_seq;  /* odd while a change is in progress: readers
+                               * without the mutex retry when it moved */
 
         uint64_t size;        /* the file size */
         uint64_t gift_adopted, gift_copied;
@@ -120,6 +122,25 @@ struct iom_meta {
 
 /* Where the heap starts, after the header. */
 #define IOM_HEAP_OFF UINT64_C(65536)
+
+/*
+ * Reading the tables without the metadata's mutex (borrow, bufcount):
+ * between iom_seq_read_begin and iom_seq_read_ok no change was in
+ * progress or kept when ok says so; else what was read may be torn (the
+ * readers check every offset, so it is wrong, never out of bounds), and
+ * the caller takes the mutex. Changes make the count odd at their first
+ * saved byte (undo.c) and even when kept or undone.
+ */
+static inline uint64_t iom_seq_read_begin(const struct iom_meta *m)
+{
+        return __atomic_load_n(&m->change_seq, __ATOMIC_ACQUIRE);
+}
+
+static inline bool iom_seq_read_ok(const struct iom_meta *m, uint64_t seq)
+{
+        IOM_FENCE(__ATOMIC_ACQUIRE);
+        return !(seq & 1) && __atomic_load_n(&m->change_seq, __ATOMIC_RELAXED) == seq;
+}
 
 /* The key of owner's pin starting at byte start: an owner's pins are
  * together, in order. */
@@ -145,6 +166,9 @@ int iom_meta_validate(const struct iom_meta *m, size_t page_size, uint64_t span)
  * SEEK_HOLE/SEEK_DATA (for objects that other programs created). */
 int iom_meta_describe_fd(struct iomem *f, int fd);
 
+/* Does the metadata hold together, with no change in progress (checked at
+ * every lock, and by readers that take none)? */
+bool iom_meta_sound(struct iomem *f);
 /* Lock the metadata; undoes a change its previous holder did not finish
  * and reclaims what dead processes held. */
 int iom_meta_lock(struct iomem *f);

@@ -12,7 +12,7 @@ _Static_assert(sizeof(struct iom_smap_leaf) <= IOM_HEAP_BLOCK, "a leaf is one bl
 
 #define INITIAL_DIR_CAP (IOM_HEAP_BLOCK / sizeof(struct iom_smap_dirent))
 
-static struct iom_smap_dirent *dir_of(const struct iom_meta *m, const struct iom_smap *s)
+IOM_SEQ_READER static struct iom_smap_dirent *dir_of(const struct iom_meta *m, const struct iom_smap *s)
 {
         if (!s->nleaves || s->nleaves > s->dir_cap || s->dir_cap > m->span / sizeof(struct iom_smap_dirent) ||
             !iom_heap_holds(m, s->dir, s->dir_cap * sizeof(struct iom_smap_dirent)))
@@ -23,7 +23,7 @@ static struct iom_smap_dirent *dir_of(const struct iom_meta *m, const struct iom
 /* A leaf is never empty, except the only leaf of a map that was emptied
  * (kept, so that a map going from empty to one record and back, as the
  * pins of a busy handle do, allocates nothing). */
-static struct iom_smap_leaf *leaf_of(const struct iom_meta *m, const struct iom_smap *s,
+IOM_SEQ_READER static struct iom_smap_leaf *leaf_of(const struct iom_meta *m, const struct iom_smap *s,
                                      const struct iom_smap_dirent *d)
 {
         if (!iom_heap_holds(m, d->leaf, sizeof(struct iom_smap_leaf)))
@@ -34,7 +34,7 @@ static struct iom_smap_leaf *leaf_of(const struct iom_meta *m, const struct iom_
 
 /* The leaf that holds k or would: the last whose first key is <= k, or
  * the first. */
-static uint64_t leaf_for(const struct iom_smap_dirent *d, uint64_t n, uint64_t k)
+IOM_SEQ_READER static uint64_t leaf_for(const struct iom_smap_dirent *d, uint64_t n, uint64_t k)
 {
         uint64_t lo = 0, hi = n;
         while (lo < hi) {
@@ -48,7 +48,7 @@ static uint64_t leaf_for(const struct iom_smap_dirent *d, uint64_t n, uint64_t k
 }
 
 /* Index of the first record of l with a key >= k (l->n when none). */
-static uint32_t ceil_in(const struct iom_smap_leaf *l, uint64_t k)
+IOM_SEQ_READER static uint32_t ceil_in(const struct iom_smap_leaf *l, uint64_t k)
 {
         uint32_t lo = 0, hi = l->n;
         while (lo < hi) {
@@ -61,7 +61,7 @@ static uint32_t ceil_in(const struct iom_smap_leaf *l, uint64_t k)
         return lo;
 }
 
-static const struct iom_rec *at(const struct iom_meta *m, const struct iom_smap *s,
+IOM_SEQ_READER static const struct iom_rec *at(const struct iom_meta *m, const struct iom_smap *s,
                                 struct iom_cursor *c)
 {
         struct iom_smap_dirent *d = dir_of(m, s);
@@ -69,7 +69,7 @@ static const struct iom_rec *at(const struct iom_meta *m, const struct iom_smap 
         return l && c->i < l->n ? &l->r[c->i] : NULL;
 }
 
-const struct iom_rec *iom_smap_next(const struct iom_meta *m, const struct iom_smap *s,
+IOM_SEQ_READER const struct iom_rec *iom_smap_next(const struct iom_meta *m, const struct iom_smap *s,
                                     struct iom_cursor *c)
 {
         struct iom_smap_dirent *d = dir_of(m, s);
@@ -83,7 +83,7 @@ const struct iom_rec *iom_smap_next(const struct iom_meta *m, const struct iom_s
         return at(m, s, c);
 }
 
-const struct iom_rec *iom_smap_prev(const struct iom_meta *m, const struct iom_smap *s,
+IOM_SEQ_READER const struct iom_rec *iom_smap_prev(const struct iom_meta *m, const struct iom_smap *s,
                                     struct iom_cursor *c)
 {
         if (c->i > 0) {
@@ -100,7 +100,7 @@ const struct iom_rec *iom_smap_prev(const struct iom_meta *m, const struct iom_s
         return &l->r[c->i];
 }
 
-const struct iom_rec *iom_smap_ceil(const struct iom_meta *m, const struct iom_smap *s,
+IOM_SEQ_READER const struct iom_rec *iom_smap_ceil(const struct iom_meta *m, const struct iom_smap *s,
                                     uint64_t k, struct iom_cursor *c)
 {
         struct iom_cursor tmp;
@@ -121,7 +121,7 @@ const struct iom_rec *iom_smap_ceil(const struct iom_meta *m, const struct iom_s
         return iom_smap_next(m, s, c);
 }
 
-const struct iom_rec *iom_smap_floor(const struct iom_meta *m, const struct iom_smap *s,
+IOM_SEQ_READER const struct iom_rec *iom_smap_floor(const struct iom_meta *m, const struct iom_smap *s,
                                      uint64_t k, struct iom_cursor *c)
 {
         struct iom_cursor tmp;
@@ -142,7 +142,7 @@ const struct iom_rec *iom_smap_floor(const struct iom_meta *m, const struct iom_
         return iom_smap_prev(m, s, c);
 }
 
-const struct iom_rec *iom_smap_get(const struct iom_meta *m, const struct iom_smap *s, uint64_t k)
+IOM_SEQ_READER const struct iom_rec *iom_smap_get(const struct iom_meta *m, const struct iom_smap *s, uint64_t k)
 {
         const struct iom_rec *r = iom_smap_ceil(m, s, k, NULL);
         return r && r->key == k ? r : NULL;

@@ -10,7 +10,8 @@
  *
  * Offsets read from the map are checked before use: a map another process
  * spoilt reads as ending early (lookups) or fails with -EBADMSG (changes),
- * and never sends us outside the heap.
+ * and never sends us outside the heap. So lookups may also run without the
+ * mutex, under the change count (iom_seq_read_begin in meta.h).
  */
 #ifndef IOMEM_SMAP_H
 #define IOMEM_SMAP_H

@@ -26,6 +26,12 @@ int iom_undo_save(struct iomem *f, const void *p, size_t len)
         int err = iom_heap_back_log(f, need);
         if (err)
                 return err;
+        if (m->log_len == 0) {
+                /* The first change since locking: readers that hold no
+                 * lock (iom_seq_read_begin) retry until it is kept. */
+                __atomic_store_n(&m->change_seq, m->change_seq | 1, __ATOMIC_RELAXED);
+                IOM_FENCE(__ATOMIC_RELEASE);
+        }
         char *at = (char *)m + m->span - need;
         struct undo_rec r = { off, len };
         memcpy(at, &r, sizeof r);
@@ -58,6 +64,7 @@ void iom_undo_commit(struct iomem *f)
         if (!m->log_len)
                 return;
         __atomic_store_n(&m->log_len, 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&m->change_seq, (m->change_seq | 1) + 1, __ATOMIC_RELEASE);
         iom_heap_trim_log(f);
 }
 
@@ -84,6 +91,8 @@ static void undo_to(struct iom_meta *m, uint64_t mark)
         /* Once the bytes are back: a process killed before this store
          * undoes the same records again, to the same effect. */
         __atomic_store_n(&m->log_len, mark, __ATOMIC_RELEASE);
+        if (mark == 0 && (m->change_seq & 1))
+                __atomic_store_n(&m->change_seq, m->change_seq + 1, __ATOMIC_RELEASE);
 }
 
 void iom_undo_back_to(struct iomem *f, uint64_t mark)

@@ -154,12 +154,27 @@ static bool overflows(size_t a, size_t b)
         return a + b < a;
 }
 
-static size_t pinned_bytes(const struct handle *h)
+/* The bytes this process pins through any open handle of o, each once:
+ * iomem_stat's acquired (and pinned: no other process holds o). */
+static size_t pinned_bytes(const struct object *o)
 {
         size_t n = 0;
-        for (int i = 0; i < MAX_PAGES; i++)
-                n += h->pins[i] ? PS : 0;
+        for (int p = 0; p < MAX_PAGES; p++)
+                for (int i = 0; i < 2; i++)
+                        if (o->h[i].open && o->h[i].pins[p]) {
+                                n += PS;
+                                break;
+                        }
         return n;
+}
+
+/* Does this process hold o: pins or the I/O lock, through any handle? */
+static bool holds(const struct object *o)
+{
+        for (int i = 0; i < 2; i++)
+                if (o->h[i].open && (o->h[i].rd || o->h[i].wr))
+                        return true;
+        return pinned_bytes(o) > 0;
 }
 
 /* Is any page of [s, e) pinned by any handle of o? */
@@ -308,7 +323,11 @@ static void check_object(struct object *o)
                 EXPECT(iomem_stat(h->f, &st), 0);
                 EXPECT(st.size, o->size);
                 EXPECT(st.page_size, PS);
-                EXPECT(st.acquired, pinned_bytes(h));
+                EXPECT(st.acquired, pinned_bytes(o));
+                EXPECT(st.pinned, pinned_bytes(o));
+                EXPECT(st.nholders, holds(o) ? 1 : 0);
+                if (st.nholders)
+                        EXPECT(st.holders[0], getpid());
                 EXPECT(st.gift_adopted, o->adopted);
                 EXPECT(st.gift_copied, o->copied);
         }
