@@ -3,13 +3,17 @@
  * Operation latency on a resident 2 MiB range, per call, for each backend,
  * beside mmap+munmap of the same range and a pread of 4 KiB; then
  * acquire+retrieve+release from two threads on disjoint ranges and on the
- * same range, as throughput and its ratio to one thread.
+ * same range, as throughput and its ratio to one thread; then the same
+ * cycle on pages already pinned (the hot path: the acquire nests, the
+ * release keeps a pin), from two threads through one handle and from two
+ * processes with a handle each.
  */
 #include "bench.h"
 
 #include <iomem.h>
 #include <pthread.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define RANGE ((size_t)2 << 20)
@@ -92,30 +96,36 @@ struct worker {
         size_t off;
         int n;
         pthread_barrier_t *go;
+        bool nested; /* holds a pin on its range throughout */
 };
 
 static void *cycle_thread(void *arg)
 {
         struct worker *w = arg;
         struct iovec v;
+        if (w->nested && iomem_acquire(w->f, w->off, RANGE) != (ssize_t)RANGE)
+                die("base pin");
         pthread_barrier_wait(w->go);
         for (int i = 0; i < w->n; i++) {
                 iomem_acquire(w->f, w->off, RANGE);
                 iomem_retrieve(w->f, w->off, RANGE, &v, 1);
                 iomem_release(w->f, w->off, RANGE);
         }
+        if (w->nested)
+                iomem_release(w->f, w->off, RANGE);
         return NULL;
 }
 
-/* Cycles per second with nthreads threads (same: all on one range). */
-static double threaded(struct iomem *f, int nthreads, int same)
+/* Cycles per second with nthreads threads (same: all on one range;
+ * nested: each holds a pin on its range). */
+static double threaded(struct iomem *f, int nthreads, int same, bool nested)
 {
         pthread_t t[2];
         struct worker w[2];
         pthread_barrier_t go;
         pthread_barrier_init(&go, NULL, (unsigned)nthreads + 1);
         for (int i = 0; i < nthreads; i++) {
-                w[i] = (struct worker){ f, same ? 0 : (size_t)i * RANGE, BATCH / 2, &go };
+                w[i] = (struct worker){ f, same ? 0 : (size_t)i * RANGE, BATCH / 2, &go, nested };
                 pthread_create(&t[i], NULL, cycle_thread, &w[i]);
         }
         pthread_barrier_wait(&go);
@@ -125,6 +135,77 @@ static double threaded(struct iomem *f, int nthreads, int same)
         double secs = bench_now() - start;
         pthread_barrier_destroy(&go);
         return nthreads * (BATCH / 2) / secs;
+}
+
+/* Nested cycles per second in two processes, each with the handle it
+ * inherits (a new attachment of its own), on disjoint ranges: each times
+ * its own cycles from a common start. */
+static double two_processes(struct iomem *f)
+{
+        int go[2], done[2];
+        if (pipe(go) || pipe(done))
+                die("pipe");
+        pid_t pid[2];
+        for (int i = 0; i < 2; i++) {
+                if ((pid[i] = fork()) == 0) {
+                        struct worker w = { f, (size_t)i * RANGE, BATCH / 2, NULL, true };
+                        struct iovec v;
+                        char c;
+                        if (iomem_acquire(f, w.off, RANGE) != (ssize_t)RANGE)
+                                _exit(1);
+                        if (write(done[1], "r", 1) != 1 || read(go[0], &c, 1) != 1)
+                                _exit(1);
+                        double t = bench_now();
+                        for (int k = 0; k < w.n; k++) {
+                                iomem_acquire(f, w.off, RANGE);
+                                iomem_retrieve(f, w.off, RANGE, &v, 1);
+                                iomem_release(f, w.off, RANGE);
+                        }
+                        double secs = bench_now() - t;
+                        _exit(write(done[1], &secs, sizeof secs) == sizeof secs ? 0 : 1);
+                }
+        }
+        char c;
+        for (int i = 0; i < 2; i++)
+                if (read(done[0], &c, 1) != 1)
+                        die("child");
+        if (write(go[1], "gg", 2) != 2)
+                die("go");
+        double slowest = 0;
+        for (int i = 0; i < 2; i++) {
+                double secs;
+                if (read(done[0], &secs, sizeof secs) != sizeof secs)
+                        die("child");
+                slowest = secs > slowest ? secs : slowest;
+        }
+        for (int i = 0; i < 2; i++)
+                waitpid(pid[i], NULL, 0);
+        for (int i = 0; i < 2; i++) {
+                close(go[i]);
+                close(done[i]);
+        }
+        return 2 * (BATCH / 2) / slowest;
+}
+
+/* One row of a scaling table: one thread, then (first pins) two threads
+ * on disjoint ranges and on one range, or (nested) two threads through
+ * one handle and two processes; each as a ratio to one thread. */
+static void scaling_row(const struct bench_opts *o, const char *bench, struct iomem *f,
+                        const char *backend, bool nested)
+{
+        struct bench_series one = { 0 }, x = { 0 }, y = { 0 };
+        for (int r = 0; r < o->reps; r++) {
+                bench_add(&one, threaded(f, 1, 0, nested) / 1e6);
+                bench_add(&x, threaded(f, 2, 0, nested) / 1e6);
+                bench_add(&y, (nested ? two_processes(f) : threaded(f, 2, 1, false)) / 1e6);
+        }
+        struct bench_summary a = bench_summarise(&one), d = bench_summarise(&x), m = bench_summarise(&y);
+        if (o->json)
+                bench_json(bench, backend, "one_mops", a.median, nested ? "threads_mops" : "disjoint_mops",
+                           d.median, nested ? "processes_mops" : "same_mops", m.median, (const char *)NULL);
+        else
+                printf("| %s | %s | %s | %.2fx | %s | %.2fx |\n", backend, bench_fmt(a, 2), bench_fmt(d, 2),
+                       d.median / a.median, bench_fmt(m, 2), m.median / a.median);
 }
 
 /* The objects measured: one per backend (dax: a file on tmpfs). */
@@ -200,23 +281,15 @@ int main(int argc, char **argv)
                 printf("\n\n### acquire+retrieve+release from threads, million cycles per second, median "
                        "(min-max)\n\n| backend | 1 thread | 2 threads, disjoint ranges | ratio | "
                        "2 threads, same range | ratio |\n|---|---|---|---|---|---|\n");
-        for (size_t b = 0; b < NB; b++) {
-                struct bench_series one = { 0 }, dis = { 0 }, same = { 0 };
-                for (int r = 0; r < o.reps; r++) {
-                        bench_add(&one, threaded(f[b], 1, 0) / 1e6);
-                        bench_add(&dis, threaded(f[b], 2, 0) / 1e6);
-                        bench_add(&same, threaded(f[b], 2, 1) / 1e6);
-                }
-                struct bench_summary a = bench_summarise(&one), d = bench_summarise(&dis),
-                                     m = bench_summarise(&same);
-                if (o.json)
-                        bench_json("latency-threads", backends[b], "one_mops", a.median, "disjoint_mops",
-                                   d.median, "same_mops", m.median, (const char *)NULL);
-                else
-                        printf("| %s | %s | %s | %.2fx | %s | %.2fx |\n", backends[b], bench_fmt(a, 2),
-                               bench_fmt(d, 2), d.median / a.median, bench_fmt(m, 2),
-                               m.median / a.median);
-        }
+        for (size_t b = 0; b < NB; b++)
+                scaling_row(&o, "latency-threads", f[b], backends[b], false);
+        if (!o.json)
+                printf("\n### The same on pages already pinned (a base pin held: the acquire nests, the "
+                       "release keeps a pin), million cycles per second, median (min-max)\n\n"
+                       "| backend | 1 thread | 2 threads, one handle, disjoint | ratio | "
+                       "2 processes, a handle each | ratio |\n|---|---|---|---|---|---|\n");
+        for (size_t b = 0; b < NB; b++)
+                scaling_row(&o, "latency-nested", f[b], backends[b], true);
         if (!o.json)
                 printf("\n");
         for (size_t b = 0; b < NB; b++)
