@@ -135,14 +135,6 @@ void iom_ranges_dec(struct iom_ranges *r, uint64_t start, uint64_t end,
         merge_around(r, start, end);
 }
 
-uint64_t iom_ranges_bytes(const struct iom_ranges *r)
-{
-        uint64_t total = 0;
-        for (size_t i = 0; i < r->n; i++)
-                total += r->v[i].end - r->v[i].start;
-        return total;
-}
-
 void iom_ranges_clear(struct iom_ranges *r)
 {
         free(r->v);

@@ -40,8 +40,6 @@ void iom_ranges_insert(struct iom_ranges *r, uint64_t start, uint64_t end, uint6
  * piece whose count reached zero, after it is removed. */
 void iom_ranges_dec(struct iom_ranges *r, uint64_t start, uint64_t end,
                     void (*gone)(uint64_t, uint64_t, void *), void *arg);
-/* Bytes covered by runs. */
-uint64_t iom_ranges_bytes(const struct iom_ranges *r);
 
 void iom_ranges_clear(struct iom_ranges *r);
 

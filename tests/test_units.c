@@ -23,6 +23,15 @@
 
 /* ---- helpers: ranges --------------------------------------------------- */
 
+/* Bytes covered by runs. */
+static uint64_t ranges_bytes(const struct iom_ranges *r)
+{
+        uint64_t total = 0;
+        for (size_t i = 0; i < r->n; i++)
+                total += r->v[i].end - r->v[i].start;
+        return total;
+}
+
 /* Insert a run, with room reserved first as the callers in lib/ do. */
 static void r_insert(struct iom_ranges *r, uint64_t s, uint64_t e, uint64_t phys)
 {
@@ -94,7 +103,7 @@ static void r_expect(const struct iom_ranges *r, size_t i, uint64_t s, uint64_t 
 START_TEST(ranges_insert_merge)
 {
         struct iom_ranges r = { 0 };
-        ck_assert_uint_eq(iom_ranges_bytes(&r), 0);
+        ck_assert_uint_eq(ranges_bytes(&r), 0);
         ck_assert_uint_eq(iom_ranges_first_after(&r, 0), 0);
         ck_assert_int_eq(iom_ranges_covered(&r, 0, PG), 0);
         /* An empty range is trivially covered. */
@@ -143,11 +152,11 @@ START_TEST(ranges_insert_merge)
         ck_assert_uint_eq(q.n, 0);
         ck_assert_ptr_null(q.v);
 
-        ck_assert_uint_eq(iom_ranges_bytes(&r), 1 * PG + 4 * PG + 1 * PG);
+        ck_assert_uint_eq(ranges_bytes(&r), 1 * PG + 4 * PG + 1 * PG);
         iom_ranges_clear(&r);
         ck_assert_uint_eq(r.n, 0);
         ck_assert_uint_eq(r.cap, 0);
-        ck_assert_uint_eq(iom_ranges_bytes(&r), 0);
+        ck_assert_uint_eq(ranges_bytes(&r), 0);
 }
 END_TEST
 
@@ -179,7 +188,7 @@ START_TEST(ranges_covered_first_after)
         ck_assert_uint_eq(iom_ranges_first_after(&r, 7 * PG), 2);
         ck_assert_uint_eq(iom_ranges_first_after(&r, 10 * PG - 1), 2);
         ck_assert_uint_eq(iom_ranges_first_after(&r, 10 * PG), 3);
-        ck_assert_uint_eq(iom_ranges_bytes(&r), 5 * PG);
+        ck_assert_uint_eq(ranges_bytes(&r), 5 * PG);
         iom_ranges_clear(&r);
 }
 END_TEST
@@ -195,7 +204,7 @@ START_TEST(ranges_inc_split_phys)
         r_expect(&r, 0, 0, 2 * PG, 1000 * PG, 1);
         r_expect(&r, 1, 2 * PG, 5 * PG, 1002 * PG, 2);
         r_expect(&r, 2, 5 * PG, 8 * PG, 1005 * PG, 1);
-        ck_assert_uint_eq(iom_ranges_bytes(&r), 8 * PG); /* bytes, not pins */
+        ck_assert_uint_eq(ranges_bytes(&r), 8 * PG); /* bytes, not pins */
 
         /* Overlapping the split point: four runs with counts 1,2,3,1... */
         r_inc(&r, 4 * PG, 6 * PG);
@@ -226,7 +235,7 @@ START_TEST(ranges_inc_split_phys)
         r_expect(&r, 1, 7 * PG, 8 * PG, 1007 * PG, 4);
         r_expect(&r, 2, 8 * PG, 9 * PG, 7 * PG, 2);
         r_expect(&r, 3, 9 * PG, 10 * PG, 8 * PG, 1);
-        ck_assert_uint_eq(iom_ranges_bytes(&r), 10 * PG);
+        ck_assert_uint_eq(ranges_bytes(&r), 10 * PG);
         iom_ranges_clear(&r);
 }
 END_TEST
@@ -257,7 +266,7 @@ START_TEST(ranges_dec_gone)
         ck_assert_uint_eq(g.s[0], PG);
         ck_assert_uint_eq(g.e[0], 2 * PG);
         ck_assert_uint_eq(r.n, 0);
-        ck_assert_uint_eq(iom_ranges_bytes(&r), 0);
+        ck_assert_uint_eq(ranges_bytes(&r), 0);
 
         /* A hole punched in the middle of a run: the rest keeps its phys. */
         g.n = 0;
@@ -378,7 +387,7 @@ START_TEST(ranges_random_model)
                         REQUIRE(r.v[i].count == model[p]);
                         REQUIRE(r.v[i].phys + (p * PG - r.v[i].start) == model_phys[p]);
                 }
-                REQUIRE(iom_ranges_bytes(&r) == bytes);
+                REQUIRE(ranges_bytes(&r) == bytes);
         }
         iom_ranges_clear(&r);
 }

@@ -100,23 +100,32 @@ IOM_SEQ_READER const struct iom_rec *iom_smap_prev(const struct iom_meta *m, con
         return &l->r[c->i];
 }
 
-IOM_SEQ_READER const struct iom_rec *iom_smap_ceil(const struct iom_meta *m, const struct iom_smap *s,
-                                    uint64_t k, struct iom_cursor *c)
+/* The leaf that holds k or would, with c at its first record whose key
+ * is >= k (c->i == n when none); NULL when the map is empty or spoilt. */
+IOM_SEQ_READER static const struct iom_smap_leaf *seek(const struct iom_meta *m,
+                                                        const struct iom_smap *s, uint64_t k,
+                                                        struct iom_cursor *c)
 {
-        struct iom_cursor tmp;
-        c = c ? c : &tmp;
         struct iom_smap_dirent *d = dir_of(m, s);
         if (!d)
                 return NULL;
         c->leaf = leaf_for(d, s->nleaves, k);
         struct iom_smap_leaf *l = leaf_of(m, s, &d[c->leaf]);
-        if (!l)
+        if (l)
+                c->i = ceil_in(l, k);
+        return l;
+}
+
+IOM_SEQ_READER const struct iom_rec *iom_smap_ceil(const struct iom_meta *m, const struct iom_smap *s,
+                                    uint64_t k, struct iom_cursor *c)
+{
+        struct iom_cursor tmp;
+        c = c ? c : &tmp;
+        const struct iom_smap_leaf *l = seek(m, s, k, c);
+        if (!l || !l->n)
                 return NULL;
-        c->i = ceil_in(l, k);
         if (c->i < l->n)
                 return &l->r[c->i];
-        if (!l->n)
-                return NULL;
         c->i = l->n - 1;
         return iom_smap_next(m, s, c);
 }
@@ -126,20 +135,12 @@ IOM_SEQ_READER const struct iom_rec *iom_smap_floor(const struct iom_meta *m, co
 {
         struct iom_cursor tmp;
         c = c ? c : &tmp;
-        struct iom_smap_dirent *d = dir_of(m, s);
-        if (!d)
-                return NULL;
-        c->leaf = leaf_for(d, s->nleaves, k);
-        struct iom_smap_leaf *l = leaf_of(m, s, &d[c->leaf]);
+        const struct iom_smap_leaf *l = seek(m, s, k, c);
         if (!l)
                 return NULL;
-        uint32_t i = ceil_in(l, k);
-        if (i < l->n && l->r[i].key == k) {
-                c->i = i;
-                return &l->r[i];
-        }
-        c->i = i; /* the record before i is the floor */
-        return iom_smap_prev(m, s, c);
+        if (c->i < l->n && l->r[c->i].key == k)
+                return &l->r[c->i];
+        return iom_smap_prev(m, s, c); /* the record before c->i is the floor */
 }
 
 IOM_SEQ_READER const struct iom_rec *iom_smap_get(const struct iom_meta *m, const struct iom_smap *s, uint64_t k)
