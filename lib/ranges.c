@@ -99,12 +99,12 @@ static void merge_around(struct iom_ranges *r, uint64_t start, uint64_t end)
         }
 }
 
-void iom_ranges_inc(struct iom_ranges *r, uint64_t start, uint64_t end)
+void iom_ranges_inc(struct iom_ranges *r, uint64_t start, uint64_t end, uint64_t by)
 {
         split_at(r, start);
         split_at(r, end);
         for (size_t i = iom_ranges_first_after(r, start); i < r->n && r->v[i].start < end; i++)
-                r->v[i].count++;
+                r->v[i].count += by;
         merge_around(r, start, end);
 }
 

@@ -15,7 +15,7 @@
 struct iom_range {
         uint64_t start, end; /* [start, end) in file offsets */
         uint64_t phys;       /* physical offset of start */
-        uint32_t count;
+        uint64_t count;
 };
 
 struct iom_ranges {
@@ -32,8 +32,8 @@ int iom_ranges_covered(const struct iom_ranges *r, uint64_t start, uint64_t end)
 int iom_ranges_all_nested(const struct iom_ranges *r, uint64_t start, uint64_t end);
 /* Make room for extra more runs so that the next changes cannot fail. */
 int iom_ranges_reserve(struct iom_ranges *r, size_t extra);
-/* Count +1 on every run inside [start, end), which must be covered. */
-void iom_ranges_inc(struct iom_ranges *r, uint64_t start, uint64_t end);
+/* Count +by on every run inside [start, end), which must be covered. */
+void iom_ranges_inc(struct iom_ranges *r, uint64_t start, uint64_t end, uint64_t by);
 /* Insert a new run of count 1; [start, end) must be uncovered. */
 void iom_ranges_insert(struct iom_ranges *r, uint64_t start, uint64_t end, uint64_t phys);
 /* Count -1 on [start, end) (covered); calls gone(start, end, arg) for each

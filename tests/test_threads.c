@@ -355,6 +355,112 @@ START_TEST(same_range_nesting)
 }
 END_TEST
 
+/* Pins nested on one thread's CPU are the handle's: another thread, on
+ * another CPU where there is one, releases them, and the pages stay pinned
+ * until the last is released (lanes.h). More ranges than a lane counts, so
+ * some nest in the lane and the rest in the handle's runs. */
+static const size_t nest_ranges[][2] = { { 0, 1 }, { 1, 2 }, { 2, 3 }, { 3, 4 },
+                                         { 0, 2 }, { 2, 4 }, { 1, 3 }, { 0, 4 } };
+#define NEST_RANGES (sizeof nest_ranges / sizeof nest_ranges[0])
+#define NEST_TIMES 2
+
+static size_t nest_off(size_t i, size_t ps) { return nest_ranges[i][0] * ps; }
+static size_t nest_len(size_t i, size_t ps) { return (nest_ranges[i][1] - nest_ranges[i][0]) * ps; }
+
+struct on_cpu {
+        struct iomem *f;
+        size_t ps;
+        int cpu; /* -1: anywhere */
+};
+
+static void run_on(int cpu)
+{
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        if (cpu >= 0) {
+                CPU_SET(cpu, &one);
+                pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+        }
+}
+
+static void *nest_many(void *p)
+{
+        struct on_cpu *a = p;
+        run_on(a->cpu);
+        for (int k = 0; k < NEST_TIMES; k++)
+                for (size_t i = 0; i < NEST_RANGES; i++) {
+                        size_t off = nest_off(i, a->ps), len = nest_len(i, a->ps);
+                        T_REQUIRE(iomem_acquire(a->f, off, len) == (ssize_t)len);
+                        struct iovec v[4];
+                        T_REQUIRE(iomem_retrieve(a->f, off, len, v, 4) == 1);
+                }
+        return NULL;
+}
+
+START_TEST(nested_pins_are_the_handles_on_every_cpu)
+{
+        fail_reset();
+        struct iomem *f = test_open_new("thr-lanes", 0);
+        size_t ps = page_of(f);
+        ck_assert_int_eq(iomem_truncate(f, 4 * ps), 0);
+        cpu_set_t mine;
+        ck_assert_int_eq(pthread_getaffinity_np(pthread_self(), sizeof mine, &mine), 0);
+        int first = -1, last = -1;
+        for (int c = 0; c < CPU_SETSIZE; c++)
+                if (CPU_ISSET(c, &mine))
+                        last = first < 0 ? (first = c) : c;
+        /* The base pin, then the nests, each from its CPU. */
+        run_on(last);
+        ck_assert_int_eq(iomem_acquire(f, 0, 4 * ps), (ssize_t)(4 * ps));
+        struct on_cpu a = { f, ps, first };
+        pthread_t t;
+        start(&t, nest_many, &a);
+        join(t);
+        fail_check();
+        ck_assert_int_eq(iomem_release(f, 0, 4 * ps), 0); /* the base */
+        /* A child of the fork pins nothing, whatever the parent nested. */
+        if (test_forked_children_run("a fork after nested pins")) {
+                pid_t pid = fork();
+                if (pid == 0) {
+                        struct iomem_stat st;
+                        bool none = iomem_stat(f, &st) == 0 && st.acquired == 0 &&
+                                    iomem_release(f, 0, ps) == -EINVAL;
+                        iomem_close(&f);
+                        _exit(none ? 0 : 1);
+                }
+                ck_assert_int_eq(test_wait(pid), 0);
+        }
+        /* Each page counts the nests over it; it stays pinned (truncate
+         * refuses to cut it) until the last of them is released. */
+        unsigned pins[4] = { 0 };
+        for (size_t i = 0; i < NEST_RANGES; i++)
+                for (size_t p = nest_ranges[i][0]; p < nest_ranges[i][1]; p++)
+                        pins[p] += NEST_TIMES;
+        for (int k = 0; k < NEST_TIMES; k++)
+                for (size_t i = NEST_RANGES; i-- > 0;) {
+                        ck_assert_int_eq(iomem_release(f, nest_off(i, ps), nest_len(i, ps)), 0);
+                        size_t held = 0, last = 0;
+                        for (size_t p = nest_ranges[i][0]; p < nest_ranges[i][1]; p++)
+                                pins[p]--;
+                        for (size_t p = 0; p < 4; p++)
+                                if (pins[p]) {
+                                        held += ps;
+                                        last = (p + 1) * ps;
+                                }
+                        ck_assert_uint_eq(stat_of(f).acquired, held);
+                        if (last) {
+                                ck_assert_err(iomem_truncate(f, last - ps), EBUSY);
+                                ck_assert_int_eq(iomem_truncate(f, last), 0);
+                        }
+                }
+        ck_assert_uint_eq(stat_of(f).acquired, 0);
+        ck_assert_err(iomem_release(f, 0, ps), EINVAL);
+        ck_assert_int_eq(iomem_truncate(f, 0), 0);
+        ck_assert_int_eq(pthread_setaffinity_np(pthread_self(), sizeof mine, &mine), 0);
+        ck_assert_int_eq(iomem_close(&f), 0);
+}
+END_TEST
+
 /* Overlapping ranges acquired and released in pieces by all threads at
  * once; afterwards nothing is left pinned. */
 #define STRESS_ROUNDS 500
@@ -1071,6 +1177,7 @@ static Suite *threads_suite(void)
         TCase *tc = tcase_create("pins");
         tcase_add_test(tc, disjoint_acquire_write);
         tcase_add_test(tc, same_range_nesting);
+        tcase_add_test(tc, nested_pins_are_the_handles_on_every_cpu);
         tcase_add_test(tc, overlapping_ranges_stress);
         suite_add_tcase(s, tc);
 

@@ -8,6 +8,7 @@
 
 #include "extent_map.h"
 #include "fdmem.h"
+#include "lanes.h"
 #include "syscalls.h"
 #include "ranges.h"
 
@@ -44,7 +45,7 @@ static void r_inc(struct iom_ranges *r, uint64_t s, uint64_t e)
 {
         ck_assert_int_eq(iom_ranges_reserve(r, 2), 0);
         ck_assert_int_eq(iom_ranges_covered(r, s, e), 1);
-        iom_ranges_inc(r, s, e);
+        iom_ranges_inc(r, s, e, 1);
 }
 
 struct gone_log {
@@ -358,7 +359,7 @@ START_TEST(ranges_random_model)
                                 model_phys[p] = phys + (p - a) * PG;
                         }
                 } else if (all && (rand_r(&seed) & 1)) {
-                        iom_ranges_inc(&r, a * PG, b * PG);
+                        iom_ranges_inc(&r, a * PG, b * PG, 1);
                         for (unsigned p = a; p < b; p++)
                                 model[p]++;
                 } else if (all) {
@@ -845,6 +846,69 @@ START_TEST(validate_live_object)
 }
 END_TEST
 
+/* ---- lanes ------------------------------------------------------------- */
+
+static int fold_sum(void *arg, uint64_t start, uint64_t end, uint64_t count)
+{
+        uint64_t *pages = arg;
+        *pages += (end - start) / PG * count;
+        return 0;
+}
+
+static int fold_fails(void *arg, uint64_t start, uint64_t end, uint64_t count)
+{
+        (void)start, (void)end, (void)count;
+        return --*(int *)arg < 0 ? -ENOMEM : 0;
+}
+
+/* A lane counts nests by exact range, as many ranges as it has nests;
+ * the whole lock holds it away from the hot path; folding hands every
+ * count over once, and a failed fold keeps what it did not hand over. */
+START_TEST(lane_nests_and_folds)
+{
+        cpu_set_t mine, one;
+        ck_assert_int_eq(pthread_getaffinity_np(pthread_self(), sizeof mine, &mine), 0);
+        CPU_ZERO(&one);
+        CPU_SET(sched_getcpu(), &one);
+        ck_assert_int_eq(pthread_setaffinity_np(pthread_self(), sizeof one, &one), 0);
+        struct iom_lanes l;
+        iom_lanes_init(&l);
+        ck_assert_ptr_null(iom_lane_enter(&l)); /* not in use before a lock */
+        iom_lanes_lock(&l);
+        ck_assert_ptr_null(iom_lane_enter(&l)); /* the whole lock has it */
+        iom_lanes_unlock(&l);
+        struct iom_lane *ln = iom_lane_enter(&l);
+        ck_assert_ptr_nonnull(ln);
+        for (uint64_t i = 0; i < IOM_LANE_NESTS; i++)
+                ck_assert(iom_lane_nest(ln, i * PG, (i + 1) * PG));
+        ck_assert(!iom_lane_nest(ln, 100 * PG, 101 * PG)); /* full */
+        ck_assert(iom_lane_nest(ln, 0, PG));                /* counted again */
+        ck_assert(!iom_lane_unnest(ln, 0, 2 * PG));         /* not exactly a nest */
+        ck_assert(iom_lane_unnest(ln, PG, 2 * PG));
+        ck_assert(!iom_lane_unnest(ln, PG, 2 * PG));        /* no count left */
+        ck_assert(iom_lane_nest(ln, 100 * PG, 101 * PG));   /* a freed nest */
+        iom_lane_leave(ln);
+        iom_lanes_lock(&l);
+        int budget = 2;
+        ck_assert_int_eq(iom_lanes_fold(&l, fold_fails, &budget), -ENOMEM);
+        uint64_t pages = 0;
+        ck_assert_int_eq(iom_lanes_fold(&l, fold_sum, &pages), 0);
+        /* The first two nests went before the failure ([0, 1) twice and
+         * [100, 101)); pages 2, 3 and 4 are left, once each. */
+        ck_assert_uint_eq(pages, 3);
+        pages = 0;
+        ck_assert_int_eq(iom_lanes_fold(&l, fold_sum, &pages), 0);
+        ck_assert_uint_eq(pages, 0); /* once only */
+        iom_lanes_unlock(&l);
+        ln = iom_lane_enter(&l);
+        ck_assert_ptr_nonnull(ln);
+        ck_assert(!iom_lane_unnest(ln, 0, PG));
+        iom_lane_leave(ln);
+        iom_lanes_destroy(&l);
+        ck_assert_int_eq(pthread_setaffinity_np(pthread_self(), sizeof mine, &mine), 0);
+}
+END_TEST
+
 static Suite *units_suite(void)
 {
         Suite *s = suite_create("units");
@@ -863,6 +927,10 @@ static Suite *units_suite(void)
         tcase_add_test(tc, map_has_no_wall);
         tcase_add_test(tc, map_undo_restores);
         tcase_add_test(tc, map_enospc);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("lanes");
+        tcase_add_test(tc, lane_nests_and_folds);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("meta");

@@ -363,7 +363,7 @@ static ssize_t dax_acquire(struct iomem *f, size_t off, size_t len)
         if (iom_ranges_covered(&h->pins, off, end)) {
                 /* Nested: these chunks are pinned already. */
                 if ((err = iom_ranges_reserve(&h->pins, 2)) == 0)
-                        iom_ranges_inc(&h->pins, off, end);
+                        iom_ranges_inc(&h->pins, off, end, 1);
                 pthread_mutex_unlock(&d->mu);
                 return err ? iom_fail(f->name, err, "out of memory") : (ssize_t)len;
         }
@@ -390,7 +390,7 @@ static ssize_t dax_acquire(struct iomem *f, size_t off, size_t len)
                 unpin_unheld_chunks(f, off, end);
         if (!err) {
                 pin_gaps(&h->pins, off, end, gaps);
-                iom_ranges_inc(&h->pins, off, end);
+                iom_ranges_inc(&h->pins, off, end, 1);
                 for (size_t i = 0; i < ngaps; i++)
                         iom_ranges_insert(&h->pins, gaps[2 * i], gaps[2 * i + 1], gaps[2 * i]);
         }

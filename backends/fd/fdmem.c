@@ -182,7 +182,7 @@ static int set_data_size(struct iomem *f, uint64_t size)
 int iom_fdmem_after_fork(struct iomem *f)
 {
         struct iom_fdobj *o = fdo(f);
-        iom_mutex_init(&o->lock);
+        iom_lanes_after_fork(&o->lock);
         o->pins.n = 0;
         o->allocs.n = 0;
         int err = iom_meta_lock(f);
@@ -202,7 +202,12 @@ struct iov_builder {
         size_t cap, n;
         struct iovec last;
         uint64_t bytes;
+        bool lookup_only; /* on a lane: map nothing, fail with NEEDS_MAP */
 };
+
+/* What a lookup-only builder meets where this process has not mapped the
+ * memory yet: the whole lock maps it. */
+#define NEEDS_MAP (-EAGAIN)
 
 static bool iovb_add(struct iov_builder *b, void *base, size_t len)
 {
@@ -229,8 +234,9 @@ static int add_phys(struct iomem *f, uint64_t phys, uint64_t len, struct iov_bui
 {
         while (len) {
                 uint64_t contig;
-                int err;
-                char *va = iom_seg_resolve(f, phys, len, &contig, &err);
+                int err = NEEDS_MAP;
+                char *va = b->lookup_only ? iom_seg_lookup(f, phys, len, &contig)
+                                          : iom_seg_resolve(f, phys, len, &contig, &err);
                 if (!va)
                         return err;
                 uint64_t n = iom_min(len, contig);
@@ -262,7 +268,8 @@ IOM_SEQ_READER static int describe(struct iomem *f, uint64_t off, uint64_t end, 
         return r < 0 ? r : 1;
 }
 
-/* The same for a range this handle has pinned (fdo(f)->lock held). */
+/* The same for a range this handle has pinned (fdo(f)->lock or a lane
+ * held). */
 static int describe_pinned(struct iomem *f, uint64_t off, uint64_t end, struct iov_builder *b)
 {
         struct iom_fdobj *obj = fdo(f);
@@ -427,23 +434,31 @@ static ssize_t fdmem_acquire(struct iomem *f, size_t off, size_t len)
         struct iom_fdobj *obj = fdo(f);
         int err = 0;
         uint64_t end = (uint64_t)off + len;
-        pthread_mutex_lock(&obj->lock);
-        if (iom_ranges_covered(&obj->pins, off, end)) {
+        struct iom_lane *ln = iom_lane_enter(&obj->lock);
+        if (ln) {
                 /* Nested: these pages are ours already and cannot move. */
+                bool nested = iom_ranges_covered(&obj->pins, off, end) && iom_lane_nest(ln, off, end);
+                iom_lane_leave(ln);
+                if (nested)
+                        return (ssize_t)len;
+        }
+        iom_lanes_lock(&obj->lock);
+        if (iom_ranges_covered(&obj->pins, off, end)) {
+                /* Nested, with no lane at hand or room in it. */
                 if ((err = iom_ranges_reserve(&obj->pins, 2)) == 0)
-                        iom_ranges_inc(&obj->pins, off, end);
-                pthread_mutex_unlock(&obj->lock);
+                        iom_ranges_inc(&obj->pins, off, end, 1);
+                iom_lanes_unlock(&obj->lock);
                 return err ? iom_fail(f->name, err, "out of memory") : (ssize_t)len;
         }
         if ((err = iom_meta_lock(f))) {
-                pthread_mutex_unlock(&obj->lock);
+                iom_lanes_unlock(&obj->lock);
                 return err;
         }
         struct iom_meta *meta = obj->meta;
         uint64_t limit = iom_round_up(meta->size, f->page_size);
         if (off >= limit) {
                 iom_meta_unlock(f);
-                pthread_mutex_unlock(&obj->lock);
+                iom_lanes_unlock(&obj->lock);
                 return 0;
         }
         end = iom_min(end, limit);
@@ -512,7 +527,7 @@ static ssize_t fdmem_acquire(struct iomem *f, size_t off, size_t len)
                 err = iom_pin_add(f, obj->owner, pieces[i].start, pieces[i].end);
         if (err)
                 goto free_pieces;
-        iom_ranges_inc(&obj->pins, off, end);
+        iom_ranges_inc(&obj->pins, off, end, 1);
         for (size_t i = 0; i < npieces; i++)
                 iom_ranges_insert(&obj->pins, pieces[i].start, pieces[i].end, pieces[i].phys);
 free_pieces:
@@ -526,7 +541,7 @@ out:
                         unfill(f, off, end);
         }
         iom_meta_unlock(f);
-        pthread_mutex_unlock(&obj->lock);
+        iom_lanes_unlock(&obj->lock);
         return err ? err : (ssize_t)(end - off);
 }
 
@@ -539,15 +554,34 @@ static int require_pinned(struct iomem *f, uint64_t off, uint64_t end, int err)
                         (unsigned long long)off, (unsigned long long)end);
 }
 
+/* Count a lane's nested pins in the handle's runs (iom_lanes_fold). */
+static int fold_nest(void *arg, uint64_t start, uint64_t end, uint64_t count)
+{
+        struct iom_ranges *pins = arg;
+        if (iom_ranges_reserve(pins, 2))
+                return -ENOMEM;
+        iom_ranges_inc(pins, start, end, count);
+        return 0;
+}
+
 static int fdmem_release(struct iomem *f, size_t off, size_t len)
 {
         struct iom_fdobj *obj = fdo(f);
         int err = 0;
         uint64_t end = (uint64_t)off + len;
-        pthread_mutex_lock(&obj->lock);
-        if ((err = require_pinned(f, off, end, -EINVAL))) {
-                pthread_mutex_unlock(&obj->lock);
-                return err;
+        struct iom_lane *ln = iom_lane_enter(&obj->lock);
+        if (ln) {
+                /* A pin this lane nested: the runs under it stay pinned. */
+                bool unnested = iom_lane_unnest(ln, off, end);
+                iom_lane_leave(ln);
+                if (unnested)
+                        return 0;
+        }
+        iom_lanes_lock(&obj->lock);
+        if ((err = require_pinned(f, off, end, -EINVAL)) ||
+            (err = iom_lanes_fold(&obj->lock, fold_nest, &obj->pins))) {
+                iom_lanes_unlock(&obj->lock);
+                return err == -ENOMEM ? iom_fail(f->name, err, "out of memory") : err;
         }
         if ((err = iom_ranges_reserve(&obj->pins, 2)) == 0 && iom_ranges_all_nested(&obj->pins, off, end)) {
                 /* No page is let go: the shared pins stay as they are. */
@@ -558,7 +592,7 @@ static int fdmem_release(struct iomem *f, size_t off, size_t len)
         } else if (err == -ENOMEM) {
                 err = iom_fail(f->name, err, "out of memory");
         }
-        pthread_mutex_unlock(&obj->lock);
+        iom_lanes_unlock(&obj->lock);
         return err;
 }
 
@@ -570,14 +604,23 @@ static ssize_t fdmem_retrieve(struct iomem *f, size_t off, size_t len, struct io
         if (!iom_fd_writable(f))
                 return iom_fail(f->name, -EPERM, "the object is sealed against writing; use iomem_borrow");
         uint64_t end = (uint64_t)off + len;
-        pthread_mutex_lock(&obj->lock);
+        struct iov_builder b = { .iov = iov, .cap = iovcnt, .lookup_only = true };
+        struct iom_lane *ln = iom_lane_enter(&obj->lock);
+        if (ln) {
+                int r = iom_ranges_covered(&obj->pins, off, end) ? describe_pinned(f, off, end, &b)
+                                                                 : -ENOENT;
+                iom_lane_leave(ln);
+                if (r >= 0)
+                        return (ssize_t)b.n;
+        }
+        iom_lanes_lock(&obj->lock);
         if ((err = require_pinned(f, off, end, -ENOENT))) {
-                pthread_mutex_unlock(&obj->lock);
+                iom_lanes_unlock(&obj->lock);
                 return err;
         }
-        struct iov_builder b = { .iov = iov, .cap = iovcnt };
+        b = (struct iov_builder){ .iov = iov, .cap = iovcnt };
         int r = describe_pinned(f, off, end, &b);
-        pthread_mutex_unlock(&obj->lock);
+        iom_lanes_unlock(&obj->lock);
         return r < 0 ? r : (ssize_t)b.n;
 }
 
@@ -591,32 +634,46 @@ IOM_SEQ_READER static int describe_upto_size(struct iomem *f, size_t off, size_t
         return r < 0 ? r : 0;
 }
 
-static ssize_t describe_clamped(struct iomem *f, size_t off, size_t len, struct iov_builder *b)
+/* describe_upto_size between two changes of the metadata, without its
+ * mutex: true when done, false when a change got in the way twice (or
+ * the builder met memory it may not map). */
+static bool describe_between_changes(struct iomem *f, size_t off, size_t len, struct iov_builder *b)
 {
-        struct iom_fdobj *obj = fdo(f);
-        struct iom_meta *m = obj->meta;
+        struct iom_meta *m = fdo(f)->meta;
         struct iov_builder start = *b;
-        int err = 0;
-        pthread_mutex_lock(&obj->lock);
-        /* First without the metadata's mutex, between two changes; after
-         * a change got in the way twice, with it. */
         for (int tries = 0; tries < 2; tries++) {
                 uint64_t seq = iom_seq_read_begin(m);
                 if (seq & 1 || !iom_meta_sound(f))
                         break; /* the mutex, and the lock's checks, decide */
+                int err = describe_upto_size(f, off, len, b);
+                if (iom_seq_read_ok(m, seq) && !err)
+                        return true;
                 *b = start;
-                err = describe_upto_size(f, off, len, b);
-                if (iom_seq_read_ok(m, seq) && !err) {
-                        pthread_mutex_unlock(&obj->lock);
-                        return (ssize_t)b->n;
-                }
         }
-        *b = start;
-        if ((err = iom_meta_lock(f)) == 0) {
+        return false;
+}
+
+static ssize_t describe_clamped(struct iomem *f, size_t off, size_t len, struct iov_builder *b)
+{
+        struct iom_fdobj *obj = fdo(f);
+        /* First on this CPU's lane, mapping nothing; then under the whole
+         * lock, which may map; last with the metadata's mutex as well. */
+        struct iom_lane *ln = iom_lane_enter(&obj->lock);
+        if (ln) {
+                b->lookup_only = true;
+                bool done = describe_between_changes(f, off, len, b);
+                iom_lane_leave(ln);
+                b->lookup_only = false;
+                if (done)
+                        return (ssize_t)b->n;
+        }
+        iom_lanes_lock(&obj->lock);
+        int err = 0;
+        if (!describe_between_changes(f, off, len, b) && (err = iom_meta_lock(f)) == 0) {
                 err = describe_upto_size(f, off, len, b);
                 iom_meta_unlock(f);
         }
-        pthread_mutex_unlock(&obj->lock);
+        iom_lanes_unlock(&obj->lock);
         return err ? err : (ssize_t)b->n;
 }
 
@@ -647,7 +704,7 @@ static ssize_t copy_bytes(struct iomem *f, char *buf, uint64_t off, uint64_t end
         while (off < end) {
                 struct iovec iov[64];
                 struct iov_builder b = { .iov = iov, .cap = 64 };
-                pthread_mutex_lock(&obj->lock);
+                iom_lanes_lock(&obj->lock);
                 int err = iom_meta_lock(f);
                 if (!err) {
                         uint64_t size = obj->meta->size;
@@ -655,7 +712,7 @@ static ssize_t copy_bytes(struct iomem *f, char *buf, uint64_t off, uint64_t end
                         err = off < end ? describe(f, off, end, &b) : 0;
                         iom_meta_unlock(f);
                 }
-                pthread_mutex_unlock(&obj->lock);
+                iom_lanes_unlock(&obj->lock);
                 if (err < 0)
                         return off > start ? (ssize_t)(off - start) : err;
                 for (size_t i = 0; i < b.n; i++) {
@@ -730,12 +787,12 @@ static ssize_t fdmem_pwrite(struct iomem *f, const void *buf, size_t len, size_t
         if (err)
                 return err;
         uint64_t old_size = 0;
-        pthread_mutex_lock(&obj->lock);
+        iom_lanes_lock(&obj->lock);
         if ((err = iom_meta_lock(f)) == 0) {
                 err = prepare_write(f, buf, off, end, &old_size);
                 iom_meta_unlock(f);
         }
-        pthread_mutex_unlock(&obj->lock);
+        iom_lanes_unlock(&obj->lock);
         /* The bytes past the old end went in with the growth. */
         ssize_t r = err;
         if (!err) {
@@ -846,9 +903,9 @@ static int fdmem_truncate(struct iomem *f, size_t size)
         int err = iom_iolock_wrlock(f, f->lock_timeout_ms);
         if (err)
                 return err;
-        pthread_mutex_lock(&obj->lock);
+        iom_lanes_lock(&obj->lock);
         if ((err = iom_meta_lock(f))) {
-                pthread_mutex_unlock(&obj->lock);
+                iom_lanes_unlock(&obj->lock);
                 iom_iolock_unlock(f);
                 return err;
         }
@@ -889,7 +946,7 @@ out:
         if (!err)
                 punch_all(f, &gone);
         free(gone.v);
-        pthread_mutex_unlock(&obj->lock);
+        iom_lanes_unlock(&obj->lock);
         iom_iolock_unlock(f);
         return err;
 }
@@ -963,9 +1020,9 @@ static int fdmem_alloc(struct iomem *f, size_t len, void **out)
         uint64_t n = iom_round_up(len, f->page_size);
         if (n < len || n > IOM_DATA_END)
                 return iom_fail(f->name, -ENOMEM, "%zu bytes is more than an object can hold", len);
-        pthread_mutex_lock(&obj->lock);
+        iom_lanes_lock(&obj->lock);
         if (allocs_reserve(f, 1)) {
-                pthread_mutex_unlock(&obj->lock);
+                iom_lanes_unlock(&obj->lock);
                 return iom_fail(f->name, -ENOMEM, "out of memory");
         }
         char *va;
@@ -983,7 +1040,7 @@ static int fdmem_alloc(struct iomem *f, size_t len, void **out)
                 obj->allocs.v[obj->allocs.n++] = (struct iom_alloc){ .va = va, .phys = phys, .len = n };
                 *out = va;
         }
-        pthread_mutex_unlock(&obj->lock);
+        iom_lanes_unlock(&obj->lock);
         return err;
 }
 
@@ -1037,10 +1094,10 @@ static int fdmem_free(struct iomem *f, void *buf, size_t len)
         struct iom_fdobj *obj = fdo(f);
         int err = 0;
         uint64_t n = iom_round_up(len, f->page_size);
-        pthread_mutex_lock(&obj->lock);
+        iom_lanes_lock(&obj->lock);
         struct iom_alloc *a = find_alloc(f, buf, n);
         if (!a || a->va != buf || a->len != n) {
-                pthread_mutex_unlock(&obj->lock);
+                iom_lanes_unlock(&obj->lock);
                 if (a)
                         return iom_fail(f->name, -EINVAL, "buffer %p holds %zu bytes, not %zu",
                                         buf, a->len, len);
@@ -1060,7 +1117,7 @@ static int fdmem_free(struct iomem *f, void *buf, size_t len)
                         iom_seg_drop(f, whole.phys, whole.len);
                 }
         }
-        pthread_mutex_unlock(&obj->lock);
+        iom_lanes_unlock(&obj->lock);
         return err;
 }
 
@@ -1113,7 +1170,7 @@ static ssize_t fdmem_gift(struct iomem *f, size_t off, size_t len, const struct 
         }
         struct punch_list gone = { 0 };
         uint64_t adopted = 0, copied = 0;
-        pthread_mutex_lock(&obj->lock);
+        iom_lanes_lock(&obj->lock);
         if ((err = iom_meta_lock(f)))
                 goto unlock_local;
         struct iom_meta *meta = obj->meta;
@@ -1207,13 +1264,13 @@ static ssize_t fdmem_gift(struct iomem *f, size_t off, size_t len, const struct 
         }
         iom_meta_unlock(f);
         punch_all(f, &gone);
-        pthread_mutex_unlock(&obj->lock);
+        iom_lanes_unlock(&obj->lock);
         goto unlock_io;
 
 unlock_meta:
         iom_meta_unlock(f);
 unlock_local:
-        pthread_mutex_unlock(&obj->lock);
+        iom_lanes_unlock(&obj->lock);
 unlock_io:
         free(gone.v);
         free(adopt);
@@ -1258,7 +1315,7 @@ static int fdmem_stat(struct iomem *f, struct iomem_stat *st)
 {
         struct iom_fdobj *obj = fdo(f);
         int err = 0;
-        pthread_mutex_lock(&obj->lock);
+        iom_lanes_lock(&obj->lock);
         if ((err = iom_meta_lock(f)) == 0) {
                 struct iom_holders who = { 0 };
                 uint64_t pinned = 0, mine = 0;
@@ -1274,7 +1331,7 @@ static int fdmem_stat(struct iomem *f, struct iomem_stat *st)
                 iom_holders_report(&who, st);
                 iom_meta_unlock(f);
         }
-        pthread_mutex_unlock(&obj->lock);
+        iom_lanes_unlock(&obj->lock);
         return err;
 }
 
@@ -1305,7 +1362,7 @@ void iom_fdmem_init(struct iomem *f)
         obj->pool_end = IOM_PHYS_END;
         obj->owner = IOM_NO_OWNER;
         obj->meta_map_len = IOM_META_SPAN;
-        iom_mutex_init(&obj->lock);
+        iom_lanes_init(&obj->lock);
 }
 
 void iom_fdmem_close(struct iomem *f)
@@ -1333,7 +1390,7 @@ void iom_fdmem_close(struct iomem *f)
         if (f->data_fd >= 0)
                 close(f->data_fd);
         obj->aux_fd = f->data_fd = -1;
-        pthread_mutex_destroy(&obj->lock);
+        iom_lanes_destroy(&obj->lock);
 }
 
 const struct iom_object_ops iom_fdmem_ops = {

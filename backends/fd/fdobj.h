@@ -9,6 +9,7 @@
 #define IOMEM_FDOBJ_H
 
 #include "internal.h"
+#include "lanes.h"
 #include "meta.h"
 #include "ranges.h"
 #include "segments.h"
@@ -55,7 +56,9 @@ struct iom_fdobj {
         bool meta_private;   /* meta is anonymous memory of this handle */
         uint32_t owner;      /* our id in meta->owners */
 
-        pthread_mutex_t lock; /* guards the process-local state below */
+        /* Guards the process-local state below: the whole lock to change
+         * it, a lane to read it and nest pins (lanes.h). */
+        struct iom_lanes lock;
         struct iom_ranges pins;     /* this handle's pinned pages, counted */
         struct iom_segments segs;   /* physical offset -> address */
         struct iom_allocs {

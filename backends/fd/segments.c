@@ -126,15 +126,12 @@ static int seg_map(struct iomem *f, uint64_t phys, uint64_t want)
         return 0;
 }
 
-char *iom_seg_resolve(struct iomem *f, uint64_t phys, uint64_t want, uint64_t *contig, int *err)
+char *iom_seg_lookup(struct iomem *f, uint64_t phys, uint64_t want, uint64_t *contig)
 {
-        struct iom_segments *s = &fdo(f)->segs;
+        const struct iom_segments *s = &fdo(f)->segs;
         size_t i = seg_first_after(s, phys);
-        if (i >= s->n || s->v[i].phys > phys) {
-                if ((*err = seg_map(f, phys, want)))
-                        return NULL;
-                i = seg_first_after(s, phys);
-        }
+        if (i >= s->n || s->v[i].phys > phys)
+                return NULL;
         const struct iom_segment *g = &s->v[i];
         char *va = g->va + (phys - g->phys);
         uint64_t run = g->phys + g->len - phys;
@@ -147,6 +144,14 @@ char *iom_seg_resolve(struct iomem *f, uint64_t phys, uint64_t want, uint64_t *c
         }
         *contig = run;
         return va;
+}
+
+char *iom_seg_resolve(struct iomem *f, uint64_t phys, uint64_t want, uint64_t *contig, int *err)
+{
+        char *va = iom_seg_lookup(f, phys, want, contig);
+        if (va || (*err = seg_map(f, phys, want)))
+                return va;
+        return iom_seg_lookup(f, phys, want, contig);
 }
 
 void iom_seg_drop(struct iomem *f, uint64_t phys, uint64_t len)

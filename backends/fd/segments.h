@@ -31,6 +31,8 @@ struct iomem;
  */
 char *iom_seg_resolve(struct iomem *f, uint64_t phys, uint64_t want,
                       uint64_t *contig, int *err);
+/* The same without mapping: NULL when phys is not mapped. */
+char *iom_seg_lookup(struct iomem *f, uint64_t phys, uint64_t want, uint64_t *contig);
 /* Record an existing mapping (an iomem_alloc buffer) as a segment. */
 int iom_seg_add(struct iomem *f, uint64_t phys, uint64_t len, char *va);
 /* Unmap and forget segments wholly inside [phys, phys+len). */

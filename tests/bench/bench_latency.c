@@ -6,7 +6,7 @@
  * same range, as throughput and its ratio to one thread; then the same
  * cycle on pages already pinned (the hot path: the acquire nests, the
  * release keeps a pin), from two threads through one handle and from two
- * processes with a handle each.
+ * processes with a handle each, on disjoint ranges and on the same range.
  */
 #include "bench.h"
 
@@ -138,9 +138,9 @@ static double threaded(struct iomem *f, int nthreads, int same, bool nested)
 }
 
 /* Nested cycles per second in two processes, each with the handle it
- * inherits (a new attachment of its own), on disjoint ranges: each times
- * its own cycles from a common start. */
-static double two_processes(struct iomem *f)
+ * inherits (a new attachment of its own), on disjoint ranges or on one:
+ * each times its own cycles from a common start. */
+static double two_processes(struct iomem *f, int same)
 {
         int go[2], done[2];
         if (pipe(go) || pipe(done))
@@ -148,7 +148,7 @@ static double two_processes(struct iomem *f)
         pid_t pid[2];
         for (int i = 0; i < 2; i++) {
                 if ((pid[i] = fork()) == 0) {
-                        struct worker w = { f, (size_t)i * RANGE, BATCH / 2, NULL, true };
+                        struct worker w = { f, same ? 0 : (size_t)i * RANGE, BATCH / 2, NULL, true };
                         struct iovec v;
                         char c;
                         if (iomem_acquire(f, w.off, RANGE) != (ssize_t)RANGE)
@@ -187,25 +187,61 @@ static double two_processes(struct iomem *f)
         return 2 * (BATCH / 2) / slowest;
 }
 
-/* One row of a scaling table: one thread, then (first pins) two threads
- * on disjoint ranges and on one range, or (nested) two threads through
- * one handle and two processes; each as a ratio to one thread. */
-static void scaling_row(const struct bench_opts *o, const char *bench, struct iomem *f,
-                        const char *backend, bool nested)
+static void ratio_cell(struct bench_summary one, struct bench_summary two)
+{
+        printf(" %s | %.2fx |", bench_fmt(two, 2), two.median / one.median);
+}
+
+/* One row of the first-pin scaling table: one thread, then two threads on
+ * disjoint ranges and on one range, each as a ratio to one thread. */
+static void scaling_row(const struct bench_opts *o, struct iomem *f, const char *backend)
 {
         struct bench_series one = { 0 }, x = { 0 }, y = { 0 };
         for (int r = 0; r < o->reps; r++) {
-                bench_add(&one, threaded(f, 1, 0, nested) / 1e6);
-                bench_add(&x, threaded(f, 2, 0, nested) / 1e6);
-                bench_add(&y, (nested ? two_processes(f) : threaded(f, 2, 1, false)) / 1e6);
+                bench_add(&one, threaded(f, 1, 0, false) / 1e6);
+                bench_add(&x, threaded(f, 2, 0, false) / 1e6);
+                bench_add(&y, threaded(f, 2, 1, false) / 1e6);
         }
         struct bench_summary a = bench_summarise(&one), d = bench_summarise(&x), m = bench_summarise(&y);
-        if (o->json)
-                bench_json(bench, backend, "one_mops", a.median, nested ? "threads_mops" : "disjoint_mops",
-                           d.median, nested ? "processes_mops" : "same_mops", m.median, (const char *)NULL);
-        else
-                printf("| %s | %s | %s | %.2fx | %s | %.2fx |\n", backend, bench_fmt(a, 2), bench_fmt(d, 2),
-                       d.median / a.median, bench_fmt(m, 2), m.median / a.median);
+        if (o->json) {
+                bench_json("latency-threads", backend, "one_mops", a.median, "disjoint_mops", d.median,
+                           "same_mops", m.median, (const char *)NULL);
+                return;
+        }
+        printf("| %s | %s |", backend, bench_fmt(a, 2));
+        ratio_cell(a, d);
+        ratio_cell(a, m);
+        printf("\n");
+}
+
+/* One row of the nested table: one thread, then two threads through one
+ * handle and two processes with a handle each, on disjoint ranges and on
+ * one range. */
+static void nested_row(const struct bench_opts *o, struct iomem *f, const char *backend)
+{
+        struct bench_series one = { 0 }, t[2] = { 0 }, p[2] = { 0 };
+        for (int r = 0; r < o->reps; r++) {
+                bench_add(&one, threaded(f, 1, 0, true) / 1e6);
+                for (int same = 0; same < 2; same++) {
+                        bench_add(&t[same], threaded(f, 2, same, true) / 1e6);
+                        bench_add(&p[same], two_processes(f, same) / 1e6);
+                }
+        }
+        struct bench_summary a = bench_summarise(&one), td = bench_summarise(&t[0]),
+                             ts = bench_summarise(&t[1]), pd = bench_summarise(&p[0]),
+                             ps = bench_summarise(&p[1]);
+        if (o->json) {
+                bench_json("latency-nested", backend, "one_mops", a.median, "threads_disjoint_mops",
+                           td.median, "threads_same_mops", ts.median, "processes_disjoint_mops",
+                           pd.median, "processes_same_mops", ps.median, (const char *)NULL);
+                return;
+        }
+        printf("| %s | %s |", backend, bench_fmt(a, 2));
+        ratio_cell(a, td);
+        ratio_cell(a, ts);
+        ratio_cell(a, pd);
+        ratio_cell(a, ps);
+        printf("\n");
 }
 
 /* The objects measured: one per backend (dax: a file on tmpfs). */
@@ -282,14 +318,15 @@ int main(int argc, char **argv)
                        "(min-max)\n\n| backend | 1 thread | 2 threads, disjoint ranges | ratio | "
                        "2 threads, same range | ratio |\n|---|---|---|---|---|---|\n");
         for (size_t b = 0; b < NB; b++)
-                scaling_row(&o, "latency-threads", f[b], backends[b], false);
+                scaling_row(&o, f[b], backends[b]);
         if (!o.json)
                 printf("\n### The same on pages already pinned (a base pin held: the acquire nests, the "
                        "release keeps a pin), million cycles per second, median (min-max)\n\n"
-                       "| backend | 1 thread | 2 threads, one handle, disjoint | ratio | "
-                       "2 processes, a handle each | ratio |\n|---|---|---|---|---|---|\n");
+                       "| backend | 1 thread | 2 threads, one handle, disjoint | ratio | same range | ratio | "
+                       "2 processes, a handle each, disjoint | ratio | same range | ratio |\n"
+                       "|---|---|---|---|---|---|---|---|---|---|\n");
         for (size_t b = 0; b < NB; b++)
-                scaling_row(&o, "latency-nested", f[b], backends[b], true);
+                nested_row(&o, f[b], backends[b]);
         if (!o.json)
                 printf("\n");
         for (size_t b = 0; b < NB; b++)
