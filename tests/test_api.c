@@ -1235,6 +1235,49 @@ START_TEST(retrieve_and_borrow_fill_a_short_array)
 }
 END_TEST
 
+/* A page pinned through a handle keeps its address when the handle then
+ * allocates gift-pool memory beside pool memory it maps already (found by
+ * tests/fuzz/fuzz_procs.c: the new buffer's mapping overlapped the one of
+ * the pool, and retrieve moved to it). */
+START_TEST(a_pinned_gift_keeps_its_address_when_the_pool_grows)
+{
+        size_t ps = PAGE;
+        if (!test_backend_has(IOMEM_CAP_GIFT, "pool memory pinned beside a new buffer"))
+                return;
+        const char *uri = test_uri("pool-va");
+        struct iomem_opts *o;
+        ck_assert_int_eq(iomem_opts_new(&o), 0);
+        ck_assert_int_eq(iomem_opts_set_size(o, 4 * ps), 0);
+        struct iomem *f, *g;
+        ck_assert_int_eq(iomem_open(&f, uri, IOMEM_RDWR | IOMEM_CREATE | IOMEM_EXCL, o), 0);
+        iomem_opts_delete(&o);
+        if (test_caps() & IOMEM_CAP_NAMED) {
+                ck_assert_int_eq(iomem_open(&g, uri, IOMEM_RDWR, NULL), 0);
+                iomem_unlink(uri);
+        } else {
+                int fd = dup(iomem_fd(f));
+                ck_assert_int_eq(iomem_open_fd(&g, test_backend(), fd, IOMEM_RDWR, NULL), 0);
+        }
+        /* f gives page 0 pool memory; g pins it, which maps that pool. */
+        void *b, *c;
+        ck_assert_int_eq(iomem_alloc(f, ps, &b), 0);
+        memset(b, 7, ps);
+        ck_assert_int_eq(iomem_gift(f, 0, ps, &(struct iovec){ b, ps }, 1, IOMEM_GIFT_NOCOPY), 1);
+        struct iovec before, after;
+        ck_assert_int_eq(iomem_acquire(g, 0, ps), (ssize_t)ps);
+        ck_assert_int_eq(iomem_retrieve(g, 0, ps, &before, 1), 1);
+        /* g's own buffer comes from the pool's next offsets. */
+        ck_assert_int_eq(iomem_alloc(g, ps, &c), 0);
+        ck_assert_int_eq(iomem_retrieve(g, 0, ps, &after, 1), 1);
+        ck_assert_ptr_eq(after.iov_base, before.iov_base);
+        ck_assert_int_eq(((unsigned char *)after.iov_base)[ps - 1], 7);
+        ck_assert_int_eq(iomem_free(g, c, ps), 0);
+        ck_assert_int_eq(iomem_release(g, 0, ps), 0);
+        ck_assert_int_eq(iomem_close(&g), 0);
+        ck_assert_int_eq(iomem_close(&f), 0);
+}
+END_TEST
+
 START_TEST(borrow_and_bufcount_errors)
 {
         size_t ps = PAGE;
@@ -2424,6 +2467,7 @@ int main(void)
         tcase_add_test(tc, read_only_handle_sees_the_object_as_it_is);
         tcase_add_test(tc, retrieve_errors);
         tcase_add_test(tc, retrieve_and_borrow_fill_a_short_array);
+        tcase_add_test(tc, a_pinned_gift_keeps_its_address_when_the_pool_grows);
         tcase_add_test(tc, borrow_and_bufcount_errors);
         tcase_add_test(tc, gift_argument_errors);
         tcase_add_test(tc, gift_nocopy_of_foreign_memory_is_exdev);

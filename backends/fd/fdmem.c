@@ -992,14 +992,23 @@ static int pool_alloc(struct iomem *f, uint64_t n, char **va_out, uint64_t *phys
         if (err)
                 return err;
 
-        /* Map and place it first, then back it. */
-        char *va = obj->phys->map(f, NULL, phys, n, PROT_READ | PROT_WRITE, 0);
-        if (va == MAP_FAILED)
+        /* Map and place it first, then back it. Where this process maps
+         * those offsets already (a piece of the pool that another
+         * process's failed allocation had shown it), the buffer is that
+         * memory: segments never overlap. */
+        uint64_t contig;
+        char *va = iom_seg_lookup(f, phys, n, &contig);
+        if (va && contig >= n) {
+                err = iom_numa_apply(f, va, n);
+                if (!err)
+                        err = allocate_placed(f, phys, n, va);
+        } else if ((va = obj->phys->map(f, NULL, phys, n, PROT_READ | PROT_WRITE, 0)) == MAP_FAILED) {
                 err = iom_fail(f->name, -ENOMEM, "cannot map %llu bytes: %s", (unsigned long long)n,
                                strerror(errno));
-        else if ((err = iom_numa_apply(f, va, n)) || (err = allocate_placed(f, phys, n, va)) ||
-                 (err = iom_seg_add(f, phys, n, va)))
+        } else if ((err = iom_numa_apply(f, va, n)) || (err = allocate_placed(f, phys, n, va)) ||
+                   (err = iom_seg_add(f, phys, n, va))) {
                 obj->phys->unmap(f, va, n);
+        }
         if (err) {
                 punch(f, phys, n);
                 if (iom_meta_lock(f) == 0) {

@@ -169,6 +169,11 @@ int iom_meta_describe_fd(struct iomem *f, int fd);
 /* Does the metadata hold together, with no change in progress (checked at
  * every lock, and by readers that take none)? */
 bool iom_meta_sound(struct iomem *f);
+/* Walk every table (the metadata locked): the extents tile the file,
+ * merged, no memory is two extents' or buffers' at once, pins, buffers,
+ * readers and the writer belong to registered owners, the counts add up.
+ * -EBADMSG naming the first broken promise. O(n): for tests. */
+int iom_meta_check(struct iomem *f);
 /* Lock the metadata; undoes a change its previous holder did not finish
  * and reclaims what dead processes held. */
 int iom_meta_lock(struct iomem *f);

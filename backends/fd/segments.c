@@ -88,11 +88,15 @@ static int seg_map(struct iomem *f, uint64_t phys, uint64_t want)
                         hint = prev->va + prev->len;
         } else {
                 /* Pool memory in large aligned pieces: reading a gifted file
-                 * page by page must not cost a mapping per page. */
+                 * page by page must not cost a mapping per page. Only over
+                 * offsets handed out already: iomem_alloc maps the next ones
+                 * as buffers of their own, and segments must not overlap (a
+                 * pinned page would have two addresses). */
                 uint64_t gran = iom_max(POOL_MAP_CHUNK, ps);
+                uint64_t handed_out = __atomic_load_n(&obj->meta->pool_next, __ATOMIC_RELAXED);
                 start = iom_max(iom_round_down(phys, gran), prev ? prev->phys + prev->len : 0);
                 end = iom_round_up(phys + want, gran);
-                limit = iom_min(limit, obj->pool_end);
+                limit = iom_min(limit, iom_min(obj->pool_end, iom_max(handed_out, phys + want)));
                 if (prev && prev->phys + prev->len == start)
                         hint = prev->va + prev->len;
         }
