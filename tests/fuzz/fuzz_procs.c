@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Several processes drive one object at once with random calls of the
- * whole API (gifts and truncates included), while the parent SIGKILLs one
- * of them at random moments and starts a newcomer in its place.
+ * API (the six operations, alloc and free, pread and pwrite, truncate,
+ * the I/O lock, stat, sync, sendfile and copy, send and recv, close and
+ * open again),
+ * while the parent SIGKILLs one of them at random moments and starts a
+ * newcomer in its place.
  *
  * No process can know what the others do, so each checks what it can:
  * - Each process writes only its own stripe of pages (pwrite, gift, stores
@@ -48,6 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -79,6 +83,8 @@ struct worker {
         const char *backend;
         const char *uri;
         int memfd; /* memfd: the descriptor the handle is opened from */
+        int devnull;
+        int sock[2]; /* a socket pair, to pass the handle to ourselves */
         bool fd_engine;
         unsigned caps; /* IOMEM_CAP_* of the object */
         struct iomem *f;
@@ -598,6 +604,77 @@ static void do_lock(struct worker *w)
                 w->rd++;
 }
 
+static void do_sync(struct worker *w)
+{
+        size_t off, len;
+        random_range(w, &off, &len);
+        w->what = "iomem_sync";
+        int r = iomem_sync(w->f, off, len);
+        counted(w);
+        if (r)
+                documented(w, r, (const int[]){ EINVAL, EIO, ENOMEM, 0 });
+}
+
+/* A single-copy transfer out of the object (to /dev/null), and a copy
+ * within it into pages of our stripe that we do not pin (their bytes then
+ * come from wherever the source's were). */
+static void do_transfer(struct worker *w)
+{
+        size_t off, len;
+        random_range(w, &off, &len);
+        ssize_t r;
+        if (below(w, 2)) {
+                w->what = "iomem_sendfile";
+                r = iomem_sendfile(w->devnull, w->f, off, len);
+        } else {
+                size_t doff, dlen;
+                stripe_range(w, &doff, &dlen);
+                for (size_t p = doff / ps; p < (doff + dlen) / ps; p++)
+                        if (w->pins[p])
+                                return;
+                len = iom_min(len, dlen);
+                w->what = "iomem_copy";
+                r = iomem_copy(w->f, doff, w->f, off, len);
+        }
+        counted(w);
+        if (r < 0)
+                documented(w, r, (const int[]){ ENOMEM, ENOSPC, ETIMEDOUT, EDEADLK, 0 });
+        else
+                REQUIRE(w, (size_t)r <= len, "moved %zd bytes of %zu", r, len);
+}
+
+/* The handle passed over a socket to ourselves, as to another process:
+ * the new handle pins and releases on its own. */
+static void do_pass(struct worker *w)
+{
+        w->what = "iomem_send";
+        int r = iomem_send(w->sock[0], w->f);
+        counted(w);
+        if (r) {
+                REQUIRE(w, r == -ENOTSUP && !(w->caps & IOMEM_CAP_FDPASS), "send gave %d", r);
+                return;
+        }
+        struct iomem *g;
+        w->what = "iomem_recv";
+        r = iomem_recv(w->sock[1], &g, IOMEM_RDWR);
+        counted(w);
+        REQUIRE(w, r == 0, "recv of what was just sent gave %d", r);
+        size_t off = (size_t)w->id * STRIPE * ps;
+        w->what = "iomem_acquire (received handle)";
+        ssize_t got = iomem_acquire(g, off, ps);
+        counted(w);
+        if (got > 0) {
+                w->what = "iomem_release (received handle)";
+                REQUIRE(w, iomem_release(g, off, ps) == 0, "release through the received handle");
+                counted(w);
+        } else if (got < 0) {
+                documented(w, got, (const int[]){ ENOMEM, ENOSPC, 0 });
+        }
+        w->what = "iomem_close (received handle)";
+        REQUIRE(w, iomem_close(&g) == 0, "close of the received handle");
+        counted(w);
+}
+
 static void do_reopen(struct worker *w)
 {
         close_handle(w);
@@ -609,9 +686,10 @@ static const struct {
         unsigned weight;
         void (*call)(struct worker *w);
 } calls[] = {
-        { 16, do_acquire }, { 14, do_release }, { 8, do_retrieve }, { 8, do_store },
-        { 10, do_borrow },  { 8, do_pread },    { 10, do_pwrite },  { 6, do_truncate },
-        { 7, do_gift },     { 3, do_free },     { 9, do_lock },     { 1, do_reopen },
+        { 16, do_acquire }, { 14, do_release }, { 8, do_retrieve },  { 8, do_store },
+        { 10, do_borrow },  { 8, do_pread },    { 10, do_pwrite },   { 6, do_truncate },
+        { 7, do_gift },     { 3, do_free },     { 9, do_lock },      { 1, do_reopen },
+        { 2, do_sync },     { 4, do_transfer }, { 1, do_pass },
 };
 
 static unsigned total_weight(void)
@@ -627,6 +705,9 @@ static void worker_run(struct worker *w)
         for (int p = 0; p < MAX_PAGES; p++)
                 if (!(w->shadow[p] = malloc(ps)))
                         fail(w, "malloc");
+        if ((w->devnull = open("/dev/null", O_WRONLY | O_CLOEXEC)) < 0 ||
+            socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, w->sock))
+                fail(w, "/dev/null or a socket pair: %s", strerror(errno));
         open_handle(w);
         while (!atomic_load(&ctl->stop)) {
                 w->op++;
@@ -650,6 +731,9 @@ static void worker_run(struct worker *w)
                         w->rd--;
         }
         close_handle(w);
+        close(w->devnull);
+        close(w->sock[0]);
+        close(w->sock[1]);
         for (int p = 0; p < MAX_PAGES; p++)
                 free(w->shadow[p]);
 }
