@@ -40,7 +40,7 @@ static int check_pages(const char *op, const struct iomem *f, size_t off, size_t
 static int check_writable(const char *op, const struct iomem *f)
 {
         if (!(f->flags & IOMEM_RDWR))
-                return (int)FAIL(op, f->name, -EBADF, "the object is open read-only");
+                return (int)FAIL(op, f->name, -EROFS, "the object is open read-only");
         return 1;
 }
 

@@ -218,6 +218,15 @@ int iom_backend_lookup(const char *name, size_t len, const char *obj,
 int iom_backend_for_uri(const char *uri, const struct iom_backend **b,
                         const char **rest);
 
+/* ---- an object's own files (backing.c) ------------------------------ */
+
+/* -EINVAL, with the message set, when fd is one of f's own backing files
+ * (its data file or its metadata file); else 0. */
+int iom_refuse_own_backing(struct iomem *f, int fd);
+/* -EINVAL when two objects share a backing file without being one object
+ * (a dax: object over the data file of a shm object); else 0. */
+int iom_refuse_shared_backing(struct iomem *a, struct iomem *b);
+
 /* ---- asynchronous transfers (aio.c) ---------------------------------- */
 
 /* Switches for tests (linked statically): behave as a kernel without

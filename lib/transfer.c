@@ -226,7 +226,7 @@ IOM_PUBLIC ssize_t iomem_sendfile(int out_fd, struct iomem *in, size_t off, size
                 return iom_result(__func__, iom_fail(in->name, -EOVERFLOW,
                                                      "offset %zu + length %zu overflows", off, len));
         ssize_t err = iom_enter(in);
-        if (err)
+        if (err || (err = iom_refuse_own_backing(in, out_fd)))
                 return iom_result(__func__, err);
         uint64_t done = 0;
         if (len && splice_pays(in, out_fd)) {
@@ -285,8 +285,9 @@ IOM_PUBLIC ssize_t iomem_sendfile(int out_fd, struct iomem *in, size_t off, size
 static bool same_object(const struct iomem *a, const struct iomem *b)
 {
         struct stat x, y;
-        return a == b || (iom_sys.fstat(a->data_fd, &x) == 0 && iom_sys.fstat(b->data_fd, &y) == 0 &&
-                          x.st_dev == y.st_dev && x.st_ino == y.st_ino);
+        return a == b || (a->backend == b->backend && iom_sys.fstat(a->data_fd, &x) == 0 &&
+                          iom_sys.fstat(b->data_fd, &y) == 0 && x.st_dev == y.st_dev &&
+                          x.st_ino == y.st_ino);
 }
 
 /* Copying within one object: through a bounce buffer, in the order that
@@ -327,12 +328,14 @@ IOM_PUBLIC ssize_t iomem_copy(struct iomem *dst, size_t doff, struct iomem *src,
         if (!len)
                 return 0;
         if (!(dst->flags & IOMEM_RDWR))
-                return iom_result(__func__, iom_fail(dst->name, -EBADF, "the object is open read-only"));
+                return iom_result(__func__, iom_fail(dst->name, -EROFS, "the object is open read-only"));
         ssize_t err = iom_enter(dst);
         if (err || (err = iom_enter(src)))
                 return iom_result(__func__, err);
         if (same_object(dst, src))
                 return iom_result(__func__, copy_within(dst, doff, src, soff, len));
+        if ((err = iom_refuse_shared_backing(dst, src)))
+                return iom_result(__func__, err);
         size_t zlen;
         const char *zeros = iom_zero_pages(&zlen);
         if (!zeros)

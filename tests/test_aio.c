@@ -385,7 +385,7 @@ START_TEST(bad_descriptors_and_ranges)
         /* A read-only object cannot be read into. */
         struct iomem *ro = NULL;
         ck_assert_int_eq(iomem_open_fd(&ro, test_backend(), dup(iomem_fd(f)), IOMEM_RDONLY, NULL), 0);
-        ck_assert_err(iomem_aio_read(q, fd, 0, ro, 0, PAGE, 1), EBADF);
+        ck_assert_err(iomem_aio_read(q, fd, 0, ro, 0, PAGE, 1), EROFS);
         ck_assert_msg_has("read-only");
         ck_assert_int_eq(iomem_close(&ro), 0);
 

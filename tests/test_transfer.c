@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -961,7 +962,7 @@ START_TEST(copy_bad_args)
         track_obj(ro);
         close(sv[0]);
         close(sv[1]);
-        ck_assert_err(iomem_copy(ro, 0, a, 0, 10), EBADF);
+        ck_assert_err(iomem_copy(ro, 0, a, 0, 10), EROFS);
         /* ...is a fine source. */
         ck_assert_int_eq(iomem_pwrite(a, "hello", 5, 0), 5);
         ck_assert_int_eq(iomem_copy(a, 50, ro, 0, 5), 5);
@@ -1171,9 +1172,9 @@ START_TEST(recv_rdonly)
         ck_assert_int_eq(iomem_borrow(g, 0, 2 * ps, iov, 4), 1);
         ck_assert_int_eq(memcmp(iov[0].iov_base, a, 2 * ps), 0);
         unsigned char buf[16];
-        ck_assert_err(iomem_pwrite(g, buf, sizeof buf, 0), EBADF);
-        ck_assert_err(iomem_truncate(g, 0), EBADF);
-        ck_assert_err(iomem_copy(g, 0, f, 0, 10), EBADF);
+        ck_assert_err(iomem_pwrite(g, buf, sizeof buf, 0), EROFS);
+        ck_assert_err(iomem_truncate(g, 0), EROFS);
+        ck_assert_err(iomem_copy(g, 0, f, 0, 10), EROFS);
         /* Its pin is shared: the writer cannot cut it away. */
         ck_assert_err(iomem_truncate(f, 0), EBUSY);
         ck_assert_int_eq(iomem_release(g, 0, ps), 0);
@@ -1323,6 +1324,153 @@ START_TEST(copy_two_handles_overlap)
 }
 END_TEST
 
+/* ---- an object never goes into its own files ------------------------------------- */
+
+/* A named object that keeps its name, so that its files can be opened
+ * by path; *uri receives its URI. */
+static struct iomem *open_named(const char *tag, size_t size, char *uri, size_t cap)
+{
+        snprintf(uri, cap, "%s", test_uri(tag));
+        struct iomem_opts *o = NULL;
+        ck_assert_int_eq(iomem_opts_new(&o), 0);
+        ck_assert_int_eq(iomem_opts_set_size(o, size), 0);
+        struct iomem *f = NULL;
+        int r = iomem_open(&f, uri, IOMEM_RDWR | IOMEM_CREATE | IOMEM_EXCL, o);
+        iomem_opts_delete(&o);
+        ck_assert_msg(r == 0, "open %s: %d (%s)", uri, r, iomem_errormsg());
+        track_obj(f);
+        return f;
+}
+
+/* Written into its own data file (a dup of iomem_fd, or the file opened
+ * again by path) or into its metadata file, an object would be overwritten
+ * with itself, as `cp f f` empties f: sendfile and the asynchronous
+ * transfers refuse, and nothing changes. */
+START_TEST(a_transfer_into_its_own_files_is_refused)
+{
+        char uri[160];
+        struct iomem *f = open_named("own", 0, uri, sizeof uri);
+        size_t ps = page_of(f);
+        unsigned char *a = pattern(2 * ps, 60);
+        put(f, 0, a, 2 * ps);
+        int own[3], nown = 0;
+        own[nown++] = dup(iomem_fd(f));
+        if (!strcmp(test_backend(), "shm")) {
+                char path[200];
+                snprintf(path, sizeof path, "/dev/shm/%s", uri + 4);
+                own[nown++] = open(path, O_RDWR);
+                snprintf(path, sizeof path, "/dev/shm/%s.iomem", uri + 4);
+                own[nown++] = open(path, O_RDWR);
+        } else if (!strcmp(test_backend(), "dax")) {
+                own[nown++] = open(uri + 4, O_RDWR);
+        }
+        if (test_caps() & IOMEM_CAP_NAMED)
+                ck_assert_int_eq(iomem_unlink(uri), 0); /* the descriptors keep the files */
+        struct iomem_aio *q = NULL;
+        bool aio = iomem_aio_new(&q, 2) == 0;
+        for (int i = 0; i < nown; i++) {
+                ck_assert_int_ge(own[i], 0);
+                ck_assert_err(iomem_sendfile(own[i], f, 0, 2 * ps), EINVAL);
+                ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "own"));
+                if (aio) {
+                        ck_assert_err(iomem_aio_write(q, own[i], 0, f, 0, ps, 1), EINVAL);
+                        ck_assert_err(iomem_aio_read(q, own[i], 0, f, 0, ps, 1), EINVAL);
+                }
+                close(own[i]);
+        }
+        if (aio)
+                iomem_aio_delete(&q);
+        ck_assert_uint_eq(size_of(f), 2 * ps);
+        expect_bytes(f, 0, a, 2 * ps);
+        /* Another file takes it. */
+        char tmp[] = "/tmp/iomem-own-XXXXXX";
+        int fd = mkstemp(tmp);
+        ck_assert_int_ge(fd, 0);
+        unlink(tmp);
+        ck_assert_int_eq(iomem_sendfile(fd, f, 0, 2 * ps), (ssize_t)(2 * ps));
+        close(fd);
+        close_obj(&f);
+        tfree(a);
+}
+END_TEST
+
+/* A dax: object over the data file of a shm object is another object on
+ * the same file: copying between them is refused (the shm object's
+ * gifted bytes and metadata are not in that file). */
+START_TEST(a_copy_between_objects_on_one_file_is_refused)
+{
+        if (strcmp(test_backend(), "shm")) {
+                printf("SKIP: a dax: object over a shm object's file (the shm suite shows it)\n");
+                return;
+        }
+        char uri[160], over[200];
+        struct iomem *f = open_named("onefile", 0, uri, sizeof uri);
+        size_t ps = page_of(f);
+        unsigned char *a = pattern(ps, 61);
+        put(f, 0, a, ps);
+        snprintf(over, sizeof over, "dax:/dev/shm/%s", uri + 4);
+        struct iomem *g = NULL;
+        int r = iomem_open(&g, over, IOMEM_RDWR, NULL);
+        if (r == -EPROTONOSUPPORT || r == -ENOTSUP) {
+                printf("SKIP: no dax: backend in this build\n");
+        } else {
+                ck_assert_msg(r == 0, "open %s: %d (%s)", over, r, iomem_errormsg());
+                track_obj(g);
+                ck_assert_err(iomem_copy(g, 0, f, 0, ps), EINVAL);
+                ck_assert_err(iomem_copy(f, 0, g, 0, ps), EINVAL);
+                close_obj(&g);
+        }
+        expect_bytes(f, 0, a, ps);
+        ck_assert_int_eq(iomem_unlink(uri), 0);
+        close_obj(&f);
+        tfree(a);
+}
+END_TEST
+
+/* A shm object's descriptor whose name (and metadata object) was removed
+ * reaches the shared state through another handle of this process, and
+ * when there is none, attaching it is refused, where it used to take
+ * metadata of its own (reading zeros for gifted bytes, truncating under
+ * the others' pins). A shm object that another program made, with no
+ * metadata anywhere, still attaches with private metadata (libiomem(7)). */
+START_TEST(a_descriptor_that_lost_its_metadata_is_refused)
+{
+        if (strcmp(test_backend(), "shm")) {
+                printf("SKIP: descriptors of shm objects without their name (the shm suite)\n");
+                return;
+        }
+        char uri[160];
+        struct iomem *f = open_named("lost", 0, uri, sizeof uri);
+        size_t ps = page_of(f);
+        ck_assert_int_eq(iomem_unlink(uri), 0);
+        struct iomem *g = NULL;
+        ck_assert_int_eq(iomem_open_fd(&g, "shm", dup(iomem_fd(f)), IOMEM_RDWR, NULL), 0);
+        track_obj(g);
+        ck_assert_int_eq(iomem_truncate(f, 2 * ps), 0);
+        ck_assert_int_eq(iomem_acquire(g, ps, ps), (ssize_t)ps);
+        ck_assert_err(iomem_truncate(f, 0), EBUSY); /* g's pin, shared */
+        ck_assert_int_eq(iomem_release(g, ps, ps), 0);
+        close_obj(&g);
+        int fd = dup(iomem_fd(f));
+        close_obj(&f); /* the last handle that holds the metadata object */
+        ck_assert_err(iomem_open_fd(&g, "shm", fd, IOMEM_RDWR, NULL), ENOENT);
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "cannot be found"));
+        ck_assert_ptr_null(g);
+        ck_assert_int_ge(fcntl(fd, F_GETFD), 0); /* still the caller's */
+        close(fd);
+
+        char name[80];
+        snprintf(name, sizeof name, "/iomem-foreign-%d", (int)getpid());
+        int foreign = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+        ck_assert_int_ge(foreign, 0);
+        shm_unlink(name);
+        ck_assert_int_eq(ftruncate(foreign, (off_t)ps), 0);
+        ck_assert_int_eq(iomem_open_fd(&g, "shm", foreign, IOMEM_RDWR, NULL), 0);
+        ck_assert_uint_eq(size_of(g), ps);
+        iomem_close(&g);
+}
+END_TEST
+
 static Suite *transfer_suite(void)
 {
         Suite *s = suite_create("transfer");
@@ -1339,6 +1487,7 @@ static Suite *transfer_suite(void)
         tcase_add_test(tc, sendfile_nonblocking_socket);
         tcase_add_test(tc, sendfile_resumes_after_eintr);
         tcase_add_test(tc, sendfile_epipe);
+        tcase_add_test(tc, a_transfer_into_its_own_files_is_refused);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("copy");
@@ -1349,6 +1498,7 @@ static Suite *transfer_suite(void)
         tcase_add_test(tc, copy_bad_args);
         tcase_add_test(tc, copy_within_overlap);
         tcase_add_test(tc, copy_two_handles_overlap);
+        tcase_add_test(tc, a_copy_between_objects_on_one_file_is_refused);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("sharing");
@@ -1357,6 +1507,7 @@ static Suite *transfer_suite(void)
         tcase_add_test(tc, recv_rdonly);
         tcase_add_test(tc, recv_garbage);
         tcase_add_test(tc, open_fd_same_object);
+        tcase_add_test(tc, a_descriptor_that_lost_its_metadata_is_refused);
         suite_add_tcase(s, tc);
         return s;
 }

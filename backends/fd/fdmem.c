@@ -741,6 +741,23 @@ static ssize_t fdmem_pread(struct iomem *f, void *buf, size_t len, size_t off)
         return r;
 }
 
+/* Would growing by `more` bytes exceed the free space of the filesystem?
+ * Memory is allocated when first used, but a growth that cannot fit even
+ * now is refused at once (not checked where the space is unknown or
+ * unlimited, as for memfd). */
+static int check_space(struct iomem *f, uint64_t more)
+{
+        struct statfs sf;
+        if (iom_sys.fstatfs(f->data_fd, &sf) < 0 || sf.f_blocks == 0)
+                return 0; /* unknown or unlimited */
+        uint64_t avail = (uint64_t)sf.f_bavail * (uint64_t)sf.f_bsize;
+        if (more <= avail)
+                return 0;
+        return iom_fail(f->name, -ENOSPC,
+                        "growing by %llu bytes exceeds the %llu bytes free on its filesystem",
+                        (unsigned long long)more, (unsigned long long)avail);
+}
+
 static int check_seals(struct iomem *f, uint64_t old_size, uint64_t new_size)
 {
         unsigned seals = fdo(f)->meta->seals;
@@ -762,7 +779,10 @@ static int prepare_write(struct iomem *f, const char *buf, uint64_t off, uint64_
         uint64_t size = meta->size, new_size = iom_max(size, end);
         *old_size = size;
         int err = check_seals(f, size, new_size);
-        if (err || (new_size == size && (err = has_holes(f, off, end)) <= 0))
+        /* Growth by a write follows truncate's rule: not past the free
+         * space of the filesystem, though only the written pages use it. */
+        if (err || (new_size > size && (err = check_space(f, new_size - size))) ||
+            (new_size == size && (err = has_holes(f, off, end)) <= 0))
                 return err;
         uint64_t from = iom_max(off, size);
         if ((new_size > size && (err = iom_map_resize(f, new_size))) ||
@@ -851,22 +871,6 @@ static void punch_all(struct iomem *f, struct punch_list *l)
         }
         free(l->v);
         *l = (struct punch_list){ 0 };
-}
-
-/* Would growing by `more` bytes exceed the free space of the filesystem?
- * Memory is allocated when first used, but a growth that cannot fit even
- * now is refused at once. */
-static int check_space(struct iomem *f, uint64_t more)
-{
-        struct statfs sf;
-        if (iom_sys.fstatfs(f->data_fd, &sf) < 0 || sf.f_blocks == 0)
-                return 0; /* unknown or unlimited */
-        uint64_t avail = (uint64_t)sf.f_bavail * (uint64_t)sf.f_bsize;
-        if (more <= avail)
-                return 0;
-        return iom_fail(f->name, -ENOSPC,
-                        "growing by %llu bytes exceeds the %llu bytes free on its filesystem",
-                        (unsigned long long)more, (unsigned long long)avail);
 }
 
 /* What holds [start, end) up: -EBUSY naming the first pinned range and a
@@ -1185,6 +1189,7 @@ static ssize_t fdmem_gift(struct iomem *f, size_t off, size_t len, const struct 
         struct iom_meta *meta = obj->meta;
         uint64_t size = meta->size, new_size = iom_max(size, end);
         if ((err = check_seals(f, size, new_size)) ||
+            (new_size > size && (err = check_space(f, new_size - size))) ||
             (err = refuse_if_pinned(f, iom_round_down(off, ps), iom_round_up(end, ps))))
                 goto unlock_meta;
         classify(f, off, end, size, iov, iovcnt, adopt);

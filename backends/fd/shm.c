@@ -15,6 +15,7 @@
 #include "fdmem.h"
 #include "syscalls.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/magic.h>
@@ -24,6 +25,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #define SIDECAR_SUFFIX ".iomem"
@@ -235,6 +237,21 @@ static int sidecar_describes(int fd, uint64_t ino)
         return r == (ssize_t)n && head.magic == IOM_META_MAGIC && head.data_ino == ino;
 }
 
+/* The mark a data object made by the library carries (a user extended
+ * attribute naming its sidecar), so that a descriptor of it that cannot
+ * reach the sidecar any more is refused rather than given metadata of
+ * its own: a foreign object has no mark. Filesystems without user
+ * attributes (hugetlbfs; tmpfs before Linux 6.6) take none, and such
+ * descriptors attach with private metadata as libiomem(7) says. */
+#define SIDECAR_XATTR "user.iomem.sidecar"
+
+static void mark_data(struct iomem *f, const char *side)
+{
+        if (fsetxattr(f->data_fd, SIDECAR_XATTR, side, strlen(side), 0) < 0)
+                iom_debug("%s: cannot mark its data object (%s); a descriptor of it without its "
+                          "name attaches with private metadata", f->name, strerror(errno));
+}
+
 /* Open or build the sidecar and attach (data_fd set). */
 static int attach_sidecar(struct iomem *f, const struct place *at, const char *side, bool created,
                           const struct iomem_opts *o)
@@ -266,8 +283,10 @@ static int attach_sidecar(struct iomem *f, const struct place *at, const char *s
                 /* New, or made by another program, or left by an earlier
                  * object of the same name: describe what is there now. */
                 err = iom_fdmem_attach(f, created ? IOM_ATTACH_NEW : IOM_ATTACH_ADOPT, o);
-                if (!err)
+                if (!err) {
                         obj->meta->data_ino = (uint64_t)st.st_ino;
+                        mark_data(f, side);
+                }
         }
         iom_sys.flock(sfd, LOCK_UN);
         return err;
@@ -343,6 +362,38 @@ static bool name_of_fd(int fd, struct place *at, char side[NAME_MAX + 2])
         return shm_names(slash + 1, data, side) == 0;
 }
 
+/* The sidecar of the data object with inode ino, among the descriptors
+ * this process has open (another handle of the object, whose name may be
+ * gone): a new descriptor of it, or -1. */
+static int sidecar_in_process(uint64_t ino)
+{
+        DIR *d = opendir("/proc/self/fd");
+        if (!d)
+                return -1;
+        int found = -1;
+        for (struct dirent *e; found < 0 && (e = readdir(d));) {
+                char link[64], target[PATH_MAX];
+                int n = atoi(e->d_name);
+                if (e->d_name[0] == '.' || n == dirfd(d))
+                        continue;
+                snprintf(link, sizeof link, "/proc/self/fd/%d", n);
+                ssize_t len = readlink(link, target, sizeof target - 1);
+                if (len <= 0)
+                        continue;
+                target[len] = 0;
+                const char *after = strstr(target, SIDECAR_SUFFIX);
+                if (!after || (strcmp(after += strlen(SIDECAR_SUFFIX), "") && strcmp(after, " (deleted)")))
+                        continue;
+                int fd = open(link, O_RDWR | O_CLOEXEC);
+                if (fd >= 0 && sidecar_describes(fd, ino) == 1)
+                        found = fd;
+                else if (fd >= 0)
+                        close(fd);
+        }
+        closedir(d);
+        return found;
+}
+
 static int shm_open_fds(struct iomem *f, const int *fds, int nfds, unsigned flags,
                         const struct iomem_opts *o)
 {
@@ -372,6 +423,16 @@ static int shm_open_fds(struct iomem *f, const int *fds, int nfds, unsigned flag
                 sfd = place_open(&at, side, O_RDWR, 0);
                 own_sfd = sfd >= 0;
         }
+        if (nfds == 1 && (sfd < 0 || sidecar_describes(sfd, (uint64_t)st.st_ino) != 1)) {
+                /* No name leads to it: another handle here may hold it. */
+                int held = sidecar_in_process((uint64_t)st.st_ino);
+                if (held >= 0) {
+                        if (own_sfd)
+                                close(sfd);
+                        sfd = held;
+                        own_sfd = true;
+                }
+        }
         if (sfd >= 0 && sidecar_describes(sfd, (uint64_t)st.st_ino) == 1) {
                 obj->aux_fd = sfd;
                 err = iom_fdmem_attach(f, IOM_ATTACH_SHARED, o);
@@ -379,8 +440,18 @@ static int shm_open_fds(struct iomem *f, const int *fds, int nfds, unsigned flag
                 if (own_sfd)
                         close(sfd);
                 own_sfd = false;
+                char marked[NAME_MAX + 2];
+                ssize_t k = nfds == 2 ? -1 : fgetxattr(fds[0], SIDECAR_XATTR, marked, sizeof marked - 1);
+                if (k > 0)
+                        marked[k] = 0;
                 err = nfds == 2 ? iom_fail(f->name, -EBADMSG, "its metadata object does not describe it")
-                                : iom_fdmem_attach(f, IOM_ATTACH_PRIVATE, o);
+                      : k > 0 ? iom_fail(f->name, -ENOENT,
+                                         "its metadata object %s cannot be found from this descriptor "
+                                         "(the object's name was removed or reused), and without it the "
+                                         "pins, lock and gifted bytes of the other processes are out of "
+                                         "reach; pass both descriptors (iomem_send), or open it by name",
+                                         marked)
+                              : iom_fdmem_attach(f, IOM_ATTACH_PRIVATE, o);
         }
         if (err) {
                 if (!own_sfd)

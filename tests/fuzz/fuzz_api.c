@@ -591,7 +591,7 @@ static void op_pwrite(struct object *o, struct handle *h)
         if (!len)
                 EXPECT_DONE(r, 0);
         if (h->rdonly)
-                EXPECT_DONE(r, -EBADF);
+                EXPECT_DONE(r, -EROFS);
         if (off + len > o->data_end)
                 EXPECT_DONE(r, -EFBIG);
         if (off + len > o->size && (o->seals & IOMEM_SEAL_GROW))
@@ -612,7 +612,7 @@ static void op_truncate(struct object *o, struct handle *h)
                 return;
         int r = iomem_truncate(h->f, size);
         if (h->rdonly)
-                EXPECT_DONE(r, -EBADF);
+                EXPECT_DONE(r, -EROFS);
         if (size > o->data_end)
                 EXPECT_DONE(r, -EFBIG);
         if (h->rd && !h->wr)
@@ -669,7 +669,7 @@ static void op_alloc(struct object *o, struct handle *h)
                 return;
         }
         if (h->rdonly)
-                EXPECT_DONE(r, -EBADF);
+                EXPECT_DONE(r, -EROFS);
         if (len > o->alloc_max)
                 EXPECT_DONE(r, -ENOMEM);
         EXPECT(r, 0);
@@ -822,7 +822,7 @@ static void op_gift(struct object *o, struct handle *h)
         if (flags & ~IOMEM_GIFT_NOCOPY)
                 EXPECT_DONE(r, -EINVAL);
         if (h->rdonly)
-                EXPECT_DONE(r, -EBADF);
+                EXPECT_DONE(r, -EROFS);
         if (has_null)
                 EXPECT_DONE(r, -EINVAL);
         if (tot_over)
