@@ -544,10 +544,12 @@ static int enqueue(const char *op, struct iomem_aio *q, enum kind k, int fd, uin
         if (len == 0 || len > MAX_LEN)
                 return (int)FAIL(op, f->name, -EINVAL, "length %zu is not in 1..%zu", len, MAX_LEN);
         int fl = 0, err = check_fd(f, k, fd, &fl);
-        if (err || (err = iom_enter(f)) || (k != K_SEND && (err = iom_refuse_own_backing(f, fd))))
+        if (err || (err = iom_enter(f)))
                 return (int)iom_result(op, err);
         if (k == K_READ && !(f->flags & IOMEM_RDWR))
                 return (int)FAIL(op, f->name, -EROFS, "the object is open read-only; a read would write it");
+        if (k != K_SEND && (err = iom_refuse_own_backing(f, fd)))
+                return (int)iom_result(op, err);
         bool direct = k != K_SEND && (fl & O_DIRECT);
         if (direct && (err = check_direct(f, fd, fd_off, len, NULL, 0)))
                 return (int)iom_result(op, err);

@@ -24,23 +24,26 @@ static int backing_files(struct iomem *f, struct stat *st, int max)
         return k;
 }
 
+/* One file, or one device (a devdax object's file is its device node). */
 static bool same_file(const struct stat *a, const struct stat *b)
 {
+        if (S_ISCHR(a->st_mode) || S_ISBLK(a->st_mode))
+                return (a->st_mode & S_IFMT) == (b->st_mode & S_IFMT) && a->st_rdev == b->st_rdev;
         return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
 }
 
 int iom_refuse_own_backing(struct iomem *f, int fd)
 {
         struct stat st, own[4];
-        if (iom_sys.fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-                return 0; /* pipes, sockets and devices are nobody's backing */
+        if (iom_sys.fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)))
+                return 0; /* pipes and sockets are nobody's backing */
         int n = backing_files(f, own, 4);
         for (int i = 0; i < n; i++)
                 if (same_file(&st, &own[i]))
                         return iom_fail(f->name, -EINVAL,
                                         "fd %d is the object's own %s: the transfer would overwrite "
                                         "the object with itself",
-                                        fd, i ? "metadata file" : "data file");
+                                        fd, i ? "metadata file" : "data file or device");
         return 0;
 }
 

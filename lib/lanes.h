@@ -28,7 +28,7 @@
 
 /* Nested pins a lane counts before the hot path gives way to the whole
  * lock: ranges a thread keeps nesting at once, not a limit on pins. */
-#define IOM_LANE_NESTS 5
+#define IOM_LANE_NESTS 4
 
 struct iom_lane {
         /* Two flags, each written by one side (the way a big-reader lock
@@ -44,6 +44,7 @@ struct iom_lane {
         } nest[IOM_LANE_NESTS];
 } __attribute__((aligned(128))); /* two cache lines: the adjacent-line
                                   * prefetcher fetches in pairs */
+_Static_assert(sizeof(struct iom_lane) == 128, "a lane is two cache lines");
 
 struct iom_lanes {
         pthread_mutex_t mu;

@@ -635,35 +635,41 @@ IOM_SEQ_READER static int describe_upto_size(struct iomem *f, size_t off, size_t
 }
 
 /* describe_upto_size between two changes of the metadata, without its
- * mutex: true when done, false when a change got in the way twice (or
- * the builder met memory it may not map). */
+ * mutex and mapping nothing: true when done, false when a change got in
+ * the way twice or the range has memory this process has not mapped.
+ * Mappings are made with the mutex held only, so that what they cover
+ * (the gift pool handed out) is never read from a change in progress. */
 static bool describe_between_changes(struct iomem *f, size_t off, size_t len, struct iov_builder *b)
 {
         struct iom_meta *m = fdo(f)->meta;
         struct iov_builder start = *b;
+        b->lookup_only = true;
         for (int tries = 0; tries < 2; tries++) {
                 uint64_t seq = iom_seq_read_begin(m);
                 if (seq & 1 || !iom_meta_sound(f))
                         break; /* the mutex, and the lock's checks, decide */
                 int err = describe_upto_size(f, off, len, b);
-                if (iom_seq_read_ok(m, seq) && !err)
+                bool ok = iom_seq_read_ok(m, seq);
+                if (ok && !err)
                         return true;
                 *b = start;
+                if (ok && err == NEEDS_MAP)
+                        break;
         }
+        *b = start;
         return false;
 }
 
 static ssize_t describe_clamped(struct iomem *f, size_t off, size_t len, struct iov_builder *b)
 {
         struct iom_fdobj *obj = fdo(f);
-        /* First on this CPU's lane, mapping nothing; then under the whole
-         * lock, which may map; last with the metadata's mutex as well. */
+        /* First on this CPU's lane, then under the whole lock (a lane
+         * that is not in use yet), mapping nothing; last with the
+         * metadata's mutex, which may map. */
         struct iom_lane *ln = iom_lane_enter(&obj->lock);
         if (ln) {
-                b->lookup_only = true;
                 bool done = describe_between_changes(f, off, len, b);
                 iom_lane_leave(ln);
-                b->lookup_only = false;
                 if (done)
                         return (ssize_t)b->n;
         }
@@ -996,23 +1002,16 @@ static int pool_alloc(struct iomem *f, uint64_t n, char **va_out, uint64_t *phys
         if (err)
                 return err;
 
-        /* Map and place it first, then back it. Where this process maps
-         * those offsets already (a piece of the pool that another
-         * process's failed allocation had shown it), the buffer is that
-         * memory: segments never overlap. */
-        uint64_t contig;
-        char *va = iom_seg_lookup(f, phys, n, &contig);
-        if (va && contig >= n) {
-                err = iom_numa_apply(f, va, n);
-                if (!err)
-                        err = allocate_placed(f, phys, n, va);
-        } else if ((va = obj->phys->map(f, NULL, phys, n, PROT_READ | PROT_WRITE, 0)) == MAP_FAILED) {
+        /* Map and place it first, then back it. No segment of this
+         * process reaches these offsets: pool pieces stop at the offsets
+         * handed out when they were mapped (segments.c). */
+        char *va = obj->phys->map(f, NULL, phys, n, PROT_READ | PROT_WRITE, 0);
+        if (va == MAP_FAILED)
                 err = iom_fail(f->name, -ENOMEM, "cannot map %llu bytes: %s", (unsigned long long)n,
                                strerror(errno));
-        } else if ((err = iom_numa_apply(f, va, n)) || (err = allocate_placed(f, phys, n, va)) ||
-                   (err = iom_seg_add(f, phys, n, va))) {
+        else if ((err = iom_numa_apply(f, va, n)) || (err = allocate_placed(f, phys, n, va)) ||
+                 (err = iom_seg_add(f, phys, n, va)))
                 obj->phys->unmap(f, va, n);
-        }
         if (err) {
                 punch(f, phys, n);
                 if (iom_meta_lock(f) == 0) {

@@ -95,8 +95,9 @@ static int check_extents(struct iomem *f, struct phys_runs *runs)
                                       "but are not merged",
                                       (unsigned long long)prev.off, (unsigned long long)e.off);
                 if (e.phys != IOM_HOLE) {
-                        bool data = e.phys + e.len <= IOM_DATA_END;
-                        bool pool = e.phys >= IOM_POOL_OFF && e.phys + e.len <= m->pool_next;
+                        bool data = e.phys <= IOM_DATA_END && e.len <= IOM_DATA_END - e.phys;
+                        bool pool = e.phys >= IOM_POOL_OFF && e.phys <= m->pool_next &&
+                                    e.len <= m->pool_next - e.phys;
                         if ((e.phys & (ps - 1)) || (!data && !pool))
                                 return broken(f, "the extent at byte %llu points at %#llx, outside "
                                               "the data area and the gift pool handed out",
@@ -149,8 +150,8 @@ static int check_pool(struct iomem *f, struct phys_runs *runs)
                 if (!owner_known(m, r->pool.owner))
                         return broken(f, "the pool buffer at %#llx belongs to owner %llu, who is not registered",
                                       (unsigned long long)r->key, (unsigned long long)r->pool.owner);
-                if (r->key < IOM_POOL_OFF || !r->pool.len || ((r->key | r->pool.len) & (ps - 1)) ||
-                    r->pool.len > m->pool_next - r->key)
+                if (r->key < IOM_POOL_OFF || r->key >= m->pool_next || !r->pool.len ||
+                    ((r->key | r->pool.len) & (ps - 1)) || r->pool.len > m->pool_next - r->key)
                         return broken(f, "the pool buffer at %#llx (%llu bytes) is malformed",
                                       (unsigned long long)r->key, (unsigned long long)r->pool.len);
                 int err = add_run(f, runs, (struct phys_run){ .phys = r->key, .len = r->pool.len, .what = "pool buffer", .key = r->key });
@@ -170,7 +171,7 @@ static int check_lock(struct iomem *f)
         for (const struct iom_rec *r = iom_smap_ceil(m, &m->owners, 0, &c); r; r = iom_smap_next(m, &m->owners, &c)) {
                 if (r->key > UINT32_MAX || r->key == IOM_NO_OWNER || r->owner.pid <= 0)
                         return broken(f, "owner %llu has pid %lld", (unsigned long long)r->key,
-                                      (unsigned long long)r->owner.pid);
+                                      (long long)r->owner.pid);
                 waiting += r->owner.writers_waiting;
         }
         if (waiting != m->writers_waiting)

@@ -60,7 +60,8 @@ int iom_seg_add(struct iomem *f, uint64_t phys, uint64_t len, char *va)
         return err ? iom_fail(f->name, err, "out of memory") : 0;
 }
 
-/* Map a new segment for [phys, phys+want) where none is. */
+/* Map a new segment for [phys, phys+want) where none is (the metadata
+ * locked: what the pool has handed out is read from it). */
 static int seg_map(struct iomem *f, uint64_t phys, uint64_t want)
 {
         struct iom_fdobj *obj = fdo(f);
@@ -89,14 +90,20 @@ static int seg_map(struct iomem *f, uint64_t phys, uint64_t want)
         } else {
                 /* Pool memory in large aligned pieces: reading a gifted file
                  * page by page must not cost a mapping per page. Only over
-                 * offsets handed out already: iomem_alloc maps the next ones
-                 * as buffers of their own, and segments must not overlap (a
-                 * pinned page would have two addresses). */
+                 * offsets handed out already (the metadata is locked, so
+                 * that is the committed count): iomem_alloc maps the next
+                 * ones as buffers of their own, and segments must not
+                 * overlap (a pinned page would have two addresses). */
                 uint64_t gran = iom_max(POOL_MAP_CHUNK, ps);
-                uint64_t handed_out = __atomic_load_n(&obj->meta->pool_next, __ATOMIC_RELAXED);
+                uint64_t handed_out = obj->meta->pool_next;
+                if (want > handed_out || phys > handed_out - want)
+                        return iom_fail(f->name, -EBADMSG,
+                                        "the shared metadata is corrupt (an extent points at %#llx, past "
+                                        "the gift pool handed out)",
+                                        (unsigned long long)phys);
                 start = iom_max(iom_round_down(phys, gran), prev ? prev->phys + prev->len : 0);
                 end = iom_round_up(phys + want, gran);
-                limit = iom_min(limit, iom_min(obj->pool_end, iom_max(handed_out, phys + want)));
+                limit = iom_min(limit, iom_min(obj->pool_end, handed_out));
                 if (prev && prev->phys + prev->len == start)
                         hint = prev->va + prev->len;
         }

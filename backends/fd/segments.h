@@ -27,7 +27,8 @@ struct iomem;
  * The address of physical offset phys, mapping it if needed so that at
  * least want bytes from phys are mapped in one piece; *contig receives how
  * many bytes from phys are contiguous in this process. NULL with *err set
- * on failure.
+ * on failure. It may map only with the metadata locked; readers without
+ * the lock use iom_seg_lookup.
  */
 char *iom_seg_resolve(struct iomem *f, uint64_t phys, uint64_t want,
                       uint64_t *contig, int *err);

@@ -362,10 +362,16 @@ static bool name_of_fd(int fd, struct place *at, char side[NAME_MAX + 2])
         return shm_names(slash + 1, data, side) == 0;
 }
 
+static bool ends_with(const char *s, const char *tail)
+{
+        size_t n = strlen(s), t = strlen(tail);
+        return n >= t && !strcmp(s + n - t, tail);
+}
+
 /* The sidecar of the data object with inode ino, among the descriptors
  * this process has open (another handle of the object, whose name may be
  * gone): a new descriptor of it, or -1. */
-static int sidecar_in_process(uint64_t ino)
+static int sidecar_in_process(dev_t dev, uint64_t ino)
 {
         DIR *d = opendir("/proc/self/fd");
         if (!d)
@@ -381,11 +387,13 @@ static int sidecar_in_process(uint64_t ino)
                 if (len <= 0)
                         continue;
                 target[len] = 0;
-                const char *after = strstr(target, SIDECAR_SUFFIX);
-                if (!after || (strcmp(after += strlen(SIDECAR_SUFFIX), "") && strcmp(after, " (deleted)")))
+                if (!ends_with(target, SIDECAR_SUFFIX) && !ends_with(target, SIDECAR_SUFFIX " (deleted)"))
                         continue;
-                int fd = open(link, O_RDWR | O_CLOEXEC);
-                if (fd >= 0 && sidecar_describes(fd, ino) == 1)
+                /* A sidecar lives beside its data object, on its device. */
+                struct stat st;
+                int fd = open(link, O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+                if (fd >= 0 && iom_sys.fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_dev == dev &&
+                    sidecar_describes(fd, ino) == 1)
                         found = fd;
                 else if (fd >= 0)
                         close(fd);
@@ -419,21 +427,27 @@ static int shm_open_fds(struct iomem *f, const int *fds, int nfds, unsigned flag
         char side[NAME_MAX + 2];
         struct place at;
         bool own_sfd = false;
+        int why = 0; /* the error met opening or reading the sidecar by its name */
         if (sfd < 0 && name_of_fd(fds[0], &at, side)) {
                 sfd = place_open(&at, side, O_RDWR, 0);
                 own_sfd = sfd >= 0;
+                why = sfd < 0 && errno != ENOENT ? -errno : 0;
         }
-        if (nfds == 1 && (sfd < 0 || sidecar_describes(sfd, (uint64_t)st.st_ino) != 1)) {
+        int ours = sfd >= 0 ? sidecar_describes(sfd, (uint64_t)st.st_ino) : 0;
+        if (ours < 0)
+                why = ours;
+        if (nfds == 1 && ours != 1) {
                 /* No name leads to it: another handle here may hold it. */
-                int held = sidecar_in_process((uint64_t)st.st_ino);
+                int held = sidecar_in_process(st.st_dev, (uint64_t)st.st_ino);
                 if (held >= 0) {
                         if (own_sfd)
                                 close(sfd);
                         sfd = held;
                         own_sfd = true;
+                        ours = 1;
                 }
         }
-        if (sfd >= 0 && sidecar_describes(sfd, (uint64_t)st.st_ino) == 1) {
+        if (ours == 1) {
                 obj->aux_fd = sfd;
                 err = iom_fdmem_attach(f, IOM_ATTACH_SHARED, o);
         } else {
@@ -445,6 +459,8 @@ static int shm_open_fds(struct iomem *f, const int *fds, int nfds, unsigned flag
                 if (k > 0)
                         marked[k] = 0;
                 err = nfds == 2 ? iom_fail(f->name, -EBADMSG, "its metadata object does not describe it")
+                      : k > 0 && why ? iom_fail(f->name, why, "cannot open or read its metadata object %s: %s",
+                                                marked, strerror(-why))
                       : k > 0 ? iom_fail(f->name, -ENOENT,
                                          "its metadata object %s cannot be found from this descriptor "
                                          "(the object's name was removed or reused), and without it the "

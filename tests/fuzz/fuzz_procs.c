@@ -59,7 +59,9 @@
 
 #define MAX_WORKERS 8
 #define STRIPE 6                  /* pages each worker writes */
-#define MAX_PAGES (MAX_WORKERS * STRIPE + 4)
+/* The stripes, 4 pages after them, and the page a size inside the last
+ * of those reaches into (do_truncate). */
+#define MAX_PAGES (MAX_WORKERS * STRIPE + 4 + 1)
 #define LOCK_WAIT_MS 2000         /* no call waits longer for the I/O lock */
 
 static size_t ps;
@@ -911,6 +913,12 @@ static int replay_file(const char *path)
                                              &run.seconds) != 4 ||
                     (only && strcmp(only, backend)))
                         continue;
+                if (run.workers < 1 || run.workers > MAX_WORKERS) {
+                        fprintf(stderr, "fuzz_procs: %s: 1 to %d workers, not %u\n", path, MAX_WORKERS,
+                                run.workers);
+                        status = 2;
+                        break;
+                }
                 run.backend = backend;
                 run.seed = seed;
                 int r = run_one(&run);
