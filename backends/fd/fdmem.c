@@ -764,6 +764,15 @@ static int check_space(struct iomem *f, uint64_t more)
                         (unsigned long long)more, (unsigned long long)avail);
 }
 
+/* A write or gift at off that grows the file from size to new_size: past
+ * a gap (far past the end), it follows truncate's rule; one that only
+ * appends what it brings needs no statfs, since backing those pages fails
+ * cleanly when space runs out (appends must not pay a system call each). */
+static int check_growth(struct iomem *f, uint64_t size, uint64_t off, uint64_t new_size)
+{
+        return off > size ? check_space(f, new_size - size) : 0;
+}
+
 static int check_seals(struct iomem *f, uint64_t old_size, uint64_t new_size)
 {
         unsigned seals = fdo(f)->meta->seals;
@@ -785,9 +794,7 @@ static int prepare_write(struct iomem *f, const char *buf, uint64_t off, uint64_
         uint64_t size = meta->size, new_size = iom_max(size, end);
         *old_size = size;
         int err = check_seals(f, size, new_size);
-        /* Growth by a write follows truncate's rule: not past the free
-         * space of the filesystem, though only the written pages use it. */
-        if (err || (new_size > size && (err = check_space(f, new_size - size))) ||
+        if (err || (err = check_growth(f, size, off, new_size)) ||
             (new_size == size && (err = has_holes(f, off, end)) <= 0))
                 return err;
         uint64_t from = iom_max(off, size);
@@ -1188,7 +1195,7 @@ static ssize_t fdmem_gift(struct iomem *f, size_t off, size_t len, const struct 
         struct iom_meta *meta = obj->meta;
         uint64_t size = meta->size, new_size = iom_max(size, end);
         if ((err = check_seals(f, size, new_size)) ||
-            (new_size > size && (err = check_space(f, new_size - size))) ||
+            (err = check_growth(f, size, off, new_size)) ||
             (err = refuse_if_pinned(f, iom_round_down(off, ps), iom_round_up(end, ps))))
                 goto unlock_meta;
         classify(f, off, end, size, iov, iovcnt, adopt);

@@ -598,9 +598,7 @@ static void do_lock(struct worker *w)
                         documented(w, r, (const int[]){ EBUSY, ETIMEDOUT, 0 });
                 return;
         }
-        if (write)
-                w->wr++;
-        else if (w->wr)
+        if (write || w->wr)
                 w->wr++; /* the writer taking it again counts as writing */
         else
                 w->rd++;
