@@ -33,6 +33,12 @@ static bool on_shm(void)
         return !strcmp(test_backend(), "shm");
 }
 
+/* Reached by name by a second process (else by a descriptor). */
+static bool named(void)
+{
+        return on_shm() || !strcmp(test_backend(), "dax");
+}
+
 /* ---- the object under test ------------------------------------------------ */
 
 struct obj {
@@ -63,7 +69,7 @@ static struct obj make(size_t size, int fill)
 static void unmake(struct obj *o)
 {
         iomem_close(&o->f);
-        if (on_shm())
+        if (named())
                 iomem_unlink(o->uri);
 }
 
@@ -72,7 +78,7 @@ static struct iomem *attach(struct obj *o)
 {
         struct iomem *g = NULL;
         int r;
-        if (on_shm())
+        if (named())
                 r = iomem_open(&g, o->uri, IOMEM_RDWR, NULL);
         else
                 r = iomem_open_fd(&g, "memfd", dup(iomem_fd(o->f)), IOMEM_RDWR, NULL);
@@ -591,14 +597,15 @@ static void truncate_case(size_t size, int fill, size_t to, enum call c, int nth
  * shrinks the data object. */
 START_TEST(killed_in_truncate_while_shrinking)
 {
-        if (on_shm())
+        if (named()) /* dax: the file's ftruncate, with the metadata locked */
                 truncate_case(3 * PAGE, 'h', PAGE + 100, K_FTRUNCATE, 1, BEFORE, 1);
         else
                 truncate_case(3 * PAGE, 'h', PAGE + 100, K_MMAP, 1, BEFORE, 1);
 }
 END_TEST
 
-/* shm: killed right after the data object shrank (metadata locked). */
+/* shm and dax: killed right after the data object or the file shrank
+ * (metadata locked). */
 START_TEST(killed_in_truncate_after_shrinking_the_data_object)
 {
         truncate_case(3 * PAGE, 'i', PAGE, K_FTRUNCATE, 1, AFTER, 1);
@@ -720,6 +727,25 @@ START_TEST(a_zombie_does_not_keep_its_pins)
 }
 END_TEST
 
+/* Kill points inside the changes of the fd-memory engine's extent map and
+ * gift pool, and of shm's data object: dax's file has neither. */
+static void fd_engine_points(TCase *tc)
+{
+        tcase_add_test(tc, killed_in_acquire_while_backing_holes);
+        tcase_add_test(tc, killed_in_gift_while_backing);
+        tcase_add_test(tc, killed_in_adopting_gift_while_zeroing_the_tail);
+        tcase_add_test(tc, killed_in_gift_while_freeing_replaced_pages);
+        tcase_add_test(tc, killed_in_gift_while_copying);
+        tcase_add_test(tc, killed_in_truncate_while_freeing_pages);
+        tcase_add_test(tc, killed_in_truncate_while_growing);
+        tcase_add_test(tc, killed_in_growth_while_backing);
+        tcase_add_test(tc, killed_in_growth_while_resizing);
+        tcase_add_test(tc, killed_in_growth_while_copying);
+        /* shm only: memfd objects never resize their descriptor. */
+        if (on_shm())
+                tcase_add_test(tc, killed_in_gift_after_growing_the_data_object);
+}
+
 int main(void)
 {
         /* What a killed process leaves in the state every process shares;
@@ -736,22 +762,12 @@ int main(void)
         tcase_add_test(tc, killed_holding_the_write_lock);
         tcase_add_test(tc, killed_holding_the_read_lock);
         tcase_add_test(tc, killed_holding_pins_and_buffers);
-        tcase_add_test(tc, killed_in_acquire_while_backing_holes);
-        tcase_add_test(tc, killed_in_gift_while_backing);
-        tcase_add_test(tc, killed_in_adopting_gift_while_zeroing_the_tail);
-        tcase_add_test(tc, killed_in_gift_while_freeing_replaced_pages);
-        tcase_add_test(tc, killed_in_gift_while_copying);
         tcase_add_test(tc, killed_in_truncate_while_shrinking);
-        tcase_add_test(tc, killed_in_truncate_while_freeing_pages);
-        tcase_add_test(tc, killed_in_truncate_while_growing);
-        tcase_add_test(tc, killed_in_growth_while_backing);
-        tcase_add_test(tc, killed_in_growth_while_resizing);
-        tcase_add_test(tc, killed_in_growth_while_copying);
-        /* shm only: memfd objects never resize their descriptor. */
-        if (on_shm()) {
-                tcase_add_test(tc, killed_in_gift_after_growing_the_data_object);
+        if (strcmp(test_backend(), "dax"))
+                fd_engine_points(tc);
+        /* shm and dax: the data object or the file shrinks by ftruncate. */
+        if (named())
                 tcase_add_test(tc, killed_in_truncate_after_shrinking_the_data_object);
-        }
         suite_add_tcase(s, tc);
         TCase *zombies = tcase_create("zombies");
         tcase_set_timeout(zombies, 15);

@@ -155,7 +155,7 @@ static void do_gift(struct worker *w, size_t base)
                 return;
         gen(seed, p, len);
         struct iovec v = { p, len };
-        ssize_t r = iomem_gift(w->f, off, len, &v, 1, adopt ? IOMEM_GIFT_NOCOPY : 0);
+        ssize_t r = iomem_gift(w->f, off, len, &v, 1, adopt ? test_gift_flags() : 0);
         WORKER_CHECK(w, r == 1);
         if (r != 1 && adopt)
                 iomem_free(w->f, p, len);
@@ -253,9 +253,9 @@ static int run_process(int proc, const char *uri, struct iomem *parent, const ch
                        int ready, int go, double seconds)
 {
         /* The parent's handle came along with fork: let go of it (keeping
-         * the descriptor a memfd or mshare object is attached by) and
-         * start from nothing. */
-        bool shm = !strcmp(test_backend(), "shm");
+         * the descriptor a memfd or mshare object is attached by; shm and
+         * dax objects are opened by name) and start from nothing. */
+        bool shm = !strcmp(test_backend(), "shm") || !strcmp(test_backend(), "dax");
         int data_fd = shm ? -1 : dup(iomem_fd(parent));
         iomem_close(&parent);
         int fds = test_count_fds(), errors = 0, maps = test_count_maps_of(tag);
@@ -320,7 +320,7 @@ START_TEST(processes_and_threads_leave_exactly_what_they_logged)
         char tag[64], uri[128];
         snprintf(tag, sizeof tag, "iomem-stress-%d", (int)getpid());
         snprintf(uri, sizeof uri, "%s:%s", test_backend(), tag);
-        bool shm = !strcmp(test_backend(), "shm");
+        bool shm = !strcmp(test_backend(), "shm") || !strcmp(test_backend(), "dax");
         int fds = test_count_fds();
         struct iomem_opts *o;
         ck_assert_int_eq(iomem_opts_new(&o), 0);

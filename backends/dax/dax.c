@@ -9,13 +9,17 @@
  * The file belongs to the filesystem, not to the library: its size is
  * whatever fstat says now (another program may have truncated it), holes
  * come from SEEK_DATA/SEEK_HOLE, and writes, truncate and gift go through
- * the file's own system calls. Pins and the I/O lock are shared by the
- * handles of this process (daxfile.c), not with other processes.
+ * the file's own system calls. Pins and the I/O lock are shared by every
+ * handle of every process that uses the file through the library
+ * (daxfile.h); a program that does not use it can still cut the file
+ * under them.
  */
 #define _GNU_SOURCE
 #include "daxfile.h"
 #include "holders.h"
+#include "iolock.h"
 #include "syscalls.h"
+#include "undo.h"
 
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -31,7 +35,7 @@
 #define STATX_ATTR_DAX 0x00200000
 #endif
 #define FUSE_SUPER_MAGIC 0x65735546
-#define DAX_CAPS (IOMEM_CAP_NAMED | IOMEM_CAP_DAX | IOMEM_CAP_RESIZE)
+#define DAX_CAPS (IOMEM_CAP_NAMED | IOMEM_CAP_DAX | IOMEM_CAP_RESIZE | IOMEM_CAP_SHARED)
 
 static struct dax_handle *handle(const struct iomem *f)
 {
@@ -43,12 +47,10 @@ static int fail_errno(struct iomem *f, int e, const char *what)
         return iom_fail(f->name, -e, "%s: %s", what, strerror(e));
 }
 
-/* A handle inherited across fork() holds nothing in the child: it is reset
- * with its file and the file's other handles. */
+/* A handle inherited across fork() holds nothing in the child. */
 static int dax_after_fork(struct iomem *f)
 {
-        iom_dax_file_after_fork(handle(f)->file);
-        return 0;
+        return iom_dax_share_after_fork(handle(f));
 }
 
 static int file_size(struct iomem *f, uint64_t *size)
@@ -137,9 +139,11 @@ struct out {
         char *next;
 };
 
+/* Add len bytes at p (NULL and not a hole: a chunk bufcount found
+ * unmapped, an entry of its own). */
 static bool out_put(struct out *o, char *p, size_t len, bool hole)
 {
-        if (!hole && o->n && p == o->next) {
+        if (!hole && p && o->n && p == o->next) {
                 if (o->iov)
                         o->iov[o->n - 1].iov_len += len;
                 o->next += len;
@@ -150,7 +154,7 @@ static bool out_put(struct out *o, char *p, size_t len, bool hole)
         if (o->iov)
                 o->iov[o->n] = (struct iovec){ hole ? NULL : p, len };
         o->n++;
-        o->next = hole ? NULL : p + len;
+        o->next = hole || !p ? NULL : p + len;
         return true;
 }
 
@@ -163,7 +167,8 @@ static bool out_data(struct out *o, const struct chunks *c, size_t *k, unsigned 
                 while (c->idx[*k] != ci)
                         ++*k;
                 uint64_t n = iom_min(end, cend) - off;
-                if (!out_put(o, c->addr[*k] + (off - (ci << shift)), n, false))
+                char *p = c->addr[*k] ? c->addr[*k] + (off - (ci << shift)) : NULL;
+                if (!out_put(o, p, n, false))
                         return false;
                 off += n;
         }
@@ -210,44 +215,57 @@ static int segs_add(struct iomem *f, struct segs *s, uint64_t start, uint64_t en
  * a mapping then reads the hole as zeros. A hole is never remembered,
  * since a write may fill it at any time.
  */
+
+/* The shared count of cuts now: runs seen before a cut are forgotten. */
+static uint64_t cuts_now(const struct dax_handle *h)
+{
+        return __atomic_load_n(&h->fd.meta->cuts, __ATOMIC_ACQUIRE);
+}
+
+/* Lock the runs, forgetting them when a handle cut the file since. */
+static void runs_lock(struct dax_handle *h)
+{
+        pthread_mutex_lock(&h->bufs_lock);
+        uint64_t cuts = cuts_now(h);
+        if (cuts != h->cuts_seen) {
+                h->data = h->blocks = (struct dax_run){ 0, 0 };
+                h->cuts_seen = cuts;
+        }
+}
+
 static bool run_holds(struct iomem *f, const struct dax_run *r, uint64_t off, uint64_t end)
 {
-        pthread_mutex_lock(&handle(f)->lock);
+        runs_lock(handle(f));
         bool known = off >= r->from && end <= r->to;
-        pthread_mutex_unlock(&handle(f)->lock);
+        pthread_mutex_unlock(&handle(f)->bufs_lock);
         return known;
 }
 
 /* Where the run holding pos ends, 0 if none does. */
 static uint64_t run_end_after(struct iomem *f, const struct dax_run *r, uint64_t pos)
 {
-        pthread_mutex_lock(&handle(f)->lock);
+        runs_lock(handle(f));
         uint64_t to = pos >= r->from && pos < r->to ? r->to : 0;
-        pthread_mutex_unlock(&handle(f)->lock);
+        pthread_mutex_unlock(&handle(f)->bufs_lock);
         return to;
 }
 
-/* Remember [from, to): joined to the run it touches, else in its place
- * when it is the longer. */
-static void run_add(struct iomem *f, struct dax_run *r, uint64_t from, uint64_t to)
+/* Remember [from, to), seen when the cut count was seen: joined to the run
+ * it touches, else in its place when it is the longer. */
+static void run_add(struct iomem *f, struct dax_run *r, uint64_t from, uint64_t to, uint64_t seen)
 {
-        pthread_mutex_lock(&handle(f)->lock);
-        if (from <= r->to && to >= r->from && r->to > r->from) {
+        runs_lock(handle(f));
+        bool joins = from <= r->to && to >= r->from && r->to > r->from;
+        if (seen != handle(f)->cuts_seen) /* cut meanwhile: it may be a hole by now */
+                joins = false, to = from;
+        if (joins) {
                 r->from = iom_min(from, r->from);
                 r->to = iom_max(to, r->to);
         } else if (to - from > r->to - r->from) {
                 r->from = from;
                 r->to = to;
         }
-        pthread_mutex_unlock(&handle(f)->lock);
-}
-
-/* The file was cut to size: what lay past it is a hole when it grows back
- * (o->lock held). */
-static void run_cut(struct dax_run *r, uint64_t size)
-{
-        r->to = iom_min(r->to, size);
-        r->from = iom_min(r->from, r->to);
+        pthread_mutex_unlock(&handle(f)->bufs_lock);
 }
 
 /* Split [off, end) into data and holes. A filesystem that cannot tell
@@ -263,6 +281,7 @@ static int find_segments(struct iomem *f, uint64_t off, uint64_t end, struct seg
                         pos = stop;
                         continue;
                 }
+                uint64_t seen = cuts_now(handle(f));
                 off_t d = iom_sys.lseek(f->data_fd, (off_t)pos, SEEK_DATA);
                 if (d < 0 && errno == ENXIO)
                         d = (off_t)end; /* only a hole to the end */
@@ -282,7 +301,7 @@ static int find_segments(struct iomem *f, uint64_t off, uint64_t end, struct seg
                 if (stop <= data) /* shrunk meanwhile */
                         break;
                 if (hole > 0)
-                        run_add(f, &handle(f)->data, data, (uint64_t)hole);
+                        run_add(f, &handle(f)->data, data, (uint64_t)hole, seen);
                 err = segs_add(f, s, data, stop, true);
                 pos = stop;
         }
@@ -324,8 +343,9 @@ static int back(struct iomem *f, uint64_t off, uint64_t end)
         struct dax_handle *h = handle(f);
         if (end <= off || run_holds(f, &h->data, off, end) || run_holds(f, &h->blocks, off, end))
                 return 0;
+        uint64_t seen = cuts_now(h);
         if (iom_sys.fallocate(f->data_fd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)(end - off)) == 0) {
-                run_add(f, &h->blocks, off, end);
+                run_add(f, &h->blocks, off, end, seen);
                 return 0;
         }
         int e = errno;
@@ -338,63 +358,118 @@ static int back(struct iomem *f, uint64_t off, uint64_t end)
 }
 
 /* Unpin the window's chunks over [off, end) in which this handle pins
- * nothing (any more). Called with the file's mutex held. */
+ * nothing (any more). Called with the handle's lock held. */
 static void unpin_unheld_chunks(struct iomem *f, uint64_t off, uint64_t end)
 {
         struct dax_handle *h = handle(f);
         unsigned shift = chunk_shift(h);
         for (uint64_t ci = off >> shift; ci <= (end - 1) >> shift; ci++) {
                 uint64_t cs = ci << shift;
-                size_t i = iom_ranges_first_after(&h->pins, cs);
-                if (i == h->pins.n || h->pins.v[i].start >= cs + (UINT64_C(1) << shift))
+                size_t i = iom_ranges_first_after(&h->fd.pins, cs);
+                if (i == h->fd.pins.n || h->fd.pins.v[i].start >= cs + (UINT64_C(1) << shift))
                         iom_window_unpin(&h->wf, ci);
         }
+}
+
+/* A shared pin this handle no longer needs (the metadata locked). One
+ * that cannot be dropped now (no room for the change) stays until the
+ * handle closes: truncate and gift see it as busy until then. */
+static void unpin_shared(uint64_t start, uint64_t end, void *arg)
+{
+        struct iomem *f = arg;
+        iom_pin_remove(f, fdo(f)->owner, start, end);
+}
+
+/* Drop the shared pins of the gaps [gaps[2i], gaps[2i+1]) again. */
+static void unpin_gaps(struct iomem *f, const uint64_t *gaps, size_t ngaps)
+{
+        if (iom_meta_lock(f))
+                return; /* they stay until the handle closes */
+        for (size_t i = 0; i < ngaps; i++)
+                unpin_shared(gaps[2 * i], gaps[2 * i + 1], f);
+        iom_meta_unlock(f);
+}
+
+/* Pin the gaps of this handle's pins in the shared state, within the
+ * file's size (read under the same hold of the metadata as the pins are
+ * made, so that a truncate through the library either sees them or has
+ * cut the file first): *end is clamped to *size, *ngaps and *gaps say
+ * what was pinned. 0 with *ngaps 0 and *end <= off: past the end. */
+static int pin_shared(struct iomem *f, uint64_t off, uint64_t *end, uint64_t *size,
+                      uint64_t **gaps, size_t *ngaps)
+{
+        struct dax_handle *h = handle(f);
+        *gaps = NULL;
+        *ngaps = 0;
+        int err = iom_meta_lock(f);
+        if (err)
+                return err;
+        if ((err = file_size(f, size)) || off >= iom_round_up(*size, f->page_size)) {
+                *end = off;
+                iom_meta_unlock(f);
+                return err;
+        }
+        *end = iom_min(*end, iom_round_up(*size, f->page_size));
+        size_t n = pin_gaps(&h->fd.pins, off, *end, NULL);
+        if (n && !(*gaps = malloc(2 * n * sizeof **gaps)))
+                err = iom_fail(f->name, -ENOMEM, "out of memory");
+        if (!err)
+                pin_gaps(&h->fd.pins, off, *end, *gaps);
+        for (size_t i = 0; i < n && !err; i++)
+                err = iom_pin_add(f, h->fd.owner, (*gaps)[2 * i], (*gaps)[2 * i + 1]);
+        if (err)
+                iom_meta_undo(f);
+        else
+                *ngaps = n;
+        iom_meta_unlock(f);
+        if (err) {
+                free(*gaps);
+                *gaps = NULL;
+        }
+        return err;
 }
 
 static ssize_t dax_acquire(struct iomem *f, size_t off, size_t len)
 {
         struct dax_handle *h = handle(f);
-        struct dax_file *d = h->file;
-        uint64_t end = (uint64_t)off + len, size;
-        int err = file_size(f, &size);
-        if (err)
-                return err;
-        pthread_mutex_lock(&d->mu);
-        if (iom_ranges_covered(&h->pins, off, end)) {
+        struct iom_ranges *pins = &h->fd.pins;
+        uint64_t end = (uint64_t)off + len, size, *gaps;
+        size_t ngaps;
+        int err = 0;
+        pthread_mutex_lock(&h->lock);
+        if (iom_ranges_covered(pins, off, end)) {
                 /* Nested: these chunks are pinned already. */
-                if ((err = iom_ranges_reserve(&h->pins, 2)) == 0)
-                        iom_ranges_inc(&h->pins, off, end, 1);
-                pthread_mutex_unlock(&d->mu);
+                if ((err = iom_ranges_reserve(pins, 2)) == 0)
+                        iom_ranges_inc(pins, off, end, 1);
+                pthread_mutex_unlock(&h->lock);
                 return err ? iom_fail(f->name, err, "out of memory") : (ssize_t)len;
         }
-        uint64_t limit = iom_round_up(size, f->page_size);
-        if (off >= limit) {
-                pthread_mutex_unlock(&d->mu);
-                return 0;
+        if (iom_ranges_reserve(pins, pin_gaps(pins, off, end, NULL) + 2)) {
+                pthread_mutex_unlock(&h->lock);
+                return iom_fail(f->name, -ENOMEM, "out of memory");
         }
-        end = iom_min(end, limit);
+        if ((err = pin_shared(f, off, &end, &size, &gaps, &ngaps)) || end <= off) {
+                pthread_mutex_unlock(&h->lock);
+                return err;
+        }
         unsigned shift = chunk_shift(h);
-        size_t ngaps = pin_gaps(&h->pins, off, end, NULL);
-        uint64_t *gaps = ngaps ? malloc(2 * ngaps * sizeof *gaps) : NULL;
         struct chunks c;
         chunks_init(&c);
-        if ((ngaps && !gaps) || iom_ranges_reserve(&h->pins, ngaps + 2))
-                err = iom_fail(f->name, -ENOMEM, "out of memory");
-        if (!err)
-                err = chunks_span(f, &c, off >> shift, (end - 1) >> shift);
+        err = chunks_span(f, &c, off >> shift, (end - 1) >> shift);
         /* The window before the blocks: a request it cannot hold
          * (-ENOBUFS) allocates nothing in the file. */
         if (!err)
-                err = iom_window_get(&h->wf, c.idx, c.n, true, NULL, c.addr);
+                err = iom_window_get(&h->wf, c.idx, c.n, true, c.addr);
         if (!err && (f->flags & IOMEM_RDWR) && (err = back(f, off, iom_min(end, size))))
                 unpin_unheld_chunks(f, off, end);
-        if (!err) {
-                pin_gaps(&h->pins, off, end, gaps);
-                iom_ranges_inc(&h->pins, off, end, 1);
+        if (err) {
+                unpin_gaps(f, gaps, ngaps);
+        } else {
+                iom_ranges_inc(pins, off, end, 1);
                 for (size_t i = 0; i < ngaps; i++)
-                        iom_ranges_insert(&h->pins, gaps[2 * i], gaps[2 * i + 1], gaps[2 * i]);
+                        iom_ranges_insert(pins, gaps[2 * i], gaps[2 * i + 1], gaps[2 * i]);
         }
-        pthread_mutex_unlock(&d->mu);
+        pthread_mutex_unlock(&h->lock);
         chunks_free(&c);
         free(gaps);
         return err ? err : (ssize_t)(end - off);
@@ -409,17 +484,21 @@ static int not_acquired(struct iomem *f, uint64_t off, uint64_t end, int err)
 static int dax_release(struct iomem *f, size_t off, size_t len)
 {
         struct dax_handle *h = handle(f);
-        struct dax_file *d = h->file;
+        struct iom_ranges *pins = &h->fd.pins;
         uint64_t end = (uint64_t)off + len;
-        pthread_mutex_lock(&d->mu);
-        int err = iom_ranges_covered(&h->pins, off, end) ? 0 : not_acquired(f, off, end, -EINVAL);
-        if (!err && iom_ranges_reserve(&h->pins, 2))
+        pthread_mutex_lock(&h->lock);
+        int err = iom_ranges_covered(pins, off, end) ? 0 : not_acquired(f, off, end, -EINVAL);
+        if (!err && iom_ranges_reserve(pins, 2))
                 err = iom_fail(f->name, -ENOMEM, "out of memory");
-        if (!err) {
-                iom_ranges_dec(&h->pins, off, end, NULL, NULL);
+        if (!err && iom_ranges_all_nested(pins, off, end)) {
+                /* No page is let go: the shared pins stay as they are. */
+                iom_ranges_dec(pins, off, end, NULL, NULL);
+        } else if (!err && (err = iom_meta_lock(f)) == 0) {
+                iom_ranges_dec(pins, off, end, unpin_shared, f);
+                iom_meta_unlock(f);
                 unpin_unheld_chunks(f, off, end);
         }
-        pthread_mutex_unlock(&d->mu);
+        pthread_mutex_unlock(&h->lock);
         return err;
 }
 
@@ -427,20 +506,19 @@ static ssize_t dax_retrieve(struct iomem *f, size_t off, size_t len, struct iove
                             size_t iovcnt)
 {
         struct dax_handle *h = handle(f);
-        struct dax_file *d = h->file;
         uint64_t end = (uint64_t)off + len, size;
         unsigned shift = chunk_shift(h);
         struct chunks c;
         chunks_init(&c);
-        pthread_mutex_lock(&d->mu);
-        int err = iom_ranges_covered(&h->pins, off, end) ? 0 : not_acquired(f, off, end, -ENOENT);
+        pthread_mutex_lock(&h->lock);
+        int err = iom_ranges_covered(&h->fd.pins, off, end) ? 0 : not_acquired(f, off, end, -ENOENT);
         /* Never an address past the end, even if another program cut the
          * file short under the pins. */
         if (!err && !(err = file_size(f, &size)))
                 end = iom_min(end, iom_round_up(size, f->page_size));
         if (!err && off < end && !(err = chunks_span(f, &c, off >> shift, (end - 1) >> shift)))
-                err = iom_window_get(&h->wf, c.idx, c.n, false, NULL, c.addr);
-        pthread_mutex_unlock(&d->mu);
+                err = iom_window_get(&h->wf, c.idx, c.n, false, c.addr);
+        pthread_mutex_unlock(&h->lock);
         struct out o = { .iov = iov, .cap = iovcnt };
         size_t k = 0;
         if (!err && off < end)
@@ -449,11 +527,15 @@ static ssize_t dax_retrieve(struct iomem *f, size_t off, size_t len, struct iove
         return err ? err : (ssize_t)o.n;
 }
 
-/* borrow and bufcount (o->iov NULL: count only): [off, off+len) clamped
- * to the size the file has now. Both map the chunks, so that the count is
- * the entries borrow gives (where chunks land decides which neighbours
- * share an entry), and under the caller's lock both keep them until it
- * unlocks, so that the count holds for the borrow that follows. */
+/*
+ * borrow and bufcount (o->iov NULL: count only): [off, off+len) clamped
+ * to the size the file has now. borrow maps the chunks and holds them for
+ * the calling thread: until it unlocks when it holds the I/O lock through
+ * this handle, else until its next borrow in the window. bufcount maps
+ * and holds nothing: a chunk not mapped yet counts as an entry of its own,
+ * which borrow may join to a neighbour (where it lands decides), so the
+ * count is exact for mapped chunks and never less than borrow needs.
+ */
 static ssize_t describe(struct iomem *f, size_t off, size_t len, struct out *o)
 {
         struct dax_handle *h = handle(f);
@@ -470,8 +552,13 @@ static ssize_t describe(struct iomem *f, size_t off, size_t len, struct out *o)
         for (size_t i = 0; i < s.n && !err; i++)
                 if (s.v[i].data)
                         err = chunks_span(f, &c, s.v[i].start >> shift, (s.v[i].end - 1) >> shift);
-        if (!err)
-                err = iom_window_get(&h->wf, c.idx, c.n, false, iom_dax_holds_of_caller(h), c.addr);
+        if (!err && !o->iov) {
+                iom_window_peek(&h->wf, c.idx, c.n, c.addr);
+        } else if (!err) {
+                pthread_mutex_lock(&h->lock);
+                err = iom_window_borrow(&h->wf, c.idx, c.n, iom_dax_lock_holds(h), c.addr);
+                pthread_mutex_unlock(&h->lock);
+        }
         size_t k = 0;
         for (size_t i = 0; i < s.n && !err; i++) {
                 bool room = s.v[i].data ? out_data(o, &c, &k, shift, s.v[i].start, s.v[i].end)
@@ -573,27 +660,23 @@ static ssize_t dax_pwrite(struct iomem *f, const void *buf, size_t len, size_t o
 static int dax_truncate(struct iomem *f, size_t size)
 {
         struct dax_handle *h = handle(f);
-        struct dax_file *d = h->file;
         uint64_t old;
         int err = check_file_end(f, 0, size);
         if (err || (err = iom_dax_wrlock(h, f->lock_timeout_ms)))
                 return err;
-        pthread_mutex_lock(&d->mu);
-        if (!(err = file_size(f, &old)) && size < old &&
-            iom_dax_pinned(d, iom_round_down(size, f->page_size), UINT64_MAX))
-                err = iom_fail(f->name, -EBUSY,
-                               "bytes [%zu, %llu) are pinned (acquired) by a handle in this process",
-                               size, (unsigned long long)old);
-        if (!err && iom_sys.ftruncate(f->data_fd, (off_t)size) < 0)
-                err = fail_errno(f, errno, "ftruncate");
-        /* What was cut off is a hole when it grows back. */
-        for (struct dax_handle *o = d->handles; o && !err && size < old; o = o->next) {
-                pthread_mutex_lock(&o->lock);
-                run_cut(&o->data, size);
-                run_cut(&o->blocks, size);
-                pthread_mutex_unlock(&o->lock);
+        /* Under the metadata, so that no acquire reads the size between
+         * the look at the pins and the cut (pin_shared). */
+        if ((err = iom_meta_lock(f)) == 0) {
+                if (!(err = file_size(f, &old)) && size < old)
+                        err = iom_pin_refuse(f, iom_round_down(size, f->page_size), UINT64_MAX);
+                if (!err && iom_sys.ftruncate(f->data_fd, (off_t)size) < 0)
+                        err = fail_errno(f, errno, "ftruncate");
+                /* What was cut off is a hole when it grows back: every
+                 * handle forgets the runs it saw (runs_lock). */
+                if (!err && size < old)
+                        __atomic_add_fetch(&h->fd.meta->cuts, 1, __ATOMIC_RELEASE);
+                iom_meta_unlock(f);
         }
-        pthread_mutex_unlock(&d->mu);
         iom_dax_unlock(h);
         return err;
 }
@@ -609,7 +692,7 @@ static int dax_truncate(struct iomem *f, size_t size)
  */
 #define BUF_SERIAL_SHIFT 48
 
-/* The run of h->bufs holding [p, p+len), or NULL (h->lock held). */
+/* The run of h->bufs holding [p, p+len), or NULL (h->bufs_lock held). */
 static const struct iom_range *buf_holding(const struct dax_handle *h, const char *p, size_t len)
 {
         uint64_t a = (uintptr_t)p;
@@ -626,7 +709,7 @@ static int dax_alloc(struct iomem *f, size_t len, void **out)
         uint64_t n = iom_round_up(len, f->page_size);
         if (n < len || n >> BUF_SERIAL_SHIFT)
                 return iom_fail(f->name, -ENOMEM, "%zu bytes cannot be allocated", len);
-        pthread_mutex_lock(&handle(f)->lock);
+        pthread_mutex_lock(&handle(f)->bufs_lock);
         int err = 0;
         void *va = MAP_FAILED;
         if (iom_ranges_reserve(&h->bufs, 1))
@@ -640,7 +723,7 @@ static int dax_alloc(struct iomem *f, size_t len, void **out)
                 iom_ranges_insert(&h->bufs, (uintptr_t)va, (uintptr_t)va + n, id);
                 *out = va;
         }
-        pthread_mutex_unlock(&handle(f)->lock);
+        pthread_mutex_unlock(&handle(f)->bufs_lock);
         return err;
 }
 
@@ -648,7 +731,7 @@ static int dax_free(struct iomem *f, void *buf, size_t len)
 {
         struct dax_handle *h = handle(f);
         uint64_t n = iom_round_up(len, f->page_size);
-        pthread_mutex_lock(&handle(f)->lock);
+        pthread_mutex_lock(&handle(f)->bufs_lock);
         const struct iom_range *r = buf_holding(h, buf, n);
         int err = 0;
         if (r && r->start == (uintptr_t)buf && r->end == (uintptr_t)buf + n) {
@@ -661,7 +744,7 @@ static int dax_free(struct iomem *f, void *buf, size_t len)
                 err = iom_fail(f->name, -EINVAL, "%p is not a buffer from iomem_alloc on this "
                                "object that is still the caller's", buf);
         }
-        pthread_mutex_unlock(&handle(f)->lock);
+        pthread_mutex_unlock(&handle(f)->bufs_lock);
         return err;
 }
 
@@ -673,28 +756,26 @@ static void buf_consume(struct iomem *f, char *p, size_t len)
         size_t n = iom_round_up(len, f->page_size);
         if (!len || ((uintptr_t)p & (f->page_size - 1)))
                 return;
-        pthread_mutex_lock(&handle(f)->lock);
+        pthread_mutex_lock(&handle(f)->bufs_lock);
         if (buf_holding(h, p, n) && !iom_ranges_reserve(&h->bufs, 2)) {
                 iom_ranges_dec(&h->bufs, (uintptr_t)p, (uintptr_t)p + n, NULL, NULL);
                 iom_sys.munmap(p, n);
         }
-        pthread_mutex_unlock(&handle(f)->lock);
+        pthread_mutex_unlock(&handle(f)->bufs_lock);
 }
 
 static ssize_t dax_gift(struct iomem *f, size_t off, size_t len, const struct iovec *iov,
                         size_t iovcnt, unsigned flags)
 {
         struct dax_handle *h = handle(f);
-        struct dax_file *d = h->file;
         uint64_t end = (uint64_t)off + len, ps = f->page_size, copied = 0;
         int err = check_file_end(f, off, len);
         if (err || (err = iom_dax_wrlock(h, f->lock_timeout_ms)))
                 return err;
-        pthread_mutex_lock(&d->mu);
-        if (iom_dax_pinned(d, iom_round_down(off, ps), iom_round_up(end, ps)))
-                err = iom_fail(f->name, -EBUSY,
-                               "bytes [%zu, %llu) are pinned (acquired) by a handle in this process",
-                               off, (unsigned long long)end);
+        if ((err = iom_meta_lock(f)) == 0) {
+                err = iom_pin_refuse(f, iom_round_down(off, ps), iom_round_up(end, ps));
+                iom_meta_unlock(f);
+        }
         for (size_t i = 0; i < iovcnt && !err; i++)
                 if (iov[i].iov_len && (flags & IOMEM_GIFT_NOCOPY))
                         err = iom_fail(f->name, -EXDEV, "entry %zu (%p, %zu bytes) would have to be "
@@ -707,8 +788,12 @@ static ssize_t dax_gift(struct iomem *f, size_t off, size_t len, const struct io
                 if ((err = write_all(f, iov[i].iov_base, iov[i].iov_len, dst)) == 0)
                         copied += iov[i].iov_len;
         }
-        d->gift_copied += copied;
-        pthread_mutex_unlock(&d->mu);
+        if (copied && iom_meta_lock(f) == 0) {
+                struct iom_meta *m = h->fd.meta;
+                if (iom_undo_set(f, &m->gift_copied, m->gift_copied + copied))
+                        iom_meta_undo(f); /* a statistic: not worth failing the gift */
+                iom_meta_unlock(f);
+        }
         for (size_t i = 0; i < iovcnt && !err; i++)
                 buf_consume(f, iov[i].iov_base, iov[i].iov_len);
         iom_dax_unlock(h);
@@ -734,39 +819,24 @@ static int dax_unlock_op(struct iomem *f)
 
 static int dax_stat(struct iomem *f, struct iomem_stat *st)
 {
-        struct dax_handle *h = handle(f);
         uint64_t size;
         int err = file_size(f, &size);
-        if (err)
+        if (err || (err = iom_meta_lock(f)))
                 return err;
         st->size = (size_t)size;
         st->dax = file_is_dax(f->data_fd);
         st->caps = st->dax ? DAX_CAPS : DAX_CAPS & ~IOMEM_CAP_DAX;
-        struct dax_file *d = h->file;
+        st->gift_copied = fdo(f)->meta->gift_copied;
         struct iom_holders who = { 0 };
-        pthread_mutex_lock(&d->mu);
-        /* Pins and the lock are this process's (IOMEM_CAP_SHARED is not
-         * dax's): the union over its handles of the file. */
-        size_t n = 0;
-        for (struct dax_handle *x = d->handles; x; x = x->next)
-                n += x->pins.n;
-        struct iom_span *spans = malloc((n + 1) * sizeof *spans);
-        if (spans) {
-                n = 0;
-                for (struct dax_handle *x = d->handles; x; x = x->next)
-                        for (size_t i = 0; i < x->pins.n; i++)
-                                spans[n++] = (struct iom_span){ x->pins.v[i].start, x->pins.v[i].end };
-                st->acquired = st->pinned = iom_spans_union_bytes(spans, n);
-                free(spans);
-                if ((st->pinned || d->writer || d->nreaders) && iom_holders_add(&who, getpid()))
-                        err = -ENOMEM;
-        } else {
-                err = -ENOMEM;
+        uint64_t pinned = 0, mine = 0;
+        if (!(err = iom_pin_census(f, &pinned, &mine, &who)) &&
+            !(err = iom_iolock_holders(f, &who))) {
+                st->pinned = pinned;
+                st->acquired = mine; /* of every handle of this process */
         }
-        st->gift_copied = d->gift_copied;
-        pthread_mutex_unlock(&d->mu);
         iom_holders_report(&who, st);
-        return err ? iom_fail(f->name, err, "out of memory") : 0;
+        iom_meta_unlock(f);
+        return err;
 }
 
 /* The file's own flush: it covers what was written through the chunks too
@@ -782,19 +852,19 @@ static int dax_sync(struct iomem *f, size_t off, size_t len)
 static void dax_close(struct iomem *f)
 {
         struct dax_handle *h = handle(f);
-        /* An inherited handle leaves its file as reset in this process. */
+        /* An inherited handle is reset in this process first. */
         iom_object_catch_up(f);
-        iom_dax_file_leave(h);
+        iom_dax_share_leave(h);
         iom_window_detach(&h->wf);
         for (size_t i = 0; i < h->bufs.n; i++)
                 iom_sys.munmap((void *)(uintptr_t)h->bufs.v[i].start,
                                (size_t)(h->bufs.v[i].end - h->bufs.v[i].start));
         iom_ranges_clear(&h->bufs);
-        iom_ranges_clear(&h->pins);
         if (f->data_fd >= 0)
                 close(f->data_fd);
         f->data_fd = -1;
         pthread_mutex_destroy(&h->lock);
+        pthread_mutex_destroy(&h->bufs_lock);
 }
 
 static const struct iom_object_ops dax_ops = {
@@ -867,23 +937,24 @@ static int attach(struct iomem *f, int fd, unsigned flags, const struct iomem_op
                 return err;
         struct dax_handle *h = handle(f);
         h->f = f;
-        iom_mutex_init(&h->lock); /* before join: other handles' truncates take it */
+        iom_mutex_init(&h->lock);
+        iom_mutex_init(&h->bufs_lock);
         h->wf = (struct iom_wfile){
                 .fd = fd,
                 .prot = PROT_READ | (flags & IOMEM_RDWR ? PROT_WRITE : 0),
                 .try_sync = dax,
                 .name = f->name,
         };
-        if ((err = iom_window_attach(&h->wf, o->window))) {
-                pthread_mutex_destroy(&h->lock);
-                return err;
-        }
-        if ((err = iom_dax_file_join(h, st.st_dev, st.st_ino))) {
-                iom_window_detach(&h->wf);
-                pthread_mutex_destroy(&h->lock);
-                return err;
-        }
         f->data_fd = fd;
+        if ((err = iom_window_attach(&h->wf, o->window)) == 0 &&
+            (err = iom_dax_share_join(h, &st)))
+                iom_window_detach(&h->wf);
+        if (err) {
+                f->data_fd = -1; /* the caller's to close */
+                pthread_mutex_destroy(&h->lock);
+                pthread_mutex_destroy(&h->bufs_lock);
+                return err;
+        }
         f->bytes_in_page_cache = !dax;
         f->caps = dax ? DAX_CAPS : DAX_CAPS & ~IOMEM_CAP_DAX;
         return 0;

@@ -1,329 +1,176 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The per-file state of dax: objects in this process: handles of the same
- * file (same device and inode) share one I/O lock and see each other's
- * pins. The chunks a holder of the lock borrows stay mapped until that
- * holder (a thread, through a handle) unlocks.
+ * The shared state of dax: files (daxfile.h): the sidecar, the I/O lock
+ * and the chunks each thread borrowed.
  *
- * Lock order: the I/O lock, then d->mu, then the window's lock.
+ * Lock order: the I/O lock, then the handle's lock, then the metadata's,
+ * then the window's.
  */
 #define _GNU_SOURCE
 #include "daxfile.h"
-#include "lockwait.h"
+#include "fdmem.h"
+#include "iolock.h"
+#include "syscalls.h"
+#include "undo.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sysmacros.h>
-#include <time.h>
 
-static pthread_mutex_t files_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct dax_file *files;
+/* ---- the sidecar ----------------------------------------------------------- */
 
-/* A fork while another thread holds files_lock must not leave it held: the
- * forking thread takes it, and lets go in the parent and in the child (a
- * plain mutex: its owner is not checked on unlock). */
-static void files_lock_take(void) { pthread_mutex_lock(&files_lock); }
-static void files_lock_give(void) { pthread_mutex_unlock(&files_lock); }
-
-__attribute__((constructor)) static void files_lock_at_fork(void)
+/* The file's identity: its device is in the sidecar's name, its inode in
+ * the metadata. An inode number is reused only once no process has the
+ * file open, and then nothing in the sidecar is held by a live owner. */
+static bool sidecar_describes(const struct iom_meta *m, const void *id)
 {
-        pthread_atfork(files_lock_take, files_lock_give, files_lock_give);
+        return m->data_ino == (uint64_t)((const struct stat *)id)->st_ino;
 }
 
-static void drop_reader(struct dax_file *d, struct dax_reader *r)
+static int sidecar_build(struct iomem *f, const void *id)
 {
-        if (r->holds) {
-                free(r->holds->v);
-                free(r->holds);
-        }
-        *r = d->readers[--d->nreaders];
+        int err = iom_meta_lock(f);
+        if (err)
+                return err;
+        if ((err = iom_undo_set(f, &fdo(f)->meta->data_ino,
+                                (uint64_t)((const struct stat *)id)->st_ino)))
+                iom_meta_undo(f);
+        iom_meta_unlock(f);
+        return err;
 }
 
-/* Lock deadlines are CLOCK_MONOTONIC instants (lockwait.h). */
-static void init_cond(pthread_cond_t *cv)
+int iom_dax_share_join(struct dax_handle *h, const struct stat *st)
 {
-        pthread_condattr_t a;
-        pthread_condattr_init(&a);
-        pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-        pthread_cond_init(cv, &a);
-        pthread_condattr_destroy(&a);
+        struct iomem *f = h->f;
+        iom_fdmem_init(f);
+        h->fd.phys = &iom_phys_sidecar;
+        h->share = (struct iom_sidecar){
+                .mode = st->st_mode & 0666,
+                .describes = sidecar_describes,
+                .build = sidecar_build,
+                .id = st,
+                .transient = true,
+        };
+        snprintf(h->share.name, sizeof h->share.name, "/iomem-dax.%u.%u.%llu.iomem",
+                 major(st->st_dev), minor(st->st_dev), (unsigned long long)st->st_ino);
+        struct iomem_opts o = { .numa_policy = IOMEM_NUMA_DEFAULT };
+        int err = iom_sidecar_attach(f, &h->share, -1, &o);
+        h->share.id = NULL; /* st is the caller's */
+        if (!err)
+                h->cuts_seen = __atomic_load_n(&h->fd.meta->cuts, __ATOMIC_ACQUIRE);
+        else
+                iom_dax_share_leave(h);
+        return err;
 }
 
-/* Forget the lock's holders. What they held stays held until the handle
- * closes (which evicts its chunks) or, after fork, the window forgets. */
-static void reset_lock_state(struct dax_file *d)
+void iom_dax_share_leave(struct dax_handle *h)
 {
-        iom_mutex_init(&d->mu);
-        init_cond(&d->cv);
-        while (d->nreaders)
-                drop_reader(d, &d->readers[0]);
-        d->writer = NULL;
-        d->writer_depth = 0;
-        d->writers_waiting = 0;
-        d->writer_holds.n = 0;
-        d->writer_holds.id = 0;
+        struct iomem *f = h->f;
+        iom_sidecar_leave(f, &h->share);
+        for (size_t i = 0; i < h->nborrowers; i++)
+                free(h->borrowers[i].holds.v);
+        free(h->borrowers);
+        h->borrowers = NULL;
+        h->nborrowers = h->cap = 0;
+        /* The file's descriptor is the caller's to close. */
+        int data_fd = f->data_fd;
+        f->data_fd = -1;
+        iom_fdmem_close(f);
+        f->data_fd = data_fd;
 }
 
-int iom_dax_file_join(struct dax_handle *h, dev_t dev, ino_t ino)
+int iom_dax_share_after_fork(struct dax_handle *h)
 {
-        pthread_mutex_lock(&files_lock);
-        struct dax_file *d = files;
-        while (d && (d->dev != dev || d->ino != ino))
-                d = d->next;
-        if (!d) {
-                if (!(d = calloc(1, sizeof *d))) {
-                        pthread_mutex_unlock(&files_lock);
-                        return iom_fail(h->f->name, -ENOMEM, "out of memory");
-                }
-                d->dev = dev;
-                d->ino = ino;
-                reset_lock_state(d);
-                d->fork_gen = iom_fork_generation();
-                d->next = files;
-                files = d;
-        }
-        d->refs++;
-        pthread_mutex_unlock(&files_lock);
-        iom_dax_file_after_fork(d);
-        pthread_mutex_lock(&d->mu);
-        h->file = d;
-        h->next = d->handles;
-        d->handles = h;
-        pthread_mutex_unlock(&d->mu);
-        return 0;
+        iom_mutex_init(&h->lock);
+        iom_mutex_init(&h->bufs_lock);
+        for (size_t i = 0; i < h->nborrowers; i++)
+                free(h->borrowers[i].holds.v);
+        h->nborrowers = 0;
+        h->bufs.n = 0; /* the parent's */
+        iom_window_after_fork(h->wf.w);
+        return iom_fdmem_after_fork(h->f);
 }
 
-void iom_dax_file_leave(struct dax_handle *h)
-{
-        struct dax_file *d = h->file;
-        if (!d)
-                return;
-        pthread_mutex_lock(&d->mu);
-        struct dax_handle **p = &d->handles;
-        while (*p != h)
-                p = &(*p)->next;
-        *p = h->next;
-        /* What this handle held of the lock goes with it (its chunks go
-         * when it leaves the window). */
-        for (size_t i = 0; i < d->nreaders;)
-                if (d->readers[i].h == h)
-                        drop_reader(d, &d->readers[i]);
-                else
-                        i++;
-        if (d->writer == h) {
-                d->writer = NULL;
-                d->writer_holds.n = 0;
-                d->writer_holds.id = 0;
-        }
-        pthread_cond_broadcast(&d->cv);
-        pthread_mutex_unlock(&d->mu);
-        h->file = NULL;
+/* ---- borrowers --------------------------------------------------------------- */
 
-        pthread_mutex_lock(&files_lock);
-        bool last = --d->refs == 0;
-        if (last) {
-                struct dax_file **q = &files;
-                while (*q != d)
-                        q = &(*q)->next;
-                *q = d->next;
+/* The calling thread's entry (h->lock held), made when make is set; NULL
+ * when there is none or memory ran out. */
+static struct dax_borrower *borrower(struct dax_handle *h, bool make)
+{
+        int tid = iom_self_tid();
+        for (size_t i = 0; i < h->nborrowers; i++)
+                if (h->borrowers[i].tid == tid)
+                        return &h->borrowers[i];
+        if (!make)
+                return NULL;
+        if (h->nborrowers == h->cap) {
+                size_t cap = h->cap ? 2 * h->cap : 4;
+                struct dax_borrower *v = realloc(h->borrowers, cap * sizeof *v);
+                if (!v)
+                        return NULL;
+                h->borrowers = v;
+                h->cap = cap;
         }
-        pthread_mutex_unlock(&files_lock);
-        if (last) {
-                pthread_mutex_destroy(&d->mu);
-                pthread_cond_destroy(&d->cv);
-                free(d->readers);
-                free(d->writer_holds.v);
-                free(d);
-        }
+        struct dax_borrower *b = &h->borrowers[h->nborrowers++];
+        *b = (struct dax_borrower){ .tid = tid };
+        return b;
 }
 
-void iom_dax_file_after_fork(struct dax_file *d)
+static void drop_borrower(struct dax_handle *h, struct dax_borrower *b)
 {
-        if (!iom_fork_reset_begin(&d->fork_gen))
-                return;
-        reset_lock_state(d);
-        /* Every handle of the file at once, before any thread can reach
-         * them through the file: a call through one handle (truncate)
-         * locks the others' mutexes, which must not be the parent's. */
-        for (struct dax_handle *h = d->handles; h; h = h->next) {
-                if (!iom_fork_reset_begin(&h->f->fork_gen))
-                        continue;
-                iom_mutex_init(&h->lock);
-                h->pins.n = 0; /* the parent's */
-                h->bufs.n = 0;
-                iom_window_after_fork(h->wf.w);
-                iom_fork_reset_end(&h->f->fork_gen, true);
-        }
-        iom_fork_reset_end(&d->fork_gen, true);
+        free(b->holds.v);
+        *b = h->borrowers[--h->nborrowers];
+}
+
+struct iom_holds *iom_dax_lock_holds(struct dax_handle *h)
+{
+        struct dax_borrower *b = borrower(h, false);
+        return b && b->depth ? &b->holds : NULL;
 }
 
 /* ---- the I/O lock ----------------------------------------------------------- */
 
-static struct dax_reader *find_reader(struct dax_file *d, const struct dax_handle *h, int tid)
+/* Count a hold of the lock the engine granted, or give it back when the
+ * count cannot be kept. */
+static int count_hold(struct dax_handle *h, int err)
 {
-        for (size_t i = 0; i < d->nreaders; i++)
-                if (d->readers[i].h == h && d->readers[i].tid == tid)
-                        return &d->readers[i];
-        return NULL;
-}
-
-static bool is_writer(const struct dax_file *d, const struct dax_handle *h, int tid)
-{
-        return d->writer == h && d->writer_tid == tid;
-}
-
-/* Wait for the lock to change hands until the deadline: 0, or -ETIMEDOUT
- * with d->mu held either way. */
-static int wait_for_change(struct dax_file *d, const struct iom_deadline *dl)
-{
-        if (dl->forever)
-                return -pthread_cond_wait(&d->cv, &d->mu);
-        if (iom_deadline_left_ns(dl) == 0)
-                return -ETIMEDOUT;
-        struct timespec at = { (time_t)(dl->at_ns / 1000000000u), (long)(dl->at_ns % 1000000000u) };
-        int r = pthread_cond_timedwait(&d->cv, &d->mu, &at);
-        return r == ETIMEDOUT ? 0 : -r; /* the next turn sees the time is up */
-}
-
-static int give_up(struct dax_handle *h, int timeout_ms, const char *mode)
-{
-        int err = iom_deadline_error(timeout_ms);
-        return iom_fail(h->f->name, err, err == -EBUSY ? "the %s lock is taken" :
-                        "the %s lock was not free within %d ms", mode, timeout_ms);
+        if (err)
+                return err;
+        pthread_mutex_lock(&h->lock);
+        struct dax_borrower *b = borrower(h, true);
+        if (b)
+                b->depth++;
+        pthread_mutex_unlock(&h->lock);
+        if (b)
+                return 0;
+        iom_iolock_unlock(h->f);
+        return iom_fail(h->f->name, -ENOMEM, "out of memory");
 }
 
 int iom_dax_rdlock(struct dax_handle *h, int timeout_ms)
 {
-        struct dax_file *d = h->file;
-        int tid = iom_self_tid(), err = 0;
-        struct iom_deadline dl = iom_deadline_after(timeout_ms);
-        pthread_mutex_lock(&d->mu);
-        for (;;) {
-                struct dax_reader *r = find_reader(d, h, tid);
-                if (r) {
-                        r->count++;
-                        break;
-                }
-                bool queue = d->writers_waiting && !is_writer(d, h, tid) &&
-                             !iom_may_pass_waiting_writers();
-                if ((!d->writer || is_writer(d, h, tid)) && !queue) {
-                        if (d->nreaders == d->cap) {
-                                size_t cap = d->cap ? 2 * d->cap : 4;
-                                void *v = realloc(d->readers, cap * sizeof *d->readers);
-                                if (!v) {
-                                        err = iom_fail(h->f->name, -ENOMEM, "out of memory");
-                                        break;
-                                }
-                                d->readers = v;
-                                d->cap = cap;
-                        }
-                        d->readers[d->nreaders++] = (struct dax_reader){ h, tid, 1, NULL };
-                        iom_reads_held_add(1);
-                        break;
-                }
-                if ((err = wait_for_change(d, &dl))) {
-                        if (err == -ETIMEDOUT)
-                                err = give_up(h, timeout_ms, "read");
-                        break;
-                }
-        }
-        pthread_mutex_unlock(&d->mu);
-        return err;
+        return count_hold(h, iom_iolock_rdlock(h->f, timeout_ms));
 }
 
 int iom_dax_wrlock(struct dax_handle *h, int timeout_ms)
 {
-        struct dax_file *d = h->file;
-        int tid = iom_self_tid(), err = 0;
-        struct iom_deadline dl = iom_deadline_after(timeout_ms);
-        bool waiting = false;
-        pthread_mutex_lock(&d->mu);
-        for (;;) {
-                if (is_writer(d, h, tid)) {
-                        d->writer_depth++;
-                        break;
-                }
-                if (find_reader(d, h, tid)) {
-                        err = iom_fail(h->f->name, -EDEADLK,
-                                       "the calling thread holds the read lock; release it before writing");
-                        break;
-                }
-                if (!d->writer && !d->nreaders) {
-                        d->writer = h;
-                        d->writer_tid = tid;
-                        d->writer_depth = 1;
-                        break;
-                }
-                if (!waiting && timeout_ms != 0) {
-                        d->writers_waiting++;
-                        waiting = true;
-                }
-                if ((err = wait_for_change(d, &dl))) {
-                        if (err == -ETIMEDOUT)
-                                err = give_up(h, timeout_ms, "write");
-                        break;
-                }
-        }
-        if (waiting && --d->writers_waiting == 0)
-                pthread_cond_broadcast(&d->cv); /* the readers queued behind it */
-        pthread_mutex_unlock(&d->mu);
-        return err;
+        return count_hold(h, iom_iolock_wrlock(h->f, timeout_ms));
 }
 
 int iom_dax_unlock(struct dax_handle *h)
 {
-        struct dax_file *d = h->file;
-        int tid = iom_self_tid(), err = 0;
-        pthread_mutex_lock(&d->mu);
-        struct dax_reader *r = find_reader(d, h, tid);
-        if (r) {
-                if (--r->count == 0) {
-                        iom_reads_held_add(-1);
-                        if (r->holds)
-                                iom_window_unhold(&h->wf, r->holds);
-                        drop_reader(d, r);
-                }
-        } else if (is_writer(d, h, tid)) {
-                if (--d->writer_depth == 0) {
-                        d->writer = NULL;
-                        iom_window_unhold(&h->wf, &d->writer_holds);
-                }
-        } else {
-                err = iom_fail(h->f->name, -EPERM, "the calling thread does not hold the lock");
+        int err = iom_iolock_unlock(h->f);
+        if (err)
+                return err;
+        pthread_mutex_lock(&h->lock);
+        struct dax_borrower *b = borrower(h, false);
+        if (b && --b->depth == 0) {
+                iom_window_unhold(&h->wf, &b->holds);
+                drop_borrower(h, b);
         }
-        if (!err)
-                pthread_cond_broadcast(&d->cv);
-        pthread_mutex_unlock(&d->mu);
-        return err;
-}
-
-struct iom_holds *iom_dax_holds_of_caller(struct dax_handle *h)
-{
-        struct dax_file *d = h->file;
-        int tid = iom_self_tid();
-        struct iom_holds *holds = NULL;
-        pthread_mutex_lock(&d->mu);
-        struct dax_reader *r;
-        if (is_writer(d, h, tid)) /* outlives the reads nested in it */
-                holds = &d->writer_holds;
-        else if ((r = find_reader(d, h, tid)) && !(holds = r->holds))
-                holds = r->holds = calloc(1, sizeof *holds);
-        pthread_mutex_unlock(&d->mu);
-        return holds;
-}
-
-/* ---- pins ----------------------------------------------------------------------- */
-
-bool iom_dax_pinned(const struct dax_file *d, uint64_t start, uint64_t end)
-{
-        for (const struct dax_handle *h = d->handles; h; h = h->next) {
-                const struct iom_ranges *r = &h->pins;
-                size_t i = iom_ranges_first_after(r, start);
-                if (i < r->n && r->v[i].start < end)
-                        return true;
-        }
-        return false;
+        pthread_mutex_unlock(&h->lock);
+        return 0;
 }
 
 /* ---- mounts ------------------------------------------------------------------------ */

@@ -51,6 +51,12 @@ struct slot {
         bool pinned, parked, lost;
 };
 
+/* What a thread that holds no I/O lock borrowed last, through any file. */
+struct loose_borrow {
+        int tid;
+        struct iom_holds holds;
+};
+
 struct iomem_window {
         pthread_mutex_t lock;
         char *base;
@@ -63,6 +69,8 @@ struct iomem_window {
         uint32_t req_gen;
         uint64_t hits, misses, evictions;
         unsigned users;
+        struct loose_borrow *loose;
+        size_t nloose, loose_cap;
         int policy;
         const struct iom_evict_ops *ops;
         void *pstate;
@@ -254,15 +262,15 @@ static void keep(struct iomem_window *w, uint32_t s, bool pin, struct iom_holds 
                 unpark(w, s);
 }
 
-int iom_window_get(struct iom_wfile *wf, const uint64_t *idx, size_t n, bool pin,
-                   struct iom_holds *holds, char **addrs)
+/* iom_window_get with the window locked. */
+static int get_locked(struct iom_wfile *wf, const uint64_t *idx, size_t n, bool pin,
+                      struct iom_holds *holds, char **addrs)
 {
         struct iomem_window *w = wf->w;
         uint32_t stack[64], *sl = n <= 64 ? stack : malloc(n * sizeof *sl);
         if (!sl)
                 return iom_fail(wf->name, -ENOMEM, "out of memory");
         int err = 0;
-        pthread_mutex_lock(&w->lock);
         if (holds && holds_reserve(holds, n)) {
                 err = iom_fail(wf->name, -ENOMEM, "out of memory");
                 goto out;
@@ -287,7 +295,7 @@ int iom_window_get(struct iom_wfile *wf, const uint64_t *idx, size_t n, bool pin
         if (missing > room) {
                 err = iom_fail(wf->name, -ENOBUFS,
                                "the request needs %zu more chunks of %zu KiB but the window can "
-                               "free only %zu (%u chunks, %u pinned or borrowed under the lock)",
+                               "free only %zu (%u chunks, %u pinned or held by borrows)",
                                missing, w->chunk >> 10, room, w->nslots - w->nlost, w->nbusy);
                 goto out;
         }
@@ -323,10 +331,28 @@ int iom_window_get(struct iom_wfile *wf, const uint64_t *idx, size_t n, bool pin
                 addrs[i] = slot_addr(w, sl[i]);
         }
 out:
-        pthread_mutex_unlock(&w->lock);
         if (sl != stack)
                 free(sl);
         return err;
+}
+
+int iom_window_get(struct iom_wfile *wf, const uint64_t *idx, size_t n, bool pin, char **addrs)
+{
+        pthread_mutex_lock(&wf->w->lock);
+        int err = get_locked(wf, idx, n, pin, NULL, addrs);
+        pthread_mutex_unlock(&wf->w->lock);
+        return err;
+}
+
+void iom_window_peek(struct iom_wfile *wf, const uint64_t *idx, size_t n, char **addrs)
+{
+        struct iomem_window *w = wf->w;
+        pthread_mutex_lock(&w->lock);
+        for (size_t i = 0; i < n; i++) {
+                uint32_t s = lookup(w, wf, idx[i]);
+                addrs[i] = s == NONE ? NULL : slot_addr(w, s);
+        }
+        pthread_mutex_unlock(&w->lock);
 }
 
 static void release(struct iomem_window *w, uint32_t s, bool pin)
@@ -357,6 +383,50 @@ void iom_window_unpin(struct iom_wfile *wf, uint64_t idx)
         pthread_mutex_unlock(&w->lock);
 }
 
+/* The calling thread's loose borrow, made when there is none; NULL when
+ * memory ran out (the window locked). */
+static struct loose_borrow *loose_of_caller(struct iomem_window *w)
+{
+        int tid = iom_self_tid();
+        for (size_t i = 0; i < w->nloose; i++)
+                if (w->loose[i].tid == tid)
+                        return &w->loose[i];
+        if (w->nloose == w->loose_cap) {
+                size_t cap = w->loose_cap ? 2 * w->loose_cap : 4;
+                struct loose_borrow *v = realloc(w->loose, cap * sizeof *v);
+                if (!v)
+                        return NULL;
+                w->loose = v;
+                w->loose_cap = cap;
+        }
+        struct loose_borrow *l = &w->loose[w->nloose++];
+        *l = (struct loose_borrow){ .tid = tid };
+        return l;
+}
+
+int iom_window_borrow(struct iom_wfile *wf, const uint64_t *idx, size_t n,
+                      struct iom_holds *holds, char **addrs)
+{
+        struct iomem_window *w = wf->w;
+        pthread_mutex_lock(&w->lock);
+        struct loose_borrow *l = loose_of_caller(w);
+        int err = 0;
+        if (!l) {
+                err = iom_fail(wf->name, -ENOMEM, "out of memory");
+        } else {
+                /* Its last borrow without a lock ends here (every slot in
+                 * it is still the same chunk's: a file that leaves takes
+                 * its slots out of every loose borrow first). */
+                for (size_t i = 0; i < l->holds.n; i++)
+                        release(w, l->holds.v[i], false);
+                l->holds.n = 0;
+                l->holds.id = 0;
+                err = get_locked(wf, idx, n, false, holds ? holds : &l->holds, addrs);
+        }
+        pthread_mutex_unlock(&w->lock);
+        return err;
+}
+
 void iom_window_unhold(struct iom_wfile *wf, struct iom_holds *holds)
 {
         struct iomem_window *w = wf->w;
@@ -381,6 +451,9 @@ void iom_window_after_fork(struct iomem_window *w)
                         unpark(w, s);
         }
         w->nbusy = w->npinned = 0;
+        for (size_t i = 0; i < w->nloose; i++)
+                free(w->loose[i].holds.v);
+        w->nloose = 0;
         iom_fork_reset_end(&w->fork_gen, true);
 }
 
@@ -400,6 +473,9 @@ static void window_free(struct iomem_window *w)
         free(w->slot);
         free(w->free_list);
         free(w->bucket);
+        for (size_t i = 0; i < w->nloose; i++)
+                free(w->loose[i].holds.v);
+        free(w->loose);
         pthread_mutex_destroy(&w->lock);
         free(w);
 }
@@ -485,6 +561,14 @@ void iom_window_detach(struct iom_wfile *wf)
         if (!w)
                 return;
         pthread_mutex_lock(&w->lock);
+        for (size_t i = 0; i < w->nloose; i++) {
+                struct iom_holds *h = &w->loose[i].holds;
+                size_t kept = 0;
+                for (size_t k = 0; k < h->n; k++)
+                        if (w->slot[h->v[k]].file != wf)
+                                h->v[kept++] = h->v[k];
+                h->n = kept;
+        }
         for (uint32_t s = 0; s < w->nslots; s++) {
                 if (w->slot[s].file != wf)
                         continue;

@@ -7,8 +7,9 @@
  * struct iom_wfile.
  *
  * A chunk is busy while it is pinned (acquired) or held (borrowed by a
- * thread holding the file's I/O lock, until that thread unlocks): busy
- * chunks are never evicted. A
+ * thread holding the file's I/O lock, until that thread unlocks; borrowed
+ * by a thread without it, until its next such borrow): busy chunks are
+ * never evicted. A
  * request that cannot fit after evicting every other chunk fails with
  * -ENOBUFS and changes nothing, statistics included.
  */
@@ -53,13 +54,22 @@ size_t iom_window_chunk(const struct iomem_window *w);
 
 /*
  * Make chunks idx[0..n) of the file resident (idx ascending, distinct),
- * pin them or add them to holds (may be NULL), and store each chunk's
- * address in addrs[i]. All or nothing for -ENOBUFS and -ENOMEM; a mapping
- * that fails part way leaves the chunks mapped before it resident (neither
- * pinned nor held) and the window whole.
+ * pin them when pin is set, and store each chunk's address in addrs[i].
+ * All or nothing for -ENOBUFS and -ENOMEM; a mapping that fails part way
+ * leaves the chunks mapped before it resident (neither pinned nor held)
+ * and the window whole.
  */
-int iom_window_get(struct iom_wfile *wf, const uint64_t *idx, size_t n, bool pin,
-                   struct iom_holds *holds, char **addrs);
+int iom_window_get(struct iom_wfile *wf, const uint64_t *idx, size_t n, bool pin, char **addrs);
+/* iom_window_get for a borrow: the chunks are held in holds (the caller's
+ * while it holds the I/O lock, until it unlocks), or with holds NULL,
+ * until the calling thread's next borrow in this window through any of its
+ * files, or their file leaves. Either way the thread's previous borrow
+ * without a lock is let go now. */
+int iom_window_borrow(struct iom_wfile *wf, const uint64_t *idx, size_t n,
+                      struct iom_holds *holds, char **addrs);
+/* Where chunks idx[0..n) are mapped now, NULL for those that are not:
+ * looks only (no mapping, no hit counted, nothing pinned or held). */
+void iom_window_peek(struct iom_wfile *wf, const uint64_t *idx, size_t n, char **addrs);
 /* Chunk idx is no longer pinned. */
 void iom_window_unpin(struct iom_wfile *wf, uint64_t idx);
 /* Release the holder's chunks; holds is empty and ready for reuse after. */

@@ -21,16 +21,15 @@
 #define _GNU_SOURCE
 #include "extent_map.h"
 #include "fdmem.h"
+#include "sidecar.h"
 #include "syscalls.h"
 #include "undo.h"
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -118,10 +117,8 @@ static uint64_t device_size(const struct iomem *f)
 static void *devdax_map(struct iomem *f, void *hint, uint64_t phys, uint64_t len, int prot,
                         int flags)
 {
-        if (phys < IOM_META_OFF)
-                return iom_phys_fd.map(f, hint, phys, len, prot, flags);
-        return iom_sys.mmap(NULL, len, prot, MAP_SHARED | flags, fdo(f)->aux_fd,
-                            (off_t)(phys - IOM_META_OFF));
+        const struct iom_phys_ops *ops = phys < IOM_META_OFF ? &iom_phys_fd : &iom_phys_sidecar;
+        return ops->map(f, hint, phys, len, prot, flags);
 }
 
 static void devdax_unmap(struct iomem *f, void *va, uint64_t len)
@@ -132,11 +129,7 @@ static void devdax_unmap(struct iomem *f, void *va, uint64_t len)
 /* The device's memory is always there; the sidecar's is given now. */
 static int devdax_back(struct iomem *f, uint64_t phys, uint64_t len)
 {
-        if (phys < IOM_META_OFF ||
-            iom_sys.fallocate(fdo(f)->aux_fd, 0, (off_t)(phys - IOM_META_OFF), (off_t)len) == 0)
-                return 0;
-        int e = errno;
-        return iom_fail(f->name, -e, "cannot back its metadata in /dev/shm: %s", strerror(e));
+        return phys < IOM_META_OFF ? 0 : iom_phys_sidecar.back(f, phys, len);
 }
 
 /* The engine frees memory only where extents change (holes filled, a
@@ -204,44 +197,32 @@ static const struct iom_object_ops devdax_ops = {
 
 /* ---- the sidecar ------------------------------------------------------------- */
 
-static void sidecar_name(dev_t rdev, char *name, size_t n)
-{
-        snprintf(name, n, "/iomem-devdax.%u.%u.iomem", major(rdev), minor(rdev));
-}
+struct device_id {
+        dev_t rdev;
+        uint64_t size;
+};
 
-/* Does the sidecar describe this device (its number, alignment and
- * size)? 1 yes, 0 no (to be made anew), -errno when it cannot be read. */
-static int sidecar_describes(int sfd, dev_t rdev, uint64_t size, uint64_t align)
+/* Does the sidecar describe this device (its number and size; the
+ * alignment is the page size the metadata was checked against)? */
+static bool sidecar_describes(const struct iom_meta *m, const void *id)
 {
-        struct iom_meta *m = malloc(sizeof *m);
-        if (!m)
-                return -ENOMEM;
-        ssize_t n = iom_sys.pread(sfd, m, sizeof *m, 0);
-        int r = n < 0 ? -errno
-                : n == (ssize_t)sizeof *m && iom_meta_validate(m, align, IOM_META_SPAN) == 0 &&
-                          m->data_ino == (uint64_t)rdev && m->size == size;
-        free(m);
-        return r;
+        const struct device_id *d = id;
+        return m->data_ino == (uint64_t)d->rdev && m->size == d->size;
 }
 
 /* A new sidecar's metadata: the device as one extent of data. */
-static int describe_device(struct iomem *f, dev_t rdev, uint64_t size)
+static int describe_device(struct iomem *f, const void *id)
 {
+        const struct device_id *d = id;
         struct iom_fdobj *obj = fdo(f);
         int err = iom_meta_lock(f);
         if (err)
                 return err;
-        if ((err = iom_map_resize(f, size)) || (err = iom_map_set(f, 0, size, 0)) ||
-            (err = iom_undo_set(f, &obj->meta->data_ino, (uint64_t)rdev)))
+        if ((err = iom_map_resize(f, d->size)) || (err = iom_map_set(f, 0, d->size, 0)) ||
+            (err = iom_undo_set(f, &obj->meta->data_ino, (uint64_t)d->rdev)))
                 iom_meta_undo(f);
         iom_meta_unlock(f);
         return err;
-}
-
-static int sidecar_fail(struct iomem *f, const char *name, const char *what)
-{
-        int e = errno;
-        return iom_fail(f->name, -e, "%s its shared state /dev/shm%s: %s", what, name, strerror(e));
 }
 
 /* Attach the device open at data_fd through its sidecar: sfd when given
@@ -268,32 +249,12 @@ static int attach(struct iomem *f, int sfd, const struct iomem_opts *o)
         obj->phys = &devdax_phys;
         obj->data_limit = size;
         obj->pool_end = IOM_POOL_OFF; /* no gift pool: gifts are copied */
-        char name[NAME_MAX];
-        sidecar_name(st.st_rdev, name, sizeof name);
-        bool named = sfd < 0;
-        if (named && (sfd = iom_sys.shm_open(name, O_RDWR | O_CREAT, st.st_mode & 0666)) < 0)
-                return sidecar_fail(f, name, "cannot open");
-        obj->aux_fd = sfd;
-        if (named && iom_sys.flock(sfd, LOCK_EX) < 0)
-                return sidecar_fail(f, name, "cannot lock");
-        int ours = sidecar_describes(sfd, st.st_rdev, size, f->page_size);
-        struct iomem_opts sized_by_device = *o;
-        sized_by_device.size = 0;
-        if (ours < 0) {
-                errno = -ours;
-                err = sidecar_fail(f, name, "cannot read");
-        } else if (ours) {
-                err = iom_fdmem_attach(f, IOM_ATTACH_SHARED, o);
-        } else if (!named) {
-                err = iom_fail(f->name, -EBADMSG, "the descriptor passed with it is not its "
-                               "shared state");
-        } else if (iom_sys.ftruncate(sfd, (off_t)IOM_META_SPAN) < 0) {
-                err = sidecar_fail(f, name, "cannot size");
-        } else if (!(err = iom_fdmem_attach(f, IOM_ATTACH_NEW, &sized_by_device))) {
-                err = describe_device(f, st.st_rdev, size);
-        }
-        if (named)
-                iom_sys.flock(sfd, LOCK_UN);
+        struct device_id id = { st.st_rdev, size };
+        struct iom_sidecar s = { .mode = st.st_mode & 0666, .describes = sidecar_describes,
+                                 .build = describe_device, .id = &id };
+        snprintf(s.name, sizeof s.name, "/iomem-devdax.%u.%u.iomem", major(st.st_rdev),
+                 minor(st.st_rdev));
+        err = iom_sidecar_attach(f, &s, sfd, o);
         /* Transparent huge pages are tmpfs's; a device maps in its own. */
         obj->thp_advise = false;
         f->caps = DEVDAX_CAPS;

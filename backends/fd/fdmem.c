@@ -886,20 +886,6 @@ static void punch_all(struct iomem *f, struct punch_list *l)
         *l = (struct punch_list){ 0 };
 }
 
-/* What holds [start, end) up: -EBUSY naming the first pinned range and a
- * process that pins it, 0 when nothing does. */
-static int refuse_if_pinned(struct iomem *f, uint64_t start, uint64_t end)
-{
-        struct iom_pin_holder who;
-        int r = iom_pin_busy(f, start, end, &who);
-        if (r <= 0)
-                return r;
-        return iom_fail(f->name, -EBUSY,
-                        "bytes [%llu, %llu) are pinned (acquired) by process %d%s",
-                        (unsigned long long)who.start, (unsigned long long)who.end, who.pid,
-                        who.pid == getpid() ? " (this one)" : "");
-}
-
 /* The file's extents in gone again, after a shrink that was kept but whose
  * data object could not follow: the bytes are still where they were. */
 static int unshrink(struct iomem *f, uint64_t old, const struct punch_list *gone)
@@ -931,7 +917,7 @@ static int fdmem_truncate(struct iomem *f, size_t size)
         struct punch_list gone = { 0 };
         if (size == old || (err = check_seals(f, old, size)))
                 goto out;
-        if (size < old && (err = refuse_if_pinned(f, iom_round_down(size, ps), iom_round_up(old, ps))))
+        if (size < old && (err = iom_pin_refuse(f, iom_round_down(size, ps), iom_round_up(old, ps))))
                 goto out;
         if (size > old)
                 err = check_space(f, size - old);
@@ -1196,7 +1182,7 @@ static ssize_t fdmem_gift(struct iomem *f, size_t off, size_t len, const struct 
         uint64_t size = meta->size, new_size = iom_max(size, end);
         if ((err = check_seals(f, size, new_size)) ||
             (err = check_growth(f, size, off, new_size)) ||
-            (err = refuse_if_pinned(f, iom_round_down(off, ps), iom_round_up(end, ps))))
+            (err = iom_pin_refuse(f, iom_round_down(off, ps), iom_round_up(end, ps))))
                 goto unlock_meta;
         classify(f, off, end, size, iov, iovcnt, adopt);
         for (size_t i = 0; i < iovcnt; i++) {

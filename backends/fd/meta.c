@@ -212,8 +212,7 @@ int iom_owner_pid(struct iomem *f, uint32_t owner)
         return o ? (int)o->owner.pid : 0;
 }
 
-/* Reap every owner that died. */
-static void reap_the_dead(struct iomem *f)
+void iom_owners_reap_dead(struct iomem *f)
 {
         struct iom_meta *m = fdo(f)->meta;
         for (const struct iom_rec *o = iom_smap_ceil(m, &m->owners, 0, NULL); o;) {
@@ -256,7 +255,7 @@ int iom_meta_lock(struct iomem *f)
                 iom_undo_rollback(m);
                 if (iom_meta_validate(m, f->page_size, obj->meta_map_len))
                         return corrupt(f);
-                reap_the_dead(f);
+                iom_owners_reap_dead(f);
                 iom_undo_commit(f);
                 return 0;
         }

@@ -118,6 +118,11 @@ struct iom_meta {
          * file, gift pool), from which every attacher lays it out; 0
          * until the creator has finished. */
         uint64_t region_used;
+
+        /* dax: times a handle cut the file short, so that every handle,
+         * in any process, forgets what it remembered of the file's data
+         * and blocks past the cut (backends/dax/dax.c). */
+        uint64_t cuts;
 };
 
 /* Where the heap starts, after the header. */
@@ -193,6 +198,8 @@ void iom_owner_unregister(struct iomem *f);
  * dead and answers 0; 0 also when there is no such owner; negative when
  * it could not be reaped (the caller counts it as alive). */
 int iom_owner_check(struct iomem *f, uint32_t owner);
+/* Reap every owner that died. */
+void iom_owners_reap_dead(struct iomem *f);
 /* The pid of a live owner, 0 when none. */
 int iom_owner_pid(struct iomem *f, uint32_t owner);
 
@@ -207,6 +214,9 @@ struct iom_pin_holder {
         int pid;
 };
 int iom_pin_busy(struct iomem *f, uint64_t start, uint64_t end, struct iom_pin_holder *who);
+/* What holds [start, end) up: -EBUSY naming the first pinned range and a
+ * process that pins it, 0 when nothing does (negative on other errors). */
+int iom_pin_refuse(struct iomem *f, uint64_t start, uint64_t end);
 /* Remove every pin of owner. */
 int iom_pin_drop_owner(struct iomem *f, uint32_t owner);
 

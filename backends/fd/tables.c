@@ -115,6 +115,18 @@ int iom_pin_busy(struct iomem *f, uint64_t start, uint64_t end, struct iom_pin_h
 
 /* ---- the gift pool's buffers ----------------------------------------- */
 
+int iom_pin_refuse(struct iomem *f, uint64_t start, uint64_t end)
+{
+        struct iom_pin_holder who;
+        int r = iom_pin_busy(f, start, end, &who);
+        if (r <= 0)
+                return r;
+        return iom_fail(f->name, -EBUSY,
+                        "bytes [%llu, %llu) are pinned (acquired) by process %d%s",
+                        (unsigned long long)who.start, (unsigned long long)who.end, who.pid,
+                        who.pid == getpid() ? " (this one)" : "");
+}
+
 int iom_pool_add(struct iomem *f, uint32_t owner, uint64_t phys, uint64_t len)
 {
         struct iom_meta *m = fdo(f)->meta;

@@ -487,16 +487,6 @@ static void do_truncate(struct worker *w)
          * count as changed. */
         if (size >= (size_t)(npages - 4) * ps && below(w, 2))
                 size += below(w, (unsigned)ps);
-        if (!w->fd_engine) {
-                /* dax: pins are each process's own until the dax issue of
-                 * this wave shares them: another process's truncate would
-                 * cut pages this one pinned. Only grow. */
-                struct iomem_stat st;
-                if (iomem_stat(w->f, &st))
-                        fail(w, "stat");
-                counted(w);
-                size = iom_max(size, st.size);
-        }
         w->what = "iomem_truncate";
         int r = iomem_truncate(w->f, size);
         counted(w);

@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Sidecars: the engine's metadata alone in a /dev/shm object, for objects
+ * whose bytes live elsewhere (sidecar.h).
+ *
+ * Opening and leaving both hold an flock on the sidecar, so that one
+ * opener builds it while the others wait, and a transient sidecar is
+ * removed only while no opener stands between finding it and registering:
+ * an opener that finds the sidecar it locked removed (no links left) opens
+ * the name again.
+ */
+#define _GNU_SOURCE
+#include "sidecar.h"
+#include "fdmem.h"
+#include "syscalls.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- physical offsets: the metadata only -------------------------------- */
+
+static void *sidecar_map(struct iomem *f, void *hint, uint64_t phys, uint64_t len, int prot,
+                         int flags)
+{
+        (void)hint;
+        if (phys < IOM_META_OFF) { /* the bytes are not the engine's to map */
+                errno = EINVAL;
+                return MAP_FAILED;
+        }
+        return iom_sys.mmap(NULL, len, prot, MAP_SHARED | flags, fdo(f)->aux_fd,
+                            (off_t)(phys - IOM_META_OFF));
+}
+
+static void sidecar_unmap(struct iomem *f, void *va, uint64_t len)
+{
+        (void)f;
+        iom_sys.munmap(va, len);
+}
+
+static int sidecar_back(struct iomem *f, uint64_t phys, uint64_t len)
+{
+        if (phys >= IOM_META_OFF &&
+            iom_sys.fallocate(fdo(f)->aux_fd, 0, (off_t)(phys - IOM_META_OFF), (off_t)len) == 0)
+                return 0;
+        int e = phys >= IOM_META_OFF ? errno : EINVAL;
+        return iom_fail(f->name, -e, "cannot back its metadata in /dev/shm: %s", strerror(e));
+}
+
+/* Nothing of the sidecar is ever freed but with the sidecar. */
+static void sidecar_punch(struct iomem *f, uint64_t phys, uint64_t len)
+{
+        (void)f, (void)phys, (void)len;
+}
+
+const struct iom_phys_ops iom_phys_sidecar = {
+        .map = sidecar_map,
+        .unmap = sidecar_unmap,
+        .back = sidecar_back,
+        .punch = sidecar_punch,
+};
+
+/* ---- attaching ----------------------------------------------------------- */
+
+static int sidecar_fail(struct iomem *f, const struct iom_sidecar *s, const char *what)
+{
+        int e = errno;
+        return iom_fail(f->name, -e, "%s its shared state /dev/shm%s: %s", what, s->name,
+                        strerror(e));
+}
+
+/* Does the sidecar at sfd describe the object? 1 yes, 0 no (to be made
+ * anew), -errno when it cannot be read. */
+static int describes(struct iomem *f, const struct iom_sidecar *s, int sfd)
+{
+        struct iom_meta *m = malloc(sizeof *m);
+        if (!m)
+                return -ENOMEM;
+        ssize_t n = iom_sys.pread(sfd, m, sizeof *m, 0);
+        int r = n < 0 ? -errno
+                : n == (ssize_t)sizeof *m && iom_meta_validate(m, f->page_size, IOM_META_SPAN) == 0 &&
+                          s->describes(m, s->id);
+        free(m);
+        return r;
+}
+
+/* The sidecar by name, locked: one that a leaving owner removed after we
+ * opened it is opened again. */
+static int open_locked(struct iomem *f, const struct iom_sidecar *s, int *out)
+{
+        for (;;) {
+                int sfd = iom_sys.shm_open(s->name, O_RDWR | O_CREAT, s->mode);
+                if (sfd < 0)
+                        return sidecar_fail(f, s, "cannot open");
+                struct stat st;
+                int err = 0;
+                if (iom_sys.flock(sfd, LOCK_EX) < 0)
+                        err = sidecar_fail(f, s, "cannot lock");
+                else if (iom_sys.fstat(sfd, &st) < 0)
+                        err = sidecar_fail(f, s, "cannot stat");
+                if (!err && st.st_nlink == 0) {
+                        close(sfd);
+                        continue;
+                }
+                *out = sfd;
+                return err;
+        }
+}
+
+int iom_sidecar_attach(struct iomem *f, const struct iom_sidecar *s, int sfd,
+                       const struct iomem_opts *o)
+{
+        struct iom_fdobj *obj = fdo(f);
+        bool named = sfd < 0;
+        int err = named ? open_locked(f, s, &sfd) : 0;
+        obj->aux_fd = sfd;
+        if (err)
+                return err;
+        int ours = describes(f, s, sfd);
+        struct iomem_opts sized_elsewhere = *o;
+        sized_elsewhere.size = 0; /* the bytes' own size is the object's */
+        if (ours < 0) {
+                errno = -ours;
+                err = sidecar_fail(f, s, "cannot read");
+        } else if (ours) {
+                err = iom_fdmem_attach(f, IOM_ATTACH_SHARED, o);
+        } else if (!named) {
+                err = iom_fail(f->name, -EBADMSG, "the descriptor passed with it is not its "
+                               "shared state");
+        } else if (iom_sys.ftruncate(sfd, (off_t)IOM_META_SPAN) < 0) {
+                err = sidecar_fail(f, s, "cannot size");
+        } else if (!(err = iom_fdmem_attach(f, IOM_ATTACH_NEW, &sized_elsewhere))) {
+                err = s->build(f, s->id);
+        }
+        if (named)
+                iom_sys.flock(sfd, LOCK_UN);
+        return err;
+}
+
+void iom_sidecar_leave(struct iomem *f, const struct iom_sidecar *s)
+{
+        struct iom_fdobj *obj = fdo(f);
+        /* A handle inherited across fork holds nothing in the child. */
+        if (!obj->meta || obj->owner == IOM_NO_OWNER || f->fork_gen != iom_fork_generation())
+                return;
+        bool locked = s->transient && iom_sys.flock(obj->aux_fd, LOCK_EX) == 0;
+        if (iom_meta_lock(f) == 0) {
+                iom_owner_unregister(f);
+                /* Processes that died with it open (a forked child that
+                 * exited without closing) own nothing any more. */
+                if (locked)
+                        iom_owners_reap_dead(f);
+                if (locked && obj->meta->owners.count == 0)
+                        iom_sys.shm_unlink(s->name);
+                iom_meta_unlock(f);
+        }
+        obj->owner = IOM_NO_OWNER;
+        if (locked)
+                iom_sys.flock(obj->aux_fd, LOCK_UN);
+}
