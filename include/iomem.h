@@ -126,10 +126,15 @@ int iomem_opts_set_lock_timeout(struct iomem_opts *o, int timeout_ms);
 int iomem_window_new(struct iomem_window **w, size_t size, size_t chunk);
 int iomem_window_delete(struct iomem_window **w);
 int iomem_window_set_policy(struct iomem_window *w, int policy);
-#define IOMEM_EVICT_DEFAULT 0 /* the library's best: scan-resistant, adaptive */
-#define IOMEM_EVICT_CLOCK   1 /* second chance                               */
-#define IOMEM_EVICT_FIFO    2 /* what Linux fs/fuse/dax.c does               */
-#define IOMEM_EVICT_LIFO    3 /* what OSv's dax_manager does                 */
+#define IOMEM_EVICT_DEFAULT 0 /* adaptive: follows the best of LRU..SIEVE lately */
+#define IOMEM_EVICT_CLOCK   1 /* second chance                                   */
+#define IOMEM_EVICT_FIFO    2 /* what Linux fs/fuse/dax.c does                   */
+#define IOMEM_EVICT_LIFO    3 /* what OSv's dax_manager does                     */
+#define IOMEM_EVICT_S3FIFO  4 /* small, main and ghost FIFOs (SOSP 2023)         */
+#define IOMEM_EVICT_SIEVE   5 /* a FIFO with a visited bit and a hand (NSDI 2024) */
+#define IOMEM_EVICT_LIRS    6 /* low inter-reference recency set (2002)          */
+#define IOMEM_EVICT_ARC     7 /* adaptive replacement cache (FAST 2003)          */
+#define IOMEM_EVICT_LRU     8 /* least recently used                             */
 struct iomem_window_stat {
         size_t size, chunk;
         size_t chunks_used, chunks_pinned;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * LIRS (Jiang and Zhang, SIGMETRICS 2002), the window's default policy.
+ * LIRS (Jiang and Zhang, SIGMETRICS 2002): IOMEM_EVICT_LIRS, and the
+ * adaptive default's first leader (evict_adaptive.c).
  *
  * A chunk is ranked by its reuse distance (how many other chunks were used
  * between its last two uses) rather than by its recency alone. Most slots
@@ -34,33 +35,25 @@ struct lirs {
         uint32_t lir_max;     /* slots for LIR chunks */
         uint32_t nlir;
         uint32_t s_head, q_head, age_head;
-        uint32_t mask;        /* ghost hash buckets - 1 */
-        uint32_t free_ghost;  /* free ghost entries, chained through chain[] */
-        uint64_t *key;        /* per entry */
+        uint32_t nfree;       /* free ghost entries, on free_ghost[0..nfree) */
+        uint32_t *free_ghost;
+        uint64_t *slot_key;   /* per slot */
+        struct iom_keymap ghost_keys; /* ghost entry - n -> key */
         uint8_t *state;       /* per entry */
-        uint32_t *chain;      /* per entry: next in bucket or free list */
-        uint32_t *bucket;
         struct iom_link *s;   /* n + g entries + head */
         struct iom_link *q;   /* n slots + head */
         struct iom_link *age; /* ghosts, newest first + head (indices - n) */
 };
-
-static uint32_t bucket_of(const struct lirs *L, uint64_t key)
-{
-        key ^= key >> 31;
-        key *= UINT64_C(0x9e3779b97f4a7c15);
-        return (uint32_t)(key >> 32) & L->mask;
-}
 
 static void lirs_destroy(void *p)
 {
         struct lirs *L = p;
         if (!L)
                 return;
-        free(L->key);
+        free(L->free_ghost);
+        free(L->slot_key);
+        iom_keymap_fini(&L->ghost_keys);
         free(L->state);
-        free(L->chain);
-        free(L->bucket);
         free(L->s);
         free(L->q);
         free(L->age);
@@ -76,34 +69,26 @@ static void *lirs_create(uint32_t n)
         L->n = n;
         L->g = 2 * n;
         L->lir_max = n > hir ? n - hir : 1;
-        uint32_t e = n + L->g, buckets = 1;
-        while (buckets < L->g)
-                buckets *= 2;
-        L->mask = buckets - 1;
-        L->key = calloc(e, sizeof *L->key);
+        uint32_t e = n + L->g;
+        L->free_ghost = malloc(((size_t)L->g + 1) * sizeof *L->free_ghost);
+        L->slot_key = malloc(((size_t)n + 1) * sizeof *L->slot_key);
         L->state = calloc(e, 1);
-        L->chain = calloc(e, sizeof *L->chain);
-        L->bucket = malloc(buckets * sizeof *L->bucket);
         L->s = malloc(((size_t)e + 1) * sizeof *L->s);
         L->q = malloc(((size_t)n + 1) * sizeof *L->q);
         L->age = malloc(((size_t)L->g + 1) * sizeof *L->age);
-        if (!L->key || !L->state || !L->chain || !L->bucket || !L->s || !L->q || !L->age) {
+        if (!L->free_ghost || !L->slot_key || !L->state || !L->s || !L->q || !L->age ||
+            iom_keymap_init(&L->ghost_keys, L->g)) {
                 lirs_destroy(L);
                 return NULL;
         }
-        for (uint32_t b = 0; b < buckets; b++)
-                L->bucket[b] = IOM_EVICT_NONE;
         L->s_head = e;
         L->q_head = n;
         L->age_head = L->g;
         iom_list_init(L->s, e, e + 1);
         iom_list_init(L->q, n, n + 1);
         iom_list_init(L->age, L->g, L->g + 1);
-        L->free_ghost = IOM_EVICT_NONE;
-        for (uint32_t i = e; i-- > n;) {
-                L->chain[i] = L->free_ghost;
-                L->free_ghost = i;
-        }
+        for (uint32_t i = e; i-- > n;)
+                L->free_ghost[L->nfree++] = i;
         return L;
 }
 
@@ -111,39 +96,29 @@ static void *lirs_create(uint32_t n)
 
 static uint32_t ghost_find(const struct lirs *L, uint64_t key)
 {
-        for (uint32_t x = L->bucket[bucket_of(L, key)]; x != IOM_EVICT_NONE; x = L->chain[x])
-                if (L->key[x] == key)
-                        return x;
-        return IOM_EVICT_NONE;
+        uint32_t x = iom_keymap_find(&L->ghost_keys, key);
+        return x == IOM_EVICT_NONE ? x : x + L->n;
 }
 
-/* Forget ghost x: out of S, its bucket and the age list, back to the pool. */
+/* Forget ghost x: out of S, the keys and the age list, back to the pool. */
 static void ghost_free(struct lirs *L, uint32_t x)
 {
-        uint32_t *p = &L->bucket[bucket_of(L, L->key[x])];
-        while (*p != x)
-                p = &L->chain[*p];
-        *p = L->chain[x];
+        iom_keymap_del(&L->ghost_keys, x - L->n);
         if (iom_list_has(L->s, x))
                 iom_list_remove(L->s, x);
         iom_list_remove(L->age, x - L->n);
         L->state[x] = FREE;
-        L->chain[x] = L->free_ghost;
-        L->free_ghost = x;
+        L->free_ghost[L->nfree++] = x;
 }
 
 /* A ghost for key, taking resident slot's place in S. */
 static void ghost_replace(struct lirs *L, uint32_t slot)
 {
-        if (L->free_ghost == IOM_EVICT_NONE)
+        if (!L->nfree)
                 ghost_free(L, iom_list_back(L->age, L->age_head) + L->n);
-        uint32_t x = L->free_ghost;
-        L->free_ghost = L->chain[x];
-        L->key[x] = L->key[slot];
+        uint32_t x = L->free_ghost[--L->nfree];
         L->state[x] = GHOST;
-        uint32_t b = bucket_of(L, L->key[x]);
-        L->chain[x] = L->bucket[b];
-        L->bucket[b] = x;
+        iom_keymap_add(&L->ghost_keys, x - L->n, L->slot_key[slot]);
         iom_list_insert_after(L->s, L->s[slot].prev, x);
         iom_list_remove(L->s, slot);
         iom_list_push_front(L->age, L->age_head, x - L->n);
@@ -204,7 +179,7 @@ static void lirs_insert(void *p, uint32_t slot, uint64_t key)
 {
         struct lirs *L = p;
         uint32_t ghost = ghost_find(L, key);
-        L->key[slot] = key;
+        L->slot_key[slot] = key;
         if (ghost != IOM_EVICT_NONE)
                 ghost_free(L, ghost); /* back while S remembers it: a short reuse distance */
         if (ghost != IOM_EVICT_NONE || L->nlir < L->lir_max) {

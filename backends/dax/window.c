@@ -78,11 +78,17 @@ struct iomem_window {
 };
 
 static const struct iom_evict_ops *const policies[] = {
-        [IOMEM_EVICT_DEFAULT] = &iom_evict_lirs,
+        [IOMEM_EVICT_DEFAULT] = &iom_evict_adaptive,
         [IOMEM_EVICT_CLOCK] = &iom_evict_clock,
         [IOMEM_EVICT_FIFO] = &iom_evict_fifo,
         [IOMEM_EVICT_LIFO] = &iom_evict_lifo,
+        [IOMEM_EVICT_S3FIFO] = &iom_evict_s3fifo,
+        [IOMEM_EVICT_SIEVE] = &iom_evict_sieve,
+        [IOMEM_EVICT_LIRS] = &iom_evict_lirs,
+        [IOMEM_EVICT_ARC] = &iom_evict_arc,
+        [IOMEM_EVICT_LRU] = &iom_evict_lru,
 };
+#define NPOLICIES (int)(sizeof policies / sizeof policies[0])
 
 static uint64_t mix(uint64_t x)
 {
@@ -309,6 +315,8 @@ static int get_locked(struct iom_wfile *wf, const uint64_t *idx, size_t n, bool 
                         prev = s;
                         continue;
                 }
+                if (w->ops->on_miss)
+                        w->ops->on_miss(w->pstate, chunk_key(wf, idx[done]));
                 s = take_slot(w, prev, req);
                 if (s == NONE) { /* cannot happen after the count above */
                         err = iom_fail(wf->name, -ENOBUFS, "no chunk of the window can be evicted");
@@ -677,7 +685,7 @@ IOM_PUBLIC int iomem_window_set_policy(struct iomem_window *w, int policy)
 {
         if (!w)
                 return FAIL(-EINVAL, "w is NULL");
-        if (policy < IOMEM_EVICT_DEFAULT || policy > IOMEM_EVICT_LIFO)
+        if (policy < 0 || policy >= NPOLICIES)
                 return FAIL(-EINVAL, "unknown eviction policy %d", policy);
         iom_window_after_fork(w);
         pthread_mutex_lock(&w->lock);

@@ -10,6 +10,15 @@
  * trace, as the upper bound. Rates are the median of --reps runs, at most
  * 3, so that the whole program takes under a minute.
  *
+ * Then real traces (tests/traces, see its README.md, or the files named
+ * on the command line: one id per line), replayed at the policy level:
+ * the library's policies driven through their own calls (evict.h's
+ * iom_evict_sim, as the window drives them, without mapping anything),
+ * in windows of 1, 5, 10 and 25 % of each trace's distinct ids. Prints
+ * the hit ratio of LRU, CLOCK, ARC, LIRS, S3-FIFO, SIEVE, FIFO and the
+ * default, Belady's, and how far the default is from the best of the six
+ * online references (negative: behind), then the worst distance per size.
+ *
  * Traces (W = the window's 64 chunks):
  *   uniform     uniform over 2W chunks
  *   zipf-0.9    Zipf, s = 0.9, over 4W chunks (ranks shuffled over the files)
@@ -19,7 +28,9 @@
  *               that goes on through 4W other chunks
  */
 #include "bench.h"
+#include "policy_replay.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <iomem.h>
@@ -130,49 +141,6 @@ static uint32_t *make_trace(int t, size_t n, uint32_t *ids)
         return v;
 }
 
-/* Hits of the optimal offline policy: evict the chunk used again last. */
-static size_t belady_hits(const uint32_t *v, size_t n, uint32_t ids)
-{
-        size_t *next = malloc(n * sizeof *next), *last = malloc(ids * sizeof *last);
-        size_t *next_use = malloc(W * sizeof *next_use);
-        uint32_t *held = malloc(W * sizeof *held), *slot_of = malloc(ids * sizeof *slot_of);
-        if (!next || !last || !next_use || !held || !slot_of)
-                die("malloc");
-        for (uint32_t k = 0; k < ids; k++) {
-                last[k] = SIZE_MAX;
-                slot_of[k] = UINT32_MAX;
-        }
-        for (size_t i = n; i-- > 0;) {
-                next[i] = last[v[i]];
-                last[v[i]] = i;
-        }
-        uint32_t used = 0;
-        size_t hits = 0;
-        for (size_t i = 0; i < n; i++) {
-                uint32_t id = v[i], s = slot_of[id];
-                if (s != UINT32_MAX) {
-                        hits++;
-                } else if (used < W) {
-                        s = used++;
-                } else {
-                        s = 0;
-                        for (uint32_t k = 1; k < W; k++)
-                                if (next_use[k] > next_use[s])
-                                        s = k;
-                        slot_of[held[s]] = UINT32_MAX;
-                }
-                held[s] = id;
-                slot_of[id] = s;
-                next_use[s] = next[i];
-        }
-        free(next);
-        free(last);
-        free(next_use);
-        free(held);
-        free(slot_of);
-        return hits;
-}
-
 /* ---- the window ----------------------------------------------------------------- */
 
 static const int policy_id[] = { IOMEM_EVICT_FIFO, IOMEM_EVICT_LIFO, IOMEM_EVICT_CLOCK,
@@ -244,9 +212,131 @@ static struct result replay(const uint32_t *v, size_t n, int p)
         return (struct result){ (double)st.hits / (double)(st.hits + st.misses), (double)n / secs };
 }
 
+/* ---- real traces, policy by policy ----------------------------------------------- */
+
+static const struct iom_evict_ops *const trace_policies[] = {
+        &iom_evict_lru, &iom_evict_clock, &iom_evict_arc, &iom_evict_lirs,
+        &iom_evict_s3fifo, &iom_evict_sieve, &iom_evict_fifo, &iom_evict_adaptive,
+};
+#define NTRACE_POLICIES 8
+#define NREFERENCES 6 /* the first six: what the default is measured against */
+static const unsigned sizes_pct[] = { 1, 5, 10, 25 };
+#define NSIZES 4
+
+static double ratio(long long hits, const struct replay_trace *t)
+{
+        if (hits < 0)
+                die("malloc");
+        return (double)hits / (double)t->n;
+}
+
+/* One row per trace and size; the worst distance per size in worst[]. */
+static void replay_real(const char *path, bool json, double *worst)
+{
+        struct replay_trace t;
+        int err = replay_trace_load(&t, path);
+        if (err) {
+                errno = -err;
+                die(path);
+        }
+        const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+        for (int z = 0; z < NSIZES; z++) {
+                uint32_t slots = replay_slots(&t, sizes_pct[z]);
+                double hit[NTRACE_POLICIES], best = 0;
+                int best_p = 0;
+                for (int p = 0; p < NTRACE_POLICIES; p++) {
+                        hit[p] = ratio(replay_hits(trace_policies[p], &t, slots), &t);
+                        if (p < NREFERENCES && hit[p] > best) {
+                                best = hit[p];
+                                best_p = p;
+                        }
+                }
+                double opt_hit = ratio(replay_belady_hits(&t, slots), &t);
+                double distance = hit[NTRACE_POLICIES - 1] - best;
+                if (distance < worst[z])
+                        worst[z] = distance;
+                char row[300];
+                snprintf(row, sizeof row, "%s@%u%%", name, sizes_pct[z]);
+                if (json) {
+                        bench_json("window-trace", row, "slots", (double)slots, "lru_hit", hit[0],
+                                   "clock_hit", hit[1], "arc_hit", hit[2], "lirs_hit", hit[3],
+                                   "s3fifo_hit", hit[4], "sieve_hit", hit[5], "fifo_hit", hit[6],
+                                   "default_hit", hit[7], "belady_hit", opt_hit,
+                                   "default_minus_best", distance, (const char *)NULL);
+                        continue;
+                }
+                printf("| %s | %u%% | %u |", name, sizes_pct[z], slots);
+                for (int p = 0; p < NTRACE_POLICIES; p++)
+                        printf(" %.2f |", 100 * hit[p]);
+                printf(" %.2f | %s | %+.2f |\n", 100 * opt_hit, trace_policies[best_p]->name,
+                       100 * distance);
+                fflush(stdout);
+        }
+        replay_trace_free(&t);
+}
+
+static int by_name(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The traces named on the command line, else every .txt of tests/traces. */
+static void replay_real_traces(char **named, int nnamed, bool json)
+{
+        char *found[64];
+        int n = 0;
+        if (!nnamed) {
+                DIR *d = opendir(IOMEM_TRACES_DIR);
+                if (!d)
+                        die(IOMEM_TRACES_DIR);
+                for (struct dirent *e; (e = readdir(d)) && n < 64;) {
+                        size_t len = strlen(e->d_name);
+                        if (len > 4 && !strcmp(e->d_name + len - 4, ".txt") &&
+                            asprintf(&found[n++], "%s/%s", IOMEM_TRACES_DIR, e->d_name) < 0)
+                                die("asprintf");
+                }
+                closedir(d);
+                qsort(found, (size_t)n, sizeof found[0], by_name);
+                named = found;
+                nnamed = n;
+        }
+        double worst[NSIZES] = { 0 };
+        if (!json) {
+                printf("\nReal traces at the policy level: hit ratio in %%, window of 1, 5, 10 and 25 %% "
+                       "of the ids; distance: the default minus the best of LRU..SIEVE\n\n");
+                printf("| trace | size | slots | LRU | CLOCK | ARC | LIRS | S3-FIFO | SIEVE | FIFO "
+                       "| default | Belady (OPT) | best | distance |\n");
+                printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|\n");
+        }
+        for (int k = 0; k < nnamed; k++)
+                replay_real(named[k], json, worst);
+        if (json) {
+                bench_json("window-trace", "worst", "at_1pct", worst[0], "at_5pct", worst[1],
+                           "at_10pct", worst[2], "at_25pct", worst[3], (const char *)NULL);
+        } else {
+                printf("\nWorst distance of the default from the best:");
+                for (int z = 0; z < NSIZES; z++)
+                        printf("%s %u %%: %+.2f", z ? "," : "", sizes_pct[z], 100 * worst[z]);
+                printf(" points\n");
+        }
+        for (int k = 0; k < n; k++)
+                free(found[k]);
+}
+
 int main(int argc, char **argv)
 {
-        struct bench_opts opt = bench_parse(argc, argv);
+        /* Arguments that are not options are trace files. */
+        char *options[argc + 1], *traces[argc + 1];
+        int noptions = 1, ntraces = 0;
+        options[0] = argv[0];
+        for (int i = 1; i < argc; i++) {
+                if (!strncmp(argv[i], "--", 2))
+                        options[noptions++] = argv[i];
+                else
+                        traces[ntraces++] = argv[i];
+        }
+        options[noptions] = NULL;
+        struct bench_opts opt = bench_parse(noptions, options);
         if (opt.reps > 3)
                 opt.reps = 3; /* the whole run stays under a minute */
         make_files();
@@ -261,7 +351,11 @@ int main(int argc, char **argv)
         for (int t = 0; t < T_COUNT; t++) {
                 uint32_t ids;
                 uint32_t *v = make_trace(t, ACCESSES, &ids);
-                double opt_hit = (double)belady_hits(v, ACCESSES, ids) / ACCESSES;
+                struct replay_trace tr = { v, ACCESSES, ids };
+                long long opt_hits = replay_belady_hits(&tr, W);
+                if (opt_hits < 0)
+                        die("malloc");
+                double opt_hit = (double)opt_hits / ACCESSES;
                 double hit[NPOLICIES];
                 struct bench_series rate[NPOLICIES] = { 0 };
                 for (int r = 0; r < opt.reps; r++) {
@@ -294,5 +388,6 @@ int main(int argc, char **argv)
         }
         for (int k = 0; k < NFILES; k++)
                 unlink(paths[k]);
+        replay_real_traces(traces, ntraces, opt.json);
         return 0;
 }
