@@ -3,8 +3,9 @@
  * The dax: backend and its window: window arguments, reading a file four
  * times the window's size through borrow, -ENOBUFS when pins fill the
  * window, every eviction policy, holes, truncate over pins and under
- * mappings, gift, the DAX flag, the read lock keeping borrowed chunks, and
- * mmap failures injected through the syscall table. Files live in
+ * mappings, pins against other processes (no SIGBUS), gift, the DAX flag,
+ * the read lock and the next borrow keeping borrowed chunks, and mmap
+ * failures injected through the syscall table. Files live in
  * directories made under /var/tmp (ext4 here) and /dev/shm (tmpfs).
  *
  * The VM tier (tests/vm) runs this suite again inside a guest with the
@@ -540,7 +541,7 @@ START_TEST(truncate_over_pins_is_busy)
         ck_assert_int_eq(iomem_acquire(f, 2 * MIB, 2 * MIB), (ssize_t)(2 * MIB));
         ck_assert_err(iomem_truncate(f, 3 * MIB), EBUSY);
         ck_assert_err(iomem_truncate(f, 3 * MIB + 1), EBUSY); /* would cut a pinned page */
-        ck_assert_err(iomem_truncate(g, 0), EBUSY);          /* pins are the process's */
+        ck_assert_err(iomem_truncate(g, 0), EBUSY);          /* pins are every handle's */
         ck_assert_err(iomem_gift(g, 3 * MIB, 4, &(struct iovec){ "abcd", 4 }, 1, 0), EBUSY);
         ck_assert_int_eq(iomem_truncate(f, 4 * MIB), 0);     /* past the pins */
         ck_assert_int_eq(iomem_truncate(f, 16 * MIB), 0);    /* growing */
@@ -554,6 +555,152 @@ START_TEST(truncate_over_pins_is_busy)
         iomem_close(&f);
         iomem_close(&g);
         ck_assert_int_eq(iomem_window_delete(&w), 0);
+}
+END_TEST
+
+/* A fault here is the library's failure: the test dies with a message. */
+static void on_sigbus(int sig)
+{
+        (void)sig;
+        static const char msg[] = "SIGBUS: the library let a fault through\n";
+        if (write(2, msg, sizeof msg - 1) < 0)
+                _exit(98);
+        _exit(99);
+}
+
+static void fail_on_sigbus(void)
+{
+        struct sigaction sa = { .sa_handler = on_sigbus };
+        ck_assert_int_eq(sigaction(SIGBUS, &sa, NULL), 0);
+}
+
+/* In a child: open the file by another name (a hard link: the same
+ * device and inode) and try to cut or replace what the parent pins. */
+static int cut_from_another_process(const char *alias, pid_t pinner)
+{
+        struct iomem *g = NULL;
+        if (iomem_open(&g, uri_of(alias), IOMEM_RDWR, NULL))
+                return 1;
+        char who[32];
+        snprintf(who, sizeof who, "process %d", (int)pinner);
+        if (iomem_truncate(g, 0) != -EBUSY || !strstr(iomem_errormsg(), who))
+                return 2;
+        if (iomem_truncate(g, 3 * MIB) != -EBUSY)
+                return 3;
+        if (iomem_gift(g, 3 * MIB, 4, &(struct iovec){ "abcd", 4 }, 1, 0) != -EBUSY)
+                return 4;
+        struct iomem_stat st;
+        if (iomem_stat(g, &st) || st.pinned != 2 * MIB || st.acquired != 0 || st.nholders != 1 ||
+            st.holders[0] != pinner)
+                return 5;
+        if (iomem_truncate(g, 4 * MIB)) /* past the pins */
+                return 6;
+        iomem_close(&g);
+        return 0;
+}
+
+/* Pins are the file's, whatever name or process reaches it: another
+ * process cannot cut or replace pinned pages (-EBUSY naming the pinner),
+ * and the pinner reads them after, with no SIGBUS. Once released, the
+ * other process may cut. */
+START_TEST(pins_hold_against_other_processes)
+{
+        uint64_t seed = 43;
+        const char *p = make_file(0, "xproc", 8 * MIB, seed);
+        char alias[140];
+        snprintf(alias, sizeof alias, "%s.link", p);
+        ck_assert_int_eq(link(p, alias), 0);
+        fail_on_sigbus();
+        struct iomem_window *w = new_window(8 * MIB, 2 * MIB);
+        struct iomem *f = open_dax(p, IOMEM_RDWR, w);
+        ck_assert_int_eq(iomem_acquire(f, 2 * MIB, 2 * MIB), (ssize_t)(2 * MIB));
+        struct iovec iov[2];
+        ck_assert_int_eq(iomem_retrieve(f, 2 * MIB, 2 * MIB, iov, 2), 1);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0)
+                _exit(cut_from_another_process(alias, getppid()));
+        ck_assert_int_eq(test_wait(pid), 0);
+        ck_assert(matches(iov[0].iov_base, 2 * MIB, 2 * MIB, seed));
+        ((char *)iov[0].iov_base)[0] = 1; /* writable too */
+        ck_assert_int_eq(iomem_release(f, 2 * MIB, 2 * MIB), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                struct iomem *g = NULL;
+                _exit(iomem_open(&g, uri_of(alias), IOMEM_RDWR, NULL) || iomem_truncate(g, 0));
+        }
+        ck_assert_int_eq(test_wait(pid), 0);
+        struct iomem_stat st;
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        ck_assert_uint_eq(st.size, 0);
+        iomem_close(&f);
+        ck_assert_int_eq(unlink(alias), 0);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+}
+END_TEST
+
+/* The file's shared state: named after its device and inode, readable and
+ * writable by each class of user that may read the file, whatever the
+ * umask, and gone with the last handle. */
+static void sidecar_path(const char *file, char *out, size_t n)
+{
+        struct stat st;
+        ck_assert_int_eq(stat(file, &st), 0);
+        snprintf(out, n, "/dev/shm/iomem-dax.%u.%u.%llu.iomem", major(st.st_dev), minor(st.st_dev),
+                 (unsigned long long)st.st_ino);
+}
+
+START_TEST(the_shared_state_comes_and_goes_with_the_handles)
+{
+        const char *p = make_file(0, "sidecar", MIB, 3);
+        ck_assert_int_eq(chmod(p, 0640), 0);
+        char side[128];
+        sidecar_path(p, side, sizeof side);
+        mode_t old = umask(077);
+        struct iomem *f = open_dax(p, IOMEM_RDONLY, NULL), *g = open_dax(p, IOMEM_RDONLY, NULL);
+        umask(old);
+        struct stat st;
+        ck_assert_int_eq(stat(side, &st), 0);
+        ck_assert_uint_eq(st.st_mode & 0777, 0660);
+        iomem_close(&f);
+        ck_assert_int_eq(stat(side, &st), 0);
+        iomem_close(&g);
+        ck_assert_int_eq(stat(side, &st), -1);
+        ck_assert_int_eq(errno, ENOENT);
+}
+END_TEST
+
+/* A child's inherited handle attaches afresh: the parent may have closed
+ * (and so removed the shared state) before the child's first call; the
+ * child's pins are then seen by a process that opens the file after. */
+START_TEST(a_child_attaches_afresh_after_the_parent_closed)
+{
+        const char *p = make_file(0, "orphan", 4 * MIB, 5);
+        struct iomem *f = open_dax(p, IOMEM_RDWR, NULL);
+        int go[2], done[2];
+        ck_assert_int_eq(pipe(go), 0);
+        ck_assert_int_eq(pipe(done), 0);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                char c;
+                if (read(go[0], &c, 1) != 1 || iomem_acquire(f, 0, 2 * MIB) != (ssize_t)(2 * MIB) ||
+                    write(done[1], "p", 1) != 1 || read(go[0], &c, 1) != 1)
+                        _exit(1);
+                _exit(iomem_release(f, 0, 2 * MIB) ? 2 : 0);
+        }
+        iomem_close(&f); /* the last handle here: the shared state goes */
+        ck_assert_int_eq(write(go[1], "a", 1), 1);
+        char c;
+        ck_assert_int_eq(read(done[0], &c, 1), 1);
+        struct iomem *g = open_dax(p, IOMEM_RDWR, NULL);
+        ck_assert_err(iomem_truncate(g, 0), EBUSY);
+        ck_assert_int_eq(write(go[1], "r", 1), 1);
+        ck_assert_int_eq(test_wait(pid), 0);
+        ck_assert_int_eq(iomem_truncate(g, 0), 0);
+        iomem_close(&g);
+        close(go[0]), close(go[1]), close(done[0]), close(done[1]);
 }
 END_TEST
 
@@ -1049,6 +1196,93 @@ static void *borrow_elsewhere(void *arg)
         o->r = iomem_borrow(o->f, 10 * MIB, 100, iov, 2);
         return NULL;
 }
+
+/* A thread that borrows through f: a chunk, or many each ending the one
+ * before. */
+struct borrower {
+        struct iomem *f;
+        uint64_t seed;
+        int chunk;
+        int failed;
+};
+
+static void *borrow_many(void *arg)
+{
+        struct borrower *b = arg;
+        struct iovec iov[1];
+        for (int c = 1; c < 12; c++) {
+                uint64_t off = (uint64_t)c * 2 * MIB;
+                if (iomem_borrow(b->f, off, PAGE, iov, 1) != 1 ||
+                    !matches(iov[0].iov_base, off, PAGE, b->seed))
+                        b->failed = c;
+        }
+        return NULL;
+}
+
+/* A borrow without the read lock stays valid until its thread's next
+ * borrow, however many chunks other threads borrow meanwhile (before,
+ * FIFO handed its slot to a later chunk: the pointer read chunk 8's
+ * bytes). The thread's next borrow lets it go. */
+START_TEST(a_borrow_is_kept_until_the_next)
+{
+        uint64_t seed = 47;
+        const char *p = make_file(0, "keep", 32 * MIB, seed);
+        struct iomem_window *w = new_window(8 * MIB, 2 * MIB);
+        ck_assert_int_eq(iomem_window_set_policy(w, IOMEM_EVICT_FIFO), 0);
+        struct iomem *f = open_dax(p, IOMEM_RDONLY, w);
+        struct iovec first[1];
+        ck_assert_int_eq(iomem_borrow(f, 0, 2 * MIB, first, 1), 1);
+        struct borrower b = { f, seed, 0, 0 };
+        pthread_t t;
+        ck_assert_int_eq(pthread_create(&t, NULL, borrow_many, &b), 0);
+        pthread_join(t, NULL);
+        ck_assert_int_eq(b.failed, 0);
+        ck_assert_uint_ge(wstat(w).evictions, 8);
+        ck_assert(matches(first[0].iov_base, 0, 2 * MIB, seed));
+        /* This thread's next borrow ends the first: chunk 0 may go now. */
+        struct iovec next[1];
+        ck_assert_int_eq(iomem_borrow(f, 30 * MIB, PAGE, next, 1), 1);
+        b.failed = 0;
+        ck_assert_int_eq(pthread_create(&t, NULL, borrow_many, &b), 0);
+        pthread_join(t, NULL);
+        ck_assert_int_eq(b.failed, 0);
+        ck_assert(matches(next[0].iov_base, 30 * MIB, PAGE, seed));
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+}
+END_TEST
+
+static void *borrow_and_exit(void *arg)
+{
+        struct borrower *b = arg;
+        struct iovec iov[1];
+        uint64_t off = (uint64_t)b->chunk * 2 * MIB;
+        b->failed = iomem_borrow(b->f, off, PAGE, iov, 1) != 1 ||
+                    !matches(iov[0].iov_base, off, PAGE, b->seed);
+        return NULL;
+}
+
+/* A thread's last borrow goes with the thread: threads that each borrow
+ * a chunk and exit do not fill the window. */
+START_TEST(borrows_go_with_their_threads)
+{
+        uint64_t seed = 53;
+        const char *p = make_file(0, "threadexit", 16 * MIB, seed);
+        struct iomem_window *w = new_window(8 * MIB, 2 * MIB);
+        struct iomem *f = open_dax(p, IOMEM_RDONLY, w);
+        for (int c = 0; c < 8; c++) {
+                struct borrower b = { f, seed, c, 0 };
+                pthread_t t;
+                ck_assert_int_eq(pthread_create(&t, NULL, borrow_and_exit, &b), 0);
+                pthread_join(t, NULL);
+                ck_assert_msg(b.failed == 0, "thread %d: %s", c, iomem_errormsg());
+        }
+        ck_assert_int_eq(iomem_acquire(f, 0, 6 * MIB), (ssize_t)(6 * MIB));
+        ck_assert_int_eq(iomem_release(f, 0, 6 * MIB), 0);
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+}
+END_TEST
 
 START_TEST(read_lock_keeps_borrowed_chunks)
 {
@@ -1565,6 +1799,9 @@ int main(int argc, char **argv)
         tcase_add_test(tc, holes_on_tmpfs);
         tcase_add_test(tc, data_runs_stay_right_when_holes_change);
         tcase_add_test(tc, truncate_over_pins_is_busy);
+        tcase_add_test(tc, pins_hold_against_other_processes);
+        tcase_add_test(tc, the_shared_state_comes_and_goes_with_the_handles);
+        tcase_add_test(tc, a_child_attaches_afresh_after_the_parent_closed);
         tcase_add_test(tc, external_truncate_then_borrow);
         tcase_add_test(tc, gift_copies);
         tcase_add_test(tc, largest_file_offsets);
@@ -1579,6 +1816,8 @@ int main(int argc, char **argv)
         tcase_add_test(tc, open_fd_adopts_regular_files);
         tcase_add_test(tc, default_window_size);
         tcase_add_test(tc, read_lock_keeps_borrowed_chunks);
+        tcase_add_test(tc, a_borrow_is_kept_until_the_next);
+        tcase_add_test(tc, borrows_go_with_their_threads);
         tcase_add_test(tc, threads_share_a_window);
         tcase_add_test(tc, fork_child_starts_clean);
         tcase_add_test(tc, threads_of_a_child_share_the_inherited_handle);

@@ -127,7 +127,11 @@ static void do_retrieve(struct worker *w, size_t base)
         WORKER_CHECK(w, iomem_acquire(w->f, start, span) == (ssize_t)span);
         struct iovec v[REGION_PAGES];
         ssize_t n = iomem_retrieve(w->f, off, len, v, REGION_PAGES);
-        WORKER_CHECK(w, n >= 1 && n == iomem_bufcount(w->f, off, len));
+        /* bufcount gives enough entries for borrow or retrieve: dax's
+         * borrow splits at holes (blocks acquired, not written yet) that
+         * retrieve maps through, so its count may be the larger. */
+        ssize_t count = iomem_bufcount(w->f, off, len);
+        WORKER_CHECK(w, n >= 1 && (n == count || (!strcmp(test_backend(), "dax") && n < count)));
         uint64_t seed = splitmix(&w->rng);
         gen(seed, w->buf, len);
         size_t at = 0;

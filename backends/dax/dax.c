@@ -16,8 +16,6 @@
  */
 #define _GNU_SOURCE
 #include "daxfile.h"
-#include "holders.h"
-#include "iolock.h"
 #include "syscalls.h"
 #include "undo.h"
 
@@ -210,9 +208,12 @@ static int segs_add(struct iomem *f, struct segs *s, uint64_t start, uint64_t en
  * tmpfs). They are kept apart because blocks that fallocate gave are still
  * holes to SEEK_DATA until written: taking them for data would make
  * borrow map chunks for holes, and answer differently through a handle
- * that did not acquire them. Neither can go wrong in a harmful way: data
- * and blocks go away only when some program punches or cuts the file, and
- * a mapping then reads the hole as zeros. A hole is never remembered,
+ * that did not acquire them. Data and blocks go away only when a program
+ * punches or cuts the file: a cut through the library, in any process,
+ * makes every handle forget its runs (the shared cut count); after one by
+ * a program that does not use the library a mapping reads the hole as
+ * zeros, and a write into it may find no space (SIGBUS), as with any
+ * shared mapping of a file changed under it. A hole is never remembered,
  * since a write may fill it at any time.
  */
 
@@ -250,21 +251,25 @@ static uint64_t run_end_after(struct iomem *f, const struct dax_run *r, uint64_t
         return to;
 }
 
-/* Remember [from, to), seen when the cut count was seen: joined to the run
- * it touches, else in its place when it is the longer. */
-static void run_add(struct iomem *f, struct dax_run *r, uint64_t from, uint64_t to, uint64_t seen)
+/* Join [from, to) to the run it touches, else put it in its place when
+ * it is the longer (bufs_lock held). */
+static void run_merge(struct dax_run *r, uint64_t from, uint64_t to)
 {
-        runs_lock(handle(f));
-        bool joins = from <= r->to && to >= r->from && r->to > r->from;
-        if (seen != handle(f)->cuts_seen) /* cut meanwhile: it may be a hole by now */
-                joins = false, to = from;
-        if (joins) {
+        if (from <= r->to && to >= r->from && r->to > r->from) {
                 r->from = iom_min(from, r->from);
                 r->to = iom_max(to, r->to);
         } else if (to - from > r->to - r->from) {
                 r->from = from;
                 r->to = to;
         }
+}
+
+/* Remember [from, to), found when the cut count was seen. */
+static void run_add(struct iomem *f, struct dax_run *r, uint64_t from, uint64_t to, uint64_t seen)
+{
+        runs_lock(handle(f));
+        if (seen == handle(f)->cuts_seen) /* else cut meanwhile: it may be a hole by now */
+                run_merge(r, from, to);
         pthread_mutex_unlock(&handle(f)->bufs_lock);
 }
 
@@ -371,22 +376,13 @@ static void unpin_unheld_chunks(struct iomem *f, uint64_t off, uint64_t end)
         }
 }
 
-/* A shared pin this handle no longer needs (the metadata locked). One
- * that cannot be dropped now (no room for the change) stays until the
- * handle closes: truncate and gift see it as busy until then. */
-static void unpin_shared(uint64_t start, uint64_t end, void *arg)
-{
-        struct iomem *f = arg;
-        iom_pin_remove(f, fdo(f)->owner, start, end);
-}
-
 /* Drop the shared pins of the gaps [gaps[2i], gaps[2i+1]) again. */
 static void unpin_gaps(struct iomem *f, const uint64_t *gaps, size_t ngaps)
 {
         if (iom_meta_lock(f))
                 return; /* they stay until the handle closes */
         for (size_t i = 0; i < ngaps; i++)
-                unpin_shared(gaps[2 * i], gaps[2 * i + 1], f);
+                iom_pin_let_go(gaps[2 * i], gaps[2 * i + 1], f);
         iom_meta_unlock(f);
 }
 
@@ -411,7 +407,11 @@ static int pin_shared(struct iomem *f, uint64_t off, uint64_t *end, uint64_t *si
         }
         *end = iom_min(*end, iom_round_up(*size, f->page_size));
         size_t n = pin_gaps(&h->fd.pins, off, *end, NULL);
-        if (n && !(*gaps = malloc(2 * n * sizeof **gaps)))
+        if (*end > IOM_DATA_END)
+                err = iom_fail(f->name, -EFBIG, "bytes [%llu, %llu) reach past %llu, the most the "
+                               "shared state records pins of", (unsigned long long)off,
+                               (unsigned long long)*end, (unsigned long long)IOM_DATA_END);
+        else if (n && !(*gaps = malloc(2 * n * sizeof **gaps)))
                 err = iom_fail(f->name, -ENOMEM, "out of memory");
         if (!err)
                 pin_gaps(&h->fd.pins, off, *end, *gaps);
@@ -494,7 +494,7 @@ static int dax_release(struct iomem *f, size_t off, size_t len)
                 /* No page is let go: the shared pins stay as they are. */
                 iom_ranges_dec(pins, off, end, NULL, NULL);
         } else if (!err && (err = iom_meta_lock(f)) == 0) {
-                iom_ranges_dec(pins, off, end, unpin_shared, f);
+                iom_ranges_dec(pins, off, end, iom_pin_let_go, f);
                 iom_meta_unlock(f);
                 unpin_unheld_chunks(f, off, end);
         }
@@ -669,12 +669,15 @@ static int dax_truncate(struct iomem *f, size_t size)
         if ((err = iom_meta_lock(f)) == 0) {
                 if (!(err = file_size(f, &old)) && size < old)
                         err = iom_pin_refuse(f, iom_round_down(size, f->page_size), UINT64_MAX);
-                if (!err && iom_sys.ftruncate(f->data_fd, (off_t)size) < 0)
-                        err = fail_errno(f, errno, "ftruncate");
-                /* What was cut off is a hole when it grows back: every
-                 * handle forgets the runs it saw (runs_lock). */
+                /* What is cut off is a hole when it grows back: every
+                 * handle forgets the runs it saw (runs_lock). Counted
+                 * first, so that a process that dies after the cut has
+                 * counted it; a count without a cut costs a lookup. It is
+                 * no part of the undo log: a count is never wrong high. */
                 if (!err && size < old)
                         __atomic_add_fetch(&h->fd.meta->cuts, 1, __ATOMIC_RELEASE);
+                if (!err && iom_sys.ftruncate(f->data_fd, (off_t)size) < 0)
+                        err = fail_errno(f, errno, "ftruncate");
                 iom_meta_unlock(f);
         }
         iom_dax_unlock(h);
@@ -772,15 +775,17 @@ static ssize_t dax_gift(struct iomem *f, size_t off, size_t len, const struct io
         int err = check_file_end(f, off, len);
         if (err || (err = iom_dax_wrlock(h, f->lock_timeout_ms)))
                 return err;
-        if ((err = iom_meta_lock(f)) == 0) {
-                err = iom_pin_refuse(f, iom_round_down(off, ps), iom_round_up(end, ps));
-                iom_meta_unlock(f);
-        }
         for (size_t i = 0; i < iovcnt && !err; i++)
                 if (iov[i].iov_len && (flags & IOMEM_GIFT_NOCOPY))
                         err = iom_fail(f->name, -EXDEV, "entry %zu (%p, %zu bytes) would have to be "
                                        "copied: dax objects take gifts by copying only", i,
                                        iov[i].iov_base, iov[i].iov_len);
+        /* The metadata stays locked through the copy, so that no process
+         * pins the range between the look and the last byte (acquire pins
+         * under it: pin_shared). */
+        if (err || (err = iom_meta_lock(f)))
+                goto out;
+        err = iom_pin_refuse(f, iom_round_down(off, ps), iom_round_up(end, ps));
         /* Blocks first, so that the copy cannot run out of space half way. */
         if (!err)
                 err = back(f, off, end);
@@ -788,14 +793,13 @@ static ssize_t dax_gift(struct iomem *f, size_t off, size_t len, const struct io
                 if ((err = write_all(f, iov[i].iov_base, iov[i].iov_len, dst)) == 0)
                         copied += iov[i].iov_len;
         }
-        if (copied && iom_meta_lock(f) == 0) {
-                struct iom_meta *m = h->fd.meta;
-                if (iom_undo_set(f, &m->gift_copied, m->gift_copied + copied))
-                        iom_meta_undo(f); /* a statistic: not worth failing the gift */
-                iom_meta_unlock(f);
-        }
+        struct iom_meta *m = h->fd.meta;
+        if (copied && iom_undo_set(f, &m->gift_copied, m->gift_copied + copied))
+                iom_meta_undo(f); /* a statistic: not worth failing the gift */
+        iom_meta_unlock(f);
         for (size_t i = 0; i < iovcnt && !err; i++)
                 buf_consume(f, iov[i].iov_base, iov[i].iov_len);
+out:
         iom_dax_unlock(h);
         return err ? err : (ssize_t)iovcnt;
 }
@@ -821,21 +825,15 @@ static int dax_stat(struct iomem *f, struct iomem_stat *st)
 {
         uint64_t size;
         int err = file_size(f, &size);
-        if (err || (err = iom_meta_lock(f)))
+        if (err)
                 return err;
         st->size = (size_t)size;
         st->dax = file_is_dax(f->data_fd);
         st->caps = st->dax ? DAX_CAPS : DAX_CAPS & ~IOMEM_CAP_DAX;
-        st->gift_copied = fdo(f)->meta->gift_copied;
-        struct iom_holders who = { 0 };
-        uint64_t pinned = 0, mine = 0;
-        if (!(err = iom_pin_census(f, &pinned, &mine, &who)) &&
-            !(err = iom_iolock_holders(f, &who))) {
-                st->pinned = pinned;
-                st->acquired = mine; /* of every handle of this process */
+        if ((err = iom_meta_lock(f)) == 0) {
+                err = iom_stat_shared(f, st);
+                iom_meta_unlock(f);
         }
-        iom_holders_report(&who, st);
-        iom_meta_unlock(f);
         return err;
 }
 

@@ -3,8 +3,9 @@
  * The shared state of dax: files (daxfile.h): the sidecar, the I/O lock
  * and the chunks each thread borrowed.
  *
- * Lock order: the I/O lock, then the handle's lock, then the metadata's,
- * then the window's.
+ * Lock order: the I/O lock, then the handle's lock (h->lock, then
+ * h->bufs_lock), then the sidecar's flock (open, close, after fork), then
+ * the metadata's, then the window's.
  */
 #define _GNU_SOURCE
 #include "daxfile.h"
@@ -19,6 +20,13 @@
 #include <sys/sysmacros.h>
 
 /* ---- the sidecar ----------------------------------------------------------- */
+
+static void free_borrowers(struct dax_handle *h)
+{
+        for (size_t i = 0; i < h->nborrowers; i++)
+                free(h->borrowers[i].holds.v);
+        h->nborrowers = 0;
+}
 
 /* The file's identity: its device is in the sidecar's name, its inode in
  * the metadata. An inode number is reused only once no process has the
@@ -40,13 +48,13 @@ static int sidecar_build(struct iomem *f, const void *id)
         return err;
 }
 
-int iom_dax_share_join(struct dax_handle *h, const struct stat *st)
+/* What the handle's sidecar is called and how it is made. Whoever may
+ * read the file may pin it and take its lock, so each class of user that
+ * may read it may read and write the sidecar. */
+static void sidecar_of(struct dax_handle *h, const struct stat *st)
 {
-        struct iomem *f = h->f;
-        iom_fdmem_init(f);
-        h->fd.phys = &iom_phys_sidecar;
         h->share = (struct iom_sidecar){
-                .mode = st->st_mode & 0666,
+                .mode = (st->st_mode & 0444) | (st->st_mode & 0444) >> 1,
                 .describes = sidecar_describes,
                 .build = sidecar_build,
                 .id = st,
@@ -54,6 +62,14 @@ int iom_dax_share_join(struct dax_handle *h, const struct stat *st)
         };
         snprintf(h->share.name, sizeof h->share.name, "/iomem-dax.%u.%u.%llu.iomem",
                  major(st->st_dev), minor(st->st_dev), (unsigned long long)st->st_ino);
+}
+
+int iom_dax_share_join(struct dax_handle *h, const struct stat *st)
+{
+        struct iomem *f = h->f;
+        iom_fdmem_init(f);
+        h->fd.phys = &iom_phys_sidecar;
+        sidecar_of(h, st);
         struct iomem_opts o = { .numa_policy = IOMEM_NUMA_DEFAULT };
         int err = iom_sidecar_attach(f, &h->share, -1, &o);
         h->share.id = NULL; /* st is the caller's */
@@ -68,11 +84,10 @@ void iom_dax_share_leave(struct dax_handle *h)
 {
         struct iomem *f = h->f;
         iom_sidecar_leave(f, &h->share);
-        for (size_t i = 0; i < h->nborrowers; i++)
-                free(h->borrowers[i].holds.v);
+        free_borrowers(h);
         free(h->borrowers);
         h->borrowers = NULL;
-        h->nborrowers = h->cap = 0;
+        h->cap = 0;
         /* The file's descriptor is the caller's to close. */
         int data_fd = f->data_fd;
         f->data_fd = -1;
@@ -84,12 +99,20 @@ int iom_dax_share_after_fork(struct dax_handle *h)
 {
         iom_mutex_init(&h->lock);
         iom_mutex_init(&h->bufs_lock);
-        for (size_t i = 0; i < h->nborrowers; i++)
-                free(h->borrowers[i].holds.v);
-        h->nborrowers = 0;
-        h->bufs.n = 0; /* the parent's */
+        free_borrowers(h);
+        h->fd.pins.n = 0; /* the parent's */
+        h->bufs.n = 0;
         iom_window_after_fork(h->wf.w);
-        return iom_fdmem_after_fork(h->f);
+        /* The parent may have removed the sidecar since: attach afresh. */
+        struct stat st;
+        if (iom_sys.fstat(h->f->data_fd, &st) < 0)
+                return iom_fail(h->f->name, -errno, "fstat: %s", strerror(errno));
+        h->share.id = &st;
+        int err = iom_sidecar_after_fork(h->f, &h->share);
+        h->share.id = NULL;
+        if (!err)
+                h->cuts_seen = __atomic_load_n(&h->fd.meta->cuts, __ATOMIC_ACQUIRE);
+        return err;
 }
 
 /* ---- borrowers --------------------------------------------------------------- */

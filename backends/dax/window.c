@@ -27,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #ifndef MAP_SHARED_VALIDATE
 #define MAP_SHARED_VALIDATE 0x03
@@ -391,6 +393,32 @@ void iom_window_unpin(struct iom_wfile *wf, uint64_t idx)
         pthread_mutex_unlock(&w->lock);
 }
 
+/* Let go of what loose borrow l holds (the window locked). */
+static void loose_release(struct iomem_window *w, struct loose_borrow *l)
+{
+        for (size_t i = 0; i < l->holds.n; i++)
+                release(w, l->holds.v[i], false);
+        l->holds.n = 0;
+        l->holds.id = 0;
+}
+
+/* Threads that exited borrow no more: their last borrows go, so that a
+ * thread per request cannot fill the window (the window locked). */
+static void loose_reap_exited(struct iomem_window *w)
+{
+        pid_t pid = getpid();
+        for (size_t i = 0; i < w->nloose;) {
+                struct loose_borrow *l = &w->loose[i];
+                if (syscall(SYS_tgkill, pid, l->tid, 0) == 0 || errno != ESRCH) {
+                        i++;
+                        continue;
+                }
+                loose_release(w, l);
+                free(l->holds.v);
+                *l = w->loose[--w->nloose];
+        }
+}
+
 /* The calling thread's loose borrow, made when there is none; NULL when
  * memory ran out (the window locked). */
 static struct loose_borrow *loose_of_caller(struct iomem_window *w)
@@ -399,6 +427,7 @@ static struct loose_borrow *loose_of_caller(struct iomem_window *w)
         for (size_t i = 0; i < w->nloose; i++)
                 if (w->loose[i].tid == tid)
                         return &w->loose[i];
+        loose_reap_exited(w);
         if (w->nloose == w->loose_cap) {
                 size_t cap = w->loose_cap ? 2 * w->loose_cap : 4;
                 struct loose_borrow *v = realloc(w->loose, cap * sizeof *v);
@@ -425,10 +454,7 @@ int iom_window_borrow(struct iom_wfile *wf, const uint64_t *idx, size_t n,
                 /* Its last borrow without a lock ends here (every slot in
                  * it is still the same chunk's: a file that leaves takes
                  * its slots out of every loose borrow first). */
-                for (size_t i = 0; i < l->holds.n; i++)
-                        release(w, l->holds.v[i], false);
-                l->holds.n = 0;
-                l->holds.id = 0;
+                loose_release(w, l);
                 err = get_locked(wf, idx, n, false, holds ? holds : &l->holds, addrs);
         }
         pthread_mutex_unlock(&w->lock);

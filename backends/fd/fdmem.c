@@ -12,7 +12,6 @@
 #include "fdmem.h"
 #include "config.h"
 #include "extent_map.h"
-#include "holders.h"
 #include "iolock.h"
 #include "undo.h"
 #include "placement.h"
@@ -420,15 +419,6 @@ struct piece {
         uint64_t start, end, phys;
 };
 
-/* A shared pin this handle no longer needs. When it cannot be dropped
- * now (the metadata has no room for the change), it stays until the
- * handle closes: truncate and gift see it as busy until then. */
-static void unpin_shared(uint64_t start, uint64_t end, void *arg)
-{
-        struct iomem *f = arg;
-        iom_pin_remove(f, fdo(f)->owner, start, end);
-}
-
 static ssize_t fdmem_acquire(struct iomem *f, size_t off, size_t len)
 {
         struct iom_fdobj *obj = fdo(f);
@@ -587,7 +577,7 @@ static int fdmem_release(struct iomem *f, size_t off, size_t len)
                 /* No page is let go: the shared pins stay as they are. */
                 iom_ranges_dec(&obj->pins, off, end, NULL, NULL);
         } else if (!err && (err = iom_meta_lock(f)) == 0) {
-                iom_ranges_dec(&obj->pins, off, end, unpin_shared, f);
+                iom_ranges_dec(&obj->pins, off, end, iom_pin_let_go, f);
                 iom_meta_unlock(f);
         } else if (err == -ENOMEM) {
                 err = iom_fail(f->name, err, "out of memory");
@@ -1323,18 +1313,9 @@ static int fdmem_stat(struct iomem *f, struct iomem_stat *st)
         int err = 0;
         iom_lanes_lock(&obj->lock);
         if ((err = iom_meta_lock(f)) == 0) {
-                struct iom_holders who = { 0 };
-                uint64_t pinned = 0, mine = 0;
                 st->size = obj->meta->size;
-                st->gift_adopted = obj->meta->gift_adopted;
-                st->gift_copied = obj->meta->gift_copied;
                 st->numa_node = numa_node(f);
-                if (!(err = iom_pin_census(f, &pinned, &mine, &who)) &&
-                    !(err = iom_iolock_holders(f, &who))) {
-                        st->pinned = pinned;
-                        st->acquired = mine; /* of every handle of this process */
-                }
-                iom_holders_report(&who, st);
+                err = iom_stat_shared(f, st);
                 iom_meta_unlock(f);
         }
         iom_lanes_unlock(&obj->lock);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The state of an fd-memory object in this process (first in f->priv of
- * shm, memfd, mshare and devdax objects): its descriptors, how physical
+ * shm, memfd, mshare and devdax objects; dax objects use its metadata,
+ * owner and counted pins only, under a lock of their own): its descriptors, how physical
  * offsets reach memory, its metadata, and this handle's pins, mappings and
  * buffers. fdmem.h has the engine's operations.
  */

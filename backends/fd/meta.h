@@ -214,6 +214,11 @@ struct iom_pin_holder {
         int pid;
 };
 int iom_pin_busy(struct iomem *f, uint64_t start, uint64_t end, struct iom_pin_holder *who);
+/* A pin of this handle it no longer needs, for iom_ranges_dec (f is the
+ * object). When it cannot be dropped now (the metadata has no room for the
+ * change), it stays until the handle closes: truncate and gift see it as
+ * busy until then. */
+void iom_pin_let_go(uint64_t start, uint64_t end, void *f);
 /* What holds [start, end) up: -EBUSY naming the first pinned range and a
  * process that pins it, 0 when nothing does (negative on other errors). */
 int iom_pin_refuse(struct iomem *f, uint64_t start, uint64_t end);
@@ -224,6 +229,11 @@ int iom_pin_drop_owner(struct iomem *f, uint32_t owner);
  * processes that pin (into who); dead owners are reaped first. */
 struct iom_holders;
 int iom_pin_census(struct iomem *f, uint64_t *pinned, uint64_t *mine, struct iom_holders *who);
+
+/* What iomem_stat says of the shared state: pins (of every process, and of
+ * this one), holders of pins and of the I/O lock, gift totals. */
+struct iomem_stat;
+int iom_stat_shared(struct iomem *f, struct iomem_stat *st);
 
 /* The gift pool's outstanding buffers (tables.c). */
 int iom_pool_add(struct iomem *f, uint32_t owner, uint64_t phys, uint64_t len);

@@ -74,7 +74,9 @@ static int sidecar_fail(struct iomem *f, const struct iom_sidecar *s, const char
 }
 
 /* Does the sidecar at sfd describe the object? 1 yes, 0 no (to be made
- * anew), -errno when it cannot be read. */
+ * anew), -errno when it cannot be read. Only what never changes once a
+ * sidecar is made is read, so that a live one, changing as this reads it,
+ * is never taken for a stranger; the rest is checked under its lock. */
 static int describes(struct iomem *f, const struct iom_sidecar *s, int sfd)
 {
         struct iom_meta *m = malloc(sizeof *m);
@@ -82,33 +84,63 @@ static int describes(struct iomem *f, const struct iom_sidecar *s, int sfd)
                 return -ENOMEM;
         ssize_t n = iom_sys.pread(sfd, m, sizeof *m, 0);
         int r = n < 0 ? -errno
-                : n == (ssize_t)sizeof *m && iom_meta_validate(m, f->page_size, IOM_META_SPAN) == 0 &&
-                          s->describes(m, s->id);
+                : n == (ssize_t)sizeof *m && m->magic == IOM_META_MAGIC &&
+                          m->version == IOM_META_VERSION && m->page_size == f->page_size &&
+                          m->span == IOM_META_SPAN && s->describes(m, s->id);
         free(m);
         return r;
 }
 
 /* The sidecar by name, locked: one that a leaving owner removed after we
- * opened it is opened again. */
+ * opened it is opened again. A new one gets the mode asked for, whatever
+ * the umask. */
 static int open_locked(struct iomem *f, const struct iom_sidecar *s, int *out)
 {
         for (;;) {
-                int sfd = iom_sys.shm_open(s->name, O_RDWR | O_CREAT, s->mode);
+                int sfd = iom_sys.shm_open(s->name, O_RDWR | O_CREAT | O_EXCL, s->mode);
+                bool made = sfd >= 0;
+                if (!made && errno == EEXIST)
+                        sfd = iom_sys.shm_open(s->name, O_RDWR, 0);
+                if (sfd < 0 && errno == ENOENT)
+                        continue; /* removed between the two opens */
                 if (sfd < 0)
                         return sidecar_fail(f, s, "cannot open");
                 struct stat st;
                 int err = 0;
-                if (iom_sys.flock(sfd, LOCK_EX) < 0)
+                if (made && fchmod(sfd, s->mode) < 0)
+                        err = sidecar_fail(f, s, "cannot set the mode of");
+                else if (iom_sys.flock(sfd, LOCK_EX) < 0)
                         err = sidecar_fail(f, s, "cannot lock");
                 else if (iom_sys.fstat(sfd, &st) < 0)
                         err = sidecar_fail(f, s, "cannot stat");
-                if (!err && st.st_nlink == 0) {
+                if (err || st.st_nlink == 0) {
                         close(sfd);
+                        if (err)
+                                return err;
                         continue;
                 }
                 *out = sfd;
-                return err;
+                return 0;
         }
+}
+
+/* Unregister f's owner (the sidecar locked by name, or not transient);
+ * remove a transient sidecar no live owner is left in. */
+static void unregister_locked(struct iomem *f, const struct iom_sidecar *s, bool locked)
+{
+        struct iom_fdobj *obj = fdo(f);
+        if (obj->owner == IOM_NO_OWNER || iom_meta_lock(f))
+                return;
+        iom_owner_unregister(f);
+        obj->owner = IOM_NO_OWNER;
+        if (locked) {
+                /* Processes that died with it open (a forked child that
+                 * exited without closing) own nothing any more. */
+                iom_owners_reap_dead(f);
+                if (obj->meta->owners.count == 0)
+                        iom_sys.shm_unlink(s->name);
+        }
+        iom_meta_unlock(f);
 }
 
 int iom_sidecar_attach(struct iomem *f, const struct iom_sidecar *s, int sfd,
@@ -117,12 +149,13 @@ int iom_sidecar_attach(struct iomem *f, const struct iom_sidecar *s, int sfd,
         struct iom_fdobj *obj = fdo(f);
         bool named = sfd < 0;
         int err = named ? open_locked(f, s, &sfd) : 0;
-        obj->aux_fd = sfd;
         if (err)
                 return err;
+        obj->aux_fd = sfd;
         int ours = describes(f, s, sfd);
         struct iomem_opts sized_elsewhere = *o;
         sized_elsewhere.size = 0; /* the bytes' own size is the object's */
+        bool made = false;
         if (ours < 0) {
                 errno = -ours;
                 err = sidecar_fail(f, s, "cannot read");
@@ -133,12 +166,39 @@ int iom_sidecar_attach(struct iomem *f, const struct iom_sidecar *s, int sfd,
                                "shared state");
         } else if (iom_sys.ftruncate(sfd, (off_t)IOM_META_SPAN) < 0) {
                 err = sidecar_fail(f, s, "cannot size");
-        } else if (!(err = iom_fdmem_attach(f, IOM_ATTACH_NEW, &sized_elsewhere))) {
-                err = s->build(f, s->id);
+        } else {
+                made = true;
+                if (!(err = iom_fdmem_attach(f, IOM_ATTACH_NEW, &sized_elsewhere)))
+                        err = s->build(f, s->id);
+        }
+        /* A failure leaves no owner and, where it made the sidecar, no
+         * sidecar: both before another opener can look. */
+        if (err && named) {
+                unregister_locked(f, s, s->transient);
+                if (made && obj->owner == IOM_NO_OWNER)
+                        iom_sys.shm_unlink(s->name);
         }
         if (named)
                 iom_sys.flock(sfd, LOCK_UN);
         return err;
+}
+
+/* Lock the sidecar through a descriptor of our own (an flock is the open
+ * file's, which a handle inherited across fork shares with its parent's),
+ * if the name still is the sidecar at aux_fd: -1 when it is not. */
+static int lock_by_name(struct iomem *f, const struct iom_sidecar *s)
+{
+        struct stat mine, named;
+        int fd = iom_sys.shm_open(s->name, O_RDWR, 0);
+        if (fd < 0)
+                return -1;
+        if (iom_sys.flock(fd, LOCK_EX) < 0 || iom_sys.fstat(fd, &named) < 0 ||
+            iom_sys.fstat(fdo(f)->aux_fd, &mine) < 0 || named.st_ino != mine.st_ino ||
+            named.st_dev != mine.st_dev) {
+                close(fd);
+                return -1;
+        }
+        return fd;
 }
 
 void iom_sidecar_leave(struct iomem *f, const struct iom_sidecar *s)
@@ -147,18 +207,23 @@ void iom_sidecar_leave(struct iomem *f, const struct iom_sidecar *s)
         /* A handle inherited across fork holds nothing in the child. */
         if (!obj->meta || obj->owner == IOM_NO_OWNER || f->fork_gen != iom_fork_generation())
                 return;
-        bool locked = s->transient && iom_sys.flock(obj->aux_fd, LOCK_EX) == 0;
-        if (iom_meta_lock(f) == 0) {
-                iom_owner_unregister(f);
-                /* Processes that died with it open (a forked child that
-                 * exited without closing) own nothing any more. */
-                if (locked)
-                        iom_owners_reap_dead(f);
-                if (locked && obj->meta->owners.count == 0)
-                        iom_sys.shm_unlink(s->name);
-                iom_meta_unlock(f);
-        }
+        int lock = s->transient ? lock_by_name(f, s) : -1;
+        unregister_locked(f, s, lock >= 0);
+        if (lock >= 0)
+                close(lock);
+}
+
+int iom_sidecar_after_fork(struct iomem *f, const struct iom_sidecar *s)
+{
+        struct iom_fdobj *obj = fdo(f);
+        /* The parent's mapping and descriptor, and its owner: not ours. */
+        if (obj->meta)
+                obj->phys->unmap(f, obj->meta, obj->meta_map_len);
+        if (obj->aux_fd >= 0)
+                close(obj->aux_fd);
+        obj->meta = NULL;
+        obj->aux_fd = -1;
         obj->owner = IOM_NO_OWNER;
-        if (locked)
-                iom_sys.flock(obj->aux_fd, LOCK_UN);
+        struct iomem_opts o = { .numa_policy = IOMEM_NUMA_DEFAULT };
+        return iom_sidecar_attach(f, s, -1, &o);
 }

@@ -40,6 +40,9 @@ int iom_sidecar_attach(struct iomem *f, const struct iom_sidecar *s, int sfd,
                        const struct iomem_opts *o);
 /* Unregister f's owner; a transient sidecar goes when no owner is left. */
 void iom_sidecar_leave(struct iomem *f, const struct iom_sidecar *s);
+/* In a child after fork: attach the inherited handle afresh, by name (the
+ * sidecar it inherited may be gone by now), as an owner of its own. */
+int iom_sidecar_after_fork(struct iomem *f, const struct iom_sidecar *s);
 
 /* Physical offsets of an object whose only memory through the engine is
  * its metadata: [IOM_META_OFF, ...) is the sidecar (aux_fd) from 0. */

@@ -8,6 +8,7 @@
  */
 #include "fdobj.h"
 #include "holders.h"
+#include "iolock.h"
 #include "smap.h"
 #include "undo.h"
 
@@ -115,6 +116,11 @@ int iom_pin_busy(struct iomem *f, uint64_t start, uint64_t end, struct iom_pin_h
 
 /* ---- the gift pool's buffers ----------------------------------------- */
 
+void iom_pin_let_go(uint64_t start, uint64_t end, void *f)
+{
+        iom_pin_remove(f, fdo(f)->owner, start, end);
+}
+
 int iom_pin_refuse(struct iomem *f, uint64_t start, uint64_t end)
 {
         struct iom_pin_holder who;
@@ -210,4 +216,22 @@ int iom_pin_census(struct iomem *f, uint64_t *pinned, uint64_t *mine, struct iom
         free(all);
         free(own);
         return err ? iom_fail(f->name, err, "out of memory") : 0;
+}
+
+int iom_stat_shared(struct iomem *f, struct iomem_stat *st)
+{
+        struct iom_meta *m = fdo(f)->meta;
+        struct iom_holders who = { 0 };
+        uint64_t pinned = 0, mine = 0;
+        int err = iom_pin_census(f, &pinned, &mine, &who);
+        if (!err)
+                err = iom_iolock_holders(f, &who);
+        if (!err) {
+                st->pinned = pinned;
+                st->acquired = mine; /* of every handle of this process */
+        }
+        st->gift_adopted = m->gift_adopted;
+        st->gift_copied = m->gift_copied;
+        iom_holders_report(&who, st);
+        return err;
 }
