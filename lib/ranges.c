@@ -140,3 +140,12 @@ void iom_ranges_clear(struct iom_ranges *r)
         free(r->v);
         *r = (struct iom_ranges){ 0 };
 }
+
+int iom_ranges_fold_nest(void *arg, uint64_t start, uint64_t end, uint64_t count)
+{
+        struct iom_ranges *r = arg;
+        if (iom_ranges_reserve(r, 2))
+                return -ENOMEM;
+        iom_ranges_inc(r, start, end, count);
+        return 0;
+}

@@ -41,6 +41,10 @@ void iom_ranges_insert(struct iom_ranges *r, uint64_t start, uint64_t end, uint6
 void iom_ranges_dec(struct iom_ranges *r, uint64_t start, uint64_t end,
                     void (*gone)(uint64_t, uint64_t, void *), void *arg);
 
+/* Count a lane's nested pins (lanes.h) in the runs at arg, for
+ * iom_lanes_fold: -ENOMEM when there is no room. */
+int iom_ranges_fold_nest(void *arg, uint64_t start, uint64_t end, uint64_t count);
+
 void iom_ranges_clear(struct iom_ranges *r);
 
 #endif /* IOMEM_RANGES_H */

@@ -45,11 +45,6 @@ static int fail_errno(struct iomem *f, int e, const char *what)
         return iom_fail(f->name, -e, "%s: %s", what, strerror(e));
 }
 
-/* A handle inherited across fork() holds nothing in the child. */
-static int dax_after_fork(struct iomem *f)
-{
-        return iom_dax_share_after_fork(handle(f));
-}
 
 static int file_size(struct iomem *f, uint64_t *size)
 {
@@ -59,6 +54,58 @@ static int file_size(struct iomem *f, uint64_t *size)
                 return fail_errno(f, errno, "fstat");
         *size = (uint64_t)st.st_size;
         return 0;
+}
+
+/*
+ * The size the shared state knows (meta->dax_size): set under the metadata's
+ * lock by every truncate and gift through the library and by every call
+ * that maps a chunk (from fstat, so a change made by another program is
+ * seen there), and raised by pwrite, which runs under the read lock and so
+ * never beside a truncate. Stale low at worst (a program outside grew the
+ * file), which a call reaching past it looks up; never stale high but
+ * after a cut by a program outside the library.
+ */
+static uint64_t known_size(const struct iomem *f)
+{
+        return __atomic_load_n(&handle(f)->fd.meta->dax_size, __ATOMIC_ACQUIRE);
+}
+
+/* The file's size from fstat, learnt by the shared state (the metadata
+ * locked). */
+static int learn_size(struct iomem *f, uint64_t *size)
+{
+        int err = file_size(f, size);
+        if (!err)
+                __atomic_store_n(&handle(f)->fd.meta->dax_size, *size, __ATOMIC_RELEASE);
+        return err;
+}
+
+/* learn_size, taking the metadata's lock for it. */
+static int refresh_size(struct iomem *f, uint64_t *size)
+{
+        int err = iom_meta_lock(f);
+        if (!err) {
+                err = learn_size(f, size);
+                iom_meta_unlock(f);
+        }
+        return err;
+}
+
+/* The file reaches end now (a write through the library). */
+static void raise_size(struct iomem *f, uint64_t end)
+{
+        uint64_t *p = &handle(f)->fd.meta->dax_size, now = __atomic_load_n(p, __ATOMIC_RELAXED);
+        while (now < end && !__atomic_compare_exchange_n(p, &now, end, true, __ATOMIC_RELEASE,
+                                                         __ATOMIC_RELAXED))
+                ;
+}
+
+/* A handle inherited across fork() holds nothing in the child. */
+static int dax_after_fork(struct iomem *f)
+{
+        uint64_t size;
+        int err = iom_dax_share_after_fork(handle(f));
+        return err ? err : refresh_size(f, &size);
 }
 
 static bool file_is_dax(int fd)
@@ -363,16 +410,33 @@ static int back(struct iomem *f, uint64_t off, uint64_t end)
 }
 
 /* Unpin the window's chunks over [off, end) in which this handle pins
- * nothing (any more). Called with the handle's lock held. */
+ * nothing (any more), and forget where they are. Called with the whole
+ * handle lock held. */
 static void unpin_unheld_chunks(struct iomem *f, uint64_t off, uint64_t end)
 {
         struct dax_handle *h = handle(f);
         unsigned shift = chunk_shift(h);
         for (uint64_t ci = off >> shift; ci <= (end - 1) >> shift; ci++) {
-                uint64_t cs = ci << shift;
+                uint64_t cs = ci << shift, ce = cs + (UINT64_C(1) << shift);
                 size_t i = iom_ranges_first_after(&h->fd.pins, cs);
-                if (i == h->fd.pins.n || h->fd.pins.v[i].start >= cs + (UINT64_C(1) << shift))
-                        iom_window_unpin(&h->wf, ci);
+                if (i < h->fd.pins.n && h->fd.pins.v[i].start < ce)
+                        continue;
+                iom_window_unpin(&h->wf, ci);
+                /* A split needs room: the caller reserved it. */
+                if (iom_ranges_covered(&h->mapped, cs, ce))
+                        iom_ranges_dec(&h->mapped, cs, ce, NULL, NULL);
+        }
+}
+
+/* Remember where the chunks of a request that pinned them are (the whole
+ * handle lock held; room reserved). */
+static void remember_chunks(struct dax_handle *h, const struct chunks *c)
+{
+        unsigned shift = chunk_shift(h);
+        for (size_t k = 0; k < c->n; k++) {
+                uint64_t cs = c->idx[k] << shift, ce = cs + (UINT64_C(1) << shift);
+                if (!iom_ranges_covered(&h->mapped, cs, ce))
+                        iom_ranges_insert(&h->mapped, cs, ce, (uintptr_t)c->addr[k]);
         }
 }
 
@@ -389,9 +453,10 @@ static void unpin_gaps(struct iomem *f, const uint64_t *gaps, size_t ngaps)
 /* Pin the gaps of this handle's pins in the shared state, within the
  * file's size (read under the same hold of the metadata as the pins are
  * made, so that a truncate through the library either sees them or has
- * cut the file first): *end is clamped to *size, *ngaps and *gaps say
- * what was pinned. 0 with *ngaps 0 and *end <= off: past the end. */
-static int pin_shared(struct iomem *f, uint64_t off, uint64_t *end, uint64_t *size,
+ * cut the file first; from the file when look is set, else as the shared
+ * state knows it): *end is clamped to *size, *ngaps and *gaps say what
+ * was pinned. 0 with *ngaps 0 and *end <= off: past the end. */
+static int pin_shared(struct iomem *f, uint64_t off, uint64_t *end, bool look, uint64_t *size,
                       uint64_t **gaps, size_t *ngaps)
 {
         struct dax_handle *h = handle(f);
@@ -400,7 +465,11 @@ static int pin_shared(struct iomem *f, uint64_t off, uint64_t *end, uint64_t *si
         int err = iom_meta_lock(f);
         if (err)
                 return err;
-        if ((err = file_size(f, size)) || off >= iom_round_up(*size, f->page_size)) {
+        if (look)
+                err = learn_size(f, size);
+        else
+                *size = known_size(f);
+        if (err || off >= iom_round_up(*size, f->page_size)) {
                 *end = off;
                 iom_meta_unlock(f);
                 return err;
@@ -429,37 +498,66 @@ static int pin_shared(struct iomem *f, uint64_t off, uint64_t *end, uint64_t *si
         return err;
 }
 
+/*
+ * acquire, release and retrieve share the handle's lanes (lanes.h) as the
+ * fd engine's do: a nested acquire of pages this handle pins, the release
+ * of such a nested pin and a retrieve take only the lane of the CPU they
+ * run on, and no system call (the chunks' addresses are in h->mapped, the
+ * size in the shared state). Everything else takes the whole lock.
+ */
 static ssize_t dax_acquire(struct iomem *f, size_t off, size_t len)
 {
         struct dax_handle *h = handle(f);
         struct iom_ranges *pins = &h->fd.pins;
         uint64_t end = (uint64_t)off + len, size, *gaps;
         size_t ngaps;
-        int err = 0;
-        pthread_mutex_lock(&h->lock);
-        if (iom_ranges_covered(pins, off, end)) {
+        struct iom_lane *ln = iom_lane_enter(&h->fd.lock);
+        if (ln) {
                 /* Nested: these chunks are pinned already. */
+                bool nested = iom_ranges_covered(pins, off, end) && iom_lane_nest(ln, off, end);
+                iom_lane_leave(ln);
+                if (nested)
+                        return (ssize_t)len;
+        }
+        iom_lanes_lock(&h->fd.lock);
+        int err = iom_lanes_fold(&h->fd.lock, iom_ranges_fold_nest, pins);
+        if (!err && iom_ranges_covered(pins, off, end)) {
                 if ((err = iom_ranges_reserve(pins, 2)) == 0)
                         iom_ranges_inc(pins, off, end, 1);
-                pthread_mutex_unlock(&h->lock);
+                iom_lanes_unlock(&h->fd.lock);
                 return err ? iom_fail(f->name, err, "out of memory") : (ssize_t)len;
         }
-        if (iom_ranges_reserve(pins, pin_gaps(pins, off, end, NULL) + 2)) {
-                pthread_mutex_unlock(&h->lock);
+        unsigned shift = chunk_shift(h);
+        uint64_t chunks = ((end - 1) >> shift) - (off >> shift) + 1;
+        if (err || iom_ranges_reserve(pins, pin_gaps(pins, off, end, NULL) + 2) ||
+            iom_ranges_reserve(&h->mapped, chunks + 2)) {
+                iom_lanes_unlock(&h->fd.lock);
                 return iom_fail(f->name, -ENOMEM, "out of memory");
         }
-        if ((err = pin_shared(f, off, &end, &size, &gaps, &ngaps)) || end <= off) {
-                pthread_mutex_unlock(&h->lock);
-                return err;
-        }
-        unsigned shift = chunk_shift(h);
+        /* A request that maps a chunk reads the size from the file (so
+         * sees what a program outside the library did to it); one whose
+         * chunks are all in the window takes the size the shared state
+         * knows, up to which they were mapped. */
         struct chunks c;
         chunks_init(&c);
+        bool look = true;
+        if (end <= known_size(f) && !(err = chunks_span(f, &c, off >> shift, (end - 1) >> shift))) {
+                iom_window_peek(&h->wf, c.idx, c.n, c.addr);
+                look = false;
+                for (size_t k = 0; k < c.n && !look; k++)
+                        look = !c.addr[k];
+        }
+        c.n = 0;
+        if (err || (err = pin_shared(f, off, &end, look, &size, &gaps, &ngaps)) || end <= off) {
+                iom_lanes_unlock(&h->fd.lock);
+                chunks_free(&c);
+                return err;
+        }
         err = chunks_span(f, &c, off >> shift, (end - 1) >> shift);
         /* The window before the blocks: a request it cannot hold
          * (-ENOBUFS) allocates nothing in the file. */
-        if (!err)
-                err = iom_window_get(&h->wf, c.idx, c.n, true, c.addr);
+        if (!err && (err = iom_window_get(&h->wf, c.idx, c.n, true, c.addr)) == 0)
+                remember_chunks(h, &c);
         if (!err && (f->flags & IOMEM_RDWR) && (err = back(f, off, iom_min(end, size))))
                 unpin_unheld_chunks(f, off, end);
         if (err) {
@@ -469,7 +567,7 @@ static ssize_t dax_acquire(struct iomem *f, size_t off, size_t len)
                 for (size_t i = 0; i < ngaps; i++)
                         iom_ranges_insert(pins, gaps[2 * i], gaps[2 * i + 1], gaps[2 * i]);
         }
-        pthread_mutex_unlock(&h->lock);
+        iom_lanes_unlock(&h->fd.lock);
         chunks_free(&c);
         free(gaps);
         return err ? err : (ssize_t)(end - off);
@@ -486,9 +584,20 @@ static int dax_release(struct iomem *f, size_t off, size_t len)
         struct dax_handle *h = handle(f);
         struct iom_ranges *pins = &h->fd.pins;
         uint64_t end = (uint64_t)off + len;
-        pthread_mutex_lock(&h->lock);
+        struct iom_lane *ln = iom_lane_enter(&h->fd.lock);
+        if (ln) {
+                /* A pin this lane nested: the runs under it stay pinned. */
+                bool unnested = iom_lane_unnest(ln, off, end);
+                iom_lane_leave(ln);
+                if (unnested)
+                        return 0;
+        }
+        iom_lanes_lock(&h->fd.lock);
+        unsigned shift = chunk_shift(h);
+        uint64_t chunks = end > off ? ((end - 1) >> shift) - (off >> shift) + 1 : 0;
         int err = iom_ranges_covered(pins, off, end) ? 0 : not_acquired(f, off, end, -EINVAL);
-        if (!err && iom_ranges_reserve(pins, 2))
+        if (!err && (iom_lanes_fold(&h->fd.lock, iom_ranges_fold_nest, pins) ||
+                     iom_ranges_reserve(pins, 2) || iom_ranges_reserve(&h->mapped, chunks + 2)))
                 err = iom_fail(f->name, -ENOMEM, "out of memory");
         if (!err && iom_ranges_all_nested(pins, off, end)) {
                 /* No page is let go: the shared pins stay as they are. */
@@ -498,50 +607,87 @@ static int dax_release(struct iomem *f, size_t off, size_t len)
                 iom_meta_unlock(f);
                 unpin_unheld_chunks(f, off, end);
         }
-        pthread_mutex_unlock(&h->lock);
+        iom_lanes_unlock(&h->fd.lock);
         return err;
+}
+
+/* The addresses of [off, end), all in chunks this handle pins. */
+static void out_mapped(const struct dax_handle *h, struct out *o, uint64_t off, uint64_t end)
+{
+        const struct iom_ranges *m = &h->mapped;
+        for (size_t i = iom_ranges_first_after(m, off); off < end && i < m->n; i++) {
+                uint64_t n = iom_min(end, m->v[i].end) - off;
+                if (!out_put(o, (char *)(uintptr_t)m->v[i].phys + (off - m->v[i].start), n, false))
+                        return;
+                off += n;
+        }
 }
 
 static ssize_t dax_retrieve(struct iomem *f, size_t off, size_t len, struct iovec *iov,
                             size_t iovcnt)
 {
         struct dax_handle *h = handle(f);
-        uint64_t end = (uint64_t)off + len, size;
-        unsigned shift = chunk_shift(h);
-        struct chunks c;
-        chunks_init(&c);
-        pthread_mutex_lock(&h->lock);
+        uint64_t end = (uint64_t)off + len;
+        struct iom_lane *ln = iom_lane_enter(&h->fd.lock);
+        if (!ln)
+                iom_lanes_lock(&h->fd.lock);
         int err = iom_ranges_covered(&h->fd.pins, off, end) ? 0 : not_acquired(f, off, end, -ENOENT);
-        /* Never an address past the end, even if another program cut the
-         * file short under the pins. */
-        if (!err && !(err = file_size(f, &size)))
-                end = iom_min(end, iom_round_up(size, f->page_size));
-        if (!err && off < end && !(err = chunks_span(f, &c, off >> shift, (end - 1) >> shift)))
-                err = iom_window_get(&h->wf, c.idx, c.n, false, c.addr);
-        pthread_mutex_unlock(&h->lock);
+        /* Never an address past the end the shared state knows. */
+        end = iom_min(end, iom_round_up(known_size(f), f->page_size));
         struct out o = { .iov = iov, .cap = iovcnt };
-        size_t k = 0;
         if (!err && off < end)
-                out_data(&o, &c, &k, shift, off, end);
-        chunks_free(&c);
+                out_mapped(h, &o, off, end);
+        if (ln)
+                iom_lane_leave(ln);
+        else
+                iom_lanes_unlock(&h->fd.lock);
         return err ? err : (ssize_t)o.n;
 }
 
 /*
  * borrow and bufcount (o->iov NULL: count only): [off, off+len) clamped
- * to the size the file has now. borrow maps the chunks and holds them for
- * the calling thread: until it unlocks when it holds the I/O lock through
+ * to the file's size. borrow maps the chunks and holds them for the
+ * calling thread: until it unlocks when it holds the I/O lock through
  * this handle, else until its next borrow in the window. bufcount maps
  * and holds nothing: a chunk not mapped yet counts as an entry of its own,
  * which borrow may join to a neighbour (where it lands decides), so the
  * count is exact for mapped chunks and never less than borrow needs.
+ *
+ * The fast path, with no system call and no lock but the handle's runs':
+ * a range of known data within the size the shared state knows, all in
+ * chunks the thread still holds from its last borrow without a lock
+ * (iom_window_recall), while it holds no I/O lock (a borrow under one must
+ * be kept until the unlock, which the window's holds see to).
  */
+static bool describe_recalled(struct iomem *f, uint64_t off, uint64_t end, struct out *o)
+{
+        struct dax_handle *h = handle(f);
+        unsigned shift = chunk_shift(h);
+        uint64_t idx[8];
+        char *addr[8];
+        if (end <= off || end > known_size(f) || ((end - 1) >> shift) - (off >> shift) >= 8 ||
+            iom_dax_caller_holds_locks() || !run_holds(f, &h->data, off, end))
+                return false;
+        struct chunks c = { .idx = idx, .addr = addr, .cap = 8 };
+        for (uint64_t ci = off >> shift; ci <= (end - 1) >> shift; ci++)
+                c.idx[c.n++] = ci;
+        if (!iom_window_recall(&h->wf, c.idx, c.n, o->iov != NULL, c.addr))
+                return false;
+        size_t k = 0;
+        out_data(o, &c, &k, shift, off, end);
+        return true;
+}
+
 static ssize_t describe(struct iomem *f, size_t off, size_t len, struct out *o)
 {
         struct dax_handle *h = handle(f);
         uint64_t end = (uint64_t)off + len, size;
-        int err = file_size(f, &size);
-        if (err || off >= size || !o->cap)
+        if (!o->cap)
+                return 0;
+        if (describe_recalled(f, off, end, o))
+                return (ssize_t)o->n;
+        int err = refresh_size(f, &size);
+        if (err || off >= size)
                 return err;
         end = iom_min(end, size);
         unsigned shift = chunk_shift(h);
@@ -555,9 +701,9 @@ static ssize_t describe(struct iomem *f, size_t off, size_t len, struct out *o)
         if (!err && !o->iov) {
                 iom_window_peek(&h->wf, c.idx, c.n, c.addr);
         } else if (!err) {
-                pthread_mutex_lock(&h->lock);
+                pthread_mutex_lock(&h->borrowers_lock);
                 err = iom_window_borrow(&h->wf, c.idx, c.n, iom_dax_lock_holds(h), c.addr);
-                pthread_mutex_unlock(&h->lock);
+                pthread_mutex_unlock(&h->borrowers_lock);
         }
         size_t k = 0;
         for (size_t i = 0; i < s.n && !err; i++) {
@@ -652,7 +798,8 @@ static ssize_t dax_pwrite(struct iomem *f, const void *buf, size_t len, size_t o
         int err = check_file_end(f, off, len);
         if (err || (err = iom_dax_rdlock(h, f->lock_timeout_ms)))
                 return err;
-        err = write_all(f, buf, len, off);
+        if ((err = write_all(f, buf, len, off)) == 0)
+                raise_size(f, (uint64_t)off + len);
         iom_dax_unlock(h);
         return err ? err : (ssize_t)len;
 }
@@ -670,14 +817,22 @@ static int dax_truncate(struct iomem *f, size_t size)
                 if (!(err = file_size(f, &old)) && size < old)
                         err = iom_pin_refuse(f, iom_round_down(size, f->page_size), UINT64_MAX);
                 /* What is cut off is a hole when it grows back: every
-                 * handle forgets the runs it saw (runs_lock). Counted
-                 * first, so that a process that dies after the cut has
-                 * counted it; a count without a cut costs a lookup. It is
-                 * no part of the undo log: a count is never wrong high. */
-                if (!err && size < old)
+                 * handle forgets the runs it saw (runs_lock). Counted,
+                 * and the size the shared state knows lowered, before the
+                 * cut, so that a process that dies after it has done
+                 * both: a count without a cut costs a lookup, and a size
+                 * known low a look at the file, while a size known high
+                 * would let an acquire pin pages past the end. Neither is
+                 * in the undo log, which would put the old size back. */
+                uint64_t *known = &h->fd.meta->dax_size;
+                if (!err && size < old) {
                         __atomic_add_fetch(&h->fd.meta->cuts, 1, __ATOMIC_RELEASE);
+                        __atomic_store_n(known, (uint64_t)size, __ATOMIC_RELEASE);
+                }
                 if (!err && iom_sys.ftruncate(f->data_fd, (off_t)size) < 0)
                         err = fail_errno(f, errno, "ftruncate");
+                if (!err) /* a failed cut leaves it known low: safe */
+                        __atomic_store_n(known, (uint64_t)size, __ATOMIC_RELEASE);
                 iom_meta_unlock(f);
         }
         iom_dax_unlock(h);
@@ -794,6 +949,8 @@ static ssize_t dax_gift(struct iomem *f, size_t off, size_t len, const struct io
                         copied += iov[i].iov_len;
         }
         struct iom_meta *m = h->fd.meta;
+        if (!err)
+                raise_size(f, end);
         if (copied && iom_undo_set(f, &m->gift_copied, m->gift_copied + copied))
                 iom_meta_undo(f); /* a statistic: not worth failing the gift */
         iom_meta_unlock(f);
@@ -858,10 +1015,11 @@ static void dax_close(struct iomem *f)
                 iom_sys.munmap((void *)(uintptr_t)h->bufs.v[i].start,
                                (size_t)(h->bufs.v[i].end - h->bufs.v[i].start));
         iom_ranges_clear(&h->bufs);
+        iom_ranges_clear(&h->mapped);
         if (f->data_fd >= 0)
                 close(f->data_fd);
         f->data_fd = -1;
-        pthread_mutex_destroy(&h->lock);
+        pthread_mutex_destroy(&h->borrowers_lock);
         pthread_mutex_destroy(&h->bufs_lock);
 }
 
@@ -935,7 +1093,7 @@ static int attach(struct iomem *f, int fd, unsigned flags, const struct iomem_op
                 return err;
         struct dax_handle *h = handle(f);
         h->f = f;
-        iom_mutex_init(&h->lock);
+        iom_mutex_init(&h->borrowers_lock);
         iom_mutex_init(&h->bufs_lock);
         h->wf = (struct iom_wfile){
                 .fd = fd,
@@ -947,9 +1105,14 @@ static int attach(struct iomem *f, int fd, unsigned flags, const struct iomem_op
         if ((err = iom_window_attach(&h->wf, o->window)) == 0 &&
             (err = iom_dax_share_join(h, &st)))
                 iom_window_detach(&h->wf);
+        uint64_t size;
+        if (!err && (err = refresh_size(f, &size))) {
+                iom_dax_share_leave(h);
+                iom_window_detach(&h->wf);
+        }
         if (err) {
                 f->data_fd = -1; /* the caller's to close */
-                pthread_mutex_destroy(&h->lock);
+                pthread_mutex_destroy(&h->borrowers_lock);
                 pthread_mutex_destroy(&h->bufs_lock);
                 return err;
         }

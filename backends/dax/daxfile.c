@@ -3,9 +3,9 @@
  * The shared state of dax: files (daxfile.h): the sidecar, the I/O lock
  * and the chunks each thread borrowed.
  *
- * Lock order: the I/O lock, then the handle's lock (h->lock, then
- * h->bufs_lock), then the sidecar's flock (open, close, after fork), then
- * the metadata's, then the window's.
+ * Lock order: the I/O lock, then the handle's (fd.lock, then
+ * borrowers_lock or bufs_lock), then the sidecar's flock (open, close,
+ * after fork), then the metadata's, then the window's.
  */
 #define _GNU_SOURCE
 #include "daxfile.h"
@@ -18,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sysmacros.h>
+
+/* Holds of dax objects' I/O locks by the calling thread, any handle. */
+static __thread unsigned locks_held;
 
 /* ---- the sidecar ----------------------------------------------------------- */
 
@@ -97,10 +100,13 @@ void iom_dax_share_leave(struct dax_handle *h)
 
 int iom_dax_share_after_fork(struct dax_handle *h)
 {
-        iom_mutex_init(&h->lock);
+        iom_lanes_after_fork(&h->fd.lock);
+        iom_mutex_init(&h->borrowers_lock);
         iom_mutex_init(&h->bufs_lock);
         free_borrowers(h);
+        locks_held = 0; /* the parent's, if this is the thread that forked */
         h->fd.pins.n = 0; /* the parent's */
+        h->mapped.n = 0;
         h->bufs.n = 0;
         iom_window_after_fork(h->wf.w);
         /* The parent may have removed the sidecar since: attach afresh. */
@@ -117,7 +123,7 @@ int iom_dax_share_after_fork(struct dax_handle *h)
 
 /* ---- borrowers --------------------------------------------------------------- */
 
-/* The calling thread's entry (h->lock held), made when make is set; NULL
+/* The calling thread's entry (h->borrowers_lock held), made when make is set; NULL
  * when there is none or memory ran out. */
 static struct dax_borrower *borrower(struct dax_handle *h, bool make)
 {
@@ -154,17 +160,24 @@ struct iom_holds *iom_dax_lock_holds(struct dax_handle *h)
 
 /* ---- the I/O lock ----------------------------------------------------------- */
 
+bool iom_dax_caller_holds_locks(void)
+{
+        return locks_held != 0;
+}
+
 /* Count a hold of the lock the engine granted, or give it back when the
  * count cannot be kept. */
 static int count_hold(struct dax_handle *h, int err)
 {
         if (err)
                 return err;
-        pthread_mutex_lock(&h->lock);
+        pthread_mutex_lock(&h->borrowers_lock);
         struct dax_borrower *b = borrower(h, true);
-        if (b)
+        if (b) {
                 b->depth++;
-        pthread_mutex_unlock(&h->lock);
+                locks_held++;
+        }
+        pthread_mutex_unlock(&h->borrowers_lock);
         if (b)
                 return 0;
         iom_iolock_unlock(h->f);
@@ -186,13 +199,15 @@ int iom_dax_unlock(struct dax_handle *h)
         int err = iom_iolock_unlock(h->f);
         if (err)
                 return err;
-        pthread_mutex_lock(&h->lock);
+        pthread_mutex_lock(&h->borrowers_lock);
         struct dax_borrower *b = borrower(h, false);
+        if (b && locks_held)
+                locks_held--;
         if (b && --b->depth == 0) {
                 iom_window_unhold(&h->wf, &b->holds);
                 drop_borrower(h, b);
         }
-        pthread_mutex_unlock(&h->lock);
+        pthread_mutex_unlock(&h->borrowers_lock);
         return 0;
 }
 

@@ -38,10 +38,13 @@ struct dax_handle {
         struct iomem *f;
         struct iom_sidecar share;
         struct iom_wfile wf;
-        pthread_mutex_t lock;  /* guards fd.pins and the borrowers */
+        /* fd.lock (the engine's lanes, lanes.h) guards fd.pins and mapped. */
+        struct iom_ranges mapped; /* the bytes of the chunks this handle pins:
+                                   * file offset -> address (phys) */
+        pthread_mutex_t borrowers_lock;
         struct dax_borrower *borrowers;
         size_t nborrowers, cap;
-        /* Guards bufs and the runs (taken under lock, or alone). */
+        /* Guards bufs and the runs (taken under fd.lock, or alone). */
         pthread_mutex_t bufs_lock;
         struct iom_ranges bufs; /* iomem_alloc buffers, by address */
         /* The runs of the file last seen holding data and last given
@@ -67,6 +70,8 @@ int iom_dax_unlock(struct dax_handle *h);
  * (h->lock held): NULL when it does not hold the I/O lock through h (its
  * borrows are then the window's loose ones, iom_window_borrow). */
 struct iom_holds *iom_dax_lock_holds(struct dax_handle *h);
+/* Does the calling thread hold the I/O lock of some dax object? */
+bool iom_dax_caller_holds_locks(void);
 
 /* The type of the mount holding device dev, from a mountinfo file. */
 int iom_dax_mount_fstype(const char *mountinfo, dev_t dev, char *out, size_t n);

@@ -70,6 +70,7 @@ struct iomem_window {
         uint32_t *bucket, mask;
         uint32_t req_gen;
         uint64_t hits, misses, evictions;
+        uint64_t hits_recalled; /* atomic: counted without the lock (iom_window_recall) */
         unsigned users;
         struct loose_borrow *loose;
         size_t nloose, loose_cap;
@@ -393,6 +394,39 @@ void iom_window_unpin(struct iom_wfile *wf, uint64_t idx)
         pthread_mutex_unlock(&w->lock);
 }
 
+/*
+ * What the calling thread borrowed last without a lock, so that a borrow
+ * of chunks among them finds them without the window's lock: they stay
+ * held for this thread until its next borrow in the window, which forgets
+ * this first. It names the file by id, which no other file of the process
+ * ever has (one that left took its chunks with it), and a fork makes it
+ * stale (the child's window forgot every loose borrow).
+ */
+#define MEMO_CHUNKS 8
+static __thread struct {
+        uint64_t file_id;
+        unsigned fork_gen;
+        size_t n;
+        uint64_t idx[MEMO_CHUNKS];
+        char *addr[MEMO_CHUNKS];
+} memo;
+
+bool iom_window_recall(struct iom_wfile *wf, const uint64_t *idx, size_t n, bool hit, char **addrs)
+{
+        if (!memo.n || memo.file_id != wf->id || memo.fork_gen != iom_fork_generation())
+                return false;
+        for (size_t i = 0, k = 0; i < n; i++) {
+                while (k < memo.n && memo.idx[k] < idx[i])
+                        k++;
+                if (k == memo.n || memo.idx[k] != idx[i])
+                        return false;
+                addrs[i] = memo.addr[k];
+        }
+        if (hit)
+                __atomic_add_fetch(&wf->w->hits_recalled, n, __ATOMIC_RELAXED);
+        return true;
+}
+
 /* Let go of what loose borrow l holds (the window locked). */
 static void loose_release(struct iomem_window *w, struct loose_borrow *l)
 {
@@ -445,6 +479,7 @@ int iom_window_borrow(struct iom_wfile *wf, const uint64_t *idx, size_t n,
                       struct iom_holds *holds, char **addrs)
 {
         struct iomem_window *w = wf->w;
+        memo.n = 0; /* this thread's last loose borrow ends here */
         pthread_mutex_lock(&w->lock);
         struct loose_borrow *l = loose_of_caller(w);
         int err = 0;
@@ -456,6 +491,13 @@ int iom_window_borrow(struct iom_wfile *wf, const uint64_t *idx, size_t n,
                  * its slots out of every loose borrow first). */
                 loose_release(w, l);
                 err = get_locked(wf, idx, n, false, holds ? holds : &l->holds, addrs);
+        }
+        if (!err && !holds && n <= MEMO_CHUNKS) {
+                memo.file_id = wf->id;
+                memo.fork_gen = iom_fork_generation();
+                memo.n = n;
+                memcpy(memo.idx, idx, n * sizeof *idx);
+                memcpy(memo.addr, addrs, n * sizeof *addrs);
         }
         pthread_mutex_unlock(&w->lock);
         return err;
@@ -746,7 +788,7 @@ IOM_PUBLIC int iomem_window_stat(struct iomem_window *w, struct iomem_window_sta
                 .chunk = w->chunk,
                 .chunks_used = w->nused,
                 .chunks_pinned = w->npinned,
-                .hits = w->hits,
+                .hits = w->hits + __atomic_load_n(&w->hits_recalled, __ATOMIC_RELAXED),
                 .misses = w->misses,
                 .evictions = w->evictions,
         };

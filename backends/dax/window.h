@@ -67,6 +67,10 @@ int iom_window_get(struct iom_wfile *wf, const uint64_t *idx, size_t n, bool pin
  * without a lock is let go now. */
 int iom_window_borrow(struct iom_wfile *wf, const uint64_t *idx, size_t n,
                       struct iom_holds *holds, char **addrs);
+/* Without the window's lock: where chunks idx[0..n) are when the calling
+ * thread's last borrow without a lock in this window, still held for it,
+ * has them all (then true; a hit counted for each when hit is set). */
+bool iom_window_recall(struct iom_wfile *wf, const uint64_t *idx, size_t n, bool hit, char **addrs);
 /* Where chunks idx[0..n) are mapped now, NULL for those that are not:
  * looks only (no mapping, no hit counted, nothing pinned or held). */
 void iom_window_peek(struct iom_wfile *wf, const uint64_t *idx, size_t n, char **addrs);

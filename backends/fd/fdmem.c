@@ -544,16 +544,6 @@ static int require_pinned(struct iomem *f, uint64_t off, uint64_t end, int err)
                         (unsigned long long)off, (unsigned long long)end);
 }
 
-/* Count a lane's nested pins in the handle's runs (iom_lanes_fold). */
-static int fold_nest(void *arg, uint64_t start, uint64_t end, uint64_t count)
-{
-        struct iom_ranges *pins = arg;
-        if (iom_ranges_reserve(pins, 2))
-                return -ENOMEM;
-        iom_ranges_inc(pins, start, end, count);
-        return 0;
-}
-
 static int fdmem_release(struct iomem *f, size_t off, size_t len)
 {
         struct iom_fdobj *obj = fdo(f);
@@ -569,7 +559,7 @@ static int fdmem_release(struct iomem *f, size_t off, size_t len)
         }
         iom_lanes_lock(&obj->lock);
         if ((err = require_pinned(f, off, end, -EINVAL)) ||
-            (err = iom_lanes_fold(&obj->lock, fold_nest, &obj->pins))) {
+            (err = iom_lanes_fold(&obj->lock, iom_ranges_fold_nest, &obj->pins))) {
                 iom_lanes_unlock(&obj->lock);
                 return err == -ENOMEM ? iom_fail(f->name, err, "out of memory") : err;
         }

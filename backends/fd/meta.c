@@ -212,7 +212,20 @@ int iom_owner_pid(struct iomem *f, uint32_t owner)
         return o ? (int)o->owner.pid : 0;
 }
 
-void iom_owners_reap_dead(struct iomem *f)
+bool iom_owner_any_alive(struct iomem *f)
+{
+        struct iom_meta *m = fdo(f)->meta;
+        for (const struct iom_rec *o = iom_smap_ceil(m, &m->owners, 0, NULL); o;) {
+                uint64_t id = o->key;
+                if (iom_owner_check(f, (uint32_t)id) != 0)
+                        return true; /* alive, or not known to be dead */
+                o = iom_smap_ceil(m, &m->owners, id + 1, NULL);
+        }
+        return false;
+}
+
+/* Reap every owner that died. */
+static void reap_the_dead(struct iomem *f)
 {
         struct iom_meta *m = fdo(f)->meta;
         for (const struct iom_rec *o = iom_smap_ceil(m, &m->owners, 0, NULL); o;) {
@@ -255,7 +268,7 @@ int iom_meta_lock(struct iomem *f)
                 iom_undo_rollback(m);
                 if (iom_meta_validate(m, f->page_size, obj->meta_map_len))
                         return corrupt(f);
-                iom_owners_reap_dead(f);
+                reap_the_dead(f);
                 iom_undo_commit(f);
                 return 0;
         }

@@ -119,10 +119,12 @@ struct iom_meta {
          * until the creator has finished. */
         uint64_t region_used;
 
-        /* dax: times a handle cut the file short, so that every handle,
-         * in any process, forgets what it remembered of the file's data
-         * and blocks past the cut (backends/dax/dax.c). */
-        uint64_t cuts;
+        /* dax (backends/dax/dax.c), whose file keeps its own bytes and
+         * size (the extent map stays empty and size 0): the file's size as
+         * the library knows it, and the times a handle cut the file short,
+         * so that every handle, in any process, forgets what it remembered
+         * of the file's data and blocks past the cut. */
+        uint64_t dax_size, cuts;
 };
 
 /* Where the heap starts, after the header. */
@@ -198,8 +200,9 @@ void iom_owner_unregister(struct iomem *f);
  * dead and answers 0; 0 also when there is no such owner; negative when
  * it could not be reaped (the caller counts it as alive). */
 int iom_owner_check(struct iomem *f, uint32_t owner);
-/* Reap every owner that died. */
-void iom_owners_reap_dead(struct iomem *f);
+/* Is any owner alive? The dead met on the way are reaped: O(1) when the
+ * first is alive. */
+bool iom_owner_any_alive(struct iomem *f);
 /* The pid of a live owner, 0 when none. */
 int iom_owner_pid(struct iomem *f, uint32_t owner);
 

@@ -133,23 +133,33 @@ static void unregister_locked(struct iomem *f, const struct iom_sidecar *s, bool
                 return;
         iom_owner_unregister(f);
         obj->owner = IOM_NO_OWNER;
-        if (locked) {
-                /* Processes that died with it open (a forked child that
-                 * exited without closing) own nothing any more. */
-                iom_owners_reap_dead(f);
-                if (obj->meta->owners.count == 0)
-                        iom_sys.shm_unlink(s->name);
-        }
+        /* Processes that died with it open (a forked child that exited
+         * without closing) own nothing any more. */
+        if (locked && !iom_owner_any_alive(f))
+                iom_sys.shm_unlink(s->name);
         iom_meta_unlock(f);
+}
+
+/* Forget a sidecar this handle found broken: its mapping and descriptor
+ * (which holds the flock), before the name is made anew. */
+static void drop_broken(struct iomem *f)
+{
+        struct iom_fdobj *obj = fdo(f);
+        if (obj->meta)
+                obj->phys->unmap(f, obj->meta, obj->meta_map_len);
+        close(obj->aux_fd);
+        obj->meta = NULL;
+        obj->aux_fd = -1;
 }
 
 int iom_sidecar_attach(struct iomem *f, const struct iom_sidecar *s, int sfd,
                        const struct iomem_opts *o)
 {
         struct iom_fdobj *obj = fdo(f);
-        bool named = sfd < 0;
-        int err = named ? open_locked(f, s, &sfd) : 0;
-        if (err)
+        bool named = sfd < 0, replaced = false;
+        int err;
+again:
+        if (named && (err = open_locked(f, s, &sfd)))
                 return err;
         obj->aux_fd = sfd;
         int ours = describes(f, s, sfd);
@@ -161,6 +171,17 @@ int iom_sidecar_attach(struct iomem *f, const struct iom_sidecar *s, int sfd,
                 err = sidecar_fail(f, s, "cannot read");
         } else if (ours) {
                 err = iom_fdmem_attach(f, IOM_ATTACH_SHARED, o);
+                /* A transient sidecar that does not hold together (one a
+                 * process that died mid-change left for a file whose
+                 * inode was reused since, say) is removed and made anew,
+                 * once: its users, if any, keep what they have mapped. */
+                if (err == -EBADMSG && named && s->transient && !replaced) {
+                        iom_debug("%s: /dev/shm%s is broken: making it anew", f->name, s->name);
+                        iom_sys.shm_unlink(s->name);
+                        drop_broken(f);
+                        replaced = true;
+                        goto again;
+                }
         } else if (!named) {
                 err = iom_fail(f->name, -EBADMSG, "the descriptor passed with it is not its "
                                "shared state");
