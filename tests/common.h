@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <iomem.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,6 +22,23 @@
 
 /* Exit code that Meson counts as a skipped test. */
 #define TEST_SKIP 77
+
+/* SIGBUS is a fault the library promises never to let through: a test
+ * that calls test_fail_on_sigbus dies of it with a message instead. */
+static inline void test_on_sigbus_(int sig)
+{
+        (void)sig;
+        static const char msg[] = "SIGBUS: the library let a fault through\n";
+        if (write(2, msg, sizeof msg - 1) < 0)
+                _exit(98);
+        _exit(99);
+}
+
+static inline void test_fail_on_sigbus(void)
+{
+        struct sigaction sa = { .sa_handler = test_on_sigbus_ };
+        ck_assert_int_eq(sigaction(SIGBUS, &sa, NULL), 0);
+}
 
 /* The backend a behaviour suite runs against (IOMEM_TEST_BACKEND). */
 static inline const char *test_backend(void)

@@ -559,22 +559,6 @@ START_TEST(truncate_over_pins_is_busy)
 }
 END_TEST
 
-/* A fault here is the library's failure: the test dies with a message. */
-static void on_sigbus(int sig)
-{
-        (void)sig;
-        static const char msg[] = "SIGBUS: the library let a fault through\n";
-        if (write(2, msg, sizeof msg - 1) < 0)
-                _exit(98);
-        _exit(99);
-}
-
-static void fail_on_sigbus(void)
-{
-        struct sigaction sa = { .sa_handler = on_sigbus };
-        ck_assert_int_eq(sigaction(SIGBUS, &sa, NULL), 0);
-}
-
 /* In a child: open the file by another name (a hard link: the same
  * device and inode) and try to cut or replace what the parent pins. */
 static int cut_from_another_process(const char *alias, pid_t pinner)
@@ -611,7 +595,7 @@ START_TEST(pins_hold_against_other_processes)
         char alias[140];
         snprintf(alias, sizeof alias, "%s.link", p);
         ck_assert_int_eq(link(p, alias), 0);
-        fail_on_sigbus();
+        test_fail_on_sigbus();
         struct iomem_window *w = new_window(8 * MIB, 2 * MIB);
         struct iomem *f = open_dax(p, IOMEM_RDWR, w);
         ck_assert_int_eq(iomem_acquire(f, 2 * MIB, 2 * MIB), (ssize_t)(2 * MIB));
@@ -699,6 +683,19 @@ START_TEST(a_broken_shared_state_is_made_anew)
         iomem_close(&f);
         struct stat st;
         ck_assert_int_eq(stat(side, &st), -1);
+        /* One made by another version of the library may be in use: it is
+         * left alone, and the open says which it is. */
+        m.extents.count = 0;
+        m.version++;
+        fd = open(side, O_RDWR | O_CREAT | O_EXCL, 0600);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(ftruncate(fd, (off_t)IOM_META_SPAN), 0);
+        ck_assert_int_eq(pwrite(fd, &m, sizeof m, 0), (ssize_t)sizeof m);
+        close(fd);
+        ck_assert_err(iomem_open(&f, uri_of(p), IOMEM_RDWR, NULL), EBADMSG);
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "another version"));
+        ck_assert_int_eq(stat(side, &st), 0);
+        ck_assert_int_eq(unlink(side), 0);
 }
 END_TEST
 
@@ -1167,6 +1164,12 @@ START_TEST(open_fd_adopts_regular_files)
         fd = open(p, O_WRONLY);
         ck_assert_err(iomem_open_fd(&f, "dax", fd, IOMEM_RDONLY, NULL), EACCES);
         close(fd);
+        /* Writes through O_APPEND land at the end, not where asked. */
+        fd = open(p, O_RDWR | O_APPEND);
+        ck_assert_err(iomem_open_fd(&f, "dax", fd, IOMEM_RDWR, NULL), EINVAL);
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "O_APPEND"));
+        ck_assert_int_eq(iomem_open_fd(&f, "dax", fd, IOMEM_RDONLY, NULL), 0);
+        iomem_close(&f);
 }
 END_TEST
 

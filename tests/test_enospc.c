@@ -15,13 +15,6 @@
 #define PAGE ((size_t)sysconf(_SC_PAGESIZE))
 #define MIB ((size_t)1 << 20)
 
-static void on_sigbus(int sig)
-{
-        (void)sig;
-        static const char msg[] = "SIGBUS: the library let a fault through\n";
-        write(2, msg, sizeof msg - 1);
-        _exit(99);
-}
 
 /* Fill the filesystem of /dev/shm; returns the filler's fd. */
 static int fill_dev_shm(void)
@@ -41,8 +34,7 @@ static int fill_dev_shm(void)
 
 START_TEST(shm_full_dev_shm_is_enospc)
 {
-        struct sigaction sa = { .sa_handler = on_sigbus };
-        sigaction(SIGBUS, &sa, NULL);
+        test_fail_on_sigbus();
         /* This test runs in its own process (Check forks): the mount
          * namespace and the small tmpfs are gone when it ends. */
         ck_assert_int_eq(unshare(CLONE_NEWNS), 0);
@@ -116,8 +108,7 @@ static long hugepages_free(void)
 
 START_TEST(memfd_exhausted_huge_pages_is_enomem)
 {
-        struct sigaction sa = { .sa_handler = on_sigbus };
-        sigaction(SIGBUS, &sa, NULL);
+        test_fail_on_sigbus();
         ck_assert_int_eq(hugepages_free(), 4); /* main reserved exactly these */
         struct iomem_opts *o;
         iomem_opts_new(&o);

@@ -1353,6 +1353,13 @@ START_TEST(a_transfer_into_its_own_files_is_refused)
         size_t ps = page_of(f);
         unsigned char *a = pattern(2 * ps, 60);
         put(f, 0, a, 2 * ps);
+        /* Memory handed out before: once the object was wrecked, reading
+         * it raised SIGBUS. */
+        test_fail_on_sigbus();
+        struct iovec pinned[2];
+        ck_assert_int_eq(iomem_acquire(f, 0, 2 * ps), (ssize_t)(2 * ps));
+        ssize_t npinned = iomem_retrieve(f, 0, 2 * ps, pinned, 2);
+        ck_assert_int_ge(npinned, 1);
         int own[3], nown = 0;
         own[nown++] = dup(iomem_fd(f));
         if (!strcmp(test_backend(), "shm")) {
@@ -1382,6 +1389,9 @@ START_TEST(a_transfer_into_its_own_files_is_refused)
                 iomem_aio_delete(&q);
         ck_assert_uint_eq(size_of(f), 2 * ps);
         expect_bytes(f, 0, a, 2 * ps);
+        for (ssize_t i = 0, at = 0; i < npinned; at += (ssize_t)pinned[i].iov_len, i++)
+                ck_assert_int_eq(memcmp(pinned[i].iov_base, a + at, pinned[i].iov_len), 0);
+        ck_assert_int_eq(iomem_release(f, 0, 2 * ps), 0);
         /* Another file takes it. */
         char tmp[] = "/tmp/iomem-own-XXXXXX";
         int fd = mkstemp(tmp);
@@ -1448,7 +1458,14 @@ START_TEST(a_descriptor_that_lost_its_metadata_is_refused)
         track_obj(g);
         ck_assert_int_eq(iomem_truncate(f, 2 * ps), 0);
         ck_assert_int_eq(iomem_acquire(g, ps, ps), (ssize_t)ps);
+        struct iovec pinned[1];
+        ck_assert_int_eq(iomem_retrieve(g, ps, ps, pinned, 1), 1);
+        memset(pinned[0].iov_base, 'g', ps);
         ck_assert_err(iomem_truncate(f, 0), EBUSY); /* g's pin, shared */
+        /* With private metadata the cut went through, and touching the
+         * pinned page raised SIGBUS. */
+        test_fail_on_sigbus();
+        ck_assert_int_eq(((volatile char *)pinned[0].iov_base)[ps - 1], 'g');
         ck_assert_int_eq(iomem_release(g, ps, ps), 0);
         close_obj(&g);
         int fd = dup(iomem_fd(f));

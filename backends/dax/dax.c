@@ -45,7 +45,6 @@ static int fail_errno(struct iomem *f, int e, const char *what)
         return iom_fail(f->name, -e, "%s: %s", what, strerror(e));
 }
 
-
 static int file_size(struct iomem *f, uint64_t *size)
 {
         struct stat st;
@@ -57,13 +56,15 @@ static int file_size(struct iomem *f, uint64_t *size)
 }
 
 /*
- * The size the shared state knows (meta->dax_size): set under the metadata's
- * lock by every truncate and gift through the library and by every call
- * that maps a chunk (from fstat, so a change made by another program is
- * seen there), and raised by pwrite, which runs under the read lock and so
- * never beside a truncate. Stale low at worst (a program outside grew the
- * file), which a call reaching past it looks up; never stale high but
- * after a cut by a program outside the library.
+ * The size the shared state knows (meta->dax_size): set under the
+ * metadata's lock by every truncate and gift through the library, raised
+ * by pwrite (which holds the I/O read lock, so never runs beside a
+ * truncate), and learnt from fstat by calls that look at the file: borrow
+ * and bufcount when they map, acquire when a chunk of its range is not
+ * mapped or it reaches past the size known. It can be low (a program
+ * outside grew the file; a call reaching past it looks), and high only
+ * after a cut by a program that does not use the library, which may then
+ * fault on pages it pinned anyway.
  */
 static uint64_t known_size(const struct iomem *f)
 {
@@ -71,12 +72,18 @@ static uint64_t known_size(const struct iomem *f)
 }
 
 /* The file's size from fstat, learnt by the shared state (the metadata
- * locked). */
+ * locked). A pwrite that raised it meanwhile (without that lock) knows
+ * better than what fstat saw before it: the size is replaced only if it
+ * did not move. */
 static int learn_size(struct iomem *f, uint64_t *size)
 {
+        uint64_t *known = &handle(f)->fd.meta->dax_size;
+        uint64_t before = __atomic_load_n(known, __ATOMIC_ACQUIRE);
         int err = file_size(f, size);
-        if (!err)
-                __atomic_store_n(&handle(f)->fd.meta->dax_size, *size, __ATOMIC_RELEASE);
+        if (!err && *size != before &&
+            !__atomic_compare_exchange_n(known, &before, *size, false, __ATOMIC_RELEASE,
+                                         __ATOMIC_ACQUIRE))
+                *size = before;
         return err;
 }
 
@@ -465,10 +472,9 @@ static int pin_shared(struct iomem *f, uint64_t off, uint64_t *end, bool look, u
         int err = iom_meta_lock(f);
         if (err)
                 return err;
-        if (look)
+        *size = known_size(f);
+        if (look || *end > *size) /* lowered since the caller looked */
                 err = learn_size(f, size);
-        else
-                *size = known_size(f);
         if (err || off >= iom_round_up(*size, f->page_size)) {
                 *end = off;
                 iom_meta_unlock(f);
@@ -528,16 +534,14 @@ static ssize_t dax_acquire(struct iomem *f, size_t off, size_t len)
                 return err ? iom_fail(f->name, err, "out of memory") : (ssize_t)len;
         }
         unsigned shift = chunk_shift(h);
-        uint64_t chunks = ((end - 1) >> shift) - (off >> shift) + 1;
-        if (err || iom_ranges_reserve(pins, pin_gaps(pins, off, end, NULL) + 2) ||
-            iom_ranges_reserve(&h->mapped, chunks + 2)) {
+        if (err || iom_ranges_reserve(pins, pin_gaps(pins, off, end, NULL) + 2)) {
                 iom_lanes_unlock(&h->fd.lock);
                 return iom_fail(f->name, -ENOMEM, "out of memory");
         }
         /* A request that maps a chunk reads the size from the file (so
          * sees what a program outside the library did to it); one whose
          * chunks are all in the window takes the size the shared state
-         * knows, up to which they were mapped. */
+         * knows, and so makes no system call. */
         struct chunks c;
         chunks_init(&c);
         bool look = true;
@@ -554,9 +558,11 @@ static ssize_t dax_acquire(struct iomem *f, size_t off, size_t len)
                 return err;
         }
         err = chunks_span(f, &c, off >> shift, (end - 1) >> shift);
+        if (!err && iom_ranges_reserve(&h->mapped, c.n + 2))
+                err = iom_fail(f->name, -ENOMEM, "out of memory");
         /* The window before the blocks: a request it cannot hold
          * (-ENOBUFS) allocates nothing in the file. */
-        if (!err && (err = iom_window_get(&h->wf, c.idx, c.n, true, c.addr)) == 0)
+        if (!err && (err = iom_window_pin(&h->wf, c.idx, c.n, c.addr)) == 0)
                 remember_chunks(h, &c);
         if (!err && (f->flags & IOMEM_RDWR) && (err = back(f, off, iom_min(end, size))))
                 unpin_unheld_chunks(f, off, end);
@@ -631,17 +637,16 @@ static ssize_t dax_retrieve(struct iomem *f, size_t off, size_t len, struct iove
         struct iom_lane *ln = iom_lane_enter(&h->fd.lock);
         if (!ln)
                 iom_lanes_lock(&h->fd.lock);
-        int err = iom_ranges_covered(&h->fd.pins, off, end) ? 0 : not_acquired(f, off, end, -ENOENT);
-        /* Never an address past the end the shared state knows. */
-        end = iom_min(end, iom_round_up(known_size(f), f->page_size));
+        bool pinned = iom_ranges_covered(&h->fd.pins, off, end);
+        uint64_t stop = iom_min(end, iom_round_up(known_size(f), f->page_size));
         struct out o = { .iov = iov, .cap = iovcnt };
-        if (!err && off < end)
-                out_mapped(h, &o, off, end);
+        if (pinned && off < stop) /* never an address past the end the shared state knows */
+                out_mapped(h, &o, off, stop);
         if (ln)
                 iom_lane_leave(ln);
         else
                 iom_lanes_unlock(&h->fd.lock);
-        return err ? err : (ssize_t)o.n;
+        return pinned ? (ssize_t)o.n : not_acquired(f, off, end, -ENOENT);
 }
 
 /*
@@ -663,12 +668,13 @@ static bool describe_recalled(struct iomem *f, uint64_t off, uint64_t end, struc
 {
         struct dax_handle *h = handle(f);
         unsigned shift = chunk_shift(h);
-        uint64_t idx[8];
-        char *addr[8];
-        if (end <= off || end > known_size(f) || ((end - 1) >> shift) - (off >> shift) >= 8 ||
+        uint64_t idx[IOM_WINDOW_RECALL_MAX];
+        char *addr[IOM_WINDOW_RECALL_MAX];
+        if (end <= off || end > known_size(f) ||
+            ((end - 1) >> shift) - (off >> shift) >= IOM_WINDOW_RECALL_MAX ||
             iom_dax_caller_holds_locks() || !run_holds(f, &h->data, off, end))
                 return false;
-        struct chunks c = { .idx = idx, .addr = addr, .cap = 8 };
+        struct chunks c = { .idx = idx, .addr = addr, .cap = IOM_WINDOW_RECALL_MAX };
         for (uint64_t ci = off >> shift; ci <= (end - 1) >> shift; ci++)
                 c.idx[c.n++] = ci;
         if (!iom_window_recall(&h->wf, c.idx, c.n, o->iov != NULL, c.addr))
@@ -1176,11 +1182,14 @@ static int dax_open_fds(struct iomem *f, const int *fds, int nfds, unsigned flag
         struct stat st;
         if (iom_sys.fstat(fds[0], &st) == 0 && !S_ISREG(st.st_mode))
                 return iom_fail(f->name, -EINVAL, "fd %d is not a regular file", fds[0]);
-        int mode = iom_sys.fcntl(fds[0], F_GETFL, 0) & O_ACCMODE;
+        int fl = iom_sys.fcntl(fds[0], F_GETFL, 0), mode = fl & O_ACCMODE;
         bool readable = mode != O_WRONLY, writable = mode != O_RDONLY;
         if (!readable || ((flags & IOMEM_RDWR) && !writable))
                 return iom_fail(f->name, -EACCES, "fd %d is open %s", fds[0],
                                 readable ? "read-only" : "write-only; mapping needs read access");
+        if ((flags & IOMEM_RDWR) && (fl & O_APPEND))
+                return iom_fail(f->name, -EINVAL, "fd %d is open with O_APPEND: a write through "
+                                "it lands at the end, not at the offset asked for", fds[0]);
         return attach(f, fds[0], flags, o);
 }
 

@@ -19,8 +19,19 @@
 #include <string.h>
 #include <sys/sysmacros.h>
 
-/* Holds of dax objects' I/O locks by the calling thread, any handle. */
-static __thread unsigned locks_held;
+/* Holds of dax objects' I/O locks by the calling thread, any handle, in
+ * the process of fork generation gen (a child holds none of its parent's). */
+static __thread struct {
+        unsigned n, gen;
+} locks_held;
+
+static unsigned *locks_held_now(void)
+{
+        unsigned gen = iom_fork_generation();
+        if (locks_held.gen != gen)
+                locks_held.n = 0, locks_held.gen = gen;
+        return &locks_held.n;
+}
 
 /* ---- the sidecar ----------------------------------------------------------- */
 
@@ -104,7 +115,6 @@ int iom_dax_share_after_fork(struct dax_handle *h)
         iom_mutex_init(&h->borrowers_lock);
         iom_mutex_init(&h->bufs_lock);
         free_borrowers(h);
-        locks_held = 0; /* the parent's, if this is the thread that forked */
         h->fd.pins.n = 0; /* the parent's */
         h->mapped.n = 0;
         h->bufs.n = 0;
@@ -162,7 +172,7 @@ struct iom_holds *iom_dax_lock_holds(struct dax_handle *h)
 
 bool iom_dax_caller_holds_locks(void)
 {
-        return locks_held != 0;
+        return *locks_held_now() != 0;
 }
 
 /* Count a hold of the lock the engine granted, or give it back when the
@@ -175,7 +185,7 @@ static int count_hold(struct dax_handle *h, int err)
         struct dax_borrower *b = borrower(h, true);
         if (b) {
                 b->depth++;
-                locks_held++;
+                ++*locks_held_now();
         }
         pthread_mutex_unlock(&h->borrowers_lock);
         if (b)
@@ -201,8 +211,9 @@ int iom_dax_unlock(struct dax_handle *h)
                 return err;
         pthread_mutex_lock(&h->borrowers_lock);
         struct dax_borrower *b = borrower(h, false);
-        if (b && locks_held)
-                locks_held--;
+        unsigned *held = locks_held_now();
+        if (b && *held) /* else taken before a fork, in the parent */
+                --*held;
         if (b && --b->depth == 0) {
                 iom_window_unhold(&h->wf, &b->holds);
                 drop_borrower(h, b);

@@ -67,7 +67,7 @@ int iom_dax_rdlock(struct dax_handle *h, int timeout_ms);
 int iom_dax_wrlock(struct dax_handle *h, int timeout_ms);
 int iom_dax_unlock(struct dax_handle *h);
 /* Where the calling thread's borrows through h are held until it unlocks
- * (h->lock held): NULL when it does not hold the I/O lock through h (its
+ * (h->borrowers_lock held): NULL when it does not hold the I/O lock through h (its
  * borrows are then the window's loose ones, iom_window_borrow). */
 struct iom_holds *iom_dax_lock_holds(struct dax_handle *h);
 /* Does the calling thread hold the I/O lock of some dax object? */

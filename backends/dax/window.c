@@ -271,7 +271,8 @@ static void keep(struct iomem_window *w, uint32_t s, bool pin, struct iom_holds 
                 unpark(w, s);
 }
 
-/* iom_window_get with the window locked. */
+/* Make chunks idx[0..n) resident, pinned when pin is set, or held in
+ * holds (the window locked): iom_window_pin and iom_window_borrow. */
 static int get_locked(struct iom_wfile *wf, const uint64_t *idx, size_t n, bool pin,
                       struct iom_holds *holds, char **addrs)
 {
@@ -347,10 +348,10 @@ out:
         return err;
 }
 
-int iom_window_get(struct iom_wfile *wf, const uint64_t *idx, size_t n, bool pin, char **addrs)
+int iom_window_pin(struct iom_wfile *wf, const uint64_t *idx, size_t n, char **addrs)
 {
         pthread_mutex_lock(&wf->w->lock);
-        int err = get_locked(wf, idx, n, pin, NULL, addrs);
+        int err = get_locked(wf, idx, n, true, NULL, addrs);
         pthread_mutex_unlock(&wf->w->lock);
         return err;
 }
@@ -402,13 +403,12 @@ void iom_window_unpin(struct iom_wfile *wf, uint64_t idx)
  * ever has (one that left took its chunks with it), and a fork makes it
  * stale (the child's window forgot every loose borrow).
  */
-#define MEMO_CHUNKS 8
 static __thread struct {
         uint64_t file_id;
         unsigned fork_gen;
         size_t n;
-        uint64_t idx[MEMO_CHUNKS];
-        char *addr[MEMO_CHUNKS];
+        uint64_t idx[IOM_WINDOW_RECALL_MAX];
+        char *addr[IOM_WINDOW_RECALL_MAX];
 } memo;
 
 bool iom_window_recall(struct iom_wfile *wf, const uint64_t *idx, size_t n, bool hit, char **addrs)
@@ -492,7 +492,7 @@ int iom_window_borrow(struct iom_wfile *wf, const uint64_t *idx, size_t n,
                 loose_release(w, l);
                 err = get_locked(wf, idx, n, false, holds ? holds : &l->holds, addrs);
         }
-        if (!err && !holds && n <= MEMO_CHUNKS) {
+        if (!err && !holds && n <= IOM_WINDOW_RECALL_MAX) {
                 memo.file_id = wf->id;
                 memo.fork_gen = iom_fork_generation();
                 memo.n = n;

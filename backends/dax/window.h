@@ -54,13 +54,13 @@ size_t iom_window_chunk(const struct iomem_window *w);
 
 /*
  * Make chunks idx[0..n) of the file resident (idx ascending, distinct),
- * pin them when pin is set, and store each chunk's address in addrs[i].
- * All or nothing for -ENOBUFS and -ENOMEM; a mapping that fails part way
- * leaves the chunks mapped before it resident (neither pinned nor held)
- * and the window whole.
+ * pin them, and store each chunk's address in addrs[i]. All or nothing
+ * for -ENOBUFS and -ENOMEM; a mapping that fails part way leaves the
+ * chunks mapped before it resident (neither pinned nor held) and the
+ * window whole.
  */
-int iom_window_get(struct iom_wfile *wf, const uint64_t *idx, size_t n, bool pin, char **addrs);
-/* iom_window_get for a borrow: the chunks are held in holds (the caller's
+int iom_window_pin(struct iom_wfile *wf, const uint64_t *idx, size_t n, char **addrs);
+/* iom_window_pin for a borrow: the chunks are held in holds (the caller's
  * while it holds the I/O lock, until it unlocks), or with holds NULL,
  * until the calling thread's next borrow in this window through any of its
  * files, or their file leaves. Either way the thread's previous borrow
@@ -70,6 +70,7 @@ int iom_window_borrow(struct iom_wfile *wf, const uint64_t *idx, size_t n,
 /* Without the window's lock: where chunks idx[0..n) are when the calling
  * thread's last borrow without a lock in this window, still held for it,
  * has them all (then true; a hit counted for each when hit is set). */
+#define IOM_WINDOW_RECALL_MAX 8 /* chunks a thread's last borrow is remembered by */
 bool iom_window_recall(struct iom_wfile *wf, const uint64_t *idx, size_t n, bool hit, char **addrs);
 /* Where chunks idx[0..n) are mapped now, NULL for those that are not:
  * looks only (no mapping, no hit counted, nothing pinned or held). */

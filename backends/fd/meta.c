@@ -176,6 +176,21 @@ void iom_owner_unregister(struct iomem *f)
         owner_reap(f, fdo(f)->owner); /* what it cannot drop, survivors reap */
 }
 
+/* Has the process of owner record o died? */
+static bool owner_gone(const struct iom_rec *o)
+{
+        pid_t pid = (pid_t)o->owner.pid;
+        uint64_t started = o->owner.start_time;
+        if (pid <= 0 || (kill(pid, 0) < 0 && errno == ESRCH))
+                return true;
+        /* A zombie is dead although its pid lives on until its parent
+         * reaps it, and that parent may be waiting for what the zombie
+         * held. */
+        char state = 0;
+        uint64_t now = process_start_time(pid, &state);
+        return state == 'Z' || state == 'X' || (started && now && now != started); /* pid reused */
+}
+
 int iom_owner_check(struct iomem *f, uint32_t owner)
 {
         struct iom_meta *m = fdo(f)->meta;
@@ -186,20 +201,9 @@ int iom_owner_check(struct iomem *f, uint32_t owner)
                 int err = owner_reap(f, owner);
                 return err ? err : 0;
         }
-        pid_t pid = (pid_t)o->owner.pid;
-        uint64_t started = o->owner.start_time;
-        bool dead = pid <= 0 || (kill(pid, 0) < 0 && errno == ESRCH);
-        if (!dead) {
-                /* A zombie is dead although its pid lives on until its
-                 * parent reaps it, and that parent may be waiting for
-                 * what the zombie held. */
-                char state = 0;
-                uint64_t now = process_start_time(pid, &state);
-                dead = state == 'Z' || state == 'X' ||
-                       (started && now && now != started); /* the pid was reused */
-        }
-        if (!dead)
+        if (!owner_gone(o))
                 return 1;
+        pid_t pid = (pid_t)o->owner.pid;
         iom_debug("%s: reclaiming what dead process %d held", f->name, (int)pid);
         int err = owner_reap(f, owner);
         return err ? err : 0;
@@ -210,6 +214,16 @@ int iom_owner_pid(struct iomem *f, uint32_t owner)
         const struct iom_meta *m = fdo(f)->meta;
         const struct iom_rec *o = iom_smap_get(m, &m->owners, owner);
         return o ? (int)o->owner.pid : 0;
+}
+
+IOM_SEQ_READER bool iom_owner_any_seen_alive(struct iomem *f)
+{
+        const struct iom_meta *m = fdo(f)->meta;
+        for (const struct iom_rec *o = iom_smap_ceil(m, &m->owners, 0, NULL); o;
+             o = iom_smap_ceil(m, &m->owners, o->key + 1, NULL))
+                if (!owner_gone(o))
+                        return true;
+        return false;
 }
 
 bool iom_owner_any_alive(struct iomem *f)

@@ -203,6 +203,9 @@ int iom_owner_check(struct iomem *f, uint32_t owner);
 /* Is any owner alive? The dead met on the way are reaped: O(1) when the
  * first is alive. */
 bool iom_owner_any_alive(struct iomem *f);
+/* The same without the lock and changing nothing, for metadata that does
+ * not hold together: a best effort (a broken table may hide an owner). */
+bool iom_owner_any_seen_alive(struct iomem *f);
 /* The pid of a live owner, 0 when none. */
 int iom_owner_pid(struct iomem *f, uint32_t owner);
 

@@ -73,8 +73,11 @@ static int sidecar_fail(struct iomem *f, const struct iom_sidecar *s, const char
                         strerror(e));
 }
 
-/* Does the sidecar at sfd describe the object? 1 yes, 0 no (to be made
- * anew), -errno when it cannot be read. Only what never changes once a
+/* Does the sidecar at sfd describe the object? 1 yes; 0 it was never
+ * finished (its magic, written last, is not there: to be made anew);
+ * -EPROTO it is one of ours for something else (another version of the
+ * library, another page size or object), which may be in use and is left
+ * alone; -errno when it cannot be read. Only what never changes once a
  * sidecar is made is read, so that a live one, changing as this reads it,
  * is never taken for a stranger; the rest is checked under its lock. */
 static int describes(struct iomem *f, const struct iom_sidecar *s, int sfd)
@@ -83,10 +86,10 @@ static int describes(struct iomem *f, const struct iom_sidecar *s, int sfd)
         if (!m)
                 return -ENOMEM;
         ssize_t n = iom_sys.pread(sfd, m, sizeof *m, 0);
-        int r = n < 0 ? -errno
-                : n == (ssize_t)sizeof *m && m->magic == IOM_META_MAGIC &&
-                          m->version == IOM_META_VERSION && m->page_size == f->page_size &&
-                          m->span == IOM_META_SPAN && s->describes(m, s->id);
+        int r = n < 0 ? -errno : n == (ssize_t)sizeof *m && m->magic == IOM_META_MAGIC;
+        if (r == 1 && (m->version != IOM_META_VERSION || m->page_size != f->page_size ||
+                       m->span != IOM_META_SPAN || !s->describes(m, s->id)))
+                r = -EPROTO;
         free(m);
         return r;
 }
@@ -166,16 +169,23 @@ again:
         struct iomem_opts sized_elsewhere = *o;
         sized_elsewhere.size = 0; /* the bytes' own size is the object's */
         bool made = false;
-        if (ours < 0) {
+        if (ours == -EPROTO) {
+                err = iom_fail(f->name, -EBADMSG, "its shared state /dev/shm%s was made by another "
+                               "version of the library or for another object (remove it if no "
+                               "process uses it)", s->name);
+        } else if (ours < 0) {
                 errno = -ours;
                 err = sidecar_fail(f, s, "cannot read");
         } else if (ours) {
                 err = iom_fdmem_attach(f, IOM_ATTACH_SHARED, o);
-                /* A transient sidecar that does not hold together (one a
-                 * process that died mid-change left for a file whose
-                 * inode was reused since, say) is removed and made anew,
-                 * once: its users, if any, keep what they have mapped. */
-                if (err == -EBADMSG && named && s->transient && !replaced) {
+                /* A transient sidecar that does not hold together and
+                 * that no live process is seen to use (one a process that
+                 * died mid-change left for a file whose inode was reused
+                 * since, say) is removed and made anew, once. One in use
+                 * stays, and opening fails: a new one beside it would let
+                 * this process cut pages its users pin. */
+                if (err == -EBADMSG && named && s->transient && !replaced && obj->meta &&
+                    !iom_owner_any_seen_alive(f)) {
                         iom_debug("%s: /dev/shm%s is broken: making it anew", f->name, s->name);
                         iom_sys.shm_unlink(s->name);
                         drop_broken(f);
