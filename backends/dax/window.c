@@ -413,8 +413,10 @@ static __thread struct {
 
 bool iom_window_recall(struct iom_wfile *wf, const uint64_t *idx, size_t n, bool hit, char **addrs)
 {
-        if (!memo.n || memo.file_id != wf->id || memo.fork_gen != iom_fork_generation())
+        if (!n || memo.file_id != wf->id || memo.fork_gen != iom_fork_generation())
                 return false;
+        if (hit && n != memo.n)
+                return false; /* a borrow of fewer would keep the rest held */
         for (size_t i = 0, k = 0; i < n; i++) {
                 while (k < memo.n && memo.idx[k] < idx[i])
                         k++;

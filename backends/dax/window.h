@@ -69,7 +69,9 @@ int iom_window_borrow(struct iom_wfile *wf, const uint64_t *idx, size_t n,
                       struct iom_holds *holds, char **addrs);
 /* Without the window's lock: where chunks idx[0..n) are when the calling
  * thread's last borrow without a lock in this window, still held for it,
- * has them all (then true; a hit counted for each when hit is set). */
+ * has them all (then true). For a borrow (hit set: a hit is counted for
+ * each) it must have exactly them, so that answering from it holds what
+ * iom_window_borrow would; a count may ask for fewer. */
 #define IOM_WINDOW_RECALL_MAX 8 /* chunks a thread's last borrow is remembered by */
 bool iom_window_recall(struct iom_wfile *wf, const uint64_t *idx, size_t n, bool hit, char **addrs);
 /* Where chunks idx[0..n) are mapped now, NULL for those that are not:
