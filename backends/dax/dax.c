@@ -936,17 +936,17 @@ static ssize_t dax_gift(struct iomem *f, size_t off, size_t len, const struct io
         int err = check_file_end(f, off, len);
         if (err || (err = iom_dax_wrlock(h, f->lock_timeout_ms)))
                 return err;
+        /* The metadata stays locked through the copy, so that no process
+         * pins the range between the look and the last byte (acquire pins
+         * under it: pin_shared). */
+        if ((err = iom_meta_lock(f)))
+                goto out;
+        err = iom_pin_refuse(f, iom_round_down(off, ps), iom_round_up(end, ps));
         for (size_t i = 0; i < iovcnt && !err; i++)
                 if (iov[i].iov_len && (flags & IOMEM_GIFT_NOCOPY))
                         err = iom_fail(f->name, -EXDEV, "entry %zu (%p, %zu bytes) would have to be "
                                        "copied: dax objects take gifts by copying only", i,
                                        iov[i].iov_base, iov[i].iov_len);
-        /* The metadata stays locked through the copy, so that no process
-         * pins the range between the look and the last byte (acquire pins
-         * under it: pin_shared). */
-        if (err || (err = iom_meta_lock(f)))
-                goto out;
-        err = iom_pin_refuse(f, iom_round_down(off, ps), iom_round_up(end, ps));
         /* Blocks first, so that the copy cannot run out of space half way. */
         if (!err)
                 err = back(f, off, end);
