@@ -656,6 +656,29 @@ START_TEST(the_shared_state_comes_and_goes_with_the_handles)
 }
 END_TEST
 
+/* Pins are recorded to 16 TiB (the shared state's page numbers): past it
+ * a sparse file's pages can be borrowed but not acquired. */
+START_TEST(pins_past_16_tib_are_efbig)
+{
+        const char *p = make_file(1, "huge", MIB, 11);
+        struct iomem *f = open_dax(p, IOMEM_RDWR, NULL);
+        const size_t tib16 = (size_t)1 << 44;
+        ck_assert_int_eq(iomem_truncate(f, tib16 + 4 * MIB), 0);
+        ck_assert_err(iomem_acquire(f, tib16, PAGE), EFBIG);
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "shared state"));
+        ck_assert_err(iomem_acquire(f, tib16 - PAGE, 2 * PAGE), EFBIG);
+        ck_assert_int_eq(iomem_acquire(f, tib16 - PAGE, PAGE), (ssize_t)PAGE);
+        struct iovec iov[2];
+        ck_assert_int_eq(iomem_borrow(f, tib16, PAGE, iov, 2), 1); /* a hole */
+        ck_assert_int_eq(iomem_release(f, tib16 - PAGE, PAGE), 0);
+        struct iomem_stat st;
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        ck_assert_uint_eq(st.acquired, 0);
+        ck_assert_int_eq(iomem_truncate(f, MIB), 0);
+        iomem_close(&f);
+}
+END_TEST
+
 /* A process that died left the shared state of a file broken, and the
  * file's inode went to a new file: opening the new one replaces it. */
 START_TEST(a_broken_shared_state_is_made_anew)
@@ -1842,6 +1865,7 @@ int main(int argc, char **argv)
         tcase_add_test(tc, the_shared_state_comes_and_goes_with_the_handles);
         tcase_add_test(tc, a_child_attaches_afresh_after_the_parent_closed);
         tcase_add_test(tc, a_broken_shared_state_is_made_anew);
+        tcase_add_test(tc, pins_past_16_tib_are_efbig);
         tcase_add_test(tc, external_truncate_then_borrow);
         tcase_add_test(tc, gift_copies);
         tcase_add_test(tc, largest_file_offsets);
