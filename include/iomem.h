@@ -93,6 +93,11 @@ ssize_t iomem_pread(struct iomem *f, void *buf, size_t len, size_t off);
 ssize_t iomem_pwrite(struct iomem *f, const void *buf, size_t len, size_t off);
 int iomem_sync(struct iomem *f, size_t off, size_t len);
 int iomem_fd(const struct iomem *f);
+/* The data descriptor, with every byte of the object at its own offset
+ * and its st_size the object's size: for programs that do not use the
+ * library. Gifted ranges are copied into place once; -EBUSY while one of
+ * them is acquired. Returns the descriptor (the handle keeps it). */
+int iomem_plain_fd(struct iomem *f);
 
 /* Transfers */
 ssize_t iomem_sendfile(int out_fd, struct iomem *in, size_t off, size_t len);

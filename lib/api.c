@@ -334,3 +334,11 @@ IOM_PUBLIC int iomem_fd(const struct iomem *f)
                 return (int)FAIL(__func__, NULL, -EINVAL, "the object is NULL");
         return f->data_fd;
 }
+
+IOM_PUBLIC int iomem_plain_fd(struct iomem *f)
+{
+        if (!f)
+                return (int)FAIL(__func__, NULL, -EINVAL, "the object is NULL");
+        int err = CALL(f, settle(f));
+        return err ? (int)iom_result(__func__, err) : f->data_fd;
+}

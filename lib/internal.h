@@ -132,6 +132,9 @@ struct iom_object_ops {
         /* Release what open took; the core frees the object after. Also
          * called on a handle inherited across fork and never used. */
         void (*close)(struct iomem *f);
+        /* Put every byte at its own offset in data_fd (iomem_plain_fd).
+         * Empty: the backend cannot (-ENOTSUP). */
+        int (*settle)(struct iomem *f);
 };
 
 /*
@@ -167,6 +170,8 @@ int iom_no_open_fds(struct iomem *f, const int *fds, int nfds, unsigned flags,
 int iom_no_unlink(const char *rest);
 /* send_fds for an object that is its one backing descriptor. */
 int iom_send_data_fd(const struct iomem *f, int *fds, int max);
+/* settle for a backend whose data file holds every byte at its own offset. */
+int iom_in_place(struct iomem *f);
 
 /* An open object: what every backend has. */
 struct iomem {

@@ -125,6 +125,11 @@ static void no_close(struct iomem *f)
         (void)f;
 }
 
+static int no_settle(struct iomem *f)
+{
+        return unsupported(f, "give a descriptor that holds the object's bytes at their own offsets");
+}
+
 const struct iom_object_ops iom_no_ops = {
         .size = sizeof(struct iom_object_ops),
         .before_call = nothing_to_do,
@@ -147,6 +152,7 @@ const struct iom_object_ops iom_no_ops = {
         .sync = no_sync,
         .send_fds = no_send_fds,
         .close = no_close,
+        .settle = no_settle,
 };
 
 int iom_no_open(struct iomem *f, const char *rest, unsigned flags, const struct iomem_opts *o)
@@ -165,6 +171,12 @@ int iom_no_open_fds(struct iomem *f, const int *fds, int nfds, unsigned flags,
 int iom_no_unlink(const char *rest)
 {
         return iom_fail(rest, -ENOTSUP, "objects of this backend have no name to remove");
+}
+
+int iom_in_place(struct iomem *f)
+{
+        (void)f;
+        return 0;
 }
 
 int iom_send_data_fd(const struct iomem *f, int *fds, int max)

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #if __has_include(<valgrind/valgrind.h>)
@@ -192,6 +193,33 @@ static inline bool test_forked_children_run(const char *what)
                 return false;
         }
         return true;
+}
+
+/* The descriptors iomem_send passes for f, received raw (without
+ * iomem_recv) as a peer that does not use the library gets them: the data
+ * first. Returns how many, at most max. */
+static inline int test_sent_fds(const struct iomem *f, int *fds, int max)
+{
+        int sv[2];
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        ck_assert_int_eq(iomem_send(sv[0], f), 0);
+        char head[64];
+        union {
+                char buf[CMSG_SPACE(8 * sizeof(int))];
+                struct cmsghdr align;
+        } ctl;
+        struct iovec iov = { head, sizeof head };
+        struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+                              .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf };
+        ck_assert_int_gt(recvmsg(sv[1], &msg, MSG_CMSG_CLOEXEC), 0);
+        close(sv[0]);
+        close(sv[1]);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        ck_assert_ptr_nonnull(c);
+        int n = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        ck_assert_int_le(n, max);
+        memcpy(fds, CMSG_DATA(c), (size_t)n * sizeof(int));
+        return n;
 }
 
 /* Open descriptors and mappings of this process: what must not leak. */

@@ -469,6 +469,49 @@ START_TEST(memfd_seals)
 }
 END_TEST
 
+/* A memfd object is two descriptors: its data, which other programs may
+ * be handed, and its metadata. The data alone, in a process with no other
+ * handle of the object, is refused (never given metadata of its own);
+ * both, as iomem_send passes them, reach the shared state. */
+START_TEST(memfd_data_descriptor_alone_is_refused_elsewhere)
+{
+        struct iomem *f = test_open_new("alone", PAGE);
+        ck_assert_int_eq(iomem_pwrite(f, "both", 4, 0), 4);
+        int sv[2];
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                int data = dup(iomem_fd(f));
+                iomem_close(&f); /* the handle came along with fork */
+                struct iomem *g = NULL;
+                if (iomem_open_fd(&g, "memfd", data, IOMEM_RDWR, NULL) != -ENOENT ||
+                    !strstr(iomem_errormsg(), "iomem_send"))
+                        _exit(1);
+                close(data);
+                char out[4];
+                if (iomem_recv(sv[1], &g, IOMEM_RDWR) || iomem_pread(g, out, 4, 0) != 4 ||
+                    memcmp(out, "both", 4) || iomem_acquire(g, 0, PAGE) != (ssize_t)PAGE)
+                        _exit(2);
+                /* Pinned here, seen there. */
+                if (write(sv[1], "p", 1) != 1 || read(sv[1], out, 1) != 1)
+                        _exit(3);
+                iomem_close(&g);
+                _exit(0);
+        }
+        ck_assert_int_eq(iomem_send(sv[0], f), 0);
+        char c;
+        ck_assert_int_eq(read(sv[0], &c, 1), 1);
+        ck_assert_err(iomem_truncate(f, 0), EBUSY);
+        ck_assert_int_eq(write(sv[0], "g", 1), 1);
+        ck_assert_int_eq(test_wait(pid), 0);
+        ck_assert_int_eq(iomem_truncate(f, 0), 0);
+        close(sv[0]);
+        close(sv[1]);
+        iomem_close(&f);
+}
+END_TEST
+
 START_TEST(foreign_memfd_is_usable_without_metadata)
 {
         int fd = memfd_create("plain", MFD_CLOEXEC);
@@ -490,6 +533,107 @@ START_TEST(foreign_memfd_is_usable_without_metadata)
         ck_assert_err(iomem_gift(f, 0, PAGE, &g, 1, IOMEM_GIFT_NOCOPY), EXDEV);
         ck_assert_int_eq(iomem_gift(f, 0, PAGE, &g, 1, 0), 1);
         ck_assert_int_eq(iomem_free(f, buf, PAGE), 0);
+        iomem_close(&f);
+}
+END_TEST
+
+/* A program that does not use the library (cp(1)) copies the plain
+ * descriptor by its /proc path; the copy must be the object, byte for byte. */
+static void check_copied_by_cp(struct iomem *f, int fd)
+{
+        char src[64], dst[] = "/tmp/iomem-plain-XXXXXX";
+        int out = mkstemp(dst);
+        ck_assert_int_ge(out, 0);
+        close(out);
+        snprintf(src, sizeof src, "/proc/%d/fd/%d", (int)getpid(), fd);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                execlp("cp", "cp", src, dst, (char *)NULL);
+                _exit(127);
+        }
+        ck_assert_int_eq(test_wait(pid), 0);
+        struct iomem_stat st;
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        char *want = malloc(st.size + 1), *got = malloc(st.size + 1);
+        ck_assert_int_eq(iomem_pread(f, want, st.size, 0), (ssize_t)st.size);
+        out = open(dst, O_RDONLY);
+        ck_assert_int_ge(out, 0);
+        /* One more byte asked for: the copy must end where the object does. */
+        ck_assert_int_eq(read(out, got, st.size + 1), (ssize_t)st.size);
+        ck_assert_int_eq(memcmp(want, got, st.size), 0);
+        close(out);
+        unlink(dst);
+        free(want);
+        free(got);
+}
+
+START_TEST(plain_fd_holds_the_objects_bytes_in_place)
+{
+        struct iomem *f = test_open_new("plain", 0);
+        size_t n = 3 * PAGE;
+        char *page = malloc(PAGE);
+        memset(page, 'a', PAGE);
+        ck_assert_int_eq(iomem_pwrite(f, page, PAGE, 0), (ssize_t)PAGE);
+        /* Two pages gifted (adopted where the backend can), then a tail
+         * that ends the object mid-page. */
+        void *buf;
+        ck_assert_int_eq(iomem_alloc(f, 2 * PAGE, &buf), 0);
+        fill_pattern(buf, 2 * PAGE, 21);
+        struct iovec g = { buf, 2 * PAGE };
+        ck_assert_int_eq(iomem_gift(f, PAGE, 2 * PAGE, &g, 1, 0), 1);
+        ck_assert_int_eq(iomem_pwrite(f, "tail", 4, n), 4);
+        int fd = iomem_plain_fd(f);
+        if (!strcmp(test_backend(), "mshare") || !strcmp(test_backend(), "devdax")) {
+                ck_assert_err(fd, ENOTSUP);
+                free(page);
+                iomem_close(&f);
+                return;
+        }
+        ck_assert_int_eq(fd, iomem_fd(f));
+        struct stat st;
+        ck_assert_int_eq(fstat(fd, &st), 0);
+        ck_assert_int_eq(st.st_size, (off_t)(n + 4));
+        char *in = malloc(n + 4);
+        ck_assert_int_eq(pread(fd, in, n + 4, 0), (ssize_t)(n + 4));
+        ck_assert_int_eq(memcmp(in, page, PAGE), 0);
+        check_pattern(in + PAGE, 2 * PAGE, 21);
+        ck_assert_int_eq(memcmp(in + n, "tail", 4), 0);
+        check_copied_by_cp(f, fd);
+
+        if (test_caps() & IOMEM_CAP_GIFT) {
+                /* A new zero-copy gift leaves the pool again; while it is
+                 * acquired it cannot move, and nothing changes. */
+                ck_assert_int_eq(iomem_alloc(f, PAGE, &buf), 0);
+                fill_pattern(buf, PAGE, 22);
+                g = (struct iovec){ buf, PAGE };
+                ck_assert_int_eq(iomem_gift(f, 0, PAGE, &g, 1, IOMEM_GIFT_NOCOPY), 1);
+                ck_assert_int_eq(pread(fd, in, PAGE, 0), (ssize_t)PAGE);
+                ck_assert_int_eq(in[0], 0); /* not in place yet: the old page was freed */
+                ck_assert_int_eq(iomem_acquire(f, 0, PAGE), (ssize_t)PAGE);
+                struct iovec r;
+                ck_assert_int_eq(iomem_retrieve(f, 0, PAGE, &r, 1), 1);
+                ck_assert_ptr_eq(r.iov_base, buf);
+                ck_assert_err(iomem_plain_fd(f), EBUSY);
+                ck_assert_int_eq(iomem_retrieve(f, 0, PAGE, &r, 1), 1);
+                ck_assert_ptr_eq(r.iov_base, buf);
+                ck_assert_int_eq(iomem_release(f, 0, PAGE), 0);
+                /* A read-only handle may not move bytes. */
+                struct iomem *ro = NULL;
+                int rofd = dup(iomem_fd(f));
+                ck_assert_int_eq(iomem_open_fd(&ro, test_backend(), rofd, IOMEM_RDONLY, NULL), 0);
+                ck_assert_err(iomem_plain_fd(ro), EROFS);
+                ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "out of place"));
+                ck_assert_int_eq(iomem_plain_fd(f), fd);
+                ck_assert_int_eq(pread(fd, in, PAGE, 0), (ssize_t)PAGE);
+                check_pattern(in, PAGE, 22);
+                check_copied_by_cp(f, fd);
+                /* Nothing is out of place now: a reader may have it too. */
+                ck_assert_int_eq(iomem_plain_fd(ro), iomem_fd(ro));
+                iomem_close(&ro);
+        }
+        free(in);
+        free(page);
         iomem_close(&f);
 }
 END_TEST
@@ -560,7 +704,9 @@ int main(void)
                 /* memfd's own: seals, memfds other programs made. */
                 tcase_add_test(tc, memfd_seals);
                 tcase_add_test(tc, foreign_memfd_is_usable_without_metadata);
+                tcase_add_test(tc, memfd_data_descriptor_alone_is_refused_elsewhere);
         }
+        tcase_add_test(tc, plain_fd_holds_the_objects_bytes_in_place);
         tcase_add_test(tc, close_releases_everything);
         if (test_caps() & IOMEM_CAP_NUMA)
                 tcase_add_test(tc, numa_bind_places_memory);

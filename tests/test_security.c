@@ -152,7 +152,11 @@ static void peer_map(struct victim *v)
                 snprintf(side, sizeof side, "/%s.iomem", v->uri + strlen("shm:"));
                 fd = shm_open(side, O_RDWR, 0);
         } else {
-                fd = dup(iomem_fd(v->f));
+                /* The metadata's descriptor comes along with the data's. */
+                int fds[2];
+                ck_assert_int_eq(test_sent_fds(v->f, fds, 2), 2);
+                close(fds[0]);
+                fd = fds[1];
         }
         ck_assert_int_ge(fd, 0);
         v->span = IOM_META_SPAN;
@@ -463,30 +467,38 @@ START_TEST(an_entry_of_no_owner_is_reaped)
 }
 END_TEST
 
-/* ---- memfd: no peer can shrink (or grow) the descriptor ----------------------- */
+/* ---- memfd: no peer can resize the metadata; the data is the object's size -- */
 
-START_TEST(a_peer_cannot_resize_a_memfd_object)
+START_TEST(a_peer_cannot_resize_a_memfd_objects_metadata)
 {
         struct victim v;
         victim_open(&v);
-        int fd = dup(iomem_fd(v.f));
+        int fds[2];
+        ck_assert_int_eq(test_sent_fds(v.f, fds, 2), 2);
+        /* The data descriptor is as large as the object, no larger. */
         struct stat st;
-        ck_assert_int_eq(fstat(fd, &st), 0);
+        ck_assert_int_eq(fstat(fds[0], &st), 0);
+        ck_assert_int_eq(st.st_size, 4 * PAGE);
+        /* The metadata's is sealed at its fixed span. */
+        int twin = fds[1];
+        ck_assert_int_eq(fstat(twin, &st), 0);
         errno = 0;
-        ck_assert_int_eq(ftruncate(fd, 0), -1);
+        ck_assert_int_eq(ftruncate(twin, 0), -1);
         ck_assert_int_eq(errno, EPERM);
-        ck_assert_int_eq(ftruncate(fd, st.st_size - 4096), -1);
+        ck_assert_int_eq(ftruncate(twin, st.st_size - 4096), -1);
         ck_assert_int_eq(errno, EPERM);
-        ck_assert_int_eq(ftruncate(fd, st.st_size + 4096), -1);
+        ck_assert_int_eq(ftruncate(twin, st.st_size + 4096), -1);
         ck_assert_int_eq(errno, EPERM);
         /* Nor punch its way around: the seals hold for fallocate too. */
-        ck_assert_int_eq(fallocate(fd, 0, st.st_size, 4096), -1);
+        ck_assert_int_eq(fallocate(twin, 0, st.st_size, 4096), -1);
         ck_assert_int_eq(errno, EPERM);
-        int seals = fcntl(fd, F_GET_SEALS);
-        ck_assert_int_eq(seals & (F_SEAL_SHRINK | F_SEAL_GROW), F_SEAL_SHRINK | F_SEAL_GROW);
-        /* A peer's handle sees the same, and the data is intact. */
+        int seals = fcntl(twin, F_GET_SEALS);
+        ck_assert_int_eq(seals & (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL),
+                         F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+        close(twin);
+        /* A peer's handle of the data descriptor sees the same bytes. */
         struct iomem *g = NULL;
-        ck_assert_int_eq(iomem_open_fd(&g, "memfd", fd, IOMEM_RDWR, NULL), 0);
+        ck_assert_int_eq(iomem_open_fd(&g, "memfd", fds[0], IOMEM_RDWR, NULL), 0);
         char out[4];
         ck_assert_int_eq(iomem_pread(g, out, 4, 4 * PAGE - 4), 4);
         ck_assert_int_eq(memcmp(out, "vvvv", 4), 0);
@@ -603,7 +615,7 @@ int main(void)
                 tcase_add_test(tc, objects_are_private_unless_asked);
                 tcase_add_test(tc, shm_names_are_one_bounded_component);
         } else {
-                tcase_add_test(tc, a_peer_cannot_resize_a_memfd_object);
+                tcase_add_test(tc, a_peer_cannot_resize_a_memfd_objects_metadata);
         }
         if (!part) {
                 tcase_add_test(tc, a_corrupt_header_fails_every_call);

@@ -256,16 +256,22 @@ static void *work(void *arg)
 static int run_process(int proc, const char *uri, struct iomem *parent, const char *tag,
                        int ready, int go, double seconds)
 {
-        /* The parent's handle came along with fork: let go of it (keeping
-         * the descriptor a memfd or mshare object is attached by; shm and
-         * dax objects are opened by name) and start from nothing. */
+        /* The parent's handle came along with fork: let go of it (sending
+         * a memfd or mshare object to itself first, as a peer would get
+         * it; shm and dax objects are opened by name) and start from
+         * nothing. */
         bool shm = !strcmp(test_backend(), "shm") || !strcmp(test_backend(), "dax");
-        int data_fd = shm ? -1 : dup(iomem_fd(parent));
+        int sv[2] = { -1, -1 };
+        if (!shm && (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) || iomem_send(sv[0], parent)))
+                return 1;
+        if (sv[0] >= 0)
+                close(sv[0]);
         iomem_close(&parent);
         int fds = test_count_fds(), errors = 0, maps = test_count_maps_of(tag);
         struct iomem *f = NULL;
-        int r = data_fd < 0 ? iomem_open(&f, uri, IOMEM_RDWR, NULL)
-                            : iomem_open_fd(&f, test_backend(), data_fd, IOMEM_RDWR, NULL);
+        int r = shm ? iomem_open(&f, uri, IOMEM_RDWR, NULL) : iomem_recv(sv[1], &f, IOMEM_RDWR);
+        if (sv[1] >= 0)
+                close(sv[1]);
         if (r) {
                 fprintf(stderr, "process %d: attach: %s\n", proc, iomem_errormsg());
                 return 1;
@@ -303,7 +309,7 @@ static int run_process(int proc, const char *uri, struct iomem *parent, const ch
                 errors++;
         }
         iomem_close(&f);
-        if (test_count_fds() != fds - (data_fd >= 0) || test_count_maps_of(tag) != maps) {
+        if (test_count_fds() != fds - (sv[1] >= 0) || test_count_maps_of(tag) != maps) {
                 fprintf(stderr, "process %d: leaked: %d descriptors, %d mappings\n", proc,
                         test_count_fds() - fds, test_count_maps_of(tag) - maps);
                 errors++;

@@ -1050,6 +1050,7 @@ static const struct iom_object_ops dax_ops = {
         .sync = dax_sync,
         .send_fds = iom_send_data_fd,
         .close = dax_close,
+        .settle = iom_in_place, /* the file keeps its own bytes, gifts copied in */
 };
 
 /* ---- opening ---------------------------------------------------------------------------- */

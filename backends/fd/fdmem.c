@@ -159,10 +159,10 @@ static int allocate_placed(struct iomem *f, uint64_t phys, uint64_t len, char *v
         return iom_fail(f->name, -e, "cannot allocate backing memory: %s", strerror(e));
 }
 
-/* shm keeps its data in its own object, sized like the file, so that other
- * programs opening it see the file (so does any object without our
- * metadata); memfd's one descriptor has a fixed size. hugetlbfs sizes
- * files in whole huge pages only. */
+/* shm and memfd keep their data in a file of its own, sized like the
+ * object, so that other programs handed it see the object (so does any
+ * object without our metadata); mshare's region has a fixed size.
+ * hugetlbfs sizes files in whole huge pages only. */
 static int set_data_size(struct iomem *f, uint64_t size)
 {
         if (!fdo(f)->sized_data)
@@ -1264,6 +1264,96 @@ unlock_io:
         return err ? err : (ssize_t)iovcnt;
 }
 
+/* ---- putting bytes in place ------------------------------------------------- */
+
+/* Copy n bytes from physical offset from to physical offset to, both
+ * backed (fdo(f)->lock and the metadata held). */
+static int copy_phys(struct iomem *f, uint64_t to, uint64_t from, uint64_t n)
+{
+        while (n) {
+                uint64_t cs, cd;
+                int err;
+                char *src = iom_seg_resolve(f, from, n, &cs, &err);
+                char *dst = src ? iom_seg_resolve(f, to, n, &cd, &err) : NULL;
+                if (!dst)
+                        return err;
+                uint64_t k = iom_min(n, iom_min(cs, cd));
+                memcpy(dst, src, k);
+                from += k;
+                to += k;
+                n -= k;
+        }
+        return 0;
+}
+
+/*
+ * Put every byte of the object at its own offset in data_fd: each range a
+ * zero-copy gift left in the gift pool is copied once into place and the
+ * pool's pages given back, so that the data file is the object to programs
+ * that read it without the library. A range pinned by any process stays
+ * where its pinner's addresses are: -EBUSY.
+ */
+static int fdmem_settle(struct iomem *f)
+{
+        struct iom_fdobj *obj = fdo(f);
+        if (obj->meta_private)
+                return 0; /* its map was read from the data file: nothing is elsewhere */
+        int err = iom_iolock_wrlock(f, f->lock_timeout_ms);
+        if (err)
+                return err;
+        struct punch_list all = { 0 };
+        iom_lanes_lock(&obj->lock);
+        if ((err = iom_meta_lock(f)))
+                goto unlock_local;
+        uint64_t end = iom_round_up(obj->meta->size, f->page_size);
+        if ((err = collect_backed(f, 0, end, &all)))
+                goto unlock_meta;
+        for (size_t i = 0; i < all.n; i++) {
+                if (all.v[i].phys == all.v[i].file)
+                        continue;
+                if (!iom_fd_writable(f)) {
+                        err = iom_fail(f->name, -EROFS, "the object is open read-only, and bytes [%llu, "
+                                       "%llu) of it are out of place (gifted); a read-write handle "
+                                       "must put them in place",
+                                       (unsigned long long)all.v[i].file,
+                                       (unsigned long long)(all.v[i].file + all.v[i].len));
+                        goto unlock_meta;
+                }
+                if ((err = iom_pin_refuse(f, all.v[i].file, all.v[i].file + all.v[i].len)))
+                        goto unlock_meta;
+        }
+        /* One change of the map; the copies land before it is kept, so a
+         * process killed half way leaves the bytes where they were. */
+        size_t moved = 0;
+        for (size_t i = 0; i < all.n && !err; i++) {
+                uint64_t at = all.v[i].file, n = all.v[i].len, from = all.v[i].phys;
+                if (from == at)
+                        continue;
+                punch(f, at, n); /* whatever a killed process left at its own offset */
+                if (!(err = allocate(f, at, n)) && !(err = copy_phys(f, at, from, n)))
+                        err = iom_map_set(f, at, n, at);
+                all.v[moved++] = all.v[i];
+        }
+        if (err) {
+                iom_meta_undo(f);
+                for (size_t i = 0; i < moved; i++)
+                        punch(f, all.v[i].file, all.v[i].len);
+                goto unlock_meta;
+        }
+        iom_meta_unlock(f);
+        /* The pool's pages, unreachable now. */
+        all.n = moved;
+        punch_all(f, &all);
+        goto unlock_local;
+unlock_meta:
+        iom_meta_unlock(f);
+unlock_local:
+        iom_lanes_unlock(&obj->lock);
+        free(all.v);
+        iom_iolock_unlock(f);
+        return err;
+}
+
 /* ---- locks, stat, sync, close ---------------------------------------------- */
 
 /* The node that holds most of the object's memory, from up to 1024 of its
@@ -1324,8 +1414,8 @@ static int fdmem_send_fds(const struct iomem *f, int *fds, int max)
         struct iom_fdobj *obj = fdo(f);
         int n = 0;
         fds[n++] = f->data_fd;
-        /* A named object's metadata lives in a sidecar of its own. */
-        if ((f->caps & IOMEM_CAP_NAMED) && !obj->meta_private && n < max)
+        /* The metadata's own descriptor, unless this handle keeps its own. */
+        if (obj->aux_fd >= 0 && obj->aux_fd != f->data_fd && !obj->meta_private && n < max)
                 fds[n++] = obj->aux_fd;
         return n;
 }
@@ -1391,6 +1481,7 @@ const struct iom_object_ops iom_fdmem_ops = {
         .sync = fdmem_sync,
         .send_fds = fdmem_send_fds,
         .close = iom_fdmem_close,
+        .settle = fdmem_settle,
 };
 
 /* ---- attaching ------------------------------------------------------------------ */
@@ -1419,43 +1510,6 @@ static int private_meta(struct iomem *f)
         obj->meta_private = true;
         f->caps &= ~(IOMEM_CAP_GIFT | IOMEM_CAP_SHARED);
         return iom_meta_init(obj->meta, f->page_size, obj->meta_map_len, false);
-}
-
-/* The shared metadata's layout (size, extents, seals, gift totals) copied
- * into metadata of this handle alone: what other processes hold is theirs. */
-static int snapshot_meta(struct iomem *f)
-{
-        struct iom_fdobj *obj = fdo(f);
-        int err = map_meta(f, PROT_READ);
-        if (err)
-                return err;
-        struct iom_meta *shared = obj->meta;
-        struct iom_meta head = *shared;
-        struct iom_rec *ext = NULL;
-        uint64_t n = 0;
-        if (iom_meta_validate(shared, f->page_size, obj->meta_map_len))
-                err = iom_fail(f->name, -EBADMSG, "its metadata is not valid");
-        else if (head.extents.count && !(ext = malloc(head.extents.count * sizeof *ext)))
-                err = iom_fail(f->name, -ENOMEM, "out of memory");
-        struct iom_cursor c;
-        for (const struct iom_rec *r = iom_smap_ceil(shared, &shared->extents, 0, &c);
-             !err && r && n < head.extents.count; r = iom_smap_next(shared, &shared->extents, &c))
-                ext[n++] = *r;
-        obj->phys->unmap(f, shared, obj->meta_map_len);
-        obj->meta = NULL;
-        if (!err && !(err = private_meta(f))) {
-                struct iom_meta *m = obj->meta;
-                m->seals = head.seals;
-                m->gift_adopted = head.gift_adopted;
-                m->gift_copied = head.gift_copied;
-                err = iom_map_resize(f, head.size);
-                for (uint64_t i = 0; i < n && !err; i++)
-                        if (ext[i].ext.phys != IOM_HOLE)
-                                err = iom_map_set(f, ext[i].key, ext[i].ext.len, ext[i].ext.phys);
-                iom_meta_keep(f);
-        }
-        free(ext);
-        return err;
 }
 
 /* Before using metadata that others made: its header, and every extent
@@ -1495,8 +1549,6 @@ int iom_fdmem_attach(struct iomem *f, enum iom_attach how, const struct iomem_op
                 if (!(err = private_meta(f)) && (err = iom_meta_describe_fd(f, f->data_fd)))
                         err = iom_fail(f->name, err, "cannot read its layout: %s", strerror(-err));
                 iom_meta_keep(f);
-        } else if (how == IOM_ATTACH_SNAPSHOT) {
-                err = snapshot_meta(f);
         } else if (how == IOM_ATTACH_SHARED) {
                 if ((err = map_meta(f, PROT_READ | PROT_WRITE)) || (err = check_shared_meta(f)))
                         return err;

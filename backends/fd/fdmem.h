@@ -31,7 +31,6 @@ enum iom_attach {
         IOM_ATTACH_ADOPT,   /* initialise it in aux_fd from data_fd's contents */
         IOM_ATTACH_SHARED,  /* it is in aux_fd already */
         IOM_ATTACH_PRIVATE, /* no aux_fd: this process keeps its own, from data_fd */
-        IOM_ATTACH_SNAPSHOT, /* in aux_fd but sealed read-only: keep a private copy */
 };
 
 /*

@@ -44,7 +44,7 @@ struct iom_alloc {
 
 /* The engine's state of an open object (first in f->priv). */
 struct iom_fdobj {
-        int aux_fd;          /* metadata and gift pool; == data_fd for memfd */
+        int aux_fd;          /* metadata and gift pool; == data_fd for mshare */
         bool sized_data;     /* data_fd's own size follows the file size */
         const struct iom_phys_ops *phys; /* how physical offsets are mapped */
         uint64_t data_limit; /* the largest file size (mshare: its region's) */

@@ -1,15 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * memfd: anonymous objects from memfd_create(2), shared by passing the
- * descriptor. The file's bytes, its metadata and its gift pool live in
- * the one descriptor (see meta.h), so one fd is all a peer needs.
- * The descriptor's own size never changes (it is sealed so), so no peer
- * can shrink it under another's mappings; the file size is kept in the
- * metadata.
+ * memfd: anonymous objects from memfd_create(2), shared by passing
+ * descriptors. The object's bytes are a memfd of exactly the object's
+ * size, which other programs can be handed (iomem_fd); its metadata and
+ * gift pool are a twin memfd "LABEL.iomem" (pairing.h). iomem_send passes
+ * both; a descriptor of the data alone reaches the twin through another
+ * handle of the same process, or is refused.
  */
 #define _GNU_SOURCE
 #include "config.h"
 #include "fdmem.h"
+#include "pairing.h"
 #include "syscalls.h"
 
 #include <fcntl.h>
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -46,21 +48,56 @@ static int memfd_probe(const char **why)
         return usable;
 }
 
+/* IOMEM_SEAL_* as the kernel's seals of the data file. */
+static int kernel_seals(unsigned seals)
+{
+        return (seals & IOMEM_SEAL_SHRINK ? F_SEAL_SHRINK : 0) |
+               (seals & IOMEM_SEAL_GROW ? F_SEAL_GROW : 0) |
+               (seals & IOMEM_SEAL_WRITE ? F_SEAL_WRITE : 0);
+}
+
+static unsigned iomem_seals(int kseals)
+{
+        return (kseals & F_SEAL_SHRINK ? IOMEM_SEAL_SHRINK : 0) |
+               (kseals & F_SEAL_GROW ? IOMEM_SEAL_GROW : 0) |
+               (kseals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) ? IOMEM_SEAL_WRITE : 0);
+}
+
 static int apply_seals(struct iomem *f, unsigned seals)
 {
-        /* The physical span is fixed: nobody may resize the descriptor. */
-        int kseals = F_SEAL_SHRINK | F_SEAL_GROW;
-        if (seals & IOMEM_SEAL_WRITE)
-                kseals |= F_SEAL_FUTURE_WRITE;
-        if (iom_sys.fcntl(f->data_fd, F_ADD_SEALS, kseals) == 0)
+        if (!seals || iom_sys.fcntl(f->data_fd, F_ADD_SEALS, kernel_seals(seals)) == 0)
                 return 0;
         int e = errno;
         return iom_fail(f->name, -e, "cannot seal it: %s", strerror(e));
 }
 
+static int make_memfd(struct iomem *f, const char *label, unsigned mflags, const struct iomem_opts *o)
+{
+        int fd = iom_sys.memfd_create(label, mflags);
+        if (fd >= 0)
+                return fd;
+        int e = errno;
+        if (o->hugepage && e == EINVAL)
+                return iom_fail(f->name, -ENODEV, "the kernel has no %zu KiB huge pages", o->hugepage >> 10);
+        return iom_fail(f->name, -e, "memfd_create: %s", strerror(e));
+}
+
+/* The twin holds the metadata at its fixed offsets and the gift pool; no
+ * peer may resize it under another's mappings. */
+static int shape_twin(struct iomem *f)
+{
+        int fd = fdo(f)->aux_fd;
+        if (iom_sys.ftruncate(fd, (off_t)IOM_PHYS_END) == 0 &&
+            iom_sys.fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0)
+                return 0;
+        int e = errno;
+        return iom_fail(f->name, -e, "cannot size its metadata: %s", strerror(e));
+}
+
 static int memfd_open(struct iomem *f, const char *label, unsigned flags, const struct iomem_opts *o)
 {
         (void)flags;
+        struct iom_fdobj *obj = fdo(f);
         iom_fdmem_init(f);
         if (strlen(label) > MEMFD_NAME_MAX)
                 return iom_fail(f->name, -ENAMETOOLONG, "the label is longer than %d bytes",
@@ -70,46 +107,43 @@ static int memfd_open(struct iomem *f, const char *label, unsigned flags, const 
                 mflags |= MFD_HUGETLB | (o->hugepage == 2 * MIB ? MFD_HUGE_2MB : MFD_HUGE_1GB);
                 f->page_size = o->hugepage;
         }
-        int fd = iom_sys.memfd_create(label, mflags);
-        if (fd < 0) {
-                int e = errno;
-                if (o->hugepage && e == EINVAL)
-                        return iom_fail(f->name, -ENODEV, "the kernel has no %zu KiB huge pages",
-                                        o->hugepage >> 10);
-                return iom_fail(f->name, -e, "memfd_create: %s", strerror(e));
-        }
-        f->data_fd = fdo(f)->aux_fd = fd;
-        int err = 0;
-        if (iom_sys.ftruncate(fd, (off_t)IOM_PHYS_END) < 0) {
-                int e = errno;
-                err = iom_fail(f->name, -e, "cannot size it: %s", strerror(e));
-        }
-        if (!err)
-                err = iom_fdmem_attach(f, IOM_ATTACH_NEW, o);
-        if (!err)
+        char twin[MEMFD_NAME_MAX + 1];
+        snprintf(twin, sizeof twin, "%.*s%s", (int)(MEMFD_NAME_MAX - strlen(IOM_PAIR_SUFFIX)), label,
+                 IOM_PAIR_SUFFIX);
+        obj->sized_data = true;
+        int err = f->data_fd = make_memfd(f, label, mflags, o);
+        if (err >= 0)
+                err = obj->aux_fd = make_memfd(f, twin, mflags, o);
+        struct stat st;
+        if (err >= 0 && iom_sys.fstat(f->data_fd, &st) < 0)
+                err = iom_fail(f->name, -errno, "fstat: %s", strerror(errno));
+        if (err >= 0 && !(err = shape_twin(f)) && !(err = iom_fdmem_attach(f, IOM_ATTACH_NEW, o))) {
+                obj->meta->data_ino = (uint64_t)st.st_ino;
+                iom_pair_mark(f, twin);
                 err = apply_seals(f, o->seals);
-        if (err) {
+        }
+        if (err < 0) {
                 iom_fdmem_close(f);
                 return err;
         }
         return 0;
 }
 
-/* Is fd one of ours (fixed span, our metadata)? 1 yes, 0 no, -EBADMSG
- * when it has our span but not our metadata (a peer scribbled on it),
- * -errno when it cannot be examined. */
-static int has_our_metadata(int fd)
+/* The library's first memfd objects (0.1.0) kept their data, metadata and
+ * pool in one descriptor of this fixed size, a layout this one does not
+ * read: 1 when fd is one, 0 when not, -errno when it cannot be examined. */
+static int is_one_descriptor_object(int fd)
 {
         struct stat st;
         uint64_t magic = 0;
-        if (iom_sys.fstat(fd, &st))
+        if (iom_sys.fstat(fd, &st) < 0)
                 return -errno;
         if ((uint64_t)st.st_size != IOM_PHYS_END)
                 return 0;
         ssize_t n = iom_sys.pread(fd, &magic, sizeof magic, (off_t)IOM_META_OFF);
         if (n < 0)
                 return -errno;
-        return n == sizeof magic && magic == IOM_META_MAGIC ? 1 : -EBADMSG;
+        return n == sizeof magic && magic == IOM_META_MAGIC;
 }
 
 /* memfd descriptors link to "/memfd:LABEL" in /proc/self/fd. */
@@ -124,59 +158,34 @@ static bool is_memfd(int fd)
 static int memfd_open_fds(struct iomem *f, const int *fds, int nfds, unsigned flags,
                           const struct iomem_opts *o)
 {
-        struct iom_fdobj *obj = fdo(f);
-        int fd = fds[0];
         iom_fdmem_init(f);
-        if (nfds != 1)
-                return iom_fail(f->name, -EINVAL, "a memfd object is one descriptor, not %d", nfds);
-        if (!is_memfd(fd))
-                return iom_fail(f->name, -EINVAL, "fd %d is not a memfd", fd);
-        int mode = iom_sys.fcntl(fd, F_GETFL, 0) & O_ACCMODE;
-        if (mode == O_WRONLY)
-                return iom_fail(f->name, -EACCES, "fd %d is open write-only; mapping needs read access", fd);
-        if ((flags & IOMEM_RDWR) && mode == O_RDONLY)
-                return iom_fail(f->name, -EACCES, "fd %d is open read-only", fd);
+        if (nfds < 1 || nfds > 2)
+                return iom_fail(f->name, -EINVAL, "a memfd object is one or two descriptors (its data, "
+                                "then its metadata), not %d", nfds);
+        for (int i = 0; i < nfds; i++)
+                if (!is_memfd(fds[i]))
+                        return iom_fail(f->name, -EINVAL, "fd %d is not a memfd", fds[i]);
+        int err = iom_pair_check_access(f, fds[0], flags);
+        if (err)
+                return err;
+        int old = is_one_descriptor_object(fds[0]);
+        if (old < 0)
+                return iom_fail(f->name, old, "cannot examine fd %d: %s", fds[0], strerror(-old));
+        if (old)
+                return iom_fail(f->name, -EPROTO, "fd %d is an object of an earlier libiomem, which kept "
+                                "its metadata in the same descriptor; open it with that version", fds[0]);
         struct statfs sf;
-        if (iom_sys.fstatfs(fd, &sf) == 0 && sf.f_type == HUGETLBFS_MAGIC)
+        if (iom_sys.fstatfs(fds[0], &sf) == 0 && sf.f_type == HUGETLBFS_MAGIC)
                 f->page_size = (size_t)sf.f_bsize;
-        f->data_fd = fd;
-        int err, ours = has_our_metadata(fd);
-        if (ours == -EBADMSG)
-                return iom_fail(f->name, ours, "its metadata is not valid");
-        if (ours < 0)
-                return iom_fail(f->name, ours, "cannot examine it: %s", strerror(-ours));
-        if (ours) {
-                /* Pins and locks are written to the metadata even by a reader:
-                 * a read-only descriptor gets a read-write twin for it. */
-                obj->aux_fd = fd;
-                if (mode == O_RDONLY) {
-                        char path[64];
-                        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-                        obj->aux_fd = open(path, O_RDWR | O_CLOEXEC);
-                }
-                err = obj->aux_fd < 0 ? -EACCES : iom_fdmem_attach(f, IOM_ATTACH_SHARED, o);
-                if (err == -EPERM || err == -EACCES) {
-                        /* Sealed against writing (or no write access at all):
-                         * a private copy of the metadata. For a sealed object
-                         * that copy is exact, since nothing can change. */
-                        iom_debug("%s: metadata not writable; using a private copy", f->name);
-                        if (obj->aux_fd != fd && obj->aux_fd >= 0)
-                                close(obj->aux_fd);
-                        obj->aux_fd = fd;
-                        err = iom_fdmem_attach(f, IOM_ATTACH_SNAPSHOT, o);
-                }
-        } else {
-                obj->sized_data = true; /* a plain memfd: its size is the file's */
-                err = iom_fdmem_attach(f, IOM_ATTACH_PRIVATE, o);
-        }
-        if (err) {
-                /* The caller keeps the descriptor it passed. */
-                if (obj->aux_fd == fd)
-                        obj->aux_fd = -1;
-                f->data_fd = -1;
-                iom_fdmem_close(f);
-        }
-        return err;
+        f->data_fd = fds[0];
+        fdo(f)->sized_data = true;
+        if ((err = iom_pair_open_fds(f, fds, nfds, -1, 0, o)))
+                return err;
+        /* A memfd another program made and sealed: its seals are the object's. */
+        int kseals = iom_sys.fcntl(fds[0], F_GET_SEALS, 0);
+        if (fdo(f)->meta_private && kseals > 0)
+                fdo(f)->meta->seals |= iomem_seals(kseals);
+        return 0;
 }
 
 const struct iom_backend iom_backend_memfd = {

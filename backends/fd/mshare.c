@@ -297,6 +297,12 @@ static void mshare_close(struct iomem *f)
         p->listed = false;
 }
 
+static int mshare_settle(struct iomem *f)
+{
+        return iom_fail(f->name, -ENOTSUP, "its bytes are laid out in an msharefs region with its "
+                        "metadata, not in a file of their own; copy them out (iomem_sendfile)");
+}
+
 static const struct iom_object_ops mshare_ops = {
         .size = sizeof(struct iom_object_ops),
         .base = &iom_fdmem_ops,
@@ -304,6 +310,7 @@ static const struct iom_object_ops mshare_ops = {
         /* The region file is all a peer needs (aux_fd is at most its twin). */
         .send_fds = iom_send_data_fd,
         .close = mshare_close,
+        .settle = mshare_settle,
 };
 
 /* ---- finding, creating and attaching regions ----------------------------- */

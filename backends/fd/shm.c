@@ -13,22 +13,20 @@
 #define _GNU_SOURCE
 #include "config.h"
 #include "fdmem.h"
+#include "pairing.h"
 #include "syscalls.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/magic.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
-#define SIDECAR_SUFFIX ".iomem"
+#define SIDECAR_SUFFIX IOM_PAIR_SUFFIX
 #define SHM_DIR "/dev/shm"
 #define SHM_CAPS (IOMEM_CAP_NAMED | IOMEM_CAP_FDPASS | IOMEM_CAP_GIFT | IOMEM_CAP_RESIZE | \
                   IOMEM_CAP_HUGEPAGE | IOMEM_CAP_SHARED | (IOMEM_HAVE_NUMA ? IOMEM_CAP_NUMA : 0))
@@ -223,35 +221,6 @@ static int fail_errno(struct iomem *f, const char *what)
         return iom_fail(f->name, -e, "%s: %s", what, strerror(e));
 }
 
-/* Does the sidecar on fd describe the data object with inode ino? 1 yes,
- * 0 no (it is to be made anew), -errno when it cannot be read: a failed
- * read must never pass for "no", or the opener would rebuild the
- * metadata under everyone who uses it. */
-static int sidecar_describes(int fd, uint64_t ino)
-{
-        struct iom_meta head;
-        size_t n = offsetof(struct iom_meta, seals);
-        ssize_t r = iom_sys.pread(fd, &head, n, (off_t)IOM_META_OFF);
-        if (r < 0)
-                return -errno;
-        return r == (ssize_t)n && head.magic == IOM_META_MAGIC && head.data_ino == ino;
-}
-
-/* The mark a data object made by the library carries (a user extended
- * attribute naming its sidecar), so that a descriptor of it that cannot
- * reach the sidecar any more is refused rather than given metadata of
- * its own: a foreign object has no mark. Filesystems without user
- * attributes (hugetlbfs; tmpfs before Linux 6.6) take none, and such
- * descriptors attach with private metadata as libiomem(7) says. */
-#define SIDECAR_XATTR "user.iomem.sidecar"
-
-static void mark_data(struct iomem *f, const char *side)
-{
-        if (fsetxattr(f->data_fd, SIDECAR_XATTR, side, strlen(side), 0) < 0)
-                iom_debug("%s: cannot mark its data object (%s); a descriptor of it without its "
-                          "name attaches with private metadata", f->name, strerror(errno));
-}
-
 /* Open or build the sidecar and attach (data_fd set). */
 static int attach_sidecar(struct iomem *f, const struct place *at, const char *side, bool created,
                           const struct iomem_opts *o)
@@ -271,7 +240,7 @@ static int attach_sidecar(struct iomem *f, const struct place *at, const char *s
         obj->aux_fd = sfd;
         if (iom_sys.flock(sfd, LOCK_EX) < 0)
                 return fail_errno(f, "locking its metadata object");
-        int err, ours = created ? 0 : sidecar_describes(sfd, (uint64_t)st.st_ino);
+        int err, ours = created ? 0 : iom_pair_describes(sfd, (uint64_t)st.st_ino);
         if (ours < 0) {
                 errno = -ours;
                 err = fail_errno(f, "reading its metadata object");
@@ -285,7 +254,7 @@ static int attach_sidecar(struct iomem *f, const struct place *at, const char *s
                 err = iom_fdmem_attach(f, created ? IOM_ATTACH_NEW : IOM_ATTACH_ADOPT, o);
                 if (!err) {
                         obj->meta->data_ino = (uint64_t)st.st_ino;
-                        mark_data(f, side);
+                        iom_pair_mark(f, side);
                 }
         }
         iom_sys.flock(sfd, LOCK_UN);
@@ -362,122 +331,32 @@ static bool name_of_fd(int fd, struct place *at, char side[NAME_MAX + 2])
         return shm_names(slash + 1, data, side) == 0;
 }
 
-static bool ends_with(const char *s, const char *tail)
-{
-        size_t n = strlen(s), t = strlen(tail);
-        return n >= t && !strcmp(s + n - t, tail);
-}
-
-/* The sidecar of the data object with inode ino, among the descriptors
- * this process has open (another handle of the object, whose name may be
- * gone): a new descriptor of it, or -1. */
-static int sidecar_in_process(dev_t dev, uint64_t ino)
-{
-        DIR *d = opendir("/proc/self/fd");
-        if (!d)
-                return -1;
-        int found = -1;
-        for (struct dirent *e; found < 0 && (e = readdir(d));) {
-                char link[64], target[PATH_MAX];
-                int n = atoi(e->d_name);
-                if (e->d_name[0] == '.' || n == dirfd(d))
-                        continue;
-                snprintf(link, sizeof link, "/proc/self/fd/%d", n);
-                ssize_t len = readlink(link, target, sizeof target - 1);
-                if (len <= 0)
-                        continue;
-                target[len] = 0;
-                if (!ends_with(target, SIDECAR_SUFFIX) && !ends_with(target, SIDECAR_SUFFIX " (deleted)"))
-                        continue;
-                /* A sidecar lives beside its data object, on its device. */
-                struct stat st;
-                int fd = open(link, O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-                if (fd >= 0 && iom_sys.fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_dev == dev &&
-                    sidecar_describes(fd, ino) == 1)
-                        found = fd;
-                else if (fd >= 0)
-                        close(fd);
-        }
-        closedir(d);
-        return found;
-}
-
 static int shm_open_fds(struct iomem *f, const int *fds, int nfds, unsigned flags,
                         const struct iomem_opts *o)
 {
-        struct iom_fdobj *obj = fdo(f);
         iom_fdmem_init(f);
         if (nfds < 1 || nfds > 2)
                 return iom_fail(f->name, -EINVAL, "a shm object is one or two descriptors, not %d", nfds);
         struct stat st;
         if (iom_sys.fstat(fds[0], &st) < 0 || !S_ISREG(st.st_mode))
                 return iom_fail(f->name, -EINVAL, "fd %d is not a shared memory object", fds[0]);
-        int mode = iom_sys.fcntl(fds[0], F_GETFL, 0) & O_ACCMODE;
-        if (mode == O_WRONLY)
-                return iom_fail(f->name, -EACCES, "fd %d is open write-only; mapping needs read access",
-                                fds[0]);
-        if ((flags & IOMEM_RDWR) && mode == O_RDONLY)
-                return iom_fail(f->name, -EACCES, "fd %d is open read-only", fds[0]);
+        int err = iom_pair_check_access(f, fds[0], flags);
+        if (err)
+                return err;
         f->data_fd = fds[0];
-        obj->sized_data = true;
+        fdo(f)->sized_data = true;
         size_t huge = hugetlbfs_page_size(fds[0]);
         if (huge)
                 f->page_size = huge;
-        int err, sfd = nfds == 2 ? fds[1] : -1;
+        /* Alone, the descriptor may lead to its sidecar by its name. */
+        int sfd = -1, why = 0;
         char side[NAME_MAX + 2];
         struct place at;
-        bool own_sfd = false;
-        int why = 0; /* the error met opening or reading the sidecar by its name */
-        if (sfd < 0 && name_of_fd(fds[0], &at, side)) {
+        if (nfds == 1 && name_of_fd(fds[0], &at, side)) {
                 sfd = place_open(&at, side, O_RDWR, 0);
-                own_sfd = sfd >= 0;
                 why = sfd < 0 && errno != ENOENT ? -errno : 0;
         }
-        int ours = sfd >= 0 ? sidecar_describes(sfd, (uint64_t)st.st_ino) : 0;
-        if (ours < 0)
-                why = ours;
-        if (nfds == 1 && ours != 1) {
-                /* No name leads to it: another handle here may hold it. */
-                int held = sidecar_in_process(st.st_dev, (uint64_t)st.st_ino);
-                if (held >= 0) {
-                        if (own_sfd)
-                                close(sfd);
-                        sfd = held;
-                        own_sfd = true;
-                        ours = 1;
-                }
-        }
-        if (ours == 1) {
-                obj->aux_fd = sfd;
-                err = iom_fdmem_attach(f, IOM_ATTACH_SHARED, o);
-        } else {
-                if (own_sfd)
-                        close(sfd);
-                own_sfd = false;
-                char marked[NAME_MAX + 2];
-                ssize_t k = nfds == 2 ? -1 : fgetxattr(fds[0], SIDECAR_XATTR, marked, sizeof marked - 1);
-                if (k > 0)
-                        marked[k] = 0;
-                err = nfds == 2 ? iom_fail(f->name, -EBADMSG, "its metadata object does not describe it")
-                      : k > 0 && why ? iom_fail(f->name, why, "cannot open or read its metadata object %s: %s",
-                                                marked, strerror(-why))
-                      : k > 0 ? iom_fail(f->name, -ENOENT,
-                                         "its metadata object %s cannot be found from this descriptor "
-                                         "(the object's name was removed or reused), and without it the "
-                                         "pins, lock and gifted bytes of the other processes are out of "
-                                         "reach; pass both descriptors (iomem_send), or open it by name",
-                                         marked)
-                              : iom_fdmem_attach(f, IOM_ATTACH_PRIVATE, o);
-        }
-        if (err) {
-                if (!own_sfd)
-                        obj->aux_fd = -1;
-                f->data_fd = -1; /* the caller keeps what it passed */
-                iom_fdmem_close(f);
-        } else if (nfds == 2 && obj->aux_fd != fds[1]) {
-                close(fds[1]);
-        }
-        return err;
+        return iom_pair_open_fds(f, fds, nfds, sfd, why, o);
 }
 
 static int shm_unlink_uri(const char *rest)

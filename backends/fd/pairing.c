@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A data descriptor and its metadata twin (pairing.h): the test that a
+ * twin describes a data file, the data file's mark, and the attach of
+ * descriptors a caller passed, for shm and memfd alike.
+ */
+#define _GNU_SOURCE
+#include "pairing.h"
+#include "fdmem.h"
+#include "meta.h"
+#include "syscalls.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+/* The mark: a user extended attribute naming the twin. Filesystems
+ * without user attributes (hugetlbfs; tmpfs before Linux 6.6) take none,
+ * and such descriptors attach with private metadata as libiomem(7) says. */
+#define PAIR_XATTR "user.iomem.sidecar"
+
+/* As iom_pair_describes, and -EBADMSG for metadata that names the data
+ * file but is not valid (spoilt by a peer). */
+static int twin_state(int meta_fd, uint64_t ino)
+{
+        struct iom_meta head;
+        size_t n = offsetof(struct iom_meta, seals);
+        ssize_t r = iom_sys.pread(meta_fd, &head, n, (off_t)IOM_META_OFF);
+        if (r < 0)
+                return -errno;
+        if (r != (ssize_t)n || head.data_ino != ino)
+                return 0;
+        return head.magic == IOM_META_MAGIC ? 1 : -EBADMSG;
+}
+
+int iom_pair_describes(int meta_fd, uint64_t ino)
+{
+        int r = twin_state(meta_fd, ino);
+        return r == -EBADMSG ? 0 : r;
+}
+
+int iom_pair_check_access(struct iomem *f, int fd, unsigned flags)
+{
+        int mode = iom_sys.fcntl(fd, F_GETFL, 0) & O_ACCMODE;
+        if (mode == O_WRONLY)
+                return iom_fail(f->name, -EACCES, "fd %d is open write-only; mapping needs read access", fd);
+        if ((flags & IOMEM_RDWR) && mode == O_RDONLY)
+                return iom_fail(f->name, -EACCES, "fd %d is open read-only", fd);
+        return 0;
+}
+
+void iom_pair_mark(struct iomem *f, const char *twin)
+{
+        if (fsetxattr(f->data_fd, PAIR_XATTR, twin, strlen(twin), 0) < 0)
+                iom_debug("%s: cannot mark its data file (%s); a descriptor of it alone, out of "
+                          "reach of its metadata, attaches with private metadata",
+                          f->name, strerror(errno));
+}
+
+static bool ends_with(const char *s, const char *tail)
+{
+        size_t n = strlen(s), t = strlen(tail);
+        return n >= t && !strcmp(s + n - t, tail);
+}
+
+/* The twin of the data file with inode ino on device dev, among the
+ * descriptors this process has open (another handle of the object, whose
+ * name may be gone or which never had one): a new descriptor of it,
+ * -ENOENT when there is none, -errno when a candidate cannot be read. */
+static int twin_in_process(dev_t dev, uint64_t ino)
+{
+        DIR *d = opendir("/proc/self/fd");
+        if (!d)
+                return -errno;
+        int found = -ENOENT;
+        for (struct dirent *e; found == -ENOENT && (e = readdir(d));) {
+                char link[64], target[PATH_MAX];
+                int n = atoi(e->d_name);
+                if (e->d_name[0] == '.' || n == dirfd(d))
+                        continue;
+                snprintf(link, sizeof link, "/proc/self/fd/%d", n);
+                ssize_t len = readlink(link, target, sizeof target - 1);
+                if (len <= 0)
+                        continue;
+                target[len] = 0;
+                if (!ends_with(target, IOM_PAIR_SUFFIX) && !ends_with(target, IOM_PAIR_SUFFIX " (deleted)"))
+                        continue;
+                /* A twin lives beside its data file, on its device. */
+                struct stat st;
+                int fd = open(link, O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+                if (fd < 0)
+                        continue; /* not ours to write: not a twin of ours */
+                int r = iom_sys.fstat(fd, &st) < 0 ? -errno
+                        : S_ISREG(st.st_mode) && st.st_dev == dev ? twin_state(fd, ino) : 0;
+                if (r == 1)
+                        found = fd;
+                else
+                        close(fd);
+                if (r < 0)
+                        found = r;
+        }
+        closedir(d);
+        return found;
+}
+
+int iom_pair_open_fds(struct iomem *f, const int *fds, int nfds, int found, int why,
+                      const struct iomem_opts *o)
+{
+        struct iom_fdobj *obj = fdo(f);
+        struct stat st;
+        if (iom_sys.fstat(fds[0], &st) < 0) {
+                if (found >= 0)
+                        close(found);
+                f->data_fd = -1;
+                return iom_fail(f->name, -errno, "fstat: %s", strerror(errno));
+        }
+        int sfd = nfds == 2 ? fds[1] : found;
+        bool own_sfd = nfds != 2 && found >= 0;
+        int ours = sfd >= 0 ? iom_pair_describes(sfd, (uint64_t)st.st_ino) : 0;
+        if (ours < 0)
+                why = ours;
+        if (nfds == 1 && ours != 1) {
+                int held = twin_in_process(st.st_dev, (uint64_t)st.st_ino);
+                if (held < 0 && held != -ENOENT)
+                        why = held;
+                if (held >= 0) {
+                        if (own_sfd)
+                                close(sfd);
+                        sfd = held;
+                        own_sfd = true;
+                        ours = 1;
+                }
+        }
+        int err;
+        if (ours == 1) {
+                obj->aux_fd = sfd;
+                err = iom_fdmem_attach(f, IOM_ATTACH_SHARED, o);
+        } else {
+                if (own_sfd)
+                        close(sfd);
+                own_sfd = false;
+                char marked[NAME_MAX + 2];
+                ssize_t k = nfds == 2 ? -1 : fgetxattr(fds[0], PAIR_XATTR, marked, sizeof marked - 1);
+                if (k > 0)
+                        marked[k] = 0;
+                err = nfds == 2 ? iom_fail(f->name, -EBADMSG, "its metadata descriptor does not describe it")
+                      : k > 0 && why ? iom_fail(f->name, why, "cannot open or read its metadata %s: %s",
+                                                marked, strerror(-why))
+                      : k > 0 ? iom_fail(f->name, -ENOENT,
+                                         "its metadata %s cannot be found from this descriptor alone, "
+                                         "and without it the pins, lock and gifted bytes of the other "
+                                         "processes are out of reach; pass both descriptors "
+                                         "(iomem_send), or open the object by its name if it has one",
+                                         marked)
+                              : iom_fdmem_attach(f, IOM_ATTACH_PRIVATE, o);
+        }
+        if (err) {
+                if (!own_sfd)
+                        obj->aux_fd = -1;
+                f->data_fd = -1; /* the caller keeps what it passed */
+                iom_fdmem_close(f);
+        }
+        return err;
+}
