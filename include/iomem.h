@@ -86,6 +86,7 @@ struct iomem_stat {
         size_t pinned;         /* bytes pinned by some handle               */
         unsigned nholders;     /* processes holding pins or the lock        */
         int holders[IOMEM_STAT_HOLDERS];
+        unsigned seals;        /* IOMEM_SEAL_* the object has               */
 };
 int iomem_stat(struct iomem *f, struct iomem_stat *st);
 int iomem_truncate(struct iomem *f, size_t size);
@@ -98,6 +99,10 @@ int iomem_fd(const struct iomem *f);
  * library. Gifted ranges are copied into place once; -EBUSY while one of
  * them is acquired. Returns the descriptor (the handle keeps it). */
 int iomem_plain_fd(struct iomem *f);
+/* Seal the object after filling it (memfd: the kernel's F_SEAL_WRITE,
+ * F_SEAL_SHRINK, F_SEAL_GROW on its data). -EBUSY while any process has a
+ * range of it acquired; -ENOTSUP where the backend cannot seal. */
+int iomem_seal(struct iomem *f, unsigned seals);
 
 /* Transfers */
 ssize_t iomem_sendfile(int out_fd, struct iomem *in, size_t off, size_t len);

@@ -335,6 +335,17 @@ IOM_PUBLIC int iomem_fd(const struct iomem *f)
         return f->data_fd;
 }
 
+IOM_PUBLIC int iomem_seal(struct iomem *f, unsigned seals)
+{
+        if (!f)
+                return (int)FAIL(__func__, NULL, -EINVAL, "the object is NULL");
+        unsigned all = IOMEM_SEAL_SHRINK | IOMEM_SEAL_GROW | IOMEM_SEAL_WRITE;
+        if (seals & ~all)
+                return (int)FAIL(__func__, f->name, -EINVAL, "unknown seal bits %#x", seals & ~all);
+        CHECK(check_writable(__func__, f));
+        return (int)iom_result(__func__, CALL(f, seal(f, seals)));
+}
+
 IOM_PUBLIC int iomem_plain_fd(struct iomem *f)
 {
         if (!f)

@@ -135,6 +135,11 @@ struct iom_object_ops {
         /* Put every byte at its own offset in data_fd (iomem_plain_fd).
          * Empty: the backend cannot (-ENOTSUP). */
         int (*settle)(struct iomem *f);
+        /* Add IOMEM_SEAL_* seals (iomem_seal). Empty: -ENOTSUP. */
+        int (*seal)(struct iomem *f, unsigned seals);
+        /* true when the bytes can never change again and every one is at
+         * its own offset in data_fd (write-sealed). Empty: never. */
+        bool (*frozen)(const struct iomem *f);
 };
 
 /*

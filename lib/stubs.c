@@ -125,6 +125,18 @@ static void no_close(struct iomem *f)
         (void)f;
 }
 
+static bool never_frozen(const struct iomem *f)
+{
+        (void)f;
+        return false;
+}
+
+static int no_seal(struct iomem *f, unsigned seals)
+{
+        (void)seals;
+        return unsupported(f, "seal its objects (memfd objects can be sealed)");
+}
+
 static int no_settle(struct iomem *f)
 {
         return unsupported(f, "give a descriptor that holds the object's bytes at their own offsets");
@@ -153,6 +165,8 @@ const struct iom_object_ops iom_no_ops = {
         .send_fds = no_send_fds,
         .close = no_close,
         .settle = no_settle,
+        .seal = no_seal,
+        .frozen = never_frozen,
 };
 
 int iom_no_open(struct iomem *f, const char *rest, unsigned flags, const struct iomem_opts *o)

@@ -1824,13 +1824,13 @@ START_TEST(fd_errors_and_descriptor)
         struct stat st;
         ck_assert_int_eq(fstat(fd, &st), 0);
         ck_assert(S_ISREG(st.st_mode));
-        if (on_backend("memfd")) {
+        if (on_backend("memfd")) /* a memfd, which takes seals */
                 ck_assert_int_ge(fcntl(fd, F_GET_SEALS), 0);
-        } else if (on_backend("mshare")) {
+        if (on_backend("mshare")) {
                 /* The region file: sized once, at least the file. */
                 ck_assert_int_ge(st.st_size, (off_t)(3 * PAGE + 1));
         } else {
-                /* shm's object holds exactly the file's bytes. */
+                /* The data object holds exactly the file's bytes. */
                 ck_assert_int_eq(st.st_size, (off_t)(3 * PAGE + 1));
                 char buf[3];
                 ck_assert_int_eq(pread(fd, buf, 3, 0), 3);

@@ -25,6 +25,37 @@ static void check_pattern(const char *p, size_t n, unsigned seed)
                 ck_assert_msg(p[i] == (char)(seed + i * 131), "byte %zu differs", i);
 }
 
+/* A program that does not use the library (cp(1)) copies the plain
+ * descriptor by its /proc path; the copy must be the object, byte for byte. */
+static void check_copied_by_cp(struct iomem *f, int fd)
+{
+        char src[64], dst[] = "/tmp/iomem-plain-XXXXXX";
+        int out = mkstemp(dst);
+        ck_assert_int_ge(out, 0);
+        close(out);
+        snprintf(src, sizeof src, "/proc/%d/fd/%d", (int)getpid(), fd);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                execlp("cp", "cp", src, dst, (char *)NULL);
+                _exit(127);
+        }
+        ck_assert_int_eq(test_wait(pid), 0);
+        struct iomem_stat st;
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        char *want = malloc(st.size + 1), *got = malloc(st.size + 1);
+        ck_assert_int_eq(iomem_pread(f, want, st.size, 0), (ssize_t)st.size);
+        out = open(dst, O_RDONLY);
+        ck_assert_int_ge(out, 0);
+        /* One more byte asked for: the copy must end where the object does. */
+        ck_assert_int_eq(read(out, got, st.size + 1), (ssize_t)st.size);
+        ck_assert_int_eq(memcmp(want, got, st.size), 0);
+        close(out);
+        unlink(dst);
+        free(want);
+        free(got);
+}
+
 START_TEST(stat_reports_the_object)
 {
         struct iomem *f = test_open_new("stat", 3 * PAGE + 5);
@@ -508,6 +539,174 @@ START_TEST(memfd_data_descriptor_alone_is_refused_elsewhere)
         ck_assert_int_eq(iomem_truncate(f, 0), 0);
         close(sv[0]);
         close(sv[1]);
+        /* The metadata's descriptor is no data descriptor. */
+        int fds[2];
+        struct iomem *g = NULL;
+        ck_assert_int_eq(test_sent_fds(f, fds, 2), 2);
+        ck_assert_err(iomem_open_fd(&g, "memfd", fds[1], IOMEM_RDWR, NULL), EINVAL);
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "metadata"));
+        close(fds[0]);
+        close(fds[1]);
+        iomem_close(&f);
+}
+END_TEST
+
+START_TEST(seal_is_not_supported)
+{
+        struct iomem *f = test_open_new("no-seal", PAGE);
+        ck_assert_err(iomem_seal(f, IOMEM_SEAL_WRITE), ENOTSUP);
+        struct iomem_stat st;
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        ck_assert_uint_eq(st.seals, 0);
+        ck_assert_int_eq(iomem_pwrite(f, "x", 1, 0), 1);
+        iomem_close(&f);
+}
+END_TEST
+
+/* Fill, then seal: the kernel's own F_SEAL_WRITE (not FUTURE_WRITE, which
+ * a consumer checking F_GET_SEALS refuses), gifted bytes in place first,
+ * every write refused with one code, reads and borrows as before. */
+START_TEST(memfd_seal_after_filling)
+{
+        struct iomem *f = test_open_new("fill-seal", 0);
+        char page[4096];
+        memset(page, 'f', sizeof page);
+        ck_assert_int_eq(iomem_pwrite(f, page, PAGE, 0), (ssize_t)PAGE);
+        void *buf;
+        ck_assert_int_eq(iomem_alloc(f, PAGE, &buf), 0);
+        fill_pattern(buf, PAGE, 31);
+        struct iovec g = { buf, PAGE };
+        ck_assert_int_eq(iomem_gift(f, PAGE, PAGE, &g, 1, IOMEM_GIFT_NOCOPY), 1);
+        /* Mapped for writing by this handle, released: no obstacle. */
+        struct iovec r;
+        ck_assert_int_eq(iomem_acquire(f, 0, 2 * PAGE), (ssize_t)(2 * PAGE));
+        ck_assert_int_eq(iomem_retrieve(f, 0, PAGE, &r, 1), 1);
+        ((char *)r.iov_base)[0] = 'F';
+        ck_assert_err(iomem_seal(f, IOMEM_SEAL_WRITE), EBUSY);
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "(this one)"));
+        ck_assert_int_eq(iomem_release(f, 0, 2 * PAGE), 0);
+        struct iomem_stat st;
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        ck_assert_uint_eq(st.seals, 0);
+        ck_assert_int_eq(iomem_seal(f, IOMEM_SEAL_WRITE), 0);
+        ck_assert_int_eq(iomem_seal(f, IOMEM_SEAL_WRITE), 0); /* already: nothing to add */
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        ck_assert_uint_eq(st.seals, IOMEM_SEAL_WRITE);
+        int fd = iomem_fd(f);
+        ck_assert_int_eq(fcntl(fd, F_GET_SEALS) & F_SEAL_WRITE, F_SEAL_WRITE);
+        /* What a consumer that does not use the library sees. */
+        char in[2 * 4096];
+        ck_assert_int_eq(pread(fd, in, 2 * PAGE, 0), (ssize_t)(2 * PAGE));
+        ck_assert_int_eq(in[0], 'F');
+        ck_assert_int_eq(memcmp(in + 1, page + 1, PAGE - 1), 0);
+        check_pattern(in + PAGE, PAGE, 31);
+        check_copied_by_cp(f, fd);
+        ck_assert_int_eq(iomem_plain_fd(f), fd);
+        errno = 0;
+        ck_assert_int_eq(pwrite(fd, "x", 1, 0), -1);
+        ck_assert_int_eq(errno, EPERM);
+        ck_assert_ptr_eq(mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), MAP_FAILED);
+        void *ro = mmap(NULL, PAGE, PROT_READ, MAP_SHARED, fd, 0);
+        ck_assert_ptr_ne(ro, MAP_FAILED);
+        ck_assert_int_eq(((char *)ro)[0], 'F');
+        munmap(ro, PAGE);
+        /* Every write through the library: -EPERM. */
+        ck_assert_err(iomem_pwrite(f, "x", 1, 0), EPERM);
+        ck_assert_err(iomem_truncate(f, PAGE), EPERM);
+        ck_assert_err(iomem_gift(f, 0, 1, &(struct iovec){ page, 1 }, 1, 0), EPERM);
+        ck_assert_err(iomem_copy(f, 0, f, PAGE, 10), EPERM);
+        ck_assert_int_eq(iomem_acquire(f, 0, PAGE), (ssize_t)PAGE);
+        ck_assert_err(iomem_retrieve(f, 0, PAGE, &r, 1), EPERM);
+        ck_assert_int_eq(iomem_borrow(f, 0, PAGE, &r, 1), 1);
+        ck_assert_int_eq(((char *)r.iov_base)[0], 'F');
+        ck_assert_int_eq(iomem_release(f, 0, PAGE), 0);
+        iomem_close(&f);
+}
+END_TEST
+
+/* Another process holds writable memory acquired: -EBUSY naming it. Once
+ * it released (its handle still open), the seal goes through, and its
+ * next write is refused. */
+START_TEST(memfd_seal_waits_for_other_processes)
+{
+        struct iomem *f = test_open_new("seal-other", 2 * PAGE);
+        int sv[2];
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                iomem_close(&f);
+                struct iomem *g = NULL;
+                struct iovec r;
+                char c;
+                if (iomem_recv(sv[1], &g, IOMEM_RDWR) || iomem_acquire(g, 0, PAGE) != (ssize_t)PAGE ||
+                    iomem_retrieve(g, 0, PAGE, &r, 1) != 1)
+                        _exit(1);
+                memcpy(r.iov_base, "other", 5);
+                if (iomem_pwrite(g, "more", 4, PAGE) != 4 || write(sv[1], "a", 1) != 1 ||
+                    read(sv[1], &c, 1) != 1 || iomem_release(g, 0, PAGE) || write(sv[1], "r", 1) != 1 ||
+                    read(sv[1], &c, 1) != 1)
+                        _exit(2);
+                if (iomem_pwrite(g, "late", 4, 0) != -EPERM)
+                        _exit(3);
+                iomem_close(&g);
+                _exit(0);
+        }
+        ck_assert_int_eq(iomem_send(sv[0], f), 0);
+        char c, want[32];
+        ck_assert_int_eq(read(sv[0], &c, 1), 1);
+        ck_assert_err(iomem_seal(f, IOMEM_SEAL_WRITE), EBUSY);
+        snprintf(want, sizeof want, "process %d", (int)pid);
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), want));
+        ck_assert_int_eq(write(sv[0], "g", 1), 1);
+        ck_assert_int_eq(read(sv[0], &c, 1), 1);
+        ck_assert_int_eq(iomem_seal(f, IOMEM_SEAL_WRITE), 0);
+        ck_assert_int_eq(write(sv[0], "g", 1), 1);
+        ck_assert_int_eq(test_wait(pid), 0);
+        char out[8];
+        ck_assert_int_eq(pread(iomem_fd(f), out, 5, 0), 5);
+        ck_assert_int_eq(memcmp(out, "other", 5), 0);
+        ck_assert_int_eq(pread(iomem_fd(f), out, 4, PAGE), 4);
+        ck_assert_int_eq(memcmp(out, "more", 4), 0);
+        close(sv[0]);
+        close(sv[1]);
+        iomem_close(&f);
+}
+END_TEST
+
+/* Shrink and grow seals after creation are the kernel's too, so they
+ * bind programs that do not use the library; bad calls fail cleanly. */
+START_TEST(memfd_seal_size_and_errors)
+{
+        struct iomem *f = test_open_new("seal-size", 2 * PAGE);
+        ck_assert_err(iomem_seal(f, 0x8), EINVAL);
+        ck_assert_err(iomem_seal(NULL, IOMEM_SEAL_WRITE), EINVAL);
+        ck_assert_int_eq(iomem_seal(f, 0), 0);
+        ck_assert_int_eq(iomem_seal(f, IOMEM_SEAL_SHRINK), 0);
+        ck_assert_err(iomem_truncate(f, PAGE), EPERM);
+        errno = 0;
+        ck_assert_int_eq(ftruncate(iomem_fd(f), PAGE), -1);
+        ck_assert_int_eq(errno, EPERM);
+        ck_assert_int_eq(iomem_truncate(f, 3 * PAGE), 0);
+        ck_assert_int_eq(iomem_truncate(f, 3 * PAGE + 100), 0);
+        ck_assert_int_eq(iomem_seal(f, IOMEM_SEAL_GROW), 0);
+        /* The last page, part of the file, is still written and pinned. */
+        ck_assert_int_eq(iomem_pwrite(f, "y", 1, 3 * PAGE + 50), 1);
+        ck_assert_int_eq(iomem_acquire(f, 3 * PAGE, PAGE), (ssize_t)PAGE);
+        ck_assert_int_eq(iomem_release(f, 3 * PAGE, PAGE), 0);
+        ck_assert_err(iomem_truncate(f, 4 * PAGE), EPERM);
+        ck_assert_err(iomem_pwrite(f, "x", 1, 3 * PAGE + 100), EPERM);
+        ck_assert_int_eq(iomem_pwrite(f, "x", 1, 0), 1);
+        struct iomem_stat st;
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        ck_assert_uint_eq(st.seals, IOMEM_SEAL_SHRINK | IOMEM_SEAL_GROW);
+        /* A read-only handle may not seal. */
+        struct iomem *ro = NULL;
+        ck_assert_int_eq(iomem_open_fd(&ro, "memfd", dup(iomem_fd(f)), IOMEM_RDONLY, NULL), 0);
+        ck_assert_err(iomem_seal(ro, IOMEM_SEAL_WRITE), EROFS);
+        ck_assert_int_eq(iomem_stat(ro, &st), 0);
+        ck_assert_uint_eq(st.seals, IOMEM_SEAL_SHRINK | IOMEM_SEAL_GROW);
+        iomem_close(&ro);
         iomem_close(&f);
 }
 END_TEST
@@ -536,37 +735,6 @@ START_TEST(foreign_memfd_is_usable_without_metadata)
         iomem_close(&f);
 }
 END_TEST
-
-/* A program that does not use the library (cp(1)) copies the plain
- * descriptor by its /proc path; the copy must be the object, byte for byte. */
-static void check_copied_by_cp(struct iomem *f, int fd)
-{
-        char src[64], dst[] = "/tmp/iomem-plain-XXXXXX";
-        int out = mkstemp(dst);
-        ck_assert_int_ge(out, 0);
-        close(out);
-        snprintf(src, sizeof src, "/proc/%d/fd/%d", (int)getpid(), fd);
-        pid_t pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-                execlp("cp", "cp", src, dst, (char *)NULL);
-                _exit(127);
-        }
-        ck_assert_int_eq(test_wait(pid), 0);
-        struct iomem_stat st;
-        ck_assert_int_eq(iomem_stat(f, &st), 0);
-        char *want = malloc(st.size + 1), *got = malloc(st.size + 1);
-        ck_assert_int_eq(iomem_pread(f, want, st.size, 0), (ssize_t)st.size);
-        out = open(dst, O_RDONLY);
-        ck_assert_int_ge(out, 0);
-        /* One more byte asked for: the copy must end where the object does. */
-        ck_assert_int_eq(read(out, got, st.size + 1), (ssize_t)st.size);
-        ck_assert_int_eq(memcmp(want, got, st.size), 0);
-        close(out);
-        unlink(dst);
-        free(want);
-        free(got);
-}
 
 START_TEST(plain_fd_holds_the_objects_bytes_in_place)
 {
@@ -638,6 +806,40 @@ START_TEST(plain_fd_holds_the_objects_bytes_in_place)
 }
 END_TEST
 
+/* The data file is exactly as large as the object, whatever wrote its last
+ * page: a pwrite into a hole there, an acquire of it, a zero-copy gift that
+ * ends the object mid-page, put in place. */
+START_TEST(data_file_size_is_the_objects)
+{
+        struct iomem *f = test_open_new("exact", 0);
+        size_t size = PAGE + 100;
+        struct stat st;
+        ck_assert_int_eq(iomem_truncate(f, size), 0);
+        ck_assert_int_eq(iomem_pwrite(f, "h", 1, PAGE + 10), 1);
+        ck_assert_int_eq(fstat(iomem_fd(f), &st), 0);
+        ck_assert_int_eq(st.st_size, (off_t)size);
+        ck_assert_int_eq(iomem_acquire(f, PAGE, PAGE), (ssize_t)PAGE);
+        ck_assert_int_eq(iomem_release(f, PAGE, PAGE), 0);
+        ck_assert_int_eq(fstat(iomem_fd(f), &st), 0);
+        ck_assert_int_eq(st.st_size, (off_t)size);
+        void *buf;
+        ck_assert_int_eq(iomem_alloc(f, PAGE, &buf), 0);
+        memset(buf, 'g', 100);
+        struct iovec g = { buf, 100 };
+        ck_assert_int_eq(iomem_gift(f, PAGE, 100, &g, 1, test_gift_flags()), 1);
+        int fd = iomem_plain_fd(f);
+        ck_assert_int_eq(fd, iomem_fd(f));
+        ck_assert_int_eq(fstat(fd, &st), 0);
+        ck_assert_int_eq(st.st_size, (off_t)size);
+        char in[128];
+        ck_assert_int_eq(pread(fd, in, sizeof in, PAGE), 100);
+        for (int i = 0; i < 100; i++)
+                ck_assert_int_eq(in[i], 'g');
+        check_copied_by_cp(f, fd);
+        iomem_close(&f);
+}
+END_TEST
+
 START_TEST(close_releases_everything)
 {
         int fds = test_count_fds(), maps = test_count_maps();
@@ -705,8 +907,16 @@ int main(void)
                 tcase_add_test(tc, memfd_seals);
                 tcase_add_test(tc, foreign_memfd_is_usable_without_metadata);
                 tcase_add_test(tc, memfd_data_descriptor_alone_is_refused_elsewhere);
+                tcase_add_test(tc, memfd_seal_after_filling);
+                tcase_add_test(tc, memfd_seal_waits_for_other_processes);
+                tcase_add_test(tc, memfd_seal_size_and_errors);
+        } else {
+                tcase_add_test(tc, seal_is_not_supported);
         }
         tcase_add_test(tc, plain_fd_holds_the_objects_bytes_in_place);
+        /* Only shm and memfd keep a data file sized like the object. */
+        if (!strcmp(test_backend(), "shm") || !strcmp(test_backend(), "memfd"))
+                tcase_add_test(tc, data_file_size_is_the_objects);
         tcase_add_test(tc, close_releases_everything);
         if (test_caps() & IOMEM_CAP_NUMA)
                 tcase_add_test(tc, numa_bind_places_memory);

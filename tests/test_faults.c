@@ -10,6 +10,7 @@
 #include "syscalls.h"
 
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 
@@ -46,7 +47,7 @@ static void *f_mmap(void *a, size_t l, int p, int fl, int fd, off_t o)
 static int f_fallocate(int fd, int m, off_t o, off_t l)
 {
         /* Only allocations fail; punching holes cannot run out of room. */
-        return !m && hit(C_FALLOCATE) ? -1 : iom_sys_default.fallocate(fd, m, o, l);
+        return !(m & FALLOC_FL_PUNCH_HOLE) && hit(C_FALLOCATE) ? -1 : iom_sys_default.fallocate(fd, m, o, l);
 }
 static int f_ftruncate(int fd, off_t l)
 {

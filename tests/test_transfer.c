@@ -395,6 +395,14 @@ START_TEST(sendfile_bad_args)
 }
 END_TEST
 
+/* Loop tests run a second time (_i == 1) on a write-sealed object, whose
+ * pages go into pipes by reference (splice). */
+#define SEAL_ON_SECOND_RUN(f) \
+        do { \
+                if (_i) \
+                        ck_assert_int_eq(iomem_seal(f, IOMEM_SEAL_WRITE), 0); \
+        } while (0)
+
 /* Through a pipe to another process, across more than one batch of the
  * read lock (16 MiB). */
 START_TEST(sendfile_pipe_child)
@@ -405,6 +413,7 @@ START_TEST(sendfile_pipe_child)
         unsigned char *src = pattern(size, 2);
         put(f, 0, src, size);
         uint64_t want = fnv1a(FNV_OFFSET, src, size);
+        SEAL_ON_SECOND_RUN(f);
 
         int p[2];
         ck_assert_int_eq(pipe(p), 0);
@@ -469,6 +478,40 @@ START_TEST(sendfile_socket)
 }
 END_TEST
 
+/* A write-sealed object into a socket (copied, as from any object) and into
+ * a pipe (by reference), clamped at its end, from an offset inside a page:
+ * the bytes as they are, nothing past the end. */
+START_TEST(sendfile_sealed_to_socket)
+{
+        struct iomem *f = open_new("sf-sealed", 0);
+        size_t size = ((size_t)2 << 20) + 77;
+        unsigned char *src = pattern(size, 12);
+        put(f, 0, src, size);
+        ck_assert_int_eq(iomem_seal(f, IOMEM_SEAL_WRITE), 0);
+        int sv[2];
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+        struct drain d = drain_start(sv[1], sv[0]);
+        ssize_t r = iomem_sendfile(sv[0], f, 1000, SIZE_MAX - 1000);
+        close(sv[0]);
+        struct digest dg = drain_finish(&d);
+        ck_assert_int_eq(r, (ssize_t)(size - 1000));
+        ck_assert_uint_eq(dg.bytes, size - 1000);
+        ck_assert_uint_eq(dg.hash, fnv1a(FNV_OFFSET, src + 1000, size - 1000));
+        ck_assert_int_eq(iomem_sendfile(sv[1], f, size, 10), 0);
+        close(sv[1]);
+        int p[2];
+        ck_assert_int_eq(pipe(p), 0);
+        d = drain_start(p[0], p[1]);
+        r = iomem_sendfile(p[1], f, 1000, SIZE_MAX - 1000);
+        close(p[1]);
+        dg = drain_finish(&d);
+        ck_assert_int_eq(r, (ssize_t)(size - 1000));
+        ck_assert_uint_eq(dg.hash, fnv1a(FNV_OFFSET, src + 1000, size - 1000));
+        tfree(src);
+        close_obj(&f);
+}
+END_TEST
+
 /* Holes come back from borrow as NULL entries and go out as zeros. */
 START_TEST(sendfile_sparse)
 {
@@ -509,6 +552,7 @@ START_TEST(sendfile_sparse)
         ck_assert_ptr_null(iov[0].iov_base);
         ck_assert_uint_eq(iov[0].iov_len, 10);
         expect_bytes(f, 0, model, size);
+        SEAL_ON_SECOND_RUN(f);
 
         int fd = temp_file();
         ck_assert_int_eq(iomem_sendfile(fd, f, 0, size), (ssize_t)size);
@@ -611,6 +655,7 @@ START_TEST(sendfile_nonblocking_pipe)
         size_t size = 4 * (size_t)cap + 100;
         unsigned char *src = pattern(size, 8);
         put(f, 0, src, size);
+        SEAL_ON_SECOND_RUN(f);
 
         ssize_t r = iomem_sendfile(p[1], f, 0, size);
         ck_assert_msg(r > 0 && (size_t)r < size, "partial send: %zd (%s)", r, iomem_errormsg());
@@ -810,6 +855,7 @@ START_TEST(sendfile_epipe)
         size_t size = 3 * page_of(f);
         unsigned char *src = pattern(size, 9);
         put(f, 0, src, size);
+        SEAL_ON_SECOND_RUN(f);
 
         int p[2];
         ck_assert_int_eq(pipe(p), 0);
@@ -1490,20 +1536,23 @@ END_TEST
 
 static Suite *transfer_suite(void)
 {
+        int seal_runs = test_caps() & IOMEM_CAP_SEAL ? 2 : 1;
         Suite *s = suite_create("transfer");
         TCase *tc = tcase_create("sendfile");
         tcase_add_checked_fixture(tc, NULL, cleanup);
         tcase_add_test(tc, sendfile_regular_file);
         tcase_add_test(tc, sendfile_bad_args);
-        tcase_add_test(tc, sendfile_pipe_child);
+        tcase_add_loop_test(tc, sendfile_pipe_child, 0, seal_runs);
         tcase_add_test(tc, sendfile_socket);
-        tcase_add_test(tc, sendfile_sparse);
+        tcase_add_loop_test(tc, sendfile_sparse, 0, seal_runs);
         tcase_add_test(tc, sendfile_fragmented);
         tcase_add_test(tc, sendfile_clamped_at_eof);
-        tcase_add_test(tc, sendfile_nonblocking_pipe);
+        tcase_add_loop_test(tc, sendfile_nonblocking_pipe, 0, seal_runs);
         tcase_add_test(tc, sendfile_nonblocking_socket);
         tcase_add_test(tc, sendfile_resumes_after_eintr);
-        tcase_add_test(tc, sendfile_epipe);
+        tcase_add_loop_test(tc, sendfile_epipe, 0, seal_runs);
+        if (test_caps() & IOMEM_CAP_SEAL)
+                tcase_add_test(tc, sendfile_sealed_to_socket);
         tcase_add_test(tc, a_transfer_into_its_own_files_is_refused);
         suite_add_tcase(s, tc);
 

@@ -186,6 +186,14 @@ static int devdax_stat(struct iomem *f, struct iomem_stat *st)
         return err;
 }
 
+/* The bytes are the device's at their own offsets, but a character device
+ * has no file size for another program to stop at. */
+static int devdax_settle(struct iomem *f)
+{
+        return iom_fail(f->name, -ENOTSUP, "a device has no file size to give other programs; "
+                        "copy its bytes out (iomem_sendfile)");
+}
+
 static const struct iom_object_ops devdax_ops = {
         .size = sizeof(struct iom_object_ops),
         .base = &iom_fdmem_ops,
@@ -193,6 +201,7 @@ static const struct iom_object_ops devdax_ops = {
         .pwrite = devdax_pwrite,
         .gift = devdax_gift,
         .stat = devdax_stat,
+        .settle = devdax_settle,
 };
 
 /* ---- the sidecar ------------------------------------------------------------- */

@@ -48,7 +48,19 @@ static void fd_punch(struct iomem *f, uint64_t phys, uint64_t len)
 
 static int fd_back(struct iomem *f, uint64_t phys, uint64_t len)
 {
-        if (iom_sys.fallocate(fd_for(f, phys), 0, (off_t)phys, (off_t)len) == 0)
+        int mode = 0;
+        if (phys < IOM_META_OFF && fdo(f)->sized_data) {
+                /* The data file's size is the object's (the growth paths
+                 * set it first): backing a page never moves it, and a
+                 * file sealed against growing refuses any range past it. */
+                struct stat st;
+                mode = FALLOC_FL_KEEP_SIZE;
+                if (iom_sys.fstat(f->data_fd, &st) == 0 && phys + len > (uint64_t)st.st_size)
+                        len = (uint64_t)st.st_size > phys ? (uint64_t)st.st_size - phys : 0;
+                if (!len) /* nothing of the file there to back */
+                        return 0;
+        }
+        if (iom_sys.fallocate(fd_for(f, phys), mode, (off_t)phys, (off_t)len) == 0)
                 return 0;
         int e = errno;
         if (f->page_size > iom_system_page_size() && (e == ENOSPC || e == ENOMEM))
@@ -544,6 +556,24 @@ static int require_pinned(struct iomem *f, uint64_t off, uint64_t end, int err)
                         (unsigned long long)off, (unsigned long long)end);
 }
 
+/* A write seal put every byte in place first (fdmem_seal), and is for ever. */
+static bool fdmem_frozen(const struct iomem *f)
+{
+        const struct iom_fdobj *obj = fdo(f);
+        return !obj->meta_private && obj->meta && (obj->meta->seals & IOMEM_SEAL_WRITE);
+}
+
+/* At a handle's last release: a seal asked for the data's writable
+ * mappings since it last looked (lanes and metadata held). */
+static void answer_seal_asks(struct iomem *f)
+{
+        struct iom_fdobj *obj = fdo(f);
+        if (obj->pins.n || obj->seal_asks_seen == obj->meta->seal_asks)
+                return;
+        obj->seal_asks_seen = obj->meta->seal_asks;
+        iom_seg_retire_data(f);
+}
+
 static int fdmem_release(struct iomem *f, size_t off, size_t len)
 {
         struct iom_fdobj *obj = fdo(f);
@@ -568,6 +598,7 @@ static int fdmem_release(struct iomem *f, size_t off, size_t len)
                 iom_ranges_dec(&obj->pins, off, end, NULL, NULL);
         } else if (!err && (err = iom_meta_lock(f)) == 0) {
                 iom_ranges_dec(&obj->pins, off, end, iom_pin_let_go, f);
+                answer_seal_asks(f);
                 iom_meta_unlock(f);
         } else if (err == -ENOMEM) {
                 err = iom_fail(f->name, err, "out of memory");
@@ -778,13 +809,18 @@ static int prepare_write(struct iomem *f, const char *buf, uint64_t off, uint64_
             (new_size == size && (err = has_holes(f, off, end)) <= 0))
                 return err;
         uint64_t from = iom_max(off, size);
-        if ((new_size > size && (err = iom_map_resize(f, new_size))) ||
+        /* The data file grows first: memory is backed (and, for placed
+         * memory, faulted in) only inside it. */
+        bool grew = false;
+        if ((new_size > size && ((err = set_data_size(f, new_size)) ||
+                                 (grew = true, err = iom_map_resize(f, new_size)))) ||
             (err = fill_holes(f, off, end)) ||
-            (new_size > size && ((err = set_data_size(f, new_size)) ||
-                                 (err = zero_old_tail(f, size, new_size)) ||
+            (new_size > size && ((err = zero_old_tail(f, size, new_size)) ||
                                  (err = copy_into_map(f, buf + (from - off), from, end))))) {
                 iom_meta_undo(f);
                 unfill(f, off, end);
+                if (grew)
+                        set_data_size(f, size);
                 return err;
         }
         return 0;
@@ -1154,12 +1190,14 @@ static ssize_t fdmem_gift(struct iomem *f, size_t off, size_t len, const struct 
                 return err;
         }
         struct punch_list gone = { 0 };
-        uint64_t adopted = 0, copied = 0;
+        uint64_t adopted = 0, copied = 0, size = 0;
+        bool grew = false;
         iom_lanes_lock(&obj->lock);
         if ((err = iom_meta_lock(f)))
                 goto unlock_local;
         struct iom_meta *meta = obj->meta;
-        uint64_t size = meta->size, new_size = iom_max(size, end);
+        size = meta->size;
+        uint64_t new_size = iom_max(size, end);
         if ((err = check_seals(f, size, new_size)) ||
             (err = check_growth(f, size, off, new_size)) ||
             (err = iom_pin_refuse(f, iom_round_down(off, ps), iom_round_up(end, ps))))
@@ -1186,7 +1224,8 @@ static ssize_t fdmem_gift(struct iomem *f, size_t off, size_t len, const struct 
                 goto unlock_meta;
         /* One change of the map: growth, adopted extents, and backing for
          * the bytes that will be copied (so the copy cannot fail later). */
-        if (new_size > size && (err = iom_map_resize(f, new_size)))
+        if (new_size > size && ((err = set_data_size(f, new_size)) ||
+                                (grew = true, err = iom_map_resize(f, new_size))))
                 goto unlock_meta;
         uint64_t dst = off;
         for (size_t i = 0; i < iovcnt && !err; dst += iov[i].iov_len, i++) {
@@ -1203,8 +1242,6 @@ static ssize_t fdmem_gift(struct iomem *f, size_t off, size_t len, const struct 
                 if (!err)
                         err = iom_map_set(f, dst, n, phys);
         }
-        if (!err && new_size > size)
-                err = set_data_size(f, new_size);
         /* The copies, into memory backed above, before the change is
          * published: a process killed before that leaves the old file. */
         dst = off;
@@ -1254,6 +1291,8 @@ static ssize_t fdmem_gift(struct iomem *f, size_t off, size_t len, const struct 
         goto unlock_io;
 
 unlock_meta:
+        if (grew) /* the change was undone: so is the data file's growth */
+                set_data_size(f, size);
         iom_meta_unlock(f);
 unlock_local:
         iom_lanes_unlock(&obj->lock);
@@ -1288,11 +1327,55 @@ static int copy_phys(struct iomem *f, uint64_t to, uint64_t from, uint64_t n)
 
 /*
  * Put every byte of the object at its own offset in data_fd: each range a
- * zero-copy gift left in the gift pool is copied once into place and the
- * pool's pages given back, so that the data file is the object to programs
- * that read it without the library. A range pinned by any process stays
- * where its pinner's addresses are: -EBUSY.
+ * zero-copy gift left in the gift pool is copied once into place, so that
+ * the data file is the object to programs that read it without the
+ * library. A range pinned by any process stays where its pinner's
+ * addresses are: -EBUSY. One change of the map (the metadata held), whose
+ * copies land before it is kept, so a process killed half way leaves the
+ * bytes where they were; *moved receives the pool ranges to punch once it
+ * is kept.
  */
+static int settle_locked(struct iomem *f, struct punch_list *moved)
+{
+        uint64_t end = iom_round_up(fdo(f)->meta->size, f->page_size);
+        int err = collect_backed(f, 0, end, moved);
+        size_t n = 0;
+        for (size_t i = 0; i < moved->n && !err; i++) {
+                if (moved->v[i].phys == moved->v[i].file)
+                        continue;
+                if (!iom_fd_writable(f))
+                        err = iom_fail(f->name, -EROFS, "the object is open read-only, and bytes "
+                                       "[%llu, %llu) of it are out of place (gifted); a read-write "
+                                       "handle must put them in place",
+                                       (unsigned long long)moved->v[i].file,
+                                       (unsigned long long)(moved->v[i].file + moved->v[i].len));
+                else
+                        err = iom_pin_refuse(f, moved->v[i].file, moved->v[i].file + moved->v[i].len);
+                moved->v[n++] = moved->v[i];
+        }
+        /* On return, moved lists only what did move. */
+        moved->n = err ? 0 : n;
+        /* A change per range, kept before the next, so that the undo log
+         * needs room for one only; a range whose change failed was not
+         * moved, and is not to be punched. */
+        for (size_t i = 0; i < moved->n && !err; i++) {
+                uint64_t at = moved->v[i].file, len = moved->v[i].len;
+                punch(f, at, len); /* whatever a killed process left at its own offset */
+                if (!(err = allocate(f, at, len)) && !(err = copy_phys(f, at, moved->v[i].phys, len)) &&
+                    !(err = iom_map_set(f, at, len, at))) {
+                        iom_meta_keep(f);
+                        continue;
+                }
+                iom_meta_undo(f);
+                punch(f, at, len);
+                moved->n = i;
+        }
+        /* A process killed between growing the data file and keeping the
+         * change left it too large: it is the object's size again. */
+        int fixed = iom_fd_writable(f) ? set_data_size(f, fdo(f)->meta->size) : 0;
+        return err ? err : fixed;
+}
+
 static int fdmem_settle(struct iomem *f)
 {
         struct iom_fdobj *obj = fdo(f);
@@ -1301,58 +1384,79 @@ static int fdmem_settle(struct iomem *f)
         int err = iom_iolock_wrlock(f, f->lock_timeout_ms);
         if (err)
                 return err;
-        struct punch_list all = { 0 };
+        struct punch_list moved = { 0 };
         iom_lanes_lock(&obj->lock);
-        if ((err = iom_meta_lock(f)))
-                goto unlock_local;
-        uint64_t end = iom_round_up(obj->meta->size, f->page_size);
-        if ((err = collect_backed(f, 0, end, &all)))
-                goto unlock_meta;
-        for (size_t i = 0; i < all.n; i++) {
-                if (all.v[i].phys == all.v[i].file)
-                        continue;
-                if (!iom_fd_writable(f)) {
-                        err = iom_fail(f->name, -EROFS, "the object is open read-only, and bytes [%llu, "
-                                       "%llu) of it are out of place (gifted); a read-write handle "
-                                       "must put them in place",
-                                       (unsigned long long)all.v[i].file,
-                                       (unsigned long long)(all.v[i].file + all.v[i].len));
-                        goto unlock_meta;
-                }
-                if ((err = iom_pin_refuse(f, all.v[i].file, all.v[i].file + all.v[i].len)))
-                        goto unlock_meta;
+        if ((err = iom_meta_lock(f)) == 0) {
+                err = settle_locked(f, &moved);
+                iom_meta_unlock(f);
+                punch_all(f, &moved); /* the pool's pages of what moved, unreachable now */
         }
-        /* One change of the map; the copies land before it is kept, so a
-         * process killed half way leaves the bytes where they were. */
-        size_t moved = 0;
-        for (size_t i = 0; i < all.n && !err; i++) {
-                uint64_t at = all.v[i].file, n = all.v[i].len, from = all.v[i].phys;
-                if (from == at)
-                        continue;
-                punch(f, at, n); /* whatever a killed process left at its own offset */
-                if (!(err = allocate(f, at, n)) && !(err = copy_phys(f, at, from, n)))
-                        err = iom_map_set(f, at, n, at);
-                all.v[moved++] = all.v[i];
-        }
-        if (err) {
-                iom_meta_undo(f);
-                for (size_t i = 0; i < moved; i++)
-                        punch(f, all.v[i].file, all.v[i].len);
-                goto unlock_meta;
-        }
-        iom_meta_unlock(f);
-        /* The pool's pages, unreachable now. */
-        all.n = moved;
-        punch_all(f, &all);
-        goto unlock_local;
-unlock_meta:
-        iom_meta_unlock(f);
-unlock_local:
         iom_lanes_unlock(&obj->lock);
-        free(all.v);
+        free(moved.v);
         iom_iolock_unlock(f);
         return err;
 }
+
+/* ---- seals ------------------------------------------------------------------- */
+
+
+/*
+ * Add seals. A write seal needs what the kernel's needs (no writable
+ * mapping of the data anywhere) and what the library promises (every
+ * byte in place in the data file, for whoever is handed it): so no pin
+ * by any process, the gifted ranges put in place, and this handle's
+ * mappings of the data let go. Other handles let theirs go when they hold
+ * no pins and see that a seal asked (meta->seal_asks), or when they close.
+ */
+static int fdmem_seal(struct iomem *f, unsigned seals)
+{
+        struct iom_fdobj *obj = fdo(f);
+        if (!obj->seal_data)
+                return iom_fail(f->name, -ENOTSUP, "%s objects cannot be sealed (memfd objects can)",
+                                f->backend->name);
+        int err = iom_iolock_wrlock(f, f->lock_timeout_ms);
+        if (err)
+                return err;
+        struct punch_list moved = { 0 };
+        bool settled = false;
+        iom_lanes_lock(&obj->lock);
+        if ((err = iom_meta_lock(f)))
+                goto unlock_local;
+        struct iom_meta *m = obj->meta;
+        unsigned add = seals & ~m->seals;
+        if (add & IOMEM_SEAL_WRITE) {
+                uint64_t end = iom_round_up(m->size, f->page_size);
+                if (!(err = iom_pin_refuse(f, 0, end)))
+                        err = settle_locked(f, &moved);
+                settled = true; /* what moved stays in place, whatever comes next */
+                if (err)
+                        goto refused;
+                iom_seg_retire_data(f);
+                obj->seal_asks_seen = m->seal_asks;
+        }
+        if (add && !(err = iom_undo_set32(f, &m->seals, m->seals | add)) && (err = obj->seal_data(f, add))) {
+                iom_meta_undo(f);
+                if (err == -EBUSY) {
+                        char who[160];
+                        iom_owner_name_writers(f, who, sizeof who);
+                        err = iom_fail(f->name, -EBUSY, "its bytes are still mapped for writing by other "
+                                       "handles, which let them go when they release their last pin or "
+                                       "close; processes with it open for writing: %s", who);
+                }
+        }
+refused:
+        if (err == -EBUSY) /* the others let their mappings go when they can */
+                m->seal_asks++;
+        iom_meta_unlock(f);
+        if (settled) /* the pool's pages, unreachable now */
+                punch_all(f, &moved);
+unlock_local:
+        iom_lanes_unlock(&obj->lock);
+        free(moved.v);
+        iom_iolock_unlock(f);
+        return err;
+}
+
 
 /* ---- locks, stat, sync, close ---------------------------------------------- */
 
@@ -1394,6 +1498,7 @@ static int fdmem_stat(struct iomem *f, struct iomem_stat *st)
         iom_lanes_lock(&obj->lock);
         if ((err = iom_meta_lock(f)) == 0) {
                 st->size = obj->meta->size;
+                st->seals = obj->meta->seals;
                 st->numa_node = numa_node(f);
                 err = iom_stat_shared(f, st);
                 iom_meta_unlock(f);
@@ -1482,6 +1587,8 @@ const struct iom_object_ops iom_fdmem_ops = {
         .send_fds = fdmem_send_fds,
         .close = iom_fdmem_close,
         .settle = fdmem_settle,
+        .seal = fdmem_seal,
+        .frozen = fdmem_frozen,
 };
 
 /* ---- attaching ------------------------------------------------------------------ */

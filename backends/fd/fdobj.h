@@ -56,12 +56,18 @@ struct iom_fdobj {
         size_t meta_map_len; /* the mapping of meta: its span */
         bool meta_private;   /* meta is anonymous memory of this handle */
         uint32_t owner;      /* our id in meta->owners */
+        /* Seal the data file with the kernel's seals for IOMEM_SEAL_*
+         * (memfd); NULL where the backend cannot seal. 0 or -errno. */
+        int (*seal_data)(struct iomem *f, unsigned seals);
+        uint64_t seal_asks_seen; /* meta->seal_asks when last looked at */
 
         /* Guards the process-local state below: the whole lock to change
          * it, a lane to read it and nest pins (lanes.h). */
         struct iom_lanes lock;
         struct iom_ranges pins;     /* this handle's pinned pages, counted */
         struct iom_segments segs;   /* physical offset -> address */
+        struct iom_segments retired; /* data mappings let go for a seal, kept
+                                      * read-only in place until close */
         struct iom_allocs {
                 struct iom_alloc *v;
                 size_t n, cap;

@@ -5,7 +5,8 @@
  * size, which other programs can be handed (iomem_fd); its metadata and
  * gift pool are a twin memfd "LABEL.iomem" (pairing.h). iomem_send passes
  * both; a descriptor of the data alone reaches the twin through another
- * handle of the same process, or is refused.
+ * handle of the same process, or is refused where the data file carries
+ * the library's mark (tmpfs from Linux 6.6).
  */
 #define _GNU_SOURCE
 #include "config.h"
@@ -15,6 +16,7 @@
 
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -63,11 +65,18 @@ static unsigned iomem_seals(int kseals)
                (kseals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) ? IOMEM_SEAL_WRITE : 0);
 }
 
-static int apply_seals(struct iomem *f, unsigned seals)
+/* The engine's seal_data: -EBUSY (for the engine to explain) while a
+ * writable mapping of the data exists anywhere. */
+static int seal_data(struct iomem *f, unsigned seals)
 {
         if (!seals || iom_sys.fcntl(f->data_fd, F_ADD_SEALS, kernel_seals(seals)) == 0)
                 return 0;
         int e = errno;
+        if (e == EBUSY)
+                return -EBUSY;
+        if (e == EPERM)
+                return iom_fail(f->name, -EPERM, "its memfd takes no more seals (made without "
+                                "MFD_ALLOW_SEALING, or sealed with F_SEAL_SEAL)");
         return iom_fail(f->name, -e, "cannot seal it: %s", strerror(e));
 }
 
@@ -111,6 +120,7 @@ static int memfd_open(struct iomem *f, const char *label, unsigned flags, const 
         snprintf(twin, sizeof twin, "%.*s%s", (int)(MEMFD_NAME_MAX - strlen(IOM_PAIR_SUFFIX)), label,
                  IOM_PAIR_SUFFIX);
         obj->sized_data = true;
+        obj->seal_data = seal_data;
         int err = f->data_fd = make_memfd(f, label, mflags, o);
         if (err >= 0)
                 err = obj->aux_fd = make_memfd(f, twin, mflags, o);
@@ -120,7 +130,7 @@ static int memfd_open(struct iomem *f, const char *label, unsigned flags, const 
         if (err >= 0 && !(err = shape_twin(f)) && !(err = iom_fdmem_attach(f, IOM_ATTACH_NEW, o))) {
                 obj->meta->data_ino = (uint64_t)st.st_ino;
                 iom_pair_mark(f, twin);
-                err = apply_seals(f, o->seals);
+                err = seal_data(f, o->seals);
         }
         if (err < 0) {
                 iom_fdmem_close(f);
@@ -129,21 +139,27 @@ static int memfd_open(struct iomem *f, const char *label, unsigned flags, const 
         return 0;
 }
 
-/* The library's first memfd objects (0.1.0) kept their data, metadata and
- * pool in one descriptor of this fixed size, a layout this one does not
- * read: 1 when fd is one, 0 when not, -errno when it cannot be examined. */
-static int is_one_descriptor_object(int fd)
+/* What a descriptor of the fixed size 2^60 with our metadata at its offset
+ * is: 0 for neither, OLD_LAYOUT for an object of the library's first memfd
+ * layout, which kept data, metadata and pool in one descriptor (it never
+ * recorded a data file), TWIN for the metadata of a data file; -errno
+ * when it cannot be examined. */
+enum { OLD_LAYOUT = 1, TWIN };
+static int fixed_span_kind(int fd)
 {
         struct stat st;
-        uint64_t magic = 0;
+        struct iom_meta head;
         if (iom_sys.fstat(fd, &st) < 0)
                 return -errno;
         if ((uint64_t)st.st_size != IOM_PHYS_END)
                 return 0;
-        ssize_t n = iom_sys.pread(fd, &magic, sizeof magic, (off_t)IOM_META_OFF);
-        if (n < 0)
+        size_t n = offsetof(struct iom_meta, seals);
+        ssize_t r = iom_sys.pread(fd, &head, n, (off_t)IOM_META_OFF);
+        if (r < 0)
                 return -errno;
-        return n == sizeof magic && magic == IOM_META_MAGIC;
+        if (r != (ssize_t)n || head.magic != IOM_META_MAGIC)
+                return 0;
+        return head.data_ino ? TWIN : OLD_LAYOUT;
 }
 
 /* memfd descriptors link to "/memfd:LABEL" in /proc/self/fd. */
@@ -168,17 +184,22 @@ static int memfd_open_fds(struct iomem *f, const int *fds, int nfds, unsigned fl
         int err = iom_pair_check_access(f, fds[0], flags);
         if (err)
                 return err;
-        int old = is_one_descriptor_object(fds[0]);
-        if (old < 0)
-                return iom_fail(f->name, old, "cannot examine fd %d: %s", fds[0], strerror(-old));
-        if (old)
-                return iom_fail(f->name, -EPROTO, "fd %d is an object of an earlier libiomem, which kept "
-                                "its metadata in the same descriptor; open it with that version", fds[0]);
+        int kind = fixed_span_kind(fds[0]);
+        if (kind < 0)
+                return iom_fail(f->name, kind, "cannot examine fd %d: %s", fds[0], strerror(-kind));
+        if (kind == OLD_LAYOUT)
+                return iom_fail(f->name, -EPROTO, "fd %d is a memfd object of an earlier layout, which "
+                                "kept its metadata in the same descriptor; open it with the library "
+                                "that made it", fds[0]);
+        if (kind == TWIN)
+                return iom_fail(f->name, -EINVAL, "fd %d is the metadata of a memfd object; its data "
+                                "descriptor comes first", fds[0]);
         struct statfs sf;
         if (iom_sys.fstatfs(fds[0], &sf) == 0 && sf.f_type == HUGETLBFS_MAGIC)
                 f->page_size = (size_t)sf.f_bsize;
         f->data_fd = fds[0];
         fdo(f)->sized_data = true;
+        fdo(f)->seal_data = seal_data;
         if ((err = iom_pair_open_fds(f, fds, nfds, -1, 0, o)))
                 return err;
         /* A memfd another program made and sealed: its seals are the object's. */

@@ -138,7 +138,8 @@ int iom_owner_register(struct iomem *f)
                 id = id + 1 == IOM_NO_OWNER ? 0 : id + 1;
         pid_t pid = getpid();
         struct iom_rec r = { .key = id,
-                             .owner = { .pid = pid, .start_time = process_start_time(pid, NULL) } };
+                             .owner = { .pid = pid, .start_time = process_start_time(pid, NULL),
+                                        .flags = f->flags & IOMEM_RDWR ? IOM_OWNER_WRITES : 0 } };
         int err = iom_smap_insert(f, &m->owners, &r);
         if (!err)
                 err = iom_undo_set32(f, &m->next_owner, id + 1);
@@ -308,4 +309,26 @@ void iom_meta_undo(struct iomem *f)
 void iom_meta_keep(struct iomem *f)
 {
         iom_undo_commit(f);
+}
+
+void iom_owner_name_writers(struct iomem *f, char *out, size_t cap)
+{
+        struct iom_meta *m = fdo(f)->meta;
+        size_t n = 0, shown = 0;
+        out[0] = 0;
+        for (const struct iom_rec *r = iom_smap_ceil(m, &m->owners, 0, NULL); r;
+             r = iom_smap_ceil(m, &m->owners, r->key + 1, NULL)) {
+                if (r->key == fdo(f)->owner || !(r->owner.flags & IOM_OWNER_WRITES))
+                        continue;
+                if (shown < 4 && n < cap)
+                        n += (size_t)snprintf(out + n, cap - n, "%s%lld%s", shown ? ", " : "",
+                                              (long long)r->owner.pid,
+                                              r->owner.pid == getpid() ? " (this one)" : "");
+                shown++;
+        }
+        if (shown > 4 && n < cap)
+                snprintf(out + n, cap - n, " and %zu more", shown - 4);
+        if (!shown)
+                snprintf(out, cap, "none that the library knows of (a program holding the data "
+                                   "descriptor has mapped it)");
 }

@@ -12,8 +12,10 @@
  *   [IOM_META_OFF, +meta span)    this structure
  *   [IOM_POOL_OFF, IOM_PHYS_END)  iomem_alloc buffers (gift pool)
  *
- * memfd keeps all three in one descriptor; shm keeps the data in the
- * named object and the rest in a sidecar object "NAME.iomem". Offsets
+ * shm and memfd keep the data in a file of its own, sized like the
+ * object (shm's named object, a memfd), and the rest at the same offsets
+ * in a twin (shm's sidecar "NAME.iomem", a memfd "LABEL.iomem";
+ * pairing.h); mshare keeps all three in its region. Offsets
  * are never reused in the pool: a freed range is punched out, and the
  * pool spans far more than any process can allocate.
  */
@@ -41,6 +43,7 @@
 #define IOM_META_SPAN (UINT64_C(1) << 30)
 
 #define IOM_HOLE UINT64_MAX /* phys of an extent with no backing */
+#define IOM_OWNER_WRITES 0x1u /* owner flag: the handle is open for writing */
 #define IOM_NO_OWNER UINT32_MAX
 
 /*
@@ -62,7 +65,7 @@ struct iom_rec {
                 /* owners: key = owner id; a handle that has the object
                  * open. start_time (/proc/PID/stat field 22) tells reused
                  * pids apart. */
-                struct { int64_t pid; uint64_t start_time; uint32_t writers_waiting, unused; } owner;
+                struct { int64_t pid; uint64_t start_time; uint32_t writers_waiting, flags; } owner;
                 /* readers: key = owner << 32 | tid; a thread holding the
                  * I/O lock for reading, count times. */
                 struct { uint64_t count, unused[2]; } reader;
@@ -84,7 +87,7 @@ struct iom_meta {
         uint64_t magic;   /* written last when initialised */
         uint32_t version;
         uint32_t page_size;
-        uint64_t data_ino; /* shm: inode of the data object this describes */
+        uint64_t data_ino; /* shm, memfd: inode of the data file this describes */
         uint32_t seals;    /* IOMEM_SEAL_* */
         uint32_t next_owner; /* where the search for a free owner id starts */
         pthread_mutex_t mutex;
@@ -125,6 +128,11 @@ struct iom_meta {
          * so that every handle, in any process, forgets what it remembered
          * of the file's data and blocks past the cut. */
         uint64_t dax_size, cuts;
+
+        /* The times iomem_seal found the data mapped for writing by other
+         * handles: a handle that sees it move lets its mappings of the
+         * data go (in place, read-only) once it holds no pins. */
+        uint64_t seal_asks;
 };
 
 /* Where the heap starts, after the header. */
@@ -194,6 +202,9 @@ void iom_meta_undo(struct iomem *f);
 void iom_meta_keep(struct iomem *f);
 
 /* Owners. */
+/* The processes other than f's handle that have the object open for
+ * writing, for a message: "12, 34 (this one)" (the metadata held). */
+void iom_owner_name_writers(struct iomem *f, char *out, size_t cap);
 int iom_owner_register(struct iomem *f);
 void iom_owner_unregister(struct iomem *f);
 /* 1 when the owner's process is alive; reaps it (pins, locks, pool) when

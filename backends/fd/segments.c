@@ -12,9 +12,12 @@
 #include "placement.h"
 #include "syscalls.h"
 
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 /* The least the data area is mapped in one go: address space is cheap,
  * page tables are only built for what is touched. */
@@ -181,11 +184,50 @@ void iom_seg_drop(struct iomem *f, uint64_t phys, uint64_t len)
         }
 }
 
+static void unmap_segments(struct iomem *f, struct iom_segments *s)
+{
+        for (size_t i = 0; i < s->n; i++)
+                fdo(f)->phys->unmap(f, s->v[i].va, s->v[i].len);
+        free(s->v);
+        *s = (struct iom_segments){ 0 };
+}
+
 void iom_seg_unmap_all(struct iomem *f)
 {
+        unmap_segments(f, &fdo(f)->segs);
+        unmap_segments(f, &fdo(f)->retired);
+}
+
+void iom_seg_retire_data(struct iomem *f)
+{
         struct iom_fdobj *obj = fdo(f);
-        for (size_t i = 0; i < obj->segs.n; i++)
-                obj->phys->unmap(f, obj->segs.v[i].va, obj->segs.v[i].len);
-        free(obj->segs.v);
-        obj->segs = (struct iom_segments){ 0 };
+        struct iom_segments *s = &obj->segs, *old = &obj->retired;
+        size_t n = seg_first_after(s, IOM_META_OFF); /* data segments end by then */
+        if (!n)
+                return;
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", f->data_fd);
+        int ro = iom_sys.open(path, O_RDONLY | O_CLOEXEC, 0);
+        for (size_t i = 0; i < n; i++) {
+                struct iom_segment g = s->v[i];
+                void *va = ro < 0 ? MAP_FAILED
+                                  : iom_sys.mmap(g.va, g.len, PROT_READ, MAP_SHARED | MAP_FIXED | MAP_NORESERVE,
+                                                 ro, (off_t)g.phys);
+                if (va != MAP_FAILED && old->n == old->cap) {
+                        size_t cap = old->cap ? 2 * old->cap : 8;
+                        struct iom_segment *v = realloc(old->v, cap * sizeof *v);
+                        if (v) {
+                                old->v = v;
+                                old->cap = cap;
+                        }
+                }
+                if (va != MAP_FAILED && old->n < old->cap)
+                        old->v[old->n++] = g;
+                else /* no read-only view to leave in place: the address goes */
+                        obj->phys->unmap(f, g.va, g.len);
+        }
+        if (ro >= 0)
+                close(ro);
+        memmove(s->v, s->v + n, (s->n - n) * sizeof s->v[0]);
+        s->n -= n;
 }

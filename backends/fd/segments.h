@@ -39,5 +39,11 @@ int iom_seg_add(struct iomem *f, uint64_t phys, uint64_t len, char *va);
 /* Unmap and forget segments wholly inside [phys, phys+len). */
 void iom_seg_drop(struct iomem *f, uint64_t phys, uint64_t len);
 void iom_seg_unmap_all(struct iomem *f);
+/* Let go of the mappings of the data area (phys below IOM_META_OFF),
+ * none pinned, so that none counts as writable to the kernel (a seal),
+ * without moving an address a borrower may still read: each is replaced
+ * in place by a read-only mapping of a read-only descriptor, unmapped at
+ * close. */
+void iom_seg_retire_data(struct iomem *f);
 
 #endif /* IOMEM_SEGMENTS_H */

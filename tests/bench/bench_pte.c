@@ -20,7 +20,8 @@
 
 #define OBJ_SIZE ((size_t)1 << 30)
 /* The 2 MiB row's pool: the data, and one page for the metadata, which a
- * memfd object keeps in the same descriptor (scripts/bench knows it too). */
+ * memfd object keeps in a twin memfd of huge pages too (scripts/bench knows
+ * it too). */
 #define HUGE_PAGES_NEEDED ((long)(OBJ_SIZE >> 21) + 1)
 #define MAX_PROCS 64
 static const int nprocs[] = { 1, 4, 16, 64 };

@@ -7,6 +7,7 @@
 #include "bench.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <iomem.h>
 #include <netinet/in.h>
@@ -122,7 +123,7 @@ static const char *const contender_name[C_COUNT] = { "iomem_sendfile", "cp", "se
 
 struct source {
         const char *name;
-        const char *path; /* for cp: the file's own path, NULL for memfd */
+        char path[64]; /* for cp: the file's own path (a memfd's in /proc) */
         struct iomem *f;
         int fd; /* the object's own descriptor: what the system tools read */
 };
@@ -227,9 +228,8 @@ static void run_rw(int in, int out)
 /* GiB/s of one run; -1 when the contender does not apply. */
 static double run(enum contender c, const struct source *s, enum dest_kind k, struct drain *d)
 {
-        /* cp copies files: not into pipes or sockets, and not from a memfd
-         * object, whose descriptor spans its whole layout (see iomem_fd(3)). */
-        if (c == C_CP && (k == D_PIPE || k == D_TCP || !s->path))
+        /* cp copies files: not into pipes or sockets. */
+        if (c == C_CP && (k == D_PIPE || k == D_TCP))
                 return -1;
         int out = open_dest(k, d);
         double t = bench_now();
@@ -271,19 +271,23 @@ static double memcpy_limit(char *a, char *b)
 }
 
 /* Sources: objects of each backend holding LEN bytes of a pattern. A dax:
- * source is a plain file (on tmpfs or on the disk) read through the window. */
+ * source is a plain file (on tmpfs or on the disk) read through the window.
+ * A write-sealed memfd sends its pages into pipes and sockets by reference,
+ * as sendfile and splice do. */
 static const struct {
         const char *uri, *path;
+        bool sealed;
 } sources[] = {
-        { "memfd:bench-src", NULL },
-        { "shm:iomem-bench-src", "/dev/shm/iomem-bench-src" },
-        { "dax:/dev/shm/iomem-bench-src-file", "/dev/shm/iomem-bench-src-file" },
-        { "dax:/var/tmp/iomem-bench-src-file", "/var/tmp/iomem-bench-src-file" },
+        { "memfd:bench-src", NULL, false },
+        { "memfd:bench-src-sealed", NULL, true },
+        { "shm:iomem-bench-src", "/dev/shm/iomem-bench-src", false },
+        { "dax:/dev/shm/iomem-bench-src-file", "/dev/shm/iomem-bench-src-file", false },
+        { "dax:/var/tmp/iomem-bench-src-file", "/var/tmp/iomem-bench-src-file", false },
 };
 
-static struct source make_source(const char *uri, const char *path)
+static struct source make_source(const char *uri, const char *path, bool sealed)
 {
-        struct source s = { .name = uri, .path = path };
+        struct source s = { .name = uri };
         struct iomem_opts *o;
         iomem_opts_new(&o);
         iomem_opts_set_size(o, LEN);
@@ -296,7 +300,15 @@ static struct source make_source(const char *uri, const char *path)
         for (size_t off = 0; off < LEN; off += sizeof block)
                 if (iomem_pwrite(s.f, block, sizeof block, off) != (ssize_t)sizeof block)
                         die("fill");
-        s.fd = iomem_fd(s.f);
+        if (sealed && iomem_seal(s.f, IOMEM_SEAL_WRITE))
+                die("seal");
+        s.fd = iomem_plain_fd(s.f);
+        if (s.fd < 0)
+                die("plain fd");
+        if (path)
+                snprintf(s.path, sizeof s.path, "%s", path);
+        else /* cp, a child, reads the memfd as this process holds it */
+                snprintf(s.path, sizeof s.path, "/proc/%d/fd/%d", (int)getpid(), s.fd);
         return s;
 }
 
@@ -339,9 +351,10 @@ int main(int argc, char **argv)
                 printf("### Transfer: 1 GiB, page cache warm, GiB/s median (min-max) of %d runs\n\n",
                        o.reps);
         for (size_t si = 0; si < sizeof sources / sizeof sources[0]; si++) {
-                struct source s = make_source(sources[si].uri, sources[si].path);
+                struct source s = make_source(sources[si].uri, sources[si].path, sources[si].sealed);
                 if (!o.json) {
-                        printf("Source `%s`\n\n| destination |", s.name);
+                        printf("Source `%s`%s\n\n| destination |", s.name,
+                               sources[si].sealed ? ", sealed with IOMEM_SEAL_WRITE" : "");
                         for (int c = 0; c < C_COUNT; c++)
                                 printf(" %s |", contender_name[c]);
                         printf(" iomem / best of cp, sendfile, splice |\n|---|");
@@ -404,8 +417,7 @@ int main(int argc, char **argv)
                 printf("Limit: one memcpy of 1 GiB between resident buffers: %s GiB/s\n\n"
                        "Destination files are overwritten in place (cp truncates them first, so "
                        "its column also pays for fresh memory).\n"
-                       "n/a: cp writes files only, and a memfd object's descriptor spans its whole "
-                       "layout (data, metadata, gift pool), so cp would copy all of it.\n\n",
+                       "n/a: cp writes files only. cp reads a memfd through /proc/PID/fd.\n\n",
                        bench_fmt(lim, 2));
         free(a);
         free(b);

@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define MAX_PAGES 24
@@ -392,6 +393,30 @@ static void check_object(struct object *o)
                 hold(h, need);
         CHECK(r >= (o->size ? 1 : 0) && r <= n && (o->dax || r == n), "borrow %zd, bufcount %zd", r, n);
         EXPECT(check_iov(o, v, (size_t)r, 0, true), o->size);
+}
+
+/* The data descriptor put in place (iomem_plain_fd): its bytes and size are
+ * the model's, for a program that does not use the library. A gifted range
+ * that is pinned stays where it is: -EBUSY, only with pins. */
+static void check_plain(struct object *o)
+{
+        struct handle *h = !o->h[0].rdonly && o->h[0].open ? &o->h[0]
+                           : !o->h[1].rdonly && o->h[1].open ? &o->h[1] : NULL;
+        if (!h || o->h[0].rd || o->h[0].wr || o->h[1].rd || o->h[1].wr)
+                return; /* it would wait for a lock, or find it taken */
+        int fd = iomem_plain_fd(h->f);
+        if (fd == -EBUSY) {
+                CHECK(pinned_bytes(o) > 0, "busy without a pin");
+                return;
+        }
+        EXPECT(fd, iomem_fd(h->f));
+        struct stat st;
+        CHECK(fstat(fd, &st) == 0, "fstat of the plain descriptor");
+        EXPECT(st.st_size, o->size);
+        EXPECT(pread(fd, scratch, sizeof scratch, 0), o->size);
+        for (size_t i = 0; i < o->size; i++)
+                CHECK(scratch[i] == o->bytes[i], "plain descriptor byte %zu is %#x, expected %#x", i,
+                      scratch[i], o->bytes[i]);
 }
 
 /* ---- picking values --------------------------------------------------------------- */
@@ -1136,6 +1161,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 ops[i].fn(o, h);
                 cur_op = "check after it";
                 check_object(o);
+        }
+        for (int b = 0; b < 3; b++) {
+                if (!use[b])
+                        continue;
+                cur_op = "plain descriptor";
+                check_plain(&objs[b]);
         }
         /* Let go of every lock first so that closing cannot wait. */
         for (int b = 0; b < 3; b++) {
