@@ -99,6 +99,11 @@ int iomem_fd(const struct iomem *f);
  * library. Gifted ranges are copied into place once; -EBUSY while one of
  * them is acquired. Returns the descriptor (the handle keeps it). */
 int iomem_plain_fd(struct iomem *f);
+/* madvise-style hints for [off, off+len): MADV_WILLNEED, MADV_DONTNEED,
+ * MADV_SEQUENTIAL, MADV_RANDOM, MADV_COLD, MADV_PAGEOUT, MADV_HUGEPAGE,
+ * MADV_NOHUGEPAGE from <sys/mman.h>; any other value is -EINVAL. On dax:
+ * WILLNEED maps the chunks ahead within the window. */
+int iomem_advise(struct iomem *f, size_t off, size_t len, int advice);
 /* Seal the object after filling it (memfd: the kernel's F_SEAL_WRITE,
  * F_SEAL_SHRINK, F_SEAL_GROW on its data). -EBUSY while any process has a
  * range of it acquired; -ENOTSUP where the backend cannot seal. */

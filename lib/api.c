@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #define FAIL(op, obj, err, ...) iom_result(op, iom_fail(obj, err, __VA_ARGS__))
@@ -333,6 +334,35 @@ IOM_PUBLIC int iomem_fd(const struct iomem *f)
         if (!f)
                 return (int)FAIL(__func__, NULL, -EINVAL, "the object is NULL");
         return f->data_fd;
+}
+
+/* The advice iomem_advise takes (API.md), by name for messages. */
+static const char *advice_name(int advice)
+{
+        switch (advice) {
+        case MADV_WILLNEED: return "MADV_WILLNEED";
+        case MADV_DONTNEED: return "MADV_DONTNEED";
+        case MADV_SEQUENTIAL: return "MADV_SEQUENTIAL";
+        case MADV_RANDOM: return "MADV_RANDOM";
+        case MADV_COLD: return "MADV_COLD";
+        case MADV_PAGEOUT: return "MADV_PAGEOUT";
+        case MADV_HUGEPAGE: return "MADV_HUGEPAGE";
+        case MADV_NOHUGEPAGE: return "MADV_NOHUGEPAGE";
+        }
+        return NULL;
+}
+
+IOM_PUBLIC int iomem_advise(struct iomem *f, size_t off, size_t len, int advice)
+{
+        if (!f)
+                return (int)FAIL(__func__, NULL, -EINVAL, "the object is NULL");
+        if (!advice_name(advice))
+                return (int)FAIL(__func__, f->name, -EINVAL,
+                                 "advice %d is not one of MADV_WILLNEED, MADV_DONTNEED, MADV_SEQUENTIAL, "
+                                 "MADV_RANDOM, MADV_COLD, MADV_PAGEOUT, MADV_HUGEPAGE, MADV_NOHUGEPAGE",
+                                 advice);
+        BEGIN_RANGE(f, off, len);
+        return (int)iom_result(__func__, CALL(f, advise(f, off, len, advice)));
 }
 
 IOM_PUBLIC int iomem_seal(struct iomem *f, unsigned seals)

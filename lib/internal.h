@@ -138,8 +138,12 @@ struct iom_object_ops {
         /* Add IOMEM_SEAL_* seals (iomem_seal). Empty: -ENOTSUP. */
         int (*seal)(struct iomem *f, unsigned seals);
         /* true when the bytes can never change again and every one is at
-         * its own offset in data_fd (write-sealed). Empty: never. */
-        bool (*frozen)(const struct iomem *f);
+         * its own offset in data_fd (write-sealed, by the kernel too), with
+         * the object's size in *size. Empty: never. */
+        bool (*frozen)(const struct iomem *f, uint64_t *size);
+        /* madvise advice (checked: one iomem_advise takes) for the bytes of
+         * [off, off+len) this process maps or would map. */
+        int (*advise)(struct iomem *f, size_t off, size_t len, int advice);
 };
 
 /*

@@ -125,9 +125,15 @@ static void no_close(struct iomem *f)
         (void)f;
 }
 
-static bool never_frozen(const struct iomem *f)
+static int no_advise(struct iomem *f, size_t off, size_t len, int advice)
 {
-        (void)f;
+        (void)off, (void)len, (void)advice;
+        return unsupported(f, "take advice");
+}
+
+static bool never_frozen(const struct iomem *f, uint64_t *size)
+{
+        (void)f, (void)size;
         return false;
 }
 
@@ -167,6 +173,7 @@ const struct iom_object_ops iom_no_ops = {
         .settle = no_settle,
         .seal = no_seal,
         .frozen = never_frozen,
+        .advise = no_advise,
 };
 
 int iom_no_open(struct iomem *f, const char *rest, unsigned flags, const struct iomem_opts *o)

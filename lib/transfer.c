@@ -286,10 +286,15 @@ IOM_PUBLIC ssize_t iomem_sendfile(int out_fd, struct iomem *in, size_t off, size
         if (err || (err = iom_refuse_own_backing(in, out_fd)))
                 return iom_result(__func__, err);
         uint64_t done = 0;
-        if (len && in->ops.frozen(in) && is_pipe(out_fd)) {
-                /* Once some bytes went out, they are the result (as below). */
-                ssize_t r = splice_frozen(in, out_fd, off, len, &done);
-                return r < 0 && !done ? iom_result(__func__, r) : (ssize_t)done;
+        uint64_t size;
+        if (len && is_pipe(out_fd) && in->ops.frozen(in, &size)) {
+                if (off >= size)
+                        return 0;
+                ssize_t r = splice_frozen(in, out_fd, off, iom_min(len, size - off), &done);
+                /* A file that takes no splice (hugetlbfs) goes the other
+                 * way; once some bytes went out, they are the result. */
+                if (r != -EINVAL || done)
+                        return r < 0 && !done ? iom_result(__func__, r) : (ssize_t)done;
         }
         if (len && splice_pays(in, out_fd)) {
                 ssize_t r = splice_to_file(in, out_fd, off, len, &done);

@@ -674,6 +674,39 @@ START_TEST(memfd_seal_waits_for_other_processes)
 }
 END_TEST
 
+/* A seal refused because another handle had a range acquired: that
+ * handle's mappings turn read-only at its last release, and writable again
+ * in place when it writes, at the same addresses. */
+START_TEST(memfd_refused_seal_leaves_writers_writing)
+{
+        struct iomem *f = test_open_new("seal-refused", 2 * PAGE), *g = NULL;
+        ck_assert_int_eq(iomem_open_fd(&g, "memfd", dup(iomem_fd(f)), IOMEM_RDWR, NULL), 0);
+        struct iovec r, again;
+        ck_assert_int_eq(iomem_acquire(g, 0, PAGE), (ssize_t)PAGE);
+        ck_assert_int_eq(iomem_retrieve(g, 0, PAGE, &r, 1), 1);
+        memcpy(r.iov_base, "first", 5);
+        ck_assert_err(iomem_seal(f, IOMEM_SEAL_WRITE), EBUSY);
+        ck_assert_int_eq(iomem_release(g, 0, PAGE), 0);
+        ck_assert_int_eq(iomem_acquire(g, 0, PAGE), (ssize_t)PAGE);
+        ck_assert_int_eq(iomem_retrieve(g, 0, PAGE, &again, 1), 1);
+        ck_assert_ptr_eq(again.iov_base, r.iov_base);
+        memcpy(again.iov_base, "again", 5);
+        ck_assert_int_eq(iomem_release(g, 0, PAGE), 0);
+        ck_assert_int_eq(iomem_pwrite(g, "write", 5, PAGE), 5);
+        char out[5];
+        ck_assert_int_eq(iomem_pread(f, out, 5, 0), 5);
+        ck_assert_int_eq(memcmp(out, "again", 5), 0);
+        ck_assert_int_eq(iomem_pread(f, out, 5, PAGE), 5);
+        ck_assert_int_eq(memcmp(out, "write", 5), 0);
+        /* g maps its bytes still: named, then gone with it. */
+        ck_assert_err(iomem_seal(f, IOMEM_SEAL_WRITE), EBUSY);
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "(this one) (for writing)"));
+        iomem_close(&g);
+        ck_assert_int_eq(iomem_seal(f, IOMEM_SEAL_WRITE), 0);
+        iomem_close(&f);
+}
+END_TEST
+
 /* Shrink and grow seals after creation are the kernel's too, so they
  * bind programs that do not use the library; bad calls fail cleanly. */
 START_TEST(memfd_seal_size_and_errors)
@@ -840,6 +873,44 @@ START_TEST(data_file_size_is_the_objects)
 }
 END_TEST
 
+/* Every advice API.md names, on every backend: 0, the bytes untouched,
+ * a pinned range's address and contents kept; anything else -EINVAL
+ * (MADV_REMOVE and MADV_FREE would throw bytes away). */
+START_TEST(advise_every_value)
+{
+        static const int all[] = { MADV_WILLNEED, MADV_DONTNEED, MADV_SEQUENTIAL, MADV_RANDOM,
+                                   MADV_COLD, MADV_PAGEOUT, MADV_HUGEPAGE, MADV_NOHUGEPAGE };
+        struct iomem *f = test_open_new("advise", 0);
+        char *src = malloc(4 * PAGE), *back = malloc(4 * PAGE);
+        fill_pattern(src, 4 * PAGE, 41);
+        ck_assert_int_eq(iomem_pwrite(f, src, 4 * PAGE, 0), (ssize_t)(4 * PAGE));
+        ck_assert_int_eq(iomem_acquire(f, PAGE, PAGE), (ssize_t)PAGE);
+        struct iovec pinned, v;
+        ck_assert_int_eq(iomem_retrieve(f, PAGE, PAGE, &pinned, 1), 1);
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+                ck_assert_msg(iomem_advise(f, 0, 4 * PAGE, all[i]) == 0, "advice %d: %s", all[i],
+                              iomem_errormsg());
+                ck_assert_int_eq(iomem_advise(f, 10, 100, all[i]), 0);         /* inside a page */
+                ck_assert_int_eq(iomem_advise(f, 100 * PAGE, PAGE, all[i]), 0); /* past the end */
+                ck_assert_int_eq(iomem_advise(f, 0, 0, all[i]), 0);
+                ck_assert_int_eq(iomem_pread(f, back, 4 * PAGE, 0), (ssize_t)(4 * PAGE));
+                ck_assert_int_eq(memcmp(back, src, 4 * PAGE), 0);
+                ck_assert_int_eq(iomem_retrieve(f, PAGE, PAGE, &v, 1), 1);
+                ck_assert_ptr_eq(v.iov_base, pinned.iov_base);
+                ck_assert_int_eq(memcmp(v.iov_base, src + PAGE, PAGE), 0);
+        }
+        ck_assert_err(iomem_advise(f, 0, PAGE, MADV_REMOVE), EINVAL);
+        ck_assert_err(iomem_advise(f, 0, PAGE, MADV_FREE), EINVAL);
+        ck_assert_err(iomem_advise(f, 0, 0, 12345), EINVAL);
+        ck_assert_err(iomem_advise(f, SIZE_MAX, 2, MADV_WILLNEED), EOVERFLOW);
+        ck_assert_err(iomem_advise(NULL, 0, PAGE, MADV_WILLNEED), EINVAL);
+        ck_assert_int_eq(iomem_release(f, PAGE, PAGE), 0);
+        free(src);
+        free(back);
+        iomem_close(&f);
+}
+END_TEST
+
 START_TEST(close_releases_everything)
 {
         int fds = test_count_fds(), maps = test_count_maps();
@@ -909,6 +980,7 @@ int main(void)
                 tcase_add_test(tc, memfd_data_descriptor_alone_is_refused_elsewhere);
                 tcase_add_test(tc, memfd_seal_after_filling);
                 tcase_add_test(tc, memfd_seal_waits_for_other_processes);
+                tcase_add_test(tc, memfd_refused_seal_leaves_writers_writing);
                 tcase_add_test(tc, memfd_seal_size_and_errors);
         } else {
                 tcase_add_test(tc, seal_is_not_supported);
@@ -917,6 +989,7 @@ int main(void)
         /* Only shm and memfd keep a data file sized like the object. */
         if (!strcmp(test_backend(), "shm") || !strcmp(test_backend(), "memfd"))
                 tcase_add_test(tc, data_file_size_is_the_objects);
+        tcase_add_test(tc, advise_every_value);
         tcase_add_test(tc, close_releases_everything);
         if (test_caps() & IOMEM_CAP_NUMA)
                 tcase_add_test(tc, numa_bind_places_memory);

@@ -336,6 +336,42 @@ START_TEST(enobufs_five_more_than_remain)
 }
 END_TEST
 
+/* WILLNEED maps chunks ahead, as far as the window has room, and evicts no
+ * pinned chunk; the borrow that follows finds them (hits, no misses). */
+START_TEST(willneed_maps_chunks_ahead_within_the_window)
+{
+        const char *p = make_file(1, "ahead", 8 * 2 * MIB, 11);
+        struct iomem_window *w = new_window(8 * MIB, 2 * MIB); /* 4 chunks */
+        struct iomem *f = open_dax(p, IOMEM_RDWR, w);
+        ck_assert_int_eq(iomem_acquire(f, 0, PAGE), (ssize_t)PAGE);
+        struct iovec pinned, v;
+        ck_assert_int_eq(iomem_retrieve(f, 0, PAGE, &pinned, 1), 1);
+        struct iomem_window_stat before = wstat(w);
+        ck_assert_uint_eq(before.chunks_used, 1);
+        ck_assert_int_eq(iomem_advise(f, 2 * MIB, 14 * MIB, MADV_WILLNEED), 0);
+        struct iomem_window_stat after = wstat(w);
+        ck_assert_uint_eq(after.chunks_used, 4);   /* the room there was */
+        ck_assert_uint_eq(after.chunks_pinned, 1);
+        ck_assert_uint_eq(after.misses, before.misses + 3);
+        ck_assert_int_eq(iomem_retrieve(f, 0, PAGE, &v, 1), 1);
+        ck_assert_ptr_eq(v.iov_base, pinned.iov_base);
+        ck_assert(matches(v.iov_base, 0, PAGE, 11));
+        /* The chunks mapped ahead: borrowed without a miss. */
+        ck_assert_int_eq(iomem_borrow(f, 2 * MIB, 6 * MIB, &v, 1), 1);
+        ck_assert_uint_eq(wstat(w).misses, after.misses);
+        ck_assert(matches(v.iov_base, 2 * MIB, 6 * MIB, 11));
+        /* Other advice touches what is mapped only. */
+        ck_assert_int_eq(iomem_advise(f, 0, 16 * MIB, MADV_DONTNEED), 0);
+        ck_assert_int_eq(iomem_advise(f, 0, 16 * MIB, MADV_PAGEOUT), 0);
+        ck_assert_uint_eq(wstat(w).chunks_used, 4);
+        ck_assert(matches(pinned.iov_base, 0, PAGE, 11));
+        ck_assert_int_eq(iomem_release(f, 0, PAGE), 0);
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+        unlink(p);
+}
+END_TEST
+
 START_TEST(pins_nest_and_release_in_parts)
 {
         const char *p = make_file(1, "nest", 8 * MIB, 3);
@@ -1850,6 +1886,7 @@ int main(int argc, char **argv)
         tcase_add_test(tc, window_delete_busy);
         tcase_add_test(tc, random_borrow_covers_file);
         tcase_add_test(tc, enobufs_window_full_of_pins);
+        tcase_add_test(tc, willneed_maps_chunks_ahead_within_the_window);
         tcase_add_test(tc, enobufs_five_more_than_remain);
         tcase_add_test(tc, pins_nest_and_release_in_parts);
         tcase_add_test(tc, every_policy);

@@ -1010,6 +1010,25 @@ static int dax_sync(struct iomem *f, size_t off, size_t len)
         return 0;
 }
 
+/* Chunks of [off, off+len) in the window (WILLNEED maps them ahead, as
+ * OSv's aggressive read, as far as the window has room, and has the
+ * kernel read the whole range ahead into the page cache); what the
+ * window does not hold has no mapping to advise. */
+static int dax_advise(struct iomem *f, size_t off, size_t len, int advice)
+{
+        struct dax_handle *h = handle(f);
+        uint64_t size, resident;
+        int err = file_size(f, &size);
+        if (err || off >= size)
+                return err;
+        uint64_t end = iom_min((uint64_t)off + len, size), chunk = iom_window_chunk(h->wf.w);
+        uint64_t first = off / chunk, last = (end - 1) / chunk;
+        if (advice == MADV_WILLNEED &&
+            (err = posix_fadvise(f->data_fd, (off_t)off, (off_t)(end - off), POSIX_FADV_WILLNEED)))
+                return fail_errno(f, err, "posix_fadvise");
+        return iom_window_advise(&h->wf, first, last - first + 1, advice, &resident);
+}
+
 static void dax_close(struct iomem *f)
 {
         struct dax_handle *h = handle(f);
@@ -1051,6 +1070,7 @@ static const struct iom_object_ops dax_ops = {
         .send_fds = iom_send_data_fd,
         .close = dax_close,
         .settle = iom_in_place, /* the file keeps its own bytes, gifts copied in */
+        .advise = dax_advise,
 };
 
 /* ---- opening ---------------------------------------------------------------------------- */

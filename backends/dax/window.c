@@ -367,6 +367,46 @@ void iom_window_peek(struct iom_wfile *wf, const uint64_t *idx, size_t n, char *
         pthread_mutex_unlock(&w->lock);
 }
 
+int iom_window_advise(struct iom_wfile *wf, uint64_t first, uint64_t n, int advice, uint64_t *resident)
+{
+        struct iomem_window *w = wf->w;
+        uint64_t idx[64];
+        char *addrs[64];
+        int err = 0;
+        *resident = 0;
+        pthread_mutex_lock(&w->lock);
+        for (uint64_t done = 0; done < n && !err;) {
+                size_t k = (size_t)iom_min(n - done, 64);
+                for (size_t i = 0; i < k; i++)
+                        idx[i] = first + done + i;
+                if (advice == MADV_WILLNEED) {
+                        /* Up to the room left: chunks of earlier batches
+                         * are idle and could be taken for these. */
+                        size_t room = (size_t)w->nslots - w->nlost - w->nbusy;
+                        size_t fit = (size_t)iom_min(k, room > *resident ? room - *resident : 0);
+                        if (!fit || (err = get_locked(wf, idx, fit, false, NULL, addrs)))
+                                break;
+                        k = fit;
+                } else {
+                        for (size_t i = 0; i < k; i++) {
+                                uint32_t s = lookup(w, wf, idx[i]);
+                                addrs[i] = s == NONE ? NULL : slot_addr(w, s);
+                        }
+                }
+                for (size_t i = 0; i < k && !err; i++) {
+                        if (!addrs[i])
+                                continue;
+                        ++*resident;
+                        if (iom_sys.madvise(addrs[i], w->chunk, advice) < 0)
+                                err = iom_fail(wf->name, -errno, "madvise of chunk %llu: %s",
+                                               (unsigned long long)idx[i], strerror(errno));
+                }
+                done += k;
+        }
+        pthread_mutex_unlock(&w->lock);
+        return err;
+}
+
 static void release(struct iomem_window *w, uint32_t s, bool pin)
 {
         struct slot *sl = &w->slot[s];

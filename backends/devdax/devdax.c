@@ -194,6 +194,14 @@ static int devdax_settle(struct iomem *f)
                         "copy its bytes out (iomem_sendfile)");
 }
 
+/* Device memory is never paged, read ahead or given back: every advice is
+ * already the case, or has nothing to act on. */
+static int devdax_advise(struct iomem *f, size_t off, size_t len, int advice)
+{
+        (void)f, (void)off, (void)len, (void)advice;
+        return 0;
+}
+
 static const struct iom_object_ops devdax_ops = {
         .size = sizeof(struct iom_object_ops),
         .base = &iom_fdmem_ops,
@@ -202,6 +210,7 @@ static const struct iom_object_ops devdax_ops = {
         .gift = devdax_gift,
         .stat = devdax_stat,
         .settle = devdax_settle,
+        .advise = devdax_advise,
 };
 
 /* ---- the sidecar ------------------------------------------------------------- */

@@ -20,6 +20,7 @@
 
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -74,14 +75,30 @@ static int fd_back(struct iomem *f, uint64_t phys, uint64_t len)
         return iom_fail(f->name, -e, "cannot allocate backing memory: %s", strerror(e));
 }
 
+int iom_fd_data_readonly(struct iomem *f)
+{
+        struct iom_fdobj *obj = fdo(f);
+        if (obj->data_ro_fd < 0) {
+                char path[64];
+                snprintf(path, sizeof path, "/proc/self/fd/%d", f->data_fd);
+                obj->data_ro_fd = iom_sys.open(path, O_RDONLY | O_CLOEXEC, 0);
+        }
+        return obj->data_ro_fd;
+}
+
 static void *fd_map(struct iomem *f, void *hint, uint64_t phys, uint64_t len, int prot,
                     int flags)
 {
+        int fd = fd_for(f, phys);
+        /* Data only read is mapped from a read-only descriptor where one can
+         * be had: a write-sealed memfd refuses shared mappings of a
+         * writable one before Linux 6.7, and such mappings keep a seal out. */
+        if (!(prot & PROT_WRITE) && phys < IOM_META_OFF && iom_fd_data_readonly(f) >= 0)
+                fd = fdo(f)->data_ro_fd;
         flags |= MAP_SHARED | (hint ? MAP_FIXED_NOREPLACE : 0);
-        void *va = iom_sys.mmap(hint, len, prot, flags, fd_for(f, phys), (off_t)phys);
+        void *va = iom_sys.mmap(hint, len, prot, flags, fd, (off_t)phys);
         if (va == MAP_FAILED && hint) /* the neighbouring addresses are taken */
-                va = iom_sys.mmap(NULL, len, prot, flags & ~MAP_FIXED_NOREPLACE, fd_for(f, phys),
-                                  (off_t)phys);
+                va = iom_sys.mmap(NULL, len, prot, flags & ~MAP_FIXED_NOREPLACE, fd, (off_t)phys);
         return va;
 }
 
@@ -174,18 +191,32 @@ static int allocate_placed(struct iomem *f, uint64_t phys, uint64_t len, char *v
 /* shm and memfd keep their data in a file of its own, sized like the
  * object, so that other programs handed it see the object (so does any
  * object without our metadata); mshare's region has a fixed size.
- * hugetlbfs sizes files in whole huge pages only. */
-static int set_data_size(struct iomem *f, uint64_t size)
+ * hugetlbfs sizes files in whole huge pages only. 0 or -errno. */
+static int resize_data(struct iomem *f, uint64_t size)
 {
         if (!fdo(f)->sized_data)
                 return 0;
         if (f->page_size > iom_system_page_size())
                 size = iom_round_up(size, f->page_size);
-        if (iom_sys.ftruncate(f->data_fd, (off_t)size) == 0)
-                return 0;
-        int e = errno;
-        return iom_fail(f->name, -e, "cannot resize the data object to %llu bytes: %s",
-                        (unsigned long long)size, strerror(e));
+        return iom_sys.ftruncate(f->data_fd, (off_t)size) == 0 ? 0 : -errno;
+}
+
+static int set_data_size(struct iomem *f, uint64_t size)
+{
+        int err = resize_data(f, size);
+        return err ? iom_fail(f->name, err, "cannot resize the data object to %llu bytes: %s",
+                              (unsigned long long)size, strerror(-err))
+                   : 0;
+}
+
+/* The data file back at size after a growth that was undone. Quietly: the
+ * error being returned is the one to report, and a file sealed against
+ * shrinking stays larger (iomem_fd(3) says so). */
+static void restore_data_size(struct iomem *f, uint64_t size)
+{
+        int err = resize_data(f, size);
+        if (err)
+                iom_debug("%s: the data file stays larger than the object: %s", f->name, strerror(-err));
 }
 
 /* A handle inherited across fork() is a new attachment in the child: no
@@ -556,22 +587,34 @@ static int require_pinned(struct iomem *f, uint64_t off, uint64_t end, int err)
                         (unsigned long long)off, (unsigned long long)end);
 }
 
-/* A write seal put every byte in place first (fdmem_seal), and is for ever. */
-static bool fdmem_frozen(const struct iomem *f)
+/* A write seal put every byte in place first (fdmem_seal), and is for
+ * ever. The kernel's seal is the proof: the library's record is set just
+ * before it, and a seal it then refused is undone. */
+static bool fdmem_frozen(const struct iomem *f, uint64_t *size)
 {
         const struct iom_fdobj *obj = fdo(f);
-        return !obj->meta_private && obj->meta && (obj->meta->seals & IOMEM_SEAL_WRITE);
+        if (!obj->seal_data || obj->meta_private || !obj->meta ||
+            !(__atomic_load_n(&obj->meta->seals, __ATOMIC_ACQUIRE) & IOMEM_SEAL_WRITE))
+                return false;
+        int kseals = iom_sys.fcntl(f->data_fd, F_GET_SEALS, 0);
+        if (kseals < 0 || !(kseals & F_SEAL_WRITE))
+                return false;
+        *size = __atomic_load_n(&obj->meta->size, __ATOMIC_ACQUIRE); /* fixed once sealed */
+        return true;
 }
 
 /* At a handle's last release: a seal asked for the data's writable
- * mappings since it last looked (lanes and metadata held). */
+ * mappings since it last looked (lanes and metadata held). Not while a
+ * pwrite of this handle copies into them without a pin: it looks again at
+ * its next last release. */
 static void answer_seal_asks(struct iomem *f)
 {
         struct iom_fdobj *obj = fdo(f);
-        if (obj->pins.n || obj->seal_asks_seen == obj->meta->seal_asks)
+        if (obj->pins.n || obj->seal_asks_seen == obj->meta->seal_asks ||
+            __atomic_load_n(&obj->copying_in, __ATOMIC_ACQUIRE))
                 return;
-        obj->seal_asks_seen = obj->meta->seal_asks;
-        iom_seg_retire_data(f);
+        if (iom_seg_protect_data(f))
+                obj->seal_asks_seen = obj->meta->seal_asks;
 }
 
 static int fdmem_release(struct iomem *f, size_t off, size_t len)
@@ -729,6 +772,11 @@ static ssize_t copy_bytes(struct iomem *f, char *buf, uint64_t off, uint64_t end
                         err = off < end ? describe(f, off, end, &b) : 0;
                         iom_meta_unlock(f);
                 }
+                /* Written without a pin: no release may make the memory
+                 * read-only meanwhile (answer_seal_asks). */
+                bool in = dir == COPY_IN && err >= 0;
+                if (in)
+                        __atomic_add_fetch(&obj->copying_in, 1, __ATOMIC_ACQ_REL);
                 iom_lanes_unlock(&obj->lock);
                 if (err < 0)
                         return off > start ? (ssize_t)(off - start) : err;
@@ -742,6 +790,8 @@ static ssize_t copy_bytes(struct iomem *f, char *buf, uint64_t off, uint64_t end
                                 memset(p, 0, iov[i].iov_len);
                         off += iov[i].iov_len;
                 }
+                if (in)
+                        __atomic_sub_fetch(&obj->copying_in, 1, __ATOMIC_ACQ_REL);
                 if (b.n == 0)
                         break;
         }
@@ -820,7 +870,7 @@ static int prepare_write(struct iomem *f, const char *buf, uint64_t off, uint64_
                 iom_meta_undo(f);
                 unfill(f, off, end);
                 if (grew)
-                        set_data_size(f, size);
+                        restore_data_size(f, size);
                 return err;
         }
         return 0;
@@ -942,10 +992,13 @@ static int fdmem_truncate(struct iomem *f, size_t size)
         /* Bytes past the end in the last page read as zero once it grows. */
         if (!err && size > old)
                 err = zero_old_tail(f, old, size);
-        if (!err && size > old)
-                err = set_data_size(f, size);
+        bool grew = false;
+        if (!err && size > old && !(err = set_data_size(f, size)))
+                grew = true;
         if (err || (err = iom_map_resize(f, size))) {
                 iom_meta_undo(f);
+                if (grew)
+                        restore_data_size(f, old);
                 goto out;
         }
         /* A shrink changes bytes only once it is kept, so a process killed
@@ -1292,7 +1345,7 @@ static ssize_t fdmem_gift(struct iomem *f, size_t off, size_t len, const struct 
 
 unlock_meta:
         if (grew) /* the change was undone: so is the data file's growth */
-                set_data_size(f, size);
+                restore_data_size(f, size);
         iom_meta_unlock(f);
 unlock_local:
         iom_lanes_unlock(&obj->lock);
@@ -1372,8 +1425,9 @@ static int settle_locked(struct iomem *f, struct punch_list *moved)
         }
         /* A process killed between growing the data file and keeping the
          * change left it too large: it is the object's size again. */
-        int fixed = iom_fd_writable(f) ? set_data_size(f, fdo(f)->meta->size) : 0;
-        return err ? err : fixed;
+        if (iom_fd_writable(f))
+                restore_data_size(f, fdo(f)->meta->size);
+        return err;
 }
 
 static int fdmem_settle(struct iomem *f)
@@ -1431,17 +1485,25 @@ static int fdmem_seal(struct iomem *f, unsigned seals)
                 settled = true; /* what moved stays in place, whatever comes next */
                 if (err)
                         goto refused;
-                iom_seg_retire_data(f);
+                if (!iom_seg_protect_data(f)) {
+                        err = iom_fail(f->name, -EBUSY, "this handle cannot map its bytes read-only "
+                                       "(no read-only descriptor of its data file)");
+                        goto refused;
+                }
                 obj->seal_asks_seen = m->seal_asks;
         }
-        if (add && !(err = iom_undo_set32(f, &m->seals, m->seals | add)) && (err = obj->seal_data(f, add))) {
-                iom_meta_undo(f);
+        /* The kernel's first: the library's record never claims a seal the
+         * kernel refused (iomem_sendfile trusts both). */
+        if (add && !(err = obj->seal_data(f, add)))
+                err = iom_undo_set32(f, &m->seals, m->seals | add);
+        if (err) {
                 if (err == -EBUSY) {
-                        char who[160];
-                        iom_owner_name_writers(f, who, sizeof who);
-                        err = iom_fail(f->name, -EBUSY, "its bytes are still mapped for writing by other "
-                                       "handles, which let them go when they release their last pin or "
-                                       "close; processes with it open for writing: %s", who);
+                        char who[200];
+                        iom_owner_name_others(f, who, sizeof who);
+                        err = iom_fail(f->name, -EBUSY, "its bytes are still mapped by other handles, "
+                                       "which let their mappings go at their next release of their "
+                                       "last pin, or when they close; its other handles are in "
+                                       "processes %s", who);
                 }
         }
 refused:
@@ -1457,6 +1519,56 @@ unlock_local:
         return err;
 }
 
+
+/* ---- advice ------------------------------------------------------------------ */
+
+/*
+ * madvise(advice) on this process's mappings of the backed bytes of
+ * [off, off+len), mapping them first (holes have no memory to advise, and
+ * advice never allocates). The metadata stays held throughout, so no
+ * mapping advised is let go meanwhile. Advice is about this process's view
+ * of the memory: the bytes and other processes' mappings are untouched
+ * (DONTNEED on shared memory drops page table entries, not data).
+ */
+static int fdmem_advise(struct iomem *f, size_t off, size_t len, int advice)
+{
+        struct iom_fdobj *obj = fdo(f);
+        /* hugetlbfs pages are never paged out, and huge already. */
+        if (f->page_size > iom_system_page_size() &&
+            (advice == MADV_COLD || advice == MADV_PAGEOUT || advice == MADV_HUGEPAGE ||
+             advice == MADV_NOHUGEPAGE))
+                return 0;
+        iom_lanes_lock(&obj->lock);
+        int err = iom_meta_lock(f);
+        if (err) {
+                iom_lanes_unlock(&obj->lock);
+                return err;
+        }
+        uint64_t ps = f->page_size, size = iom_round_up(obj->meta->size, ps);
+        uint64_t s = iom_round_down(off, ps), e = iom_min(size, iom_round_up((uint64_t)off + len, ps));
+        struct iom_ext_iter it;
+        struct iom_extent x;
+        int r = s < e ? iom_ext_first(&it, f, s, &x) : 0;
+        for (; r > 0 && x.off < e && !err; r = x.off + x.len < e ? iom_ext_next(&it, &x) : 0) {
+                uint64_t a = iom_max(s, x.off), b = iom_min(e, x.off + x.len);
+                for (uint64_t p = x.phys + (a - x.off), n = b - a; x.phys != IOM_HOLE && n && !err;) {
+                        uint64_t contig;
+                        char *va = iom_seg_resolve(f, p, n, &contig, &err);
+                        if (!va)
+                                break;
+                        contig = iom_min(contig, n);
+                        if (iom_sys.madvise(va, contig, advice) < 0)
+                                err = iom_fail(f->name, -errno, "madvise: %s", strerror(errno));
+                        p += contig;
+                        n -= contig;
+                }
+        }
+        if (r < 0 && !err)
+                err = r;
+        iom_meta_unlock(f);
+        iom_lanes_unlock(&obj->lock);
+        return err;
+}
 
 /* ---- locks, stat, sync, close ---------------------------------------------- */
 
@@ -1529,6 +1641,7 @@ void iom_fdmem_init(struct iomem *f)
 {
         struct iom_fdobj *obj = fdo(f);
         obj->aux_fd = -1;
+        obj->data_ro_fd = -1;
         obj->phys = &iom_phys_fd;
         obj->data_limit = IOM_DATA_END;
         obj->pool_end = IOM_PHYS_END;
@@ -1561,7 +1674,9 @@ void iom_fdmem_close(struct iomem *f)
                 close(obj->aux_fd);
         if (f->data_fd >= 0)
                 close(f->data_fd);
-        obj->aux_fd = f->data_fd = -1;
+        if (obj->data_ro_fd >= 0)
+                close(obj->data_ro_fd);
+        obj->aux_fd = f->data_fd = obj->data_ro_fd = -1;
         iom_lanes_destroy(&obj->lock);
 }
 
@@ -1589,6 +1704,7 @@ const struct iom_object_ops iom_fdmem_ops = {
         .settle = fdmem_settle,
         .seal = fdmem_seal,
         .frozen = fdmem_frozen,
+        .advise = fdmem_advise,
 };
 
 /* ---- attaching ------------------------------------------------------------------ */
@@ -1687,6 +1803,7 @@ int iom_fdmem_attach(struct iomem *f, enum iom_attach how, const struct iomem_op
         if ((err = iom_meta_lock(f)))
                 return err;
         err = iom_owner_register(f);
+        obj->seal_asks_seen = obj->meta->seal_asks; /* asks before it are not for it */
         iom_meta_unlock(f);
         return err;
 }

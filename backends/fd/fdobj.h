@@ -60,14 +60,16 @@ struct iom_fdobj {
          * (memfd); NULL where the backend cannot seal. 0 or -errno. */
         int (*seal_data)(struct iomem *f, unsigned seals);
         uint64_t seal_asks_seen; /* meta->seal_asks when last looked at */
+        int data_ro_fd;          /* a read-only descriptor of the data file, for
+                                  * read-only mappings; -1 until needed */
+        int copying_in;          /* copies into data memory under way without a
+                                  * pin (pwrite): no mapping may turn read-only */
 
         /* Guards the process-local state below: the whole lock to change
          * it, a lane to read it and nest pins (lanes.h). */
         struct iom_lanes lock;
         struct iom_ranges pins;     /* this handle's pinned pages, counted */
         struct iom_segments segs;   /* physical offset -> address */
-        struct iom_segments retired; /* data mappings let go for a seal, kept
-                                      * read-only in place until close */
         struct iom_allocs {
                 struct iom_alloc *v;
                 size_t n, cap;
@@ -78,6 +80,12 @@ static inline struct iom_fdobj *fdo(const struct iomem *f)
 {
         return f->priv;
 }
+
+/* A read-only descriptor of the data file (opened once, kept by the
+ * handle), whose shared mappings the kernel never counts as writable
+ * (F_SEAL_WRITE refuses none, and allows new ones); -1 when it cannot be
+ * opened. */
+int iom_fd_data_readonly(struct iomem *f);
 
 /* Can this handle change the bytes (open read-write, not sealed)? */
 static inline bool iom_fd_writable(const struct iomem *f)

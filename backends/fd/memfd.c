@@ -12,6 +12,7 @@
 #include "config.h"
 #include "fdmem.h"
 #include "pairing.h"
+#include "undo.h"
 #include "syscalls.h"
 
 #include <fcntl.h>
@@ -202,11 +203,20 @@ static int memfd_open_fds(struct iomem *f, const int *fds, int nfds, unsigned fl
         fdo(f)->seal_data = seal_data;
         if ((err = iom_pair_open_fds(f, fds, nfds, -1, 0, o)))
                 return err;
-        /* A memfd another program made and sealed: its seals are the object's. */
+        /* The kernel's seals are the object's: those of a memfd another
+         * program made and sealed, and those a sealer set before it was
+         * killed, ahead of the library's record. */
         int kseals = iom_sys.fcntl(fds[0], F_GET_SEALS, 0);
-        if (fdo(f)->meta_private && kseals > 0)
-                fdo(f)->meta->seals |= iomem_seals(kseals);
-        return 0;
+        unsigned missing = kseals > 0 ? iomem_seals(kseals) & ~fdo(f)->meta->seals : 0;
+        if (missing && fdo(f)->meta_private)
+                fdo(f)->meta->seals |= missing;
+        else if (missing && (err = iom_meta_lock(f)) == 0) {
+                err = iom_undo_set32(f, &fdo(f)->meta->seals, fdo(f)->meta->seals | missing);
+                iom_meta_unlock(f);
+        }
+        if (err)
+                iom_fdmem_close(f);
+        return err;
 }
 
 const struct iom_backend iom_backend_memfd = {

@@ -311,24 +311,24 @@ void iom_meta_keep(struct iomem *f)
         iom_undo_commit(f);
 }
 
-void iom_owner_name_writers(struct iomem *f, char *out, size_t cap)
+void iom_owner_name_others(struct iomem *f, char *out, size_t cap)
 {
         struct iom_meta *m = fdo(f)->meta;
         size_t n = 0, shown = 0;
         out[0] = 0;
         for (const struct iom_rec *r = iom_smap_ceil(m, &m->owners, 0, NULL); r;
              r = iom_smap_ceil(m, &m->owners, r->key + 1, NULL)) {
-                if (r->key == fdo(f)->owner || !(r->owner.flags & IOM_OWNER_WRITES))
+                if (r->key == fdo(f)->owner)
                         continue;
                 if (shown < 4 && n < cap)
-                        n += (size_t)snprintf(out + n, cap - n, "%s%lld%s", shown ? ", " : "",
+                        n += (size_t)snprintf(out + n, cap - n, "%s%lld%s%s", shown ? ", " : "",
                                               (long long)r->owner.pid,
-                                              r->owner.pid == getpid() ? " (this one)" : "");
+                                              r->owner.pid == getpid() ? " (this one)" : "",
+                                              r->owner.flags & IOM_OWNER_WRITES ? " (for writing)" : "");
                 shown++;
         }
         if (shown > 4 && n < cap)
                 snprintf(out + n, cap - n, " and %zu more", shown - 4);
         if (!shown)
-                snprintf(out, cap, "none that the library knows of (a program holding the data "
-                                   "descriptor has mapped it)");
+                snprintf(out, cap, "none: a program that does not use the library maps it");
 }

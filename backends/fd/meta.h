@@ -202,9 +202,9 @@ void iom_meta_undo(struct iomem *f);
 void iom_meta_keep(struct iomem *f);
 
 /* Owners. */
-/* The processes other than f's handle that have the object open for
- * writing, for a message: "12, 34 (this one)" (the metadata held). */
-void iom_owner_name_writers(struct iomem *f, char *out, size_t cap);
+/* The processes of the object's handles other than f's, for a message:
+ * "12 (for writing), 34 (this one)" (the metadata held). */
+void iom_owner_name_others(struct iomem *f, char *out, size_t cap);
 int iom_owner_register(struct iomem *f);
 void iom_owner_unregister(struct iomem *f);
 /* 1 when the owner's process is alive; reaps it (pins, locks, pool) when

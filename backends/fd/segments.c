@@ -39,7 +39,7 @@ static size_t seg_first_after(const struct iom_segments *s, uint64_t phys)
         return lo;
 }
 
-static int seg_insert(struct iomem *f, uint64_t phys, uint64_t len, char *va)
+static int seg_insert(struct iomem *f, uint64_t phys, uint64_t len, char *va, bool readonly)
 {
         struct iom_segments *s = &fdo(f)->segs;
         if (s->n == s->cap) {
@@ -52,15 +52,27 @@ static int seg_insert(struct iomem *f, uint64_t phys, uint64_t len, char *va)
         }
         size_t i = seg_first_after(s, phys);
         memmove(&s->v[i + 1], &s->v[i], (s->n - i) * sizeof s->v[0]);
-        s->v[i] = (struct iom_segment){ .phys = phys, .len = len, .va = va };
+        s->v[i] = (struct iom_segment){ .phys = phys, .len = len, .va = va, .readonly = readonly };
         s->n++;
         return 0;
 }
 
 int iom_seg_add(struct iomem *f, uint64_t phys, uint64_t len, char *va)
 {
-        int err = seg_insert(f, phys, len, va);
+        int err = seg_insert(f, phys, len, va, false);
         return err ? iom_fail(f->name, err, "out of memory") : 0;
+}
+
+/* Before anything touches a new mapping of [phys, phys+len) at va: place
+ * it, and ask for huge pages where tmpfs waits to be asked (without the
+ * advice the memory is in base pages, which is no error). */
+static int place(struct iomem *f, char *va, uint64_t phys, uint64_t len)
+{
+        int err = iom_numa_apply(f, va, len);
+        if (!err && fdo(f)->thp_advise && phys < IOM_META_OFF &&
+            iom_sys.madvise(va, len, MADV_HUGEPAGE) < 0)
+                iom_debug("%s: no transparent huge pages (madvise: %s)", f->name, strerror(errno));
+        return err;
 }
 
 /* Map a new segment for [phys, phys+want) where none is (the metadata
@@ -122,18 +134,12 @@ static int seg_map(struct iomem *f, uint64_t phys, uint64_t want)
                                 (unsigned long long)(end - start), (unsigned long long)start,
                                 strerror(e));
         }
-        /* Place the memory before anything touches it. */
-        int err = iom_numa_apply(f, va, end - start);
-        /* Ask for huge pages where tmpfs waits to be asked. Without the
-         * advice the memory is in base pages, which is no error. */
-        if (!err && obj->thp_advise && phys < IOM_META_OFF &&
-            iom_sys.madvise(va, end - start, MADV_HUGEPAGE) < 0)
-                iom_debug("%s: no transparent huge pages (madvise: %s)", f->name, strerror(errno));
+        int err = place(f, va, start, end - start);
         if (err) {
                 obj->phys->unmap(f, va, end - start);
                 return err;
         }
-        if ((err = seg_insert(f, start, end - start, va))) {
+        if ((err = seg_insert(f, start, end - start, va, !(prot & PROT_WRITE)))) {
                 obj->phys->unmap(f, va, end - start);
                 return iom_fail(f->name, err, "out of memory");
         }
@@ -160,12 +166,45 @@ char *iom_seg_lookup(struct iomem *f, uint64_t phys, uint64_t want, uint64_t *co
         return va;
 }
 
+/* Map segment g again in place, with prot, from fd. */
+static int remap(struct iomem *f, struct iom_segment *g, int prot, int fd)
+{
+        if (iom_sys.mmap(g->va, g->len, prot, MAP_SHARED | MAP_FIXED | MAP_NORESERVE, fd, (off_t)g->phys) ==
+            MAP_FAILED) {
+                int e = errno;
+                return iom_fail(f->name, -e, "cannot map %llu bytes at offset %llu again: %s",
+                                (unsigned long long)g->len, (unsigned long long)g->phys, strerror(e));
+        }
+        g->readonly = !(prot & PROT_WRITE);
+        return place(f, g->va, g->phys, g->len);
+}
+
+/* Data segments over [phys, phys+len) that a seal's ask made read-only,
+ * writable again for a handle that may write. */
+static int unprotect(struct iomem *f, uint64_t phys, uint64_t len)
+{
+        struct iom_segments *s = &fdo(f)->segs;
+        if (!iom_fd_writable(f))
+                return 0;
+        for (size_t i = seg_first_after(s, phys); i < s->n && s->v[i].phys < phys + len; i++) {
+                int err = s->v[i].readonly && s->v[i].phys < IOM_META_OFF
+                                  ? remap(f, &s->v[i], PROT_READ | PROT_WRITE, f->data_fd) : 0;
+                if (err)
+                        return err;
+        }
+        return 0;
+}
+
 char *iom_seg_resolve(struct iomem *f, uint64_t phys, uint64_t want, uint64_t *contig, int *err)
 {
         char *va = iom_seg_lookup(f, phys, want, contig);
-        if (va || (*err = seg_map(f, phys, want)))
-                return va;
-        return iom_seg_lookup(f, phys, want, contig);
+        if (!va && (*err = seg_map(f, phys, want)))
+                return NULL;
+        if (!va)
+                va = iom_seg_lookup(f, phys, want, contig);
+        if (va && (*err = unprotect(f, phys, iom_min(want, *contig))))
+                return NULL;
+        return va;
 }
 
 void iom_seg_drop(struct iomem *f, uint64_t phys, uint64_t len)
@@ -184,50 +223,23 @@ void iom_seg_drop(struct iomem *f, uint64_t phys, uint64_t len)
         }
 }
 
-static void unmap_segments(struct iomem *f, struct iom_segments *s)
-{
-        for (size_t i = 0; i < s->n; i++)
-                fdo(f)->phys->unmap(f, s->v[i].va, s->v[i].len);
-        free(s->v);
-        *s = (struct iom_segments){ 0 };
-}
-
 void iom_seg_unmap_all(struct iomem *f)
 {
-        unmap_segments(f, &fdo(f)->segs);
-        unmap_segments(f, &fdo(f)->retired);
+        struct iom_fdobj *obj = fdo(f);
+        for (size_t i = 0; i < obj->segs.n; i++)
+                obj->phys->unmap(f, obj->segs.v[i].va, obj->segs.v[i].len);
+        free(obj->segs.v);
+        obj->segs = (struct iom_segments){ 0 };
 }
 
-void iom_seg_retire_data(struct iomem *f)
+bool iom_seg_protect_data(struct iomem *f)
 {
-        struct iom_fdobj *obj = fdo(f);
-        struct iom_segments *s = &obj->segs, *old = &obj->retired;
+        struct iom_segments *s = &fdo(f)->segs;
         size_t n = seg_first_after(s, IOM_META_OFF); /* data segments end by then */
-        if (!n)
-                return;
-        char path[64];
-        snprintf(path, sizeof path, "/proc/self/fd/%d", f->data_fd);
-        int ro = iom_sys.open(path, O_RDONLY | O_CLOEXEC, 0);
-        for (size_t i = 0; i < n; i++) {
-                struct iom_segment g = s->v[i];
-                void *va = ro < 0 ? MAP_FAILED
-                                  : iom_sys.mmap(g.va, g.len, PROT_READ, MAP_SHARED | MAP_FIXED | MAP_NORESERVE,
-                                                 ro, (off_t)g.phys);
-                if (va != MAP_FAILED && old->n == old->cap) {
-                        size_t cap = old->cap ? 2 * old->cap : 8;
-                        struct iom_segment *v = realloc(old->v, cap * sizeof *v);
-                        if (v) {
-                                old->v = v;
-                                old->cap = cap;
-                        }
-                }
-                if (va != MAP_FAILED && old->n < old->cap)
-                        old->v[old->n++] = g;
-                else /* no read-only view to leave in place: the address goes */
-                        obj->phys->unmap(f, g.va, g.len);
-        }
-        if (ro >= 0)
-                close(ro);
-        memmove(s->v, s->v + n, (s->n - n) * sizeof s->v[0]);
-        s->n -= n;
+        int ro = n ? iom_fd_data_readonly(f) : -1;
+        bool all = true;
+        for (size_t i = 0; i < n; i++)
+                if (!s->v[i].readonly && (ro < 0 || remap(f, &s->v[i], PROT_READ, ro)))
+                        all = false; /* left as it was, writable */
+        return all;
 }

@@ -8,12 +8,14 @@
 #ifndef IOMEM_SEGMENTS_H
 #define IOMEM_SEGMENTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct iom_segment {
         uint64_t phys, len;
         char *va;
+        bool readonly; /* mapped PROT_READ (from a read-only descriptor, for data) */
 };
 
 struct iom_segments {
@@ -26,9 +28,10 @@ struct iomem;
 /*
  * The address of physical offset phys, mapping it if needed so that at
  * least want bytes from phys are mapped in one piece; *contig receives how
- * many bytes from phys are contiguous in this process. NULL with *err set
- * on failure. It may map only with the metadata locked; readers without
- * the lock use iom_seg_lookup.
+ * many bytes from phys are contiguous in this process. Data a seal's ask
+ * left read-only is made writable again in place for a writable handle.
+ * NULL with *err set on failure. It may map only with the metadata locked;
+ * readers without the lock use iom_seg_lookup.
  */
 char *iom_seg_resolve(struct iomem *f, uint64_t phys, uint64_t want,
                       uint64_t *contig, int *err);
@@ -39,11 +42,10 @@ int iom_seg_add(struct iomem *f, uint64_t phys, uint64_t len, char *va);
 /* Unmap and forget segments wholly inside [phys, phys+len). */
 void iom_seg_drop(struct iomem *f, uint64_t phys, uint64_t len);
 void iom_seg_unmap_all(struct iomem *f);
-/* Let go of the mappings of the data area (phys below IOM_META_OFF),
- * none pinned, so that none counts as writable to the kernel (a seal),
- * without moving an address a borrower may still read: each is replaced
- * in place by a read-only mapping of a read-only descriptor, unmapped at
- * close. */
-void iom_seg_retire_data(struct iomem *f);
+/* Make the mappings of the data area (phys below IOM_META_OFF), none
+ * pinned, read-only in place, from a read-only descriptor, so that none
+ * counts as writable to the kernel (a seal) and no address a borrower may
+ * still read moves. false when one could not be (it stays as it was). */
+bool iom_seg_protect_data(struct iomem *f);
 
 #endif /* IOMEM_SEGMENTS_H */
