@@ -87,6 +87,7 @@ struct iomem_stat {
         unsigned nholders;     /* processes holding pins or the lock        */
         int holders[IOMEM_STAT_HOLDERS];
         unsigned seals;        /* IOMEM_SEAL_* the object has               */
+        size_t wired;          /* bytes this handle holds locked in memory  */
 };
 int iomem_stat(struct iomem *f, struct iomem_stat *st);
 int iomem_truncate(struct iomem *f, size_t size);
@@ -136,6 +137,9 @@ int iomem_opts_set_seals(struct iomem_opts *o, unsigned seals);
 int iomem_opts_set_window(struct iomem_opts *o, struct iomem_window *w);
 /* The lock timeout of the handles it opens (default -1: for ever). */
 int iomem_opts_set_lock_timeout(struct iomem_opts *o, int timeout_ms);
+/* 1: the handle locks the memory of the ranges it acquires (mlock), until
+ * they are released; iomem_stat().wired counts it. */
+int iomem_opts_set_wired(struct iomem_opts *o, int wired);
 
 /* The DAX window */
 int iomem_window_new(struct iomem_window **w, size_t size, size_t chunk);

@@ -27,6 +27,9 @@
 /* Record "<object>: <cause>" as this thread's message; returns err
  * (a negative errno). obj may be NULL when no object is involved. */
 int iom_fail(const char *obj, int err, const char *fmt, ...) IOM_PRINTF(3, 4);
+/* The error of an mlock of len bytes that failed with errno e, naming
+ * RLIMIT_MEMLOCK (wired.c): -ENOMEM or -EPERM, or -e. */
+int iom_mlock_failure(const char *obj, int e, size_t len);
 /* Prefix the thread's message with the public operation's name when r
  * is an error; returns r unchanged. */
 ssize_t iom_result(const char *op, ssize_t r);
@@ -74,6 +77,7 @@ struct iomem_opts {
         unsigned seals;
         struct iomem_window *window;
         int lock_timeout_ms;
+        bool wired;
 };
 /* The options in force: o itself, or the defaults when o is NULL. */
 const struct iomem_opts *iom_opts_or_default(const struct iomem_opts *o);

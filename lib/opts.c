@@ -131,6 +131,15 @@ IOM_PUBLIC int iomem_opts_set_window(struct iomem_opts *o, struct iomem_window *
         return 0;
 }
 
+IOM_PUBLIC int iomem_opts_set_wired(struct iomem_opts *o, int wired)
+{
+        CHECK_OPTS(o);
+        if (wired != 0 && wired != 1)
+                return (int)iom_result(__func__, iom_fail(NULL, -EINVAL, "wired is %d, not 0 or 1", wired));
+        o->wired = wired;
+        return 0;
+}
+
 IOM_PUBLIC int iomem_opts_set_lock_timeout(struct iomem_opts *o, int timeout_ms)
 {
         CHECK_OPTS(o);

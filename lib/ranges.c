@@ -135,6 +135,25 @@ void iom_ranges_dec(struct iom_ranges *r, uint64_t start, uint64_t end,
         merge_around(r, start, end);
 }
 
+void iom_ranges_each_last(const struct iom_ranges *r, uint64_t start, uint64_t end,
+                          void (*fn)(uint64_t, uint64_t, uint64_t, void *), void *arg)
+{
+        for (size_t i = iom_ranges_first_after(r, start); i < r->n && r->v[i].start < end; i++) {
+                uint64_t a = start > r->v[i].start ? start : r->v[i].start;
+                uint64_t b = end < r->v[i].end ? end : r->v[i].end;
+                if (r->v[i].count == 1 && a < b)
+                        fn(a, b, r->v[i].phys + (a - r->v[i].start), arg);
+        }
+}
+
+uint64_t iom_ranges_bytes(const struct iom_ranges *r)
+{
+        uint64_t n = 0;
+        for (size_t i = 0; i < r->n; i++)
+                n += r->v[i].end - r->v[i].start;
+        return n;
+}
+
 void iom_ranges_clear(struct iom_ranges *r)
 {
         free(r->v);

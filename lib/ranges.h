@@ -45,6 +45,13 @@ void iom_ranges_dec(struct iom_ranges *r, uint64_t start, uint64_t end,
  * iom_lanes_fold: -ENOMEM when there is no room. */
 int iom_ranges_fold_nest(void *arg, uint64_t start, uint64_t end, uint64_t count);
 
+/* Call fn(start, end, phys, arg) for each piece of [start, end) counted
+ * once: what a release of the range lets go. */
+void iom_ranges_each_last(const struct iom_ranges *r, uint64_t start, uint64_t end,
+                          void (*fn)(uint64_t, uint64_t, uint64_t, void *), void *arg);
+/* The bytes the runs cover. */
+uint64_t iom_ranges_bytes(const struct iom_ranges *r);
+
 void iom_ranges_clear(struct iom_ranges *r);
 
 #endif /* IOMEM_RANGES_H */

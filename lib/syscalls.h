@@ -46,6 +46,8 @@ struct iom_syscalls {
         ssize_t (*process_vm_readv)(pid_t pid, const struct iovec *local, unsigned long nlocal,
                                     const struct iovec *remote, unsigned long nremote,
                                     unsigned long flags);
+        int (*mlock)(const void *addr, size_t len);
+        int (*munlock)(const void *addr, size_t len);
 };
 
 extern struct iom_syscalls iom_sys;

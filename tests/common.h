@@ -5,6 +5,8 @@
 
 #define _GNU_SOURCE
 #include <check.h>
+#include <grp.h>
+#include <pwd.h>
 #include <errno.h>
 #include <iomem.h>
 #include <pthread.h>
@@ -219,6 +221,33 @@ static inline int test_sent_fds(const struct iomem *f, int *fds, int max)
         int n = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
         ck_assert_int_le(n, max);
         memcpy(fds, CMSG_DATA(c), (size_t)n * sizeof(int));
+        return n;
+}
+
+/* Become nobody:nogroup with no supplementary groups; 0 on success. */
+static inline int test_become_nobody(void)
+{
+        struct passwd *pw = getpwnam("nobody");
+        struct group *gr = getgrnam("nogroup");
+        gid_t gid = gr ? gr->gr_gid : pw ? pw->pw_gid : 65534;
+        uid_t uid = pw ? pw->pw_uid : 65534;
+        if (setgroups(0, NULL) || setresgid(gid, gid, gid) || setresuid(uid, uid, uid))
+                return -1;
+        return getuid() == uid && geteuid() == uid ? 0 : -1;
+}
+
+/* A number from a line "NAME: value" of a /proc file (fmt scans it, as
+ * "VmLck: %ld kB"); -1 when it is not there. */
+static inline long test_proc_number(const char *path, const char *fmt)
+{
+        FILE *fp = fopen(path, "r");
+        char line[128];
+        long n = -1;
+        while (fp && fgets(line, sizeof line, fp))
+                if (sscanf(line, fmt, &n) == 1)
+                        break;
+        if (fp)
+                fclose(fp);
         return n;
 }
 

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #define PAGE ((size_t)sysconf(_SC_PAGESIZE))
@@ -873,6 +874,110 @@ START_TEST(data_file_size_is_the_objects)
 }
 END_TEST
 
+/* This process's locked memory, from the kernel (/proc/self/status). */
+static long locked_bytes(void)
+{
+        long kb = test_proc_number("/proc/self/status", "VmLck: %ld kB");
+        ck_assert_int_ge(kb, 0);
+        return kb * 1024;
+}
+
+static struct iomem *open_wired(const char *tag, size_t size)
+{
+        struct iomem_opts *o;
+        struct iomem *f = NULL;
+        ck_assert_int_eq(iomem_opts_new(&o), 0);
+        ck_assert_int_eq(iomem_opts_set_wired(o, 1), 0);
+        ck_assert_int_eq(iomem_opts_set_size(o, size), 0);
+        ck_assert_err(iomem_opts_set_wired(o, 2), EINVAL);
+        int r = iomem_open(&f, test_uri(tag), IOMEM_RDWR | IOMEM_CREATE, o);
+        ck_assert_msg(r == 0, "open wired: %s", iomem_errormsg());
+        iomem_opts_delete(&o);
+        if (test_caps() & IOMEM_CAP_NAMED)
+                iomem_unlink(test_uri(tag));
+        return f;
+}
+
+/* A wired handle's acquired memory is locked while pinned, counted once
+ * where ranges nest or overlap, as the kernel counts it (VmLck), and
+ * unlocked by the release that lets a page go, and by close. */
+START_TEST(wired_ranges_are_locked_while_acquired)
+{
+        struct iomem *f = open_wired("wired", 8 * PAGE);
+        long base = locked_bytes();
+        struct iomem_stat st;
+        ck_assert_int_eq(iomem_acquire(f, 0, 4 * PAGE), (ssize_t)(4 * PAGE));
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        ck_assert_uint_eq(st.wired, 4 * PAGE);
+        ck_assert_int_eq(locked_bytes() - base, (long)(4 * PAGE));
+        ck_assert_int_eq(iomem_acquire(f, 2 * PAGE, 4 * PAGE), (ssize_t)(4 * PAGE));
+        ck_assert_int_eq(iomem_acquire(f, 2 * PAGE, PAGE), (ssize_t)PAGE); /* nested */
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        ck_assert_uint_eq(st.wired, 6 * PAGE);
+        ck_assert_int_eq(locked_bytes() - base, (long)(6 * PAGE));
+        ck_assert_int_eq(iomem_release(f, 0, 4 * PAGE), 0); /* pages 2, 3 stay pinned */
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        ck_assert_uint_eq(st.wired, 4 * PAGE);
+        ck_assert_int_eq(locked_bytes() - base, (long)(4 * PAGE));
+        ck_assert_int_eq(iomem_release(f, 2 * PAGE, PAGE), 0);
+        ck_assert_int_eq(iomem_release(f, 2 * PAGE, 4 * PAGE), 0);
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        ck_assert_uint_eq(st.wired, 0);
+        ck_assert_int_eq(locked_bytes(), base);
+        /* Advice to page locked memory out has nothing to act on. */
+        ck_assert_int_eq(iomem_acquire(f, 0, 8 * PAGE), (ssize_t)(8 * PAGE));
+        ck_assert_int_eq(iomem_advise(f, 0, 8 * PAGE, MADV_PAGEOUT), 0);
+        ck_assert_int_eq(iomem_advise(f, 0, 8 * PAGE, MADV_DONTNEED), 0);
+        ck_assert_int_eq(locked_bytes() - base, (long)(8 * PAGE));
+        iomem_close(&f); /* with its pins */
+        ck_assert_int_eq(locked_bytes(), base);
+        /* A handle without the option locks nothing. */
+        f = test_open_new("unwired", 4 * PAGE);
+        ck_assert_int_eq(iomem_acquire(f, 0, 4 * PAGE), (ssize_t)(4 * PAGE));
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        ck_assert_uint_eq(st.wired, 0);
+        ck_assert_int_eq(locked_bytes(), base);
+        iomem_close(&f);
+}
+END_TEST
+
+/* Under a small RLIMIT_MEMLOCK (a process without CAP_IPC_LOCK): what
+ * fits is locked, the acquire that would pass it is -ENOMEM naming the
+ * limit and `ulimit -l`, and leaves nothing pinned or locked. */
+START_TEST(wired_memory_stops_at_rlimit_memlock)
+{
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                struct rlimit rl = { 16 * PAGE, 16 * PAGE };
+                if (test_become_nobody() || setrlimit(RLIMIT_MEMLOCK, &rl))
+                        _exit(70);
+                struct iomem *f = open_wired("wired-limit", 64 * PAGE);
+                long base = locked_bytes();
+                struct iomem_stat st;
+                if (iomem_acquire(f, 0, 8 * PAGE) != (ssize_t)(8 * PAGE))
+                        _exit(1);
+                if (iomem_acquire(f, 8 * PAGE, 32 * PAGE) != -ENOMEM ||
+                    !strstr(iomem_errormsg(), "RLIMIT_MEMLOCK") || !strstr(iomem_errormsg(), "ulimit -l"))
+                        _exit(2);
+                if (iomem_stat(f, &st) || st.wired != 8 * PAGE || st.acquired != 8 * PAGE ||
+                    locked_bytes() - base != (long)(8 * PAGE))
+                        _exit(3);
+                /* Let go, and the room is there again. */
+                if (iomem_release(f, 0, 8 * PAGE) || iomem_acquire(f, 8 * PAGE, 12 * PAGE) != (ssize_t)(12 * PAGE))
+                        _exit(4);
+                iomem_close(&f);
+                _exit(0);
+        }
+        int status = test_wait(pid);
+        if (status == 70) {
+                fprintf(stderr, "SKIP: cannot become nobody to drop CAP_IPC_LOCK here\n");
+                return;
+        }
+        ck_assert_int_eq(status, 0);
+}
+END_TEST
+
 /* Every advice API.md names, on every backend: 0, the bytes untouched,
  * a pinned range's address and contents kept; anything else -EINVAL
  * (MADV_REMOVE and MADV_FREE would throw bytes away). */
@@ -990,6 +1095,10 @@ int main(void)
         if (!strcmp(test_backend(), "shm") || !strcmp(test_backend(), "memfd"))
                 tcase_add_test(tc, data_file_size_is_the_objects);
         tcase_add_test(tc, advise_every_value);
+        tcase_add_test(tc, wired_ranges_are_locked_while_acquired);
+        /* Objects a process without privileges may make. */
+        if (!strcmp(test_backend(), "memfd") || !strcmp(test_backend(), "shm"))
+                tcase_add_test(tc, wired_memory_stops_at_rlimit_memlock);
         tcase_add_test(tc, close_releases_everything);
         if (test_caps() & IOMEM_CAP_NUMA)
                 tcase_add_test(tc, numa_bind_places_memory);

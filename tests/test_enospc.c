@@ -95,15 +95,7 @@ static long set_hugepages(long n)
 
 static long hugepages_free(void)
 {
-        FILE *fp = fopen("/proc/meminfo", "r");
-        char line[128];
-        long n = -1;
-        while (fp && fgets(line, sizeof line, fp))
-                if (sscanf(line, "HugePages_Free: %ld", &n) == 1)
-                        break;
-        if (fp)
-                fclose(fp);
-        return n;
+        return test_proc_number("/proc/meminfo", "HugePages_Free: %ld");
 }
 
 START_TEST(memfd_exhausted_huge_pages_is_enomem)

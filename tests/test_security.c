@@ -509,17 +509,6 @@ END_TEST
 
 /* ---- an unprivileged user ------------------------------------------------------ */
 
-/* Become nobody:nogroup with no supplementary groups; 0 on success. */
-static int become_nobody(void)
-{
-        struct passwd *pw = getpwnam("nobody");
-        struct group *gr = getgrnam("nogroup");
-        gid_t gid = gr ? gr->gr_gid : pw ? pw->pw_gid : 65534;
-        uid_t uid = pw ? pw->pw_uid : 65534;
-        if (setgroups(0, NULL) || setresgid(gid, gid, gid) || setresuid(uid, uid, uid))
-                return -1;
-        return getuid() == uid && geteuid() == uid ? 0 : -1;
-}
 
 /* In a process running as nobody: iomem_open(uri, flags) and, when asked,
  * iomem_unlink(uri); their results. */
@@ -536,7 +525,7 @@ static struct as_nobody as_nobody(struct iomem *owner, const char *uri, unsigned
         if (pid == 0) {
                 struct as_nobody r = { 0, 0 };
                 iomem_close(&owner); /* inherited: not nobody's */
-                if (become_nobody()) {
+                if (test_become_nobody()) {
                         fprintf(stderr, "cannot become nobody: %s\n", strerror(errno));
                         _exit(2);
                 }

@@ -511,6 +511,45 @@ static int pin_shared(struct iomem *f, uint64_t off, uint64_t *end, bool look, u
  * run on, and no system call (the chunks' addresses are in h->mapped, the
  * size in the shared state). Everything else takes the whole lock.
  */
+/* mlock (lock set) or munlock bytes [off, end) of the chunks this handle
+ * pins, widened to whole pages (the whole handle lock held). */
+static int lock_mapped(struct iomem *f, uint64_t off, uint64_t end, bool lock)
+{
+        const struct iom_ranges *m = &handle(f)->mapped;
+        end = iom_round_up(end, f->page_size);
+        for (size_t i = iom_ranges_first_after(m, off); off < end && i < m->n; i++) {
+                uint64_t n = iom_min(end, m->v[i].end) - off;
+                char *va = (char *)(uintptr_t)m->v[i].phys + (off - m->v[i].start);
+                if (lock && iom_sys.mlock(va, n) < 0)
+                        return iom_mlock_failure(f->name, errno, n);
+                if (!lock)
+                        iom_sys.munlock(va, n);
+                off += n;
+        }
+        return 0;
+}
+
+/* A wired handle's acquire: lock the pages it pins for the first time
+ * (gaps), within the file; all or none. */
+static int wire_gaps(struct iomem *f, const uint64_t *gaps, size_t ngaps, uint64_t size)
+{
+        int err = 0;
+        size_t i = 0;
+        for (; i < ngaps && !err; i++)
+                err = lock_mapped(f, gaps[2 * i], iom_min(gaps[2 * i + 1], size), true);
+        while (err && i-- > 0)
+                lock_mapped(f, gaps[2 * i], iom_min(gaps[2 * i + 1], size), false);
+        return err;
+}
+
+/* A piece of this handle's pins that a release lets go, unlocked
+ * (iom_ranges_each_last). */
+static void unwire(uint64_t start, uint64_t end, uint64_t phys, void *f)
+{
+        (void)phys;
+        lock_mapped(f, start, end, false);
+}
+
 static ssize_t dax_acquire(struct iomem *f, size_t off, size_t len)
 {
         struct dax_handle *h = handle(f);
@@ -564,7 +603,8 @@ static ssize_t dax_acquire(struct iomem *f, size_t off, size_t len)
          * (-ENOBUFS) allocates nothing in the file. */
         if (!err && (err = iom_window_pin(&h->wf, c.idx, c.n, c.addr)) == 0)
                 remember_chunks(h, &c);
-        if (!err && (f->flags & IOMEM_RDWR) && (err = back(f, off, iom_min(end, size))))
+        if (!err && (((f->flags & IOMEM_RDWR) && (err = back(f, off, iom_min(end, size)))) ||
+                     (h->fd.wired && (err = wire_gaps(f, gaps, ngaps, size)))))
                 unpin_unheld_chunks(f, off, end);
         if (err) {
                 unpin_gaps(f, gaps, ngaps);
@@ -609,6 +649,8 @@ static int dax_release(struct iomem *f, size_t off, size_t len)
                 /* No page is let go: the shared pins stay as they are. */
                 iom_ranges_dec(pins, off, end, NULL, NULL);
         } else if (!err && (err = iom_meta_lock(f)) == 0) {
+                if (h->fd.wired) /* before the chunks' places are forgotten */
+                        iom_ranges_each_last(pins, off, end, unwire, f);
                 iom_ranges_dec(pins, off, end, iom_pin_let_go, f);
                 iom_meta_unlock(f);
                 unpin_unheld_chunks(f, off, end);
@@ -997,6 +1039,10 @@ static int dax_stat(struct iomem *f, struct iomem_stat *st)
                 err = iom_stat_shared(f, st);
                 iom_meta_unlock(f);
         }
+        struct dax_handle *h = handle(f);
+        iom_lanes_lock(&h->fd.lock);
+        st->wired = h->fd.wired ? iom_ranges_bytes(&h->fd.pins) : 0;
+        iom_lanes_unlock(&h->fd.lock);
         return err;
 }
 
@@ -1018,6 +1064,10 @@ static int dax_advise(struct iomem *f, size_t off, size_t len, int advice)
 {
         struct dax_handle *h = handle(f);
         uint64_t size, resident;
+        /* A wired handle's memory stays (the kernel refuses to drop locked
+         * pages). */
+        if (h->fd.wired && (advice == MADV_DONTNEED || advice == MADV_COLD || advice == MADV_PAGEOUT))
+                return 0;
         int err = file_size(f, &size);
         if (err || off >= size)
                 return err;
@@ -1130,7 +1180,7 @@ static int attach(struct iomem *f, int fd, unsigned flags, const struct iomem_op
         };
         f->data_fd = fd;
         if ((err = iom_window_attach(&h->wf, o->window)) == 0 &&
-            (err = iom_dax_share_join(h, &st)))
+            (err = iom_dax_share_join(h, &st, o->wired)))
                 iom_window_detach(&h->wf);
         uint64_t size;
         if (!err && (err = refresh_size(f, &size))) {

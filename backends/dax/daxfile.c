@@ -78,13 +78,13 @@ static void sidecar_of(struct dax_handle *h, const struct stat *st)
                  major(st->st_dev), minor(st->st_dev), (unsigned long long)st->st_ino);
 }
 
-int iom_dax_share_join(struct dax_handle *h, const struct stat *st)
+int iom_dax_share_join(struct dax_handle *h, const struct stat *st, bool wired)
 {
         struct iomem *f = h->f;
         iom_fdmem_init(f);
         h->fd.phys = &iom_phys_sidecar;
         sidecar_of(h, st);
-        struct iomem_opts o = { .numa_policy = IOMEM_NUMA_DEFAULT };
+        struct iomem_opts o = { .numa_policy = IOMEM_NUMA_DEFAULT, .wired = wired };
         int err = iom_sidecar_attach(f, &h->share, -1, &o);
         h->share.id = NULL; /* st is the caller's */
         if (!err)

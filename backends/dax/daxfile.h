@@ -55,7 +55,7 @@ struct dax_handle {
 
 /* Attach the handle, whose file is open at f->data_fd (st its fstat), to
  * the file's shared state; release it again (close). */
-int iom_dax_share_join(struct dax_handle *h, const struct stat *st);
+int iom_dax_share_join(struct dax_handle *h, const struct stat *st, bool wired);
 void iom_dax_share_leave(struct dax_handle *h);
 /* In a child after fork: the handle pins and holds nothing, and is an
  * owner of the shared state of its own. */

@@ -458,6 +458,35 @@ static int copy_into_map(struct iomem *f, const char *src, uint64_t s, uint64_t 
 
 /* ---- acquire / release / retrieve / borrow / bufcount --------------------- */
 
+/* mlock (lock set) or munlock the memory of physical offsets [phys,
+ * phys+len), mapped (fdo(f)->lock held). */
+static int lock_phys(struct iomem *f, uint64_t phys, uint64_t len, bool lock)
+{
+        while (len) {
+                uint64_t contig;
+                char *va = iom_seg_lookup(f, phys, len, &contig);
+                if (!va) /* cannot happen: pinned memory is mapped */
+                        return iom_fail(f->name, -EFAULT, "offset %llu is not mapped",
+                                        (unsigned long long)phys);
+                contig = iom_min(contig, len);
+                if (lock && iom_sys.mlock(va, contig) < 0)
+                        return iom_mlock_failure(f->name, errno, contig);
+                if (!lock)
+                        iom_sys.munlock(va, contig);
+                phys += contig;
+                len -= contig;
+        }
+        return 0;
+}
+
+/* A piece of this handle's pins that a release lets go, unlocked
+ * (iom_ranges_each_last). */
+static void unwire(uint64_t start, uint64_t end, uint64_t phys, void *f)
+{
+        lock_phys(f, phys, end - start, false);
+}
+
+
 struct piece {
         uint64_t start, end, phys;
 };
@@ -556,10 +585,18 @@ static ssize_t fdmem_acquire(struct iomem *f, size_t off, size_t len)
                         need -= n;
                 }
         }
+        /* Wired: locked before the pins are published, so that a limit
+         * reached leaves nothing pinned or locked. */
+        size_t locked = 0;
+        for (; obj->wired && locked < npieces && !err; locked++)
+                err = lock_phys(f, pieces[locked].phys, pieces[locked].end - pieces[locked].start, true);
         for (size_t i = 0; i < npieces && !err; i++)
                 err = iom_pin_add(f, obj->owner, pieces[i].start, pieces[i].end);
-        if (err)
+        if (err) {
+                for (size_t i = 0; obj->wired && i < locked; i++)
+                        lock_phys(f, pieces[i].phys, pieces[i].end - pieces[i].start, false);
                 goto free_pieces;
+        }
         iom_ranges_inc(&obj->pins, off, end, 1);
         for (size_t i = 0; i < npieces; i++)
                 iom_ranges_insert(&obj->pins, pieces[i].start, pieces[i].end, pieces[i].phys);
@@ -640,6 +677,8 @@ static int fdmem_release(struct iomem *f, size_t off, size_t len)
                 /* No page is let go: the shared pins stay as they are. */
                 iom_ranges_dec(&obj->pins, off, end, NULL, NULL);
         } else if (!err && (err = iom_meta_lock(f)) == 0) {
+                if (obj->wired) /* before the pins that say where they are go */
+                        iom_ranges_each_last(&obj->pins, off, end, unwire, f);
                 iom_ranges_dec(&obj->pins, off, end, iom_pin_let_go, f);
                 answer_seal_asks(f);
                 iom_meta_unlock(f);
@@ -1533,10 +1572,13 @@ unlock_local:
 static int fdmem_advise(struct iomem *f, size_t off, size_t len, int advice)
 {
         struct iom_fdobj *obj = fdo(f);
-        /* hugetlbfs pages are never paged out, and huge already. */
+        /* hugetlbfs pages are never paged out, and huge already; a wired
+         * handle's memory stays (the kernel refuses to drop locked pages). */
         if (f->page_size > iom_system_page_size() &&
             (advice == MADV_COLD || advice == MADV_PAGEOUT || advice == MADV_HUGEPAGE ||
              advice == MADV_NOHUGEPAGE))
+                return 0;
+        if (obj->wired && (advice == MADV_DONTNEED || advice == MADV_COLD || advice == MADV_PAGEOUT))
                 return 0;
         iom_lanes_lock(&obj->lock);
         int err = iom_meta_lock(f);
@@ -1611,6 +1653,7 @@ static int fdmem_stat(struct iomem *f, struct iomem_stat *st)
         if ((err = iom_meta_lock(f)) == 0) {
                 st->size = obj->meta->size;
                 st->seals = obj->meta->seals;
+                st->wired = obj->wired ? iom_ranges_bytes(&obj->pins) : 0;
                 st->numa_node = numa_node(f);
                 err = iom_stat_shared(f, st);
                 iom_meta_unlock(f);
@@ -1759,6 +1802,7 @@ int iom_fdmem_attach(struct iomem *f, enum iom_attach how, const struct iomem_op
         int err = 0;
         obj->numa_policy = o->numa_policy;
         obj->numa_node = o->numa_node;
+        obj->wired = o->wired;
         /* Transparent huge pages, where the kernel gives them to tmpfs
          * files of base pages (hugetlbfs pages are huge already). */
         enum iom_thp thp = f->page_size == iom_system_page_size() ? iom_thp_of(f->data_fd)

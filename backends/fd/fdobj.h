@@ -52,6 +52,7 @@ struct iom_fdobj {
         int numa_policy, numa_node; /* placement of memory mapped through this handle */
         bool thp_advise;     /* the kernel gives huge pages where the data
                               * mappings ask (segments.c, fdmem.c) */
+        bool wired;          /* acquired memory is locked (mlock) while pinned */
         struct iom_meta *meta;
         size_t meta_map_len; /* the mapping of meta: its span */
         bool meta_private;   /* meta is anonymous memory of this handle */

@@ -255,6 +255,6 @@ int iom_sidecar_after_fork(struct iomem *f, const struct iom_sidecar *s)
         obj->meta = NULL;
         obj->aux_fd = -1;
         obj->owner = IOM_NO_OWNER;
-        struct iomem_opts o = { .numa_policy = IOMEM_NUMA_DEFAULT };
+        struct iomem_opts o = { .numa_policy = IOMEM_NUMA_DEFAULT, .wired = obj->wired };
         return iom_sidecar_attach(f, s, -1, &o);
 }
