@@ -904,8 +904,11 @@ static struct iomem *open_wired(const char *tag, size_t size)
 START_TEST(wired_ranges_are_locked_while_acquired)
 {
         struct iomem *f = open_wired("wired", 8 * PAGE);
-        long base = locked_bytes();
         struct iomem_stat st;
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        /* The kernel counts no locked DAX or hugetlb pages in VmLck. */
+        ck_assert_msg(!st.dax && st.page_size == PAGE, "VmLck cannot tell here");
+        long base = locked_bytes();
         ck_assert_int_eq(iomem_acquire(f, 0, 4 * PAGE), (ssize_t)(4 * PAGE));
         ck_assert_int_eq(iomem_stat(f, &st), 0);
         ck_assert_uint_eq(st.wired, 4 * PAGE);
@@ -938,6 +941,21 @@ START_TEST(wired_ranges_are_locked_while_acquired)
         ck_assert_uint_eq(st.wired, 0);
         ck_assert_int_eq(locked_bytes(), base);
         iomem_close(&f);
+}
+END_TEST
+
+/* The handles of a process share one mapping of an mshare region: wired
+ * memory, locked per handle, is refused there with a reason. */
+START_TEST(wired_memory_is_refused_on_mshare)
+{
+        struct iomem_opts *o;
+        struct iomem *f = NULL;
+        ck_assert_int_eq(iomem_opts_new(&o), 0);
+        ck_assert_int_eq(iomem_opts_set_wired(o, 1), 0);
+        ck_assert_err(iomem_open(&f, test_uri("wired-mshare"), IOMEM_RDWR | IOMEM_CREATE, o), ENOTSUP);
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "one mapping"));
+        ck_assert_ptr_null(f);
+        iomem_opts_delete(&o);
 }
 END_TEST
 
@@ -1095,7 +1113,10 @@ int main(void)
         if (!strcmp(test_backend(), "shm") || !strcmp(test_backend(), "memfd"))
                 tcase_add_test(tc, data_file_size_is_the_objects);
         tcase_add_test(tc, advise_every_value);
-        tcase_add_test(tc, wired_ranges_are_locked_while_acquired);
+        if (strcmp(test_backend(), "mshare"))
+                tcase_add_test(tc, wired_ranges_are_locked_while_acquired);
+        else
+                tcase_add_test(tc, wired_memory_is_refused_on_mshare);
         /* Objects a process without privileges may make. */
         if (!strcmp(test_backend(), "memfd") || !strcmp(test_backend(), "shm"))
                 tcase_add_test(tc, wired_memory_stops_at_rlimit_memlock);

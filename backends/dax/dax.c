@@ -1065,18 +1065,24 @@ static int dax_advise(struct iomem *f, size_t off, size_t len, int advice)
         struct dax_handle *h = handle(f);
         uint64_t size, resident;
         /* A wired handle's memory stays (the kernel refuses to drop locked
-         * pages). */
-        if (h->fd.wired && (advice == MADV_DONTNEED || advice == MADV_COLD || advice == MADV_PAGEOUT))
+         * pages); DAX memory is no page cache, to reclaim or age. */
+        bool reclaims = advice == MADV_DONTNEED || advice == MADV_COLD || advice == MADV_PAGEOUT;
+        if ((h->fd.wired && reclaims) ||
+            ((advice == MADV_COLD || advice == MADV_PAGEOUT) && file_is_dax(f->data_fd)))
                 return 0;
         int err = file_size(f, &size);
         if (err || off >= size)
                 return err;
-        uint64_t end = iom_min((uint64_t)off + len, size), chunk = iom_window_chunk(h->wf.w);
-        uint64_t first = off / chunk, last = (end - 1) / chunk;
+        uint64_t chunk = iom_window_chunk(h->wf.w);
+        uint64_t from = iom_round_down(off, f->page_size);
+        uint64_t end = iom_round_up(iom_min((uint64_t)off + len, size), f->page_size);
+        uint64_t first = from / chunk, last = (end - 1) / chunk;
+        /* The kernel reads ahead what the window can hold, no more. */
+        uint64_t ahead = iom_min(end - from, (uint64_t)iom_window_size(h->wf.w));
         if (advice == MADV_WILLNEED &&
-            (err = posix_fadvise(f->data_fd, (off_t)off, (off_t)(end - off), POSIX_FADV_WILLNEED)))
+            (err = posix_fadvise(f->data_fd, (off_t)from, (off_t)ahead, POSIX_FADV_WILLNEED)))
                 return fail_errno(f, err, "posix_fadvise");
-        return iom_window_advise(&h->wf, first, last - first + 1, advice, &resident);
+        return iom_window_advise(&h->wf, first, last - first + 1, from, end, advice, &resident);
 }
 
 static void dax_close(struct iomem *f)

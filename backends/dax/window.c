@@ -272,9 +272,11 @@ static void keep(struct iomem_window *w, uint32_t s, bool pin, struct iom_holds 
 }
 
 /* Make chunks idx[0..n) resident, pinned when pin is set, or held in
- * holds (the window locked): iom_window_pin and iom_window_borrow. */
+ * holds (the window locked): iom_window_pin and iom_window_borrow, and
+ * advice, which is no access (access clear: no hit or miss counted, the
+ * policy told only of the chunks it maps). */
 static int get_locked(struct iom_wfile *wf, const uint64_t *idx, size_t n, bool pin,
-                      struct iom_holds *holds, char **addrs)
+                      struct iom_holds *holds, char **addrs, bool access)
 {
         struct iomem_window *w = wf->w;
         uint32_t stack[64], *sl = n <= 64 ? stack : malloc(n * sizeof *sl);
@@ -313,13 +315,14 @@ static int get_locked(struct iom_wfile *wf, const uint64_t *idx, size_t n, bool 
         for (; done < n; done++) {
                 uint32_t s = sl[done];
                 if (s != NONE) {
-                        w->hits++;
-                        if (!w->slot[s].parked)
+                        if (access)
+                                w->hits++;
+                        if (access && !w->slot[s].parked)
                                 w->ops->on_hit(w->pstate, s);
                         prev = s;
                         continue;
                 }
-                if (w->ops->on_miss)
+                if (access && w->ops->on_miss)
                         w->ops->on_miss(w->pstate, chunk_key(wf, idx[done]));
                 s = take_slot(w, prev, req);
                 if (s == NONE) { /* cannot happen after the count above */
@@ -334,7 +337,7 @@ static int get_locked(struct iom_wfile *wf, const uint64_t *idx, size_t n, bool 
                 w->slot[s] = (struct slot){ .file = wf, .index = idx[done], .hnext = *b, .req = req };
                 *b = s;
                 w->nused++;
-                w->misses++;
+                w->misses += access;
                 w->ops->on_insert(w->pstate, s, chunk_key(wf, idx[done]));
                 sl[done] = prev = s;
         }
@@ -351,7 +354,7 @@ out:
 int iom_window_pin(struct iom_wfile *wf, const uint64_t *idx, size_t n, char **addrs)
 {
         pthread_mutex_lock(&wf->w->lock);
-        int err = get_locked(wf, idx, n, true, NULL, addrs);
+        int err = get_locked(wf, idx, n, true, NULL, addrs, true);
         pthread_mutex_unlock(&wf->w->lock);
         return err;
 }
@@ -367,43 +370,60 @@ void iom_window_peek(struct iom_wfile *wf, const uint64_t *idx, size_t n, char *
         pthread_mutex_unlock(&w->lock);
 }
 
-int iom_window_advise(struct iom_wfile *wf, uint64_t first, uint64_t n, int advice, uint64_t *resident)
+/* How many of chunks first.. (at most n) one request can make resident
+ * together without evicting a busy chunk or one of them: those resident
+ * cost no room, the others one slot each, and idle ones among them are no
+ * victims for it (get_locked's count), so the room shrinks by those too. */
+static uint64_t chunks_that_fit(struct iomem_window *w, struct iom_wfile *wf, uint64_t first, uint64_t n)
+{
+        uint64_t k = 0, missing = 0, idle = 0, room = (uint64_t)w->nslots - w->nlost - w->nbusy;
+        for (; k < n; k++) {
+                uint32_t s = lookup(w, wf, first + k);
+                uint64_t m = missing + (s == NONE), i = idle + (s != NONE && !busy(&w->slot[s]));
+                if (m + i > room)
+                        break;
+                missing = m;
+                idle = i;
+        }
+        return k;
+}
+
+int iom_window_advise(struct iom_wfile *wf, uint64_t first, uint64_t n, uint64_t from, uint64_t to,
+                      int advice, uint64_t *resident)
 {
         struct iomem_window *w = wf->w;
-        uint64_t idx[64];
-        char *addrs[64];
         int err = 0;
         *resident = 0;
         pthread_mutex_lock(&w->lock);
-        for (uint64_t done = 0; done < n && !err;) {
-                size_t k = (size_t)iom_min(n - done, 64);
-                for (size_t i = 0; i < k; i++)
-                        idx[i] = first + done + i;
-                if (advice == MADV_WILLNEED) {
-                        /* Up to the room left: chunks of earlier batches
-                         * are idle and could be taken for these. */
-                        size_t room = (size_t)w->nslots - w->nlost - w->nbusy;
-                        size_t fit = (size_t)iom_min(k, room > *resident ? room - *resident : 0);
-                        if (!fit || (err = get_locked(wf, idx, fit, false, NULL, addrs)))
-                                break;
-                        k = fit;
-                } else {
-                        for (size_t i = 0; i < k; i++) {
-                                uint32_t s = lookup(w, wf, idx[i]);
-                                addrs[i] = s == NONE ? NULL : slot_addr(w, s);
-                        }
+        if (advice == MADV_WILLNEED)
+                n = chunks_that_fit(w, wf, first, n);
+        uint64_t *idx = n ? malloc(n * sizeof *idx) : NULL;
+        char **addrs = n ? malloc(n * sizeof *addrs) : NULL;
+        if (n && (!idx || !addrs))
+                err = iom_fail(wf->name, -ENOMEM, "out of memory");
+        for (uint64_t i = 0; i < n && !err; i++)
+                idx[i] = first + i;
+        if (!err && advice == MADV_WILLNEED) {
+                err = get_locked(wf, idx, n, false, NULL, addrs, false);
+        } else {
+                for (uint64_t i = 0; i < n && !err; i++) {
+                        uint32_t s = lookup(w, wf, idx[i]);
+                        addrs[i] = s == NONE ? NULL : slot_addr(w, s);
                 }
-                for (size_t i = 0; i < k && !err; i++) {
-                        if (!addrs[i])
-                                continue;
-                        ++*resident;
-                        if (iom_sys.madvise(addrs[i], w->chunk, advice) < 0)
-                                err = iom_fail(wf->name, -errno, "madvise of chunk %llu: %s",
-                                               (unsigned long long)idx[i], strerror(errno));
-                }
-                done += k;
+        }
+        /* Each chunk's part of [from, to): the range asked, in pages. */
+        for (uint64_t i = 0; i < n && !err; i++) {
+                if (!addrs[i])
+                        continue;
+                ++*resident;
+                uint64_t cs = idx[i] << w->shift, a = iom_max(from, cs), b = iom_min(to, cs + w->chunk);
+                if (a < b && iom_sys.madvise(addrs[i] + (a - cs), b - a, advice) < 0)
+                        err = iom_fail(wf->name, -errno, "madvise of chunk %llu: %s",
+                                       (unsigned long long)idx[i], strerror(errno));
         }
         pthread_mutex_unlock(&w->lock);
+        free(idx);
+        free(addrs);
         return err;
 }
 
@@ -532,7 +552,7 @@ int iom_window_borrow(struct iom_wfile *wf, const uint64_t *idx, size_t n,
                  * it is still the same chunk's: a file that leaves takes
                  * its slots out of every loose borrow first). */
                 loose_release(w, l);
-                err = get_locked(wf, idx, n, false, holds ? holds : &l->holds, addrs);
+                err = get_locked(wf, idx, n, false, holds ? holds : &l->holds, addrs, true);
         }
         if (!err && !holds && n <= IOM_WINDOW_RECALL_MAX) {
                 memo.file_id = wf->id;
@@ -573,6 +593,11 @@ void iom_window_after_fork(struct iomem_window *w)
                 free(w->loose[i].holds.v);
         w->nloose = 0;
         iom_fork_reset_end(&w->fork_gen, true);
+}
+
+size_t iom_window_size(const struct iomem_window *w)
+{
+        return w->size;
 }
 
 size_t iom_window_chunk(const struct iomem_window *w)

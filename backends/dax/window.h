@@ -51,6 +51,7 @@ int iom_window_attach(struct iom_wfile *wf, struct iomem_window *w);
 void iom_window_detach(struct iom_wfile *wf);
 
 size_t iom_window_chunk(const struct iomem_window *w);
+size_t iom_window_size(const struct iomem_window *w);
 
 /*
  * Make chunks idx[0..n) of the file resident (idx ascending, distinct),
@@ -78,13 +79,15 @@ bool iom_window_recall(struct iom_wfile *wf, const uint64_t *idx, size_t n, bool
  * looks only (no mapping, no hit counted, nothing pinned or held). */
 void iom_window_peek(struct iom_wfile *wf, const uint64_t *idx, size_t n, char **addrs);
 /*
- * madvise(advice) on chunks first..first+n of the file. MADV_WILLNEED maps
- * those not resident first, as many as the window can take without
- * evicting a busy chunk or one of these (neither pinned nor held after),
- * and tells how many are resident in *resident; other advice applies to
- * the resident chunks only. 0, or -errno from madvise with the message set.
+ * madvise(advice) on file bytes [from, to) (whole pages) in chunks
+ * first..first+n of the file. MADV_WILLNEED maps those not resident first,
+ * as many as one request can without evicting a busy chunk or one of these
+ * (neither pinned nor held after, and no access counted); other advice
+ * applies to the resident chunks only. *resident: how many were. 0, or
+ * -errno from madvise with the message set.
  */
-int iom_window_advise(struct iom_wfile *wf, uint64_t first, uint64_t n, int advice, uint64_t *resident);
+int iom_window_advise(struct iom_wfile *wf, uint64_t first, uint64_t n, uint64_t from, uint64_t to,
+                      int advice, uint64_t *resident);
 /* Chunk idx is no longer pinned. */
 void iom_window_unpin(struct iom_wfile *wf, uint64_t idx);
 /* Release the holder's chunks; holds is empty and ready for reuse after. */

@@ -1051,6 +1051,7 @@ static int fdmem_truncate(struct iomem *f, size_t size)
                         goto out;
                 }
                 zero_old_tail(f, size, iom_round_up(size, ps));
+                iom_seg_trim_data(f, size);
         }
 out:
         iom_meta_unlock(f);
@@ -1563,8 +1564,8 @@ unlock_local:
 
 /*
  * madvise(advice) on this process's mappings of the backed bytes of
- * [off, off+len), mapping them first (holes have no memory to advise, and
- * advice never allocates). The metadata stays held throughout, so no
+ * [off, off+len), WILLNEED mapping them first (holes have no memory to
+ * advise, and advice never allocates). The metadata stays held throughout, so no
  * mapping advised is let go meanwhile. Advice is about this process's view
  * of the memory: the bytes and other processes' mappings are untouched
  * (DONTNEED on shared memory drops page table entries, not data).
@@ -1587,15 +1588,25 @@ static int fdmem_advise(struct iomem *f, size_t off, size_t len, int advice)
                 return err;
         }
         uint64_t ps = f->page_size, size = iom_round_up(obj->meta->size, ps);
-        uint64_t s = iom_round_down(off, ps), e = iom_min(size, iom_round_up((uint64_t)off + len, ps));
+        uint64_t s = iom_round_down(off, ps), e = iom_round_up(iom_min((uint64_t)off + len, size), ps);
         struct iom_ext_iter it;
         struct iom_extent x;
         int r = s < e ? iom_ext_first(&it, f, s, &x) : 0;
         for (; r > 0 && x.off < e && !err; r = x.off + x.len < e ? iom_ext_next(&it, &x) : 0) {
                 uint64_t a = iom_max(s, x.off), b = iom_min(e, x.off + x.len);
                 for (uint64_t p = x.phys + (a - x.off), n = b - a; x.phys != IOM_HOLE && n && !err;) {
+                        /* Only WILLNEED maps what is not mapped yet: other
+                         * advice is about this process's mappings, and
+                         * leaves them as they are (read-only for a seal). */
                         uint64_t contig;
-                        char *va = iom_seg_resolve(f, p, n, &contig, &err);
+                        char *va = iom_seg_lookup(f, p, n, &contig);
+                        if (!va && advice == MADV_WILLNEED)
+                                va = iom_seg_resolve(f, p, n, &contig, &err);
+                        if (!va && !err) { /* not mapped here: the next mapped piece */
+                                p += ps;
+                                n -= ps;
+                                continue;
+                        }
                         if (!va)
                                 break;
                         contig = iom_min(contig, n);

@@ -630,10 +630,20 @@ static int attach_fd(struct iomem *f, int fd, uint64_t align, bool create,
         return create_region(f, fd, align, o);
 }
 
+/* The handles of one process share its one mapping of a region, so one
+ * handle's lock of a page would be another's to undo. */
+static int refuse_wired(struct iomem *f, const struct iomem_opts *o)
+{
+        return o->wired ? iom_fail(f->name, -ENOTSUP, "wired memory is not supported on mshare: the "
+                                   "handles of a process share one mapping of its region") : 0;
+}
+
 static int mshare_open(struct iomem *f, const char *name, unsigned flags,
                        const struct iomem_opts *o)
 {
         iom_fdmem_init(f);
+        if (refuse_wired(f, o))
+                return -ENOTSUP;
         fdo(f)->phys = &region_phys;
         int err = open_region(f, name, flags, o);
         if (err)
@@ -652,6 +662,8 @@ static int mshare_open_fds(struct iomem *f, const int *fds, int nfds, unsigned f
         uint64_t align;
         iom_fdmem_init(f);
         obj->phys = &region_phys;
+        if (refuse_wired(f, o))
+                return -ENOTSUP;
         if (nfds != 1)
                 return iom_fail(f->name, -EINVAL, "an mshare object is one descriptor, not %d", nfds);
         if (iom_sys.fstatfs(fd, &sf) || (unsigned long)sf.f_type != MSHAREFS_MAGIC)

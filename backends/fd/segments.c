@@ -52,7 +52,8 @@ static int seg_insert(struct iomem *f, uint64_t phys, uint64_t len, char *va, bo
         }
         size_t i = seg_first_after(s, phys);
         memmove(&s->v[i + 1], &s->v[i], (s->n - i) * sizeof s->v[0]);
-        s->v[i] = (struct iom_segment){ .phys = phys, .len = len, .va = va, .readonly = readonly };
+        s->v[i] = (struct iom_segment){ .phys = phys, .len = len, .mapped = len, .va = va,
+                                         .readonly = readonly };
         s->n++;
         return 0;
 }
@@ -75,6 +76,60 @@ static int place(struct iomem *f, char *va, uint64_t phys, uint64_t len)
         return err;
 }
 
+/* Where a data file's mapping from a segment stops: the file's end (the
+ * object's size, which the growth paths give the file first), and at least
+ * past need; at most end. */
+static uint64_t data_end(struct iomem *f, uint64_t need, uint64_t end)
+{
+        uint64_t ps = f->page_size;
+        return iom_min(end, iom_max(iom_round_up(need, ps), iom_round_up(fdo(f)->meta->size, ps)));
+}
+
+/* len bytes of address space held without access, at hint when it is free
+ * there, for a data file's mapping and what it grows into; NULL when there
+ * is no room. Straight to libc, not through the table whose failures tests
+ * inject: only the file's own mapping over it can fail in their sense. */
+static char *hold(char *hint, uint64_t len)
+{
+        int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+        void *r = hint ? mmap(hint, len, PROT_NONE, flags | MAP_FIXED_NOREPLACE, -1, 0) : MAP_FAILED;
+        if (r != MAP_FAILED && r != hint) { /* a kernel before 4.17 placed it elsewhere */
+                munmap(r, len);
+                r = MAP_FAILED;
+        }
+        if (r == MAP_FAILED)
+                r = mmap(NULL, len, PROT_NONE, flags, -1, 0);
+        return r == MAP_FAILED ? NULL : r;
+}
+
+/* Map data file bytes [phys, phys+len) over held addresses at va. */
+static int map_file_at(struct iomem *f, char *va, uint64_t phys, uint64_t len, bool readonly)
+{
+        int prot = PROT_READ | (readonly ? 0 : PROT_WRITE);
+        int fd = readonly && iom_fd_data_readonly(f) >= 0 ? fdo(f)->data_ro_fd : f->data_fd;
+        if (!len || iom_sys.mmap(va, len, prot, MAP_SHARED | MAP_FIXED | MAP_NORESERVE, fd, (off_t)phys) != MAP_FAILED)
+                return 0;
+        int e = errno;
+        return iom_fail(f->name, e == ENOMEM ? -ENOMEM : -e, "cannot map %llu bytes at offset %llu: %s",
+                        (unsigned long long)len, (unsigned long long)phys, strerror(e));
+}
+
+/* Map the file over more of the addresses segment g holds past it, to
+ * cover need (and the file's end). */
+static int grow_into(struct iomem *f, struct iom_segment *g, uint64_t need)
+{
+        uint64_t at = g->phys + g->mapped, to = data_end(f, need, g->phys + g->len);
+        if (to <= at)
+                return iom_fail(f->name, -EBADMSG, "offset %llu is past the file's end",
+                                (unsigned long long)need);
+        int err = map_file_at(f, g->va + g->mapped, at, to - at, g->readonly);
+        if (!err)
+                err = place(f, g->va + g->mapped, at, to - at);
+        if (!err)
+                g->mapped = to - g->phys;
+        return err;
+}
+
 /* Map a new segment for [phys, phys+want) where none is (the metadata
  * locked: what the pool has handed out is read from it). */
 static int seg_map(struct iomem *f, uint64_t phys, uint64_t want)
@@ -90,6 +145,8 @@ static int seg_map(struct iomem *f, uint64_t phys, uint64_t want)
         struct iom_segments *s = &obj->segs;
         uint64_t ps = f->page_size;
         size_t i = seg_first_after(s, phys);
+        if (i < s->n && s->v[i].phys <= phys) /* in the addresses held past the file */
+                return grow_into(f, &s->v[i], phys + want);
         const struct iom_segment *prev = i ? &s->v[i - 1] : NULL;
         uint64_t limit = i < s->n ? s->v[i].phys : IOM_PHYS_END;
         uint64_t start, end;
@@ -124,25 +181,40 @@ static int seg_map(struct iomem *f, uint64_t phys, uint64_t want)
         }
         end = iom_min(iom_round_up(end, ps), limit);
         int prot = PROT_READ | (iom_fd_writable(f) ? PROT_WRITE : 0);
-        /* Mappings beyond the end of a descriptor are legal: reserve no
-         * swap for them. */
-        char *va = obj->phys->map(f, hint, start, end - start, prot, MAP_NORESERVE);
-        if (va == MAP_FAILED) {
-                int e = errno;
-                return iom_fail(f->name, e == ENOMEM ? -ENOMEM : -e,
-                                "cannot map %llu bytes at offset %llu: %s",
-                                (unsigned long long)(end - start), (unsigned long long)start,
-                                strerror(e));
+        char *va;
+        uint64_t file_end = end;
+        if (phys < IOM_DATA_END && obj->sized_data) {
+                /* A data file sized like its object: the whole span held,
+                 * the file mapped over it to its end only. */
+                file_end = data_end(f, phys + want, end);
+                if (!(va = hold(hint, end - start)))
+                        return iom_fail(f->name, -ENOMEM, "no room for %llu bytes of addresses",
+                                        (unsigned long long)(end - start));
+                int err = map_file_at(f, va, start, file_end - start, !(prot & PROT_WRITE));
+                if (err) {
+                        munmap(va, end - start);
+                        return err;
+                }
+        } else {
+                /* Mappings beyond the end of a descriptor are legal: reserve
+                 * no swap for them. */
+                va = obj->phys->map(f, hint, start, end - start, prot, MAP_NORESERVE);
+                if (va == MAP_FAILED) {
+                        int e = errno;
+                        return iom_fail(f->name, e == ENOMEM ? -ENOMEM : -e,
+                                        "cannot map %llu bytes at offset %llu: %s",
+                                        (unsigned long long)(end - start), (unsigned long long)start,
+                                        strerror(e));
+                }
         }
-        int err = place(f, va, start, end - start);
+        int err = place(f, va, start, file_end - start);
+        if (!err && (err = seg_insert(f, start, end - start, va, !(prot & PROT_WRITE))))
+                err = iom_fail(f->name, err, "out of memory");
         if (err) {
                 obj->phys->unmap(f, va, end - start);
                 return err;
         }
-        if ((err = seg_insert(f, start, end - start, va, !(prot & PROT_WRITE)))) {
-                obj->phys->unmap(f, va, end - start);
-                return iom_fail(f->name, err, "out of memory");
-        }
+        s->v[seg_first_after(s, start)].mapped = file_end - start;
         return 0;
 }
 
@@ -150,17 +222,17 @@ char *iom_seg_lookup(struct iomem *f, uint64_t phys, uint64_t want, uint64_t *co
 {
         const struct iom_segments *s = &fdo(f)->segs;
         size_t i = seg_first_after(s, phys);
-        if (i >= s->n || s->v[i].phys > phys)
+        if (i >= s->n || s->v[i].phys > phys || phys - s->v[i].phys >= s->v[i].mapped)
                 return NULL;
         const struct iom_segment *g = &s->v[i];
         char *va = g->va + (phys - g->phys);
-        uint64_t run = g->phys + g->len - phys;
+        uint64_t run = g->phys + g->mapped - phys;
         /* Segments placed end to end continue each other. */
         for (; run < want && i + 1 < s->n; i++) {
                 const struct iom_segment *a = &s->v[i], *b = &s->v[i + 1];
-                if (a->phys + a->len != b->phys || a->va + a->len != b->va)
+                if (a->mapped != a->len || a->phys + a->len != b->phys || a->va + a->len != b->va)
                         break;
-                run += b->len;
+                run += b->mapped;
         }
         *contig = run;
         return va;
@@ -169,14 +241,14 @@ char *iom_seg_lookup(struct iomem *f, uint64_t phys, uint64_t want, uint64_t *co
 /* Map segment g again in place, with prot, from fd. */
 static int remap(struct iomem *f, struct iom_segment *g, int prot, int fd)
 {
-        if (iom_sys.mmap(g->va, g->len, prot, MAP_SHARED | MAP_FIXED | MAP_NORESERVE, fd, (off_t)g->phys) ==
-            MAP_FAILED) {
+        if (g->mapped && iom_sys.mmap(g->va, g->mapped, prot, MAP_SHARED | MAP_FIXED | MAP_NORESERVE, fd,
+                                      (off_t)g->phys) == MAP_FAILED) {
                 int e = errno;
                 return iom_fail(f->name, -e, "cannot map %llu bytes at offset %llu again: %s",
-                                (unsigned long long)g->len, (unsigned long long)g->phys, strerror(e));
+                                (unsigned long long)g->mapped, (unsigned long long)g->phys, strerror(e));
         }
         g->readonly = !(prot & PROT_WRITE);
-        return place(f, g->va, g->phys, g->len);
+        return g->mapped ? place(f, g->va, g->phys, g->mapped) : 0;
 }
 
 /* Data segments over [phys, phys+len) that a seal's ask made read-only,
@@ -230,6 +302,24 @@ void iom_seg_unmap_all(struct iomem *f)
                 obj->phys->unmap(f, obj->segs.v[i].va, obj->segs.v[i].len);
         free(obj->segs.v);
         obj->segs = (struct iom_segments){ 0 };
+}
+
+void iom_seg_trim_data(struct iomem *f, uint64_t size)
+{
+        struct iom_segments *s = &fdo(f)->segs;
+        if (!fdo(f)->sized_data) /* only a file sized like its object ends there */
+                return;
+        uint64_t keep = iom_round_up(size, f->page_size);
+        for (size_t i = seg_first_after(s, keep); i < s->n && s->v[i].phys < IOM_META_OFF; i++) {
+                struct iom_segment *g = &s->v[i];
+                uint64_t from = iom_max(keep, g->phys) - g->phys;
+                if (from >= g->mapped)
+                        continue;
+                /* Held again, as hold() holds (no failure to inject). */
+                if (mmap(g->va + from, g->mapped - from, PROT_NONE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) != MAP_FAILED)
+                        g->mapped = from;
+        }
 }
 
 bool iom_seg_protect_data(struct iomem *f)

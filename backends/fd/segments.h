@@ -3,7 +3,11 @@
  * Where a process has mapped an object's physical offsets. Segments are
  * disjoint, sorted by physical offset, and stay mapped until the object is
  * closed (or, for gift-pool memory, until no extent refers to them), so an
- * address handed out for a pinned range never moves.
+ * address handed out for a pinned range never moves. A data file sized
+ * like its object (shm, memfd) is mapped no further than its end: the
+ * addresses past it are held without access, so that nothing (a debugger,
+ * valgrind's leak scan in a forked child) reads past the file and takes a
+ * SIGBUS, and the file grows into them in place.
  */
 #ifndef IOMEM_SEGMENTS_H
 #define IOMEM_SEGMENTS_H
@@ -13,7 +17,9 @@
 #include <stdint.h>
 
 struct iom_segment {
-        uint64_t phys, len;
+        uint64_t phys, len; /* the addresses it holds: [va, va+len) for [phys, phys+len) */
+        uint64_t mapped;    /* of which the first bytes map the file; a data file's
+                             * segment holds the rest (PROT_NONE) to grow into */
         char *va;
         bool readonly; /* mapped PROT_READ (from a read-only descriptor, for data) */
 };
@@ -42,6 +48,9 @@ int iom_seg_add(struct iomem *f, uint64_t phys, uint64_t len, char *va);
 /* Unmap and forget segments wholly inside [phys, phys+len). */
 void iom_seg_drop(struct iomem *f, uint64_t phys, uint64_t len);
 void iom_seg_unmap_all(struct iomem *f);
+/* After the data file shrank to size: its mappings past the new end are
+ * held without access again (the metadata locked). */
+void iom_seg_trim_data(struct iomem *f, uint64_t size);
 /* Make the mappings of the data area (phys below IOM_META_OFF), none
  * pinned, read-only in place, from a read-only descriptor, so that none
  * counts as writable to the kernel (a seal) and no address a borrower may
