@@ -217,6 +217,8 @@ static void restore_data_size(struct iomem *f, uint64_t size)
         int err = resize_data(f, size);
         if (err)
                 iom_debug("%s: the data file stays larger than the object: %s", f->name, strerror(-err));
+        else /* what the growth mapped past the end goes with it */
+                iom_seg_trim_data(f, size);
 }
 
 /* A handle inherited across fork() is a new attachment in the child: no
@@ -1602,9 +1604,11 @@ static int fdmem_advise(struct iomem *f, size_t off, size_t len, int advice)
                         char *va = iom_seg_lookup(f, p, n, &contig);
                         if (!va && advice == MADV_WILLNEED)
                                 va = iom_seg_resolve(f, p, n, &contig, &err);
-                        if (!va && !err) { /* not mapped here: the next mapped piece */
-                                p += ps;
-                                n -= ps;
+                        if (!va && !err) { /* not mapped here: on to the next mapped piece */
+                                uint64_t next = iom_seg_next_mapped(f, p);
+                                uint64_t skip = next - p < n ? next - p : n;
+                                p += skip;
+                                n -= skip;
                                 continue;
                         }
                         if (!va)

@@ -22,6 +22,9 @@
 /* The least the data area is mapped in one go: address space is cheap,
  * page tables are only built for what is touched. */
 #define DATA_MAP_MIN (UINT64_C(1) << 30)
+/* What a data file's addresses are aligned to at least, so that tmpfs can
+ * give it transparent huge pages (PMD size on x86-64 and arm64 4K). */
+#define HUGE_ALIGN (UINT64_C(2) << 20)
 /* Gift-pool memory is mapped in aligned pieces of this size. */
 #define POOL_MAP_CHUNK (UINT64_C(64) << 20)
 
@@ -85,21 +88,31 @@ static uint64_t data_end(struct iomem *f, uint64_t need, uint64_t end)
         return iom_min(end, iom_max(iom_round_up(need, ps), iom_round_up(fdo(f)->meta->size, ps)));
 }
 
-/* len bytes of address space held without access, at hint when it is free
- * there, for a data file's mapping and what it grows into; NULL when there
- * is no room. Straight to libc, not through the table whose failures tests
- * inject: only the file's own mapping over it can fail in their sense. */
-static char *hold(char *hint, uint64_t len)
+/* len bytes of address space held without access, for a data file's
+ * mapping of offsets from start and what it grows into: at hint when it is
+ * free there, else where the addresses are congruent to start modulo
+ * align (hugetlbfs maps only at its page size's alignment, and tmpfs
+ * gives huge pages only to addresses aligned like the file's offsets);
+ * NULL when there is no room. Straight to libc, not through the table
+ * whose failures tests inject: only the file's own mapping over it can
+ * fail in their sense. */
+static char *hold(char *hint, uint64_t start, uint64_t len, uint64_t align)
 {
         int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
         void *r = hint ? mmap(hint, len, PROT_NONE, flags | MAP_FIXED_NOREPLACE, -1, 0) : MAP_FAILED;
-        if (r != MAP_FAILED && r != hint) { /* a kernel before 4.17 placed it elsewhere */
+        if (r != MAP_FAILED && r == hint)
+                return r;
+        if (r != MAP_FAILED) /* a kernel before 4.17 placed it elsewhere */
                 munmap(r, len);
-                r = MAP_FAILED;
-        }
-        if (r == MAP_FAILED)
-                r = mmap(NULL, len, PROT_NONE, flags, -1, 0);
-        return r == MAP_FAILED ? NULL : r;
+        char *base = mmap(NULL, len + align, PROT_NONE, flags, -1, 0);
+        if (base == MAP_FAILED)
+                return NULL;
+        uint64_t skip = (start % align + align - (uintptr_t)base % align) % align;
+        if (skip)
+                munmap(base, skip);
+        if (align - skip)
+                munmap(base + skip + len, align - skip);
+        return base + skip;
 }
 
 /* Map data file bytes [phys, phys+len) over held addresses at va. */
@@ -187,7 +200,8 @@ static int seg_map(struct iomem *f, uint64_t phys, uint64_t want)
                 /* A data file sized like its object: the whole span held,
                  * the file mapped over it to its end only. */
                 file_end = data_end(f, phys + want, end);
-                if (!(va = hold(hint, end - start)))
+                uint64_t align = iom_max(ps, HUGE_ALIGN);
+                if (!(va = hold(hint, start, end - start, align)))
                         return iom_fail(f->name, -ENOMEM, "no room for %llu bytes of addresses",
                                         (unsigned long long)(end - start));
                 int err = map_file_at(f, va, start, file_end - start, !(prot & PROT_WRITE));
@@ -216,6 +230,17 @@ static int seg_map(struct iomem *f, uint64_t phys, uint64_t want)
         }
         s->v[seg_first_after(s, start)].mapped = file_end - start;
         return 0;
+}
+
+uint64_t iom_seg_next_mapped(struct iomem *f, uint64_t phys)
+{
+        const struct iom_segments *s = &fdo(f)->segs;
+        for (size_t i = seg_first_after(s, phys); i < s->n; i++) {
+                const struct iom_segment *g = &s->v[i];
+                if (g->phys + g->mapped > phys && g->mapped)
+                        return iom_max(phys, g->phys);
+        }
+        return UINT64_MAX;
 }
 
 char *iom_seg_lookup(struct iomem *f, uint64_t phys, uint64_t want, uint64_t *contig)

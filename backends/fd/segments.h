@@ -43,6 +43,9 @@ char *iom_seg_resolve(struct iomem *f, uint64_t phys, uint64_t want,
                       uint64_t *contig, int *err);
 /* The same without mapping: NULL when phys is not mapped. */
 char *iom_seg_lookup(struct iomem *f, uint64_t phys, uint64_t want, uint64_t *contig);
+/* The first offset at or after phys that this process has mapped
+ * (UINT64_MAX: none). */
+uint64_t iom_seg_next_mapped(struct iomem *f, uint64_t phys);
 /* Record an existing mapping (an iomem_alloc buffer) as a segment. */
 int iom_seg_add(struct iomem *f, uint64_t phys, uint64_t len, char *va);
 /* Unmap and forget segments wholly inside [phys, phys+len). */
