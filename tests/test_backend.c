@@ -890,11 +890,12 @@ static struct iomem *open_wired(const char *tag, size_t size)
         ck_assert_int_eq(iomem_opts_set_wired(o, 1), 0);
         ck_assert_int_eq(iomem_opts_set_size(o, size), 0);
         ck_assert_err(iomem_opts_set_wired(o, 2), EINVAL);
-        int r = iomem_open(&f, test_uri(tag), IOMEM_RDWR | IOMEM_CREATE, o);
+        const char *uri = test_uri(tag);
+        int r = iomem_open(&f, uri, IOMEM_RDWR | IOMEM_CREATE, o);
         ck_assert_msg(r == 0, "open wired: %s", iomem_errormsg());
         iomem_opts_delete(&o);
         if (test_caps() & IOMEM_CAP_NAMED)
-                iomem_unlink(test_uri(tag));
+                ck_assert_int_eq(iomem_unlink(uri), 0);
         return f;
 }
 
