@@ -1057,9 +1057,9 @@ static int dax_sync(struct iomem *f, size_t off, size_t len)
 }
 
 /* Chunks of [off, off+len) in the window (WILLNEED maps them ahead, as
- * OSv's aggressive read, as far as the window has room, and has the
- * kernel read the whole range ahead into the page cache); what the
- * window does not hold has no mapping to advise. */
+ * OSv's aggressive read, as far as the window has room, and the kernel
+ * reads them ahead); what the window does not hold has no mapping to
+ * advise. */
 static int dax_advise(struct iomem *f, size_t off, size_t len, int advice)
 {
         struct dax_handle *h = handle(f);
@@ -1077,11 +1077,7 @@ static int dax_advise(struct iomem *f, size_t off, size_t len, int advice)
         uint64_t from = iom_round_down(off, f->page_size);
         uint64_t end = iom_round_up(iom_min((uint64_t)off + len, size), f->page_size);
         uint64_t first = from / chunk, last = (end - 1) / chunk;
-        /* The kernel reads ahead what the window can hold, no more. */
-        uint64_t ahead = iom_min(end - from, (uint64_t)iom_window_size(h->wf.w));
-        if (advice == MADV_WILLNEED &&
-            (err = posix_fadvise(f->data_fd, (off_t)from, (off_t)ahead, POSIX_FADV_WILLNEED)))
-                return fail_errno(f, err, "posix_fadvise");
+        /* WILLNEED on a chunk mapped ahead has the kernel read it ahead too. */
         return iom_window_advise(&h->wf, first, last - first + 1, from, end, advice, &resident);
 }
 

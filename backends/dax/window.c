@@ -595,11 +595,6 @@ void iom_window_after_fork(struct iomem_window *w)
         iom_fork_reset_end(&w->fork_gen, true);
 }
 
-size_t iom_window_size(const struct iomem_window *w)
-{
-        return w->size;
-}
-
 size_t iom_window_chunk(const struct iomem_window *w)
 {
         return w->chunk;

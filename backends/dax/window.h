@@ -51,7 +51,6 @@ int iom_window_attach(struct iom_wfile *wf, struct iomem_window *w);
 void iom_window_detach(struct iom_wfile *wf);
 
 size_t iom_window_chunk(const struct iomem_window *w);
-size_t iom_window_size(const struct iomem_window *w);
 
 /*
  * Make chunks idx[0..n) of the file resident (idx ascending, distinct),
