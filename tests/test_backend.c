@@ -1035,6 +1035,54 @@ START_TEST(advise_every_value)
 }
 END_TEST
 
+/* The permissions of the mapping at address a in this process, from
+ * /proc/self/maps ("rw-s"), or "" when nothing is mapped there. */
+static const char *perms_at(const void *a)
+{
+        static char perms[8];
+        char line[512];
+        FILE *maps = fopen("/proc/self/maps", "r");
+        perms[0] = 0;
+        while (maps && fgets(line, sizeof line, maps)) {
+                unsigned long lo, hi;
+                char p[8];
+                if (sscanf(line, "%lx-%lx %7s", &lo, &hi, p) == 3 && (uintptr_t)a >= lo && (uintptr_t)a < hi) {
+                        snprintf(perms, sizeof perms, "%s", p);
+                        break;
+                }
+        }
+        if (maps)
+                fclose(maps);
+        return perms;
+}
+
+/* A data file sized like its object is mapped to its end only: what lies
+ * past it is held without access (nothing reads past the file and takes a
+ * SIGBUS), and the file grows into it at the same addresses. */
+START_TEST(data_mapping_ends_at_the_file_and_grows_in_place)
+{
+        struct iomem *f = test_open_new("held", PAGE);
+        struct iovec v;
+        ck_assert_int_eq(iomem_acquire(f, 0, PAGE), (ssize_t)PAGE);
+        ck_assert_int_eq(iomem_retrieve(f, 0, PAGE, &v, 1), 1);
+        char *base = v.iov_base;
+        ck_assert_int_eq(perms_at(base)[0], 'r');
+        ck_assert_str_eq(perms_at(base + 2 * PAGE), "---p");
+        ck_assert_int_eq(iomem_pwrite(f, "grown", 5, 2 * PAGE), 5);
+        ck_assert_int_eq(iomem_acquire(f, 2 * PAGE, PAGE), (ssize_t)PAGE);
+        ck_assert_int_eq(iomem_retrieve(f, 2 * PAGE, PAGE, &v, 1), 1);
+        ck_assert_ptr_eq(v.iov_base, base + 2 * PAGE);
+        ck_assert_int_eq(memcmp(v.iov_base, "grown", 5), 0);
+        ck_assert_str_eq(perms_at(base + 4 * PAGE), "---p");
+        ck_assert_int_eq(iomem_release(f, 0, PAGE), 0);
+        ck_assert_int_eq(iomem_release(f, 2 * PAGE, PAGE), 0);
+        /* Cut short, the tail is held without access again. */
+        ck_assert_int_eq(iomem_truncate(f, PAGE), 0);
+        ck_assert_str_eq(perms_at(base + 2 * PAGE), "---p");
+        iomem_close(&f);
+}
+END_TEST
+
 START_TEST(close_releases_everything)
 {
         int fds = test_count_fds(), maps = test_count_maps();
@@ -1111,8 +1159,10 @@ int main(void)
         }
         tcase_add_test(tc, plain_fd_holds_the_objects_bytes_in_place);
         /* Only shm and memfd keep a data file sized like the object. */
-        if (!strcmp(test_backend(), "shm") || !strcmp(test_backend(), "memfd"))
+        if (!strcmp(test_backend(), "shm") || !strcmp(test_backend(), "memfd")) {
                 tcase_add_test(tc, data_file_size_is_the_objects);
+                tcase_add_test(tc, data_mapping_ends_at_the_file_and_grows_in_place);
+        }
         tcase_add_test(tc, advise_every_value);
         if (strcmp(test_backend(), "mshare"))
                 tcase_add_test(tc, wired_ranges_are_locked_while_acquired);
