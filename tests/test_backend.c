@@ -738,9 +738,29 @@ START_TEST(memfd_seal_size_and_errors)
         struct iomem *ro = NULL;
         ck_assert_int_eq(iomem_open_fd(&ro, "memfd", dup(iomem_fd(f)), IOMEM_RDONLY, NULL), 0);
         ck_assert_err(iomem_seal(ro, IOMEM_SEAL_WRITE), EROFS);
+        ck_assert_err(iomem_plain_fd(NULL), EINVAL);
         ck_assert_int_eq(iomem_stat(ro, &st), 0);
         ck_assert_uint_eq(st.seals, IOMEM_SEAL_SHRINK | IOMEM_SEAL_GROW);
         iomem_close(&ro);
+        iomem_close(&f);
+}
+END_TEST
+
+/* A memfd another program made without MFD_ALLOW_SEALING takes no seal:
+ * -EPERM saying so, and it stays writable. */
+START_TEST(memfd_without_sealing_refuses_seals)
+{
+        int fd = memfd_create("unsealable", MFD_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(ftruncate(fd, PAGE), 0);
+        struct iomem *f = NULL;
+        ck_assert_int_eq(iomem_open_fd(&f, "memfd", fd, IOMEM_RDWR, NULL), 0);
+        ck_assert_err(iomem_seal(f, IOMEM_SEAL_WRITE), EPERM);
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "MFD_ALLOW_SEALING"));
+        ck_assert_int_eq(iomem_pwrite(f, "still", 5, 0), 5);
+        struct iomem_stat st;
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        ck_assert_uint_eq(st.seals, 0);
         iomem_close(&f);
 }
 END_TEST
@@ -1154,6 +1174,7 @@ int main(void)
                 tcase_add_test(tc, memfd_seal_waits_for_other_processes);
                 tcase_add_test(tc, memfd_refused_seal_leaves_writers_writing);
                 tcase_add_test(tc, memfd_seal_size_and_errors);
+                tcase_add_test(tc, memfd_without_sealing_refuses_seals);
         } else {
                 tcase_add_test(tc, seal_is_not_supported);
         }
