@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 uint64_t iom_meta_initial(size_t page_size)
@@ -269,11 +270,39 @@ static int corrupt(struct iomem *f)
         return iom_fail(f->name, -EBADMSG, "the shared metadata is corrupt");
 }
 
+/*
+ * Lock the shared mutex, waking to try again every so often. The kernel
+ * cannot keep every wake-up of a robust mutex whose waiters are killed:
+ * an unlock wakes one waiter; if that one is killed before it takes the
+ * lock and another process takes it first, uncontended, the kernel's exit
+ * path sees an owner and wakes nobody, that owner's unlock sees no waiter
+ * flag and wakes nobody, and the other waiters would sleep until the next
+ * contended unlock, which may never come (fuzz_procs found it). A waiter
+ * that wakes on its own bounds that to one period. (A priority-inheriting
+ * mutex would hand the lock over in the kernel instead, but it names its
+ * owner by thread id, which breaks between PID namespaces.)
+ */
+static int lock_waking(pthread_mutex_t *mutex)
+{
+        for (;;) {
+                struct timespec until;
+                clock_gettime(CLOCK_REALTIME, &until);
+                until.tv_nsec += 50 * 1000000L;
+                if (until.tv_nsec >= 1000000000L) {
+                        until.tv_sec++;
+                        until.tv_nsec -= 1000000000L;
+                }
+                int r = pthread_mutex_timedlock(mutex, &until);
+                if (r != ETIMEDOUT)
+                        return r;
+        }
+}
+
 int iom_meta_lock(struct iomem *f)
 {
         struct iom_fdobj *obj = fdo(f);
         struct iom_meta *m = obj->meta;
-        int r = pthread_mutex_lock(&m->mutex);
+        int r = lock_waking(&m->mutex);
         if (r == EOWNERDEAD) {
                 /* Its holder died mid-change: undo what it had done, then
                  * reclaim what the dead held. */
