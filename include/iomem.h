@@ -88,12 +88,24 @@ struct iomem_stat {
         int holders[IOMEM_STAT_HOLDERS];
         unsigned seals;        /* IOMEM_SEAL_* the object has               */
         size_t wired;          /* bytes this handle holds locked in memory  */
+        unsigned persist;      /* IOMEM_PERSIST_*: how iomem_persist works  */
 };
+/* How iomem_persist (and iomem_sync) make bytes durable. */
+#define IOMEM_PERSIST_NONE       0 /* memory only: nothing to make durable   */
+#define IOMEM_PERSIST_MSYNC      1 /* msync(2) of the range: the page cache  */
+#define IOMEM_PERSIST_CLWB       2 /* from user space, then SFENCE: MAP_SYNC */
+#define IOMEM_PERSIST_CLFLUSHOPT 3 /* (or device DAX), by the best          */
+#define IOMEM_PERSIST_CLFLUSH    4 /* instruction the CPU has                */
 int iomem_stat(struct iomem *f, struct iomem_stat *st);
 int iomem_truncate(struct iomem *f, size_t size);
 ssize_t iomem_pread(struct iomem *f, void *buf, size_t len, size_t off);
 ssize_t iomem_pwrite(struct iomem *f, const void *buf, size_t len, size_t off);
 int iomem_sync(struct iomem *f, size_t off, size_t len);
+/* Make [off, off+len) durable: a user-space cache flush and fence where
+ * the mapping reaches persistent memory directly, else the narrowest
+ * system call; 0 at once on memory-only objects. iomem_stat().persist
+ * says which. */
+int iomem_persist(struct iomem *f, size_t off, size_t len);
 int iomem_fd(const struct iomem *f);
 /* The data descriptor, with every byte of the object at its own offset
  * and its st_size the object's size: for programs that do not use the

@@ -329,6 +329,14 @@ IOM_PUBLIC int iomem_sync(struct iomem *f, size_t off, size_t len)
         return (int)iom_result(__func__, CALL(f, sync(f, off, len)));
 }
 
+/* The same operation as iomem_sync, by its persistent-memory name: each
+ * backend's sync already takes the narrowest way it has. */
+IOM_PUBLIC int iomem_persist(struct iomem *f, size_t off, size_t len)
+{
+        BEGIN_RANGE(f, off, len);
+        return (int)iom_result(__func__, CALL(f, sync(f, off, len)));
+}
+
 IOM_PUBLIC int iomem_fd(const struct iomem *f)
 {
         if (!f)

@@ -60,6 +60,7 @@ static int munlock_raw(const void *addr, size_t len)
                 .process_vm_readv = process_vm_readv, \
                 .mlock = mlock_raw,               \
                 .munlock = munlock_raw,           \
+                .msync = msync,                   \
         }
 
 const struct iom_syscalls iom_sys_default = LIBC_SYSCALLS;

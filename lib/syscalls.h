@@ -48,6 +48,7 @@ struct iom_syscalls {
                                     unsigned long flags);
         int (*mlock)(const void *addr, size_t len);
         int (*munlock)(const void *addr, size_t len);
+        int (*msync)(void *addr, size_t len, int flags);
 };
 
 extern struct iom_syscalls iom_sys;

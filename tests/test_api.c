@@ -1808,6 +1808,18 @@ START_TEST(sync_errors)
         ck_assert_int_eq(iomem_sync(f, 0, 0), 0);
         ck_assert_int_eq(iomem_sync(f, 0, ps), 0);
         ck_assert_int_eq(iomem_sync(f, 5, 100 * ps), 0);
+        ck_assert_fail(iomem_persist(NULL, 0, ps), EINVAL, "iomem_persist");
+        ck_assert_fail(iomem_persist(f, SIZE_MAX, 2), EOVERFLOW, "iomem_persist");
+        ck_assert_int_eq(iomem_persist(f, 0, 0), 0);
+        ck_assert_int_eq(iomem_persist(f, 5, 100 * ps), 0);
+        /* Memory has nothing behind it; a file is flushed by msync, or
+         * from user space where its mapping is the media (MAP_SYNC). */
+        struct iomem_stat st;
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        if (!strcmp(st.backend, "dax") || !strcmp(st.backend, "devdax"))
+                ck_assert_uint_eq(st.persist, st.dax ? test_cpu_flush_kind() : IOMEM_PERSIST_MSYNC);
+        else
+                ck_assert_uint_eq(st.persist, IOMEM_PERSIST_NONE);
         iomem_close(&f);
 }
 END_TEST

@@ -987,6 +987,136 @@ static int no_space_fallocate(int fd, int mode, off_t off, off_t len)
         return -1;
 }
 
+/* What persistence asked of the kernel: the msync ranges, relative to
+ * the file (the mapping that msync was given starts at the file offset
+ * the last mmap of data_fd asked for), and the fdatasync calls. */
+static struct {
+        int fd, msyncs, fdatasyncs, fail_msync;
+        off_t mapped_at;
+        char *map;
+        uint64_t from, to;
+} seen;
+
+static void *seen_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+        void *p = iom_sys_default.mmap(addr, len, prot, flags, fd, off);
+        if (fd == seen.fd && !addr && p != MAP_FAILED) {
+                seen.map = p;
+                seen.mapped_at = off;
+        }
+        return p;
+}
+
+static int seen_msync(void *addr, size_t len, int flags)
+{
+        ck_assert_int_eq(flags, MS_SYNC);
+        ck_assert_ptr_eq(addr, seen.map);
+        seen.msyncs++;
+        seen.from = (uint64_t)seen.mapped_at;
+        seen.to = (uint64_t)seen.mapped_at + len;
+        if (seen.fail_msync) {
+                errno = EIO;
+                return -1;
+        }
+        return iom_sys_default.msync(addr, len, flags);
+}
+
+static int seen_fdatasync(int fd)
+{
+        seen.fdatasyncs++;
+        return iom_sys_default.fdatasync(fd);
+}
+
+static void watch_persistence(int fd)
+{
+        memset(&seen, 0, sizeof seen);
+        seen.fd = fd;
+        iom_sys.mmap = seen_mmap;
+        iom_sys.msync = seen_msync;
+        iom_sys.fdatasync = seen_fdatasync;
+}
+
+/* On the page cache, persist and sync are one msync of the range asked
+ * (from its page, to the file's end at most), whatever the window holds;
+ * a read-only handle, whose shared mapping msync would skip, flushes the
+ * file; a failed msync says so. */
+static void persist_by_msync(struct iomem *f, const char *p, struct iomem_window *w)
+{
+        size_t ps = (size_t)sysconf(_SC_PAGESIZE);
+        watch_persistence(iomem_fd(f));
+        ck_assert_int_eq(iomem_persist(f, ps + 10, 3 * MIB), 0);
+        ck_assert_int_eq(seen.msyncs, 1);
+        ck_assert_uint_eq(seen.from, ps);
+        ck_assert_uint_eq(seen.to, ps + 10 + 3 * MIB);
+        ck_assert_int_eq(iomem_sync(f, 8 * MIB, MIB), 0); /* ends at the file's end */
+        ck_assert_int_eq(seen.msyncs, 2);
+        ck_assert_uint_eq(seen.from, 8 * MIB);
+        ck_assert_uint_eq(seen.to, 8 * MIB + 100);
+        ck_assert_int_eq(iomem_persist(f, 9 * MIB, MIB), 0); /* past it: nothing */
+        ck_assert_int_eq(iomem_persist(f, 0, 0), 0);
+        ck_assert_int_eq(seen.msyncs, 2);
+        ck_assert_int_eq(seen.fdatasyncs, 0);
+        seen.fail_msync = 1;
+        ck_assert_err(iomem_persist(f, 0, ps), EIO);
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "msync"));
+        iom_sys = iom_sys_default;
+
+        struct iomem *r = open_dax(p, 0, w);
+        watch_persistence(iomem_fd(r));
+        ck_assert_int_eq(iomem_persist(r, 0, ps), 0);
+        ck_assert_int_eq(seen.msyncs, 0);
+        ck_assert_int_eq(seen.fdatasyncs, 1);
+        iom_sys = iom_sys_default;
+        iomem_close(&r);
+}
+
+/* On MAP_SYNC chunks (a DAX filesystem), stores through the mapping are
+ * made durable from user space, with no system call; what the handle wrote
+ * with pwrite or a change of size needs one fdatasync, once. */
+static void persist_from_user_space(struct iomem *f)
+{
+        watch_persistence(iomem_fd(f));
+        ck_assert_int_eq(iomem_persist(f, 0, 8 * MIB), 0);
+        ck_assert_int_eq(iomem_sync(f, MIB, MIB), 0);
+        ck_assert_int_eq(seen.msyncs + seen.fdatasyncs, 0);
+        char b[100] = { 1 };
+        ck_assert_int_eq(iomem_pwrite(f, b, sizeof b, 3 * MIB), sizeof b);
+        ck_assert_int_eq(iomem_persist(f, 0, 4096), 0);
+        ck_assert_int_eq(seen.fdatasyncs, 1);
+        ck_assert_int_eq(iomem_persist(f, 0, 4096), 0);
+        ck_assert_int_eq(seen.fdatasyncs, 1);
+        ck_assert_int_eq(iomem_truncate(f, 8 * MIB + 100), 0);
+        ck_assert_int_eq(iomem_persist(f, 0, 4096), 0);
+        ck_assert_int_eq(seen.fdatasyncs, 2);
+        ck_assert_int_eq(seen.msyncs, 0);
+        iom_sys = iom_sys_default;
+}
+
+START_TEST(persist_takes_the_narrowest_way)
+{
+        const char *p = make_file(0, "persist", 8 * MIB + 100, 5);
+        struct iomem_window *w = new_window(4 * MIB, 2 * MIB);
+        struct iomem *f = open_dax(p, IOMEM_RDWR, w);
+        ck_assert_int_eq(iomem_acquire(f, 0, 2 * MIB), 2 * MIB);
+        struct iovec iov[2];
+        ck_assert_int_eq(iomem_retrieve(f, 0, 2 * MIB, iov, 2), 1);
+        memset(iov[0].iov_base, 0x5a, 2 * MIB);
+        struct iomem_stat st;
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        if (st.dax) {
+                ck_assert_uint_eq(st.persist, test_cpu_flush_kind());
+                persist_from_user_space(f);
+        } else {
+                ck_assert_uint_eq(st.persist, IOMEM_PERSIST_MSYNC);
+                persist_by_msync(f, p, w);
+        }
+        ck_assert_int_eq(iomem_release(f, 0, 2 * MIB), 0);
+        iomem_close(&f);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+        unlink(p);
+}
+END_TEST
+
 /* An acquire the window cannot hold allocates no blocks of a sparse file
  * (it allocated them, then found the window full); one whose blocks cannot
  * be allocated leaves pinned only the chunks other pins hold. */
@@ -1914,6 +2044,7 @@ int main(int argc, char **argv)
         tcase_add_test(tc, bufcount_looks_only);
         tcase_add_test(tc, acquired_blocks_stay_holes);
         tcase_add_test(tc, failed_acquire_allocates_and_pins_nothing);
+        tcase_add_test(tc, persist_takes_the_narrowest_way);
         tcase_add_test(tc, aio_read_into_holes);
         tcase_add_test(tc, dax_flag_as_expected);
         tcase_add_test(tc, mountinfo_names_virtiofs);

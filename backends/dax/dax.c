@@ -15,6 +15,7 @@
  * under them.
  */
 #define _GNU_SOURCE
+#include "cacheflush.h"
 #include "daxfile.h"
 #include "syscalls.h"
 #include "undo.h"
@@ -511,22 +512,41 @@ static int pin_shared(struct iomem *f, uint64_t off, uint64_t *end, bool look, u
  * run on, and no system call (the chunks' addresses are in h->mapped, the
  * size in the shared state). Everything else takes the whole lock.
  */
+/* fn(va, n, arg) on each piece of [off, end), all in chunks this handle
+ * pins, in order, until fn returns non-zero; returns that, or 0. */
+static int each_mapped(const struct dax_handle *h, uint64_t off, uint64_t end,
+                       int (*fn)(char *va, uint64_t n, void *arg), void *arg)
+{
+        const struct iom_ranges *m = &h->mapped;
+        int r = 0;
+        for (size_t i = iom_ranges_first_after(m, off); !r && off < end && i < m->n; i++) {
+                uint64_t n = iom_min(end, m->v[i].end) - off;
+                r = fn((char *)(uintptr_t)m->v[i].phys + (off - m->v[i].start), n, arg);
+                off += n;
+        }
+        return r;
+}
+
+static int mlock_piece(char *va, uint64_t n, void *f)
+{
+        if (iom_sys.mlock(va, n) < 0)
+                return iom_mlock_failure(((struct iomem *)f)->name, errno, n);
+        return 0;
+}
+
+static int munlock_piece(char *va, uint64_t n, void *f)
+{
+        (void)f;
+        iom_sys.munlock(va, n);
+        return 0;
+}
+
 /* mlock (lock set) or munlock bytes [off, end) of the chunks this handle
  * pins, widened to whole pages (the whole handle lock held). */
 static int lock_mapped(struct iomem *f, uint64_t off, uint64_t end, bool lock)
 {
-        const struct iom_ranges *m = &handle(f)->mapped;
-        end = iom_round_up(end, f->page_size);
-        for (size_t i = iom_ranges_first_after(m, off); off < end && i < m->n; i++) {
-                uint64_t n = iom_min(end, m->v[i].end) - off;
-                char *va = (char *)(uintptr_t)m->v[i].phys + (off - m->v[i].start);
-                if (lock && iom_sys.mlock(va, n) < 0)
-                        return iom_mlock_failure(f->name, errno, n);
-                if (!lock)
-                        iom_sys.munlock(va, n);
-                off += n;
-        }
-        return 0;
+        return each_mapped(handle(f), off, iom_round_up(end, f->page_size),
+                           lock ? mlock_piece : munlock_piece, f);
 }
 
 /* A wired handle's acquire: lock the pages it pins for the first time
@@ -659,36 +679,39 @@ static int dax_release(struct iomem *f, size_t off, size_t len)
         return err;
 }
 
-/* The addresses of [off, end), all in chunks this handle pins. */
-static void out_mapped(const struct dax_handle *h, struct out *o, uint64_t off, uint64_t end)
+static int out_piece(char *va, uint64_t n, void *o)
 {
-        const struct iom_ranges *m = &h->mapped;
-        for (size_t i = iom_ranges_first_after(m, off); off < end && i < m->n; i++) {
-                uint64_t n = iom_min(end, m->v[i].end) - off;
-                if (!out_put(o, (char *)(uintptr_t)m->v[i].phys + (off - m->v[i].start), n, false))
-                        return;
-                off += n;
-        }
+        return !out_put(o, va, n, false);
 }
 
-static ssize_t dax_retrieve(struct iomem *f, size_t off, size_t len, struct iovec *iov,
-                            size_t iovcnt)
+/* Through the CPU's lane of the handle (or its whole lock): when this
+ * handle pins all of [off, end), fn(va, n, arg) on each piece of it below
+ * the end the shared state knows (never an address past it), and true;
+ * else false. */
+static bool each_pinned(struct iomem *f, uint64_t off, uint64_t end,
+                        int (*fn)(char *va, uint64_t n, void *arg), void *arg)
 {
         struct dax_handle *h = handle(f);
-        uint64_t end = (uint64_t)off + len;
         struct iom_lane *ln = iom_lane_enter(&h->fd.lock);
         if (!ln)
                 iom_lanes_lock(&h->fd.lock);
         bool pinned = iom_ranges_covered(&h->fd.pins, off, end);
         uint64_t stop = iom_min(end, iom_round_up(known_size(f), f->page_size));
-        struct out o = { .iov = iov, .cap = iovcnt };
-        if (pinned && off < stop) /* never an address past the end the shared state knows */
-                out_mapped(h, &o, off, stop);
+        if (pinned && off < stop)
+                each_mapped(h, off, stop, fn, arg);
         if (ln)
                 iom_lane_leave(ln);
         else
                 iom_lanes_unlock(&h->fd.lock);
-        return pinned ? (ssize_t)o.n : not_acquired(f, off, end, -ENOENT);
+        return pinned;
+}
+
+static ssize_t dax_retrieve(struct iomem *f, size_t off, size_t len, struct iovec *iov,
+                            size_t iovcnt)
+{
+        uint64_t end = (uint64_t)off + len;
+        struct out o = { .iov = iov, .cap = iovcnt };
+        return each_pinned(f, off, end, out_piece, &o) ? (ssize_t)o.n : not_acquired(f, off, end, -ENOENT);
 }
 
 /*
@@ -781,6 +804,9 @@ static ssize_t dax_bufcount(struct iomem *f, size_t off, size_t len)
 
 static int write_all(struct iomem *f, const char *buf, size_t len, uint64_t off)
 {
+        /* Durable only by the file's flush, also where the chunks are
+         * MAP_SYNC (persist_mapped). */
+        __atomic_store_n(&handle(f)->sync_pending, true, __ATOMIC_RELEASE);
         while (len) {
                 ssize_t n = iom_sys.pwrite(f->data_fd, buf, len, (off_t)off);
                 if (n < 0 && errno == EINTR)
@@ -877,6 +903,7 @@ static int dax_truncate(struct iomem *f, size_t size)
                         __atomic_add_fetch(&h->fd.meta->cuts, 1, __ATOMIC_RELEASE);
                         __atomic_store_n(known, (uint64_t)size, __ATOMIC_RELEASE);
                 }
+                __atomic_store_n(&h->sync_pending, true, __ATOMIC_RELEASE);
                 if (!err && iom_sys.ftruncate(f->data_fd, (off_t)size) < 0)
                         err = fail_errno(f, errno, "ftruncate");
                 if (!err) /* a failed cut leaves it known low: safe */
@@ -1026,6 +1053,13 @@ static int dax_unlock_op(struct iomem *f)
         return iom_dax_unlock(handle(f));
 }
 
+/* How iomem_persist makes this file's bytes durable (iomem_stat). */
+static unsigned persist_kind(const struct dax_handle *h)
+{
+        unsigned kind = iom_cache_flush_kind();
+        return h->wf.try_sync && kind != IOMEM_PERSIST_NONE ? kind : IOMEM_PERSIST_MSYNC;
+}
+
 static int dax_stat(struct iomem *f, struct iomem_stat *st)
 {
         uint64_t size;
@@ -1043,17 +1077,90 @@ static int dax_stat(struct iomem *f, struct iomem_stat *st)
         iom_lanes_lock(&h->fd.lock);
         st->wired = h->fd.wired ? iom_ranges_bytes(&h->fd.pins) : 0;
         iom_lanes_unlock(&h->fd.lock);
+        st->persist = persist_kind(h);
         return err;
 }
 
-/* The file's own flush: it covers what was written through the chunks too
- * (and, on DAX, flushes the CPU caches the kernel tracked). */
+static int write_back_piece(char *va, uint64_t n, void *kind)
+{
+        iom_cache_writeback(*(unsigned *)kind, va, n);
+        return 0;
+}
+
+/*
+ * MAP_SYNC chunks: the kernel keeps no record of what was stored through
+ * them (their faults made the blocks durable already), so the bytes are
+ * made durable by writing back the CPU's cache lines from here, without a
+ * system call. Only what this handle has mapped can hold its stores; a
+ * store through a chunk the window has let go of is the caller's to have
+ * persisted while it held the range (iomem_persist(3)). The write-back
+ * must not meet a page a truncate cut (a SIGBUS): a range this handle pins
+ * cannot be cut, and is reached through the CPU's lane alone, as retrieve
+ * is; any other range is written back under the metadata lock, which
+ * every cut holds, and only below the size the shared state knows, which
+ * every cut lowers first. What this handle wrote with write(2) or a
+ * change of size needs the file's own flush for its metadata, once.
+ */
+static int persist_mapped(struct iomem *f, size_t off, size_t len, unsigned kind)
+{
+        struct dax_handle *h = handle(f);
+        uint64_t end = (uint64_t)off + len;
+        bool pinned = each_pinned(f, off, end, write_back_piece, &kind);
+        int err = pinned ? 0 : iom_meta_lock(f);
+        if (err)
+                return err;
+        if (!pinned) {
+                uint64_t stop = iom_min(end, known_size(f));
+                if (off < stop)
+                        iom_window_persist(&h->wf, off, stop, kind);
+                iom_meta_unlock(f);
+        }
+        iom_cache_fence();
+        /* Looked at before it is taken: most calls have nothing pending. */
+        if (__atomic_load_n(&h->sync_pending, __ATOMIC_RELAXED) &&
+            __atomic_exchange_n(&h->sync_pending, false, __ATOMIC_ACQ_REL) &&
+            iom_sys.fdatasync(f->data_fd) < 0) {
+                __atomic_store_n(&h->sync_pending, true, __ATOMIC_RELEASE);
+                return fail_errno(f, errno, "fdatasync");
+        }
+        return 0;
+}
+
+/*
+ * The page cache: msync(MS_SYNC) writes back the dirty pages of its range
+ * of the file, and the metadata they need, whatever mapping dirtied them
+ * (the kernel's fsync of that range). The range gets a mapping of its own
+ * for it, so that the window's chunks are neither needed nor disturbed.
+ * A read-only descriptor's shared mapping is not flushed by msync: there
+ * it is fdatasync of the file.
+ */
+static int persist_by_msync(struct iomem *f, size_t off, size_t len)
+{
+        if (!(f->flags & IOMEM_RDWR)) {
+                if (iom_sys.fdatasync(f->data_fd) < 0)
+                        return fail_errno(f, errno, "fdatasync");
+                return 0;
+        }
+        uint64_t size;
+        int err = file_size(f, &size);
+        uint64_t ps = iom_system_page_size(), from = iom_round_down(off, ps);
+        uint64_t to = iom_min((uint64_t)off + len, size);
+        if (err || from >= to)
+                return err;
+        size_t n = (size_t)(to - from);
+        void *p = iom_sys.mmap(NULL, n, PROT_READ, MAP_SHARED, f->data_fd, (off_t)from);
+        if (p == MAP_FAILED)
+                return fail_errno(f, errno, "mmap for msync");
+        if (iom_sys.msync(p, n, MS_SYNC) < 0)
+                err = fail_errno(f, errno, "msync");
+        iom_sys.munmap(p, n);
+        return err;
+}
+
 static int dax_sync(struct iomem *f, size_t off, size_t len)
 {
-        (void)off, (void)len;
-        if (iom_sys.fdatasync(f->data_fd) < 0)
-                return fail_errno(f, errno, "fdatasync");
-        return 0;
+        unsigned kind = persist_kind(handle(f));
+        return kind == IOMEM_PERSIST_MSYNC ? persist_by_msync(f, off, len) : persist_mapped(f, off, len, kind);
 }
 
 /* Chunks of [off, off+len) in the window (WILLNEED maps them ahead, as

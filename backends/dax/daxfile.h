@@ -51,6 +51,10 @@ struct dax_handle {
          * blocks, valid while the shared cut count is cuts_seen. */
         struct dax_run data, blocks;
         uint64_t cuts_seen;
+        /* This handle wrote with write(2) or changed the size since its
+         * last persist (atomic): on MAP_SYNC chunks that is the one thing
+         * the cache write-back does not make durable. */
+        bool sync_pending;
 };
 
 /* Attach the handle, whose file is open at f->data_fd (st its fstat), to

@@ -19,6 +19,7 @@
  */
 #define _GNU_SOURCE
 #include "window.h"
+#include "cacheflush.h"
 #include "evict.h"
 #include "internal.h"
 #include "syscalls.h"
@@ -425,6 +426,27 @@ int iom_window_advise(struct iom_wfile *wf, uint64_t first, uint64_t n, uint64_t
         free(idx);
         free(addrs);
         return err;
+}
+
+void iom_window_persist(struct iom_wfile *wf, uint64_t from, uint64_t to, unsigned kind)
+{
+        struct iomem_window *w = wf->w;
+        uint64_t first = from >> w->shift, last = (to - 1) >> w->shift;
+        /* The window's lock keeps each chunk mapped while it is written
+         * back. A range of more chunks than the window has slots is
+         * faster found by the slots. */
+        pthread_mutex_lock(&w->lock);
+        bool by_slot = last - first >= w->nslots;
+        for (uint64_t i = by_slot ? 0 : first, n = by_slot ? w->nslots : last - first + 1; n--; i++) {
+                uint32_t s = by_slot ? (uint32_t)i : lookup(w, wf, i);
+                if (s == NONE || w->slot[s].file != wf)
+                        continue;
+                uint64_t cs = w->slot[s].index << w->shift;
+                uint64_t a = iom_max(from, cs), b = iom_min(to, cs + w->chunk);
+                if (a < b)
+                        iom_cache_writeback(kind, slot_addr(w, s) + (a - cs), b - a);
+        }
+        pthread_mutex_unlock(&w->lock);
 }
 
 static void release(struct iomem_window *w, uint32_t s, bool pin)

@@ -87,6 +87,10 @@ void iom_window_peek(struct iom_wfile *wf, const uint64_t *idx, size_t n, char *
  */
 int iom_window_advise(struct iom_wfile *wf, uint64_t first, uint64_t n, uint64_t from, uint64_t to,
                       int advice, uint64_t *resident);
+/* Write back the CPU cache lines of file bytes [from, to) in the chunks
+ * of the file that are resident, with instruction kind (cacheflush.h);
+ * chunks not resident are skipped. The caller fences. */
+void iom_window_persist(struct iom_wfile *wf, uint64_t from, uint64_t to, unsigned kind);
 /* Chunk idx is no longer pinned. */
 void iom_window_unpin(struct iom_wfile *wf, uint64_t idx);
 /* Release the holder's chunks; holds is empty and ready for reuse after. */

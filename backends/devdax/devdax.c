@@ -19,6 +19,7 @@
  * Gifts are copied (the device cannot adopt memory).
  */
 #define _GNU_SOURCE
+#include "cacheflush.h"
 #include "extent_map.h"
 #include "fdmem.h"
 #include "sidecar.h"
@@ -183,6 +184,7 @@ static int devdax_stat(struct iomem *f, struct iomem_stat *st)
 {
         int err = iom_fdmem_ops.stat(f, st);
         st->dax = 1;
+        st->persist = iom_cache_flush_kind();
         return err;
 }
 
@@ -202,6 +204,31 @@ static int devdax_advise(struct iomem *f, size_t off, size_t len, int advice)
         return 0;
 }
 
+static int write_back_piece(struct iomem *f, char *va, size_t len, void *kind)
+{
+        (void)f;
+        iom_cache_writeback(*(unsigned *)kind, va, len);
+        return 0;
+}
+
+/*
+ * The device is the media: no page cache, no filesystem, and no fsync;
+ * what was stored through this process's mappings is made durable by
+ * writing the CPU's cache lines back and fencing, as libpmem2 does on
+ * device DAX. Mappings are never cut short here (the device's size is
+ * fixed), so the write-back cannot fault.
+ */
+static int devdax_sync(struct iomem *f, size_t off, size_t len)
+{
+        unsigned kind = iom_cache_flush_kind();
+        if (kind == IOMEM_PERSIST_NONE)
+                return iom_fail(f->name, -ENOTSUP, "this CPU has no cache write-back instruction "
+                                "the library knows, and a device-DAX device has no fsync");
+        int err = iom_fdmem_each_mapped(f, off, len, false, write_back_piece, &kind);
+        iom_cache_fence();
+        return err;
+}
+
 static const struct iom_object_ops devdax_ops = {
         .size = sizeof(struct iom_object_ops),
         .base = &iom_fdmem_ops,
@@ -211,6 +238,7 @@ static const struct iom_object_ops devdax_ops = {
         .stat = devdax_stat,
         .settle = devdax_settle,
         .advise = devdax_advise,
+        .sync = devdax_sync,
 };
 
 /* ---- the sidecar ------------------------------------------------------------- */

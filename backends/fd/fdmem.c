@@ -1562,27 +1562,12 @@ unlock_local:
 }
 
 
-/* ---- advice ------------------------------------------------------------------ */
+/* ---- advice, and the walk over what is mapped ------------------------------------ */
 
-/*
- * madvise(advice) on this process's mappings of the backed bytes of
- * [off, off+len), WILLNEED mapping them first (holes have no memory to
- * advise, and advice never allocates). The metadata stays held throughout, so no
- * mapping advised is let go meanwhile. Advice is about this process's view
- * of the memory: the bytes and other processes' mappings are untouched
- * (DONTNEED on shared memory drops page table entries, not data).
- */
-static int fdmem_advise(struct iomem *f, size_t off, size_t len, int advice)
+int iom_fdmem_each_mapped(struct iomem *f, size_t off, size_t len, bool map,
+                          int (*fn)(struct iomem *f, char *va, size_t len, void *arg), void *arg)
 {
         struct iom_fdobj *obj = fdo(f);
-        /* hugetlbfs pages are never paged out, and huge already; a wired
-         * handle's memory stays (the kernel refuses to drop locked pages). */
-        if (f->page_size > iom_system_page_size() &&
-            (advice == MADV_COLD || advice == MADV_PAGEOUT || advice == MADV_HUGEPAGE ||
-             advice == MADV_NOHUGEPAGE))
-                return 0;
-        if (obj->wired && (advice == MADV_DONTNEED || advice == MADV_COLD || advice == MADV_PAGEOUT))
-                return 0;
         iom_lanes_lock(&obj->lock);
         int err = iom_meta_lock(f);
         if (err) {
@@ -1597,12 +1582,9 @@ static int fdmem_advise(struct iomem *f, size_t off, size_t len, int advice)
         for (; r > 0 && x.off < e && !err; r = x.off + x.len < e ? iom_ext_next(&it, &x) : 0) {
                 uint64_t a = iom_max(s, x.off), b = iom_min(e, x.off + x.len);
                 for (uint64_t p = x.phys + (a - x.off), n = b - a; x.phys != IOM_HOLE && n && !err;) {
-                        /* Only WILLNEED maps what is not mapped yet: other
-                         * advice is about this process's mappings, and
-                         * leaves them as they are (read-only for a seal). */
                         uint64_t contig;
                         char *va = iom_seg_lookup(f, p, n, &contig);
-                        if (!va && advice == MADV_WILLNEED)
+                        if (!va && map)
                                 va = iom_seg_resolve(f, p, n, &contig, &err);
                         if (!va && !err) { /* not mapped here: on to the next mapped piece */
                                 uint64_t next = iom_seg_next_mapped(f, p);
@@ -1614,8 +1596,7 @@ static int fdmem_advise(struct iomem *f, size_t off, size_t len, int advice)
                         if (!va)
                                 break;
                         contig = iom_min(contig, n);
-                        if (iom_sys.madvise(va, contig, advice) < 0)
-                                err = iom_fail(f->name, -errno, "madvise: %s", strerror(errno));
+                        err = fn(f, va, (size_t)contig, arg);
                         p += contig;
                         n -= contig;
                 }
@@ -1625,6 +1606,35 @@ static int fdmem_advise(struct iomem *f, size_t off, size_t len, int advice)
         iom_meta_unlock(f);
         iom_lanes_unlock(&obj->lock);
         return err;
+}
+
+static int advise_piece(struct iomem *f, char *va, size_t len, void *advice)
+{
+        if (iom_sys.madvise(va, len, *(int *)advice) < 0)
+                return iom_fail(f->name, -errno, "madvise: %s", strerror(errno));
+        return 0;
+}
+
+/*
+ * madvise(advice) on this process's mappings of the backed bytes of
+ * [off, off+len), WILLNEED mapping them first (holes have no memory to
+ * advise, and advice never allocates). Other advice is about this
+ * process's view of the memory, and leaves the mappings as they are
+ * (read-only for a seal): the bytes and other processes' mappings are
+ * untouched (DONTNEED on shared memory drops page table entries, not data).
+ */
+static int fdmem_advise(struct iomem *f, size_t off, size_t len, int advice)
+{
+        struct iom_fdobj *obj = fdo(f);
+        /* hugetlbfs pages are never paged out, and huge already; a wired
+         * handle's memory stays (the kernel refuses to drop locked pages). */
+        if (f->page_size > iom_system_page_size() &&
+            (advice == MADV_COLD || advice == MADV_PAGEOUT || advice == MADV_HUGEPAGE ||
+             advice == MADV_NOHUGEPAGE))
+                return 0;
+        if (obj->wired && (advice == MADV_DONTNEED || advice == MADV_COLD || advice == MADV_PAGEOUT))
+                return 0;
+        return iom_fdmem_each_mapped(f, off, len, advice == MADV_WILLNEED, advise_piece, &advice);
 }
 
 /* ---- locks, stat, sync, close ---------------------------------------------- */

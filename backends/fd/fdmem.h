@@ -25,6 +25,15 @@ void iom_fdmem_close(struct iomem *f);
 /* The engine's after_fork, for a backend with operations of its own. */
 int iom_fdmem_after_fork(struct iomem *f);
 
+/*
+ * fn(f, va, len, arg) on each piece of this process's mappings of the
+ * backed bytes of [off, off+len) (with map, mapping the pieces not mapped
+ * yet first), with the metadata held throughout so that no piece is let
+ * go meanwhile. Stops at fn's first error, and returns it.
+ */
+int iom_fdmem_each_mapped(struct iomem *f, size_t off, size_t len, bool map,
+                          int (*fn)(struct iomem *f, char *va, size_t len, void *arg), void *arg);
+
 /* Where an fd-memory object's metadata comes from when it is opened. */
 enum iom_attach {
         IOM_ATTACH_NEW,     /* a new object: initialise it in aux_fd, opts->size bytes */

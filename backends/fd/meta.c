@@ -284,6 +284,9 @@ static int corrupt(struct iomem *f)
  */
 static int lock_waking(pthread_mutex_t *mutex)
 {
+        int r = pthread_mutex_trylock(mutex);
+        if (r != EBUSY) /* taken, or its holder died: no clock to read */
+                return r;
         for (;;) {
                 struct timespec until;
                 clock_gettime(CLOCK_REALTIME, &until);
@@ -292,7 +295,7 @@ static int lock_waking(pthread_mutex_t *mutex)
                         until.tv_sec++;
                         until.tv_nsec -= 1000000000L;
                 }
-                int r = pthread_mutex_timedlock(mutex, &until);
+                r = pthread_mutex_timedlock(mutex, &until);
                 if (r != ETIMEDOUT)
                         return r;
         }

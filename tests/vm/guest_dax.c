@@ -213,6 +213,45 @@ static void detected(const void *arg)
                   st.caps, flags, msg);
 }
 
+/* iomem_persist: on DAX (MAP_SYNC) a cache write-back from user space with
+ * no system call, until the handle writes with pwrite (then one fdatasync
+ * for the metadata); on virtio-fs the page cache's msync. */
+static void persisted(const void *arg)
+{
+        const struct where *w = arg;
+        const char *uri = uri_of(w->dir, "persist.bin");
+        struct iomem *f = NULL;
+        int r = iomem_open(&f, uri, IOMEM_RDWR | IOMEM_CREATE, NULL);
+        REQUIRE(r == 0, "open %s: %d %s", uri, r, iomem_errormsg());
+        REQUIRE((r = iomem_truncate(f, 4 * MIB)) == 0, "truncate: %d %s", r, iomem_errormsg());
+        ssize_t a = iomem_acquire(f, 0, 4 * MIB);
+        REQUIRE(a == (ssize_t)(4 * MIB), "acquire: %zd %s", a, iomem_errormsg());
+        struct iovec v;
+        ssize_t n = iomem_retrieve(f, 0, 4 * MIB, &v, 1);
+        REQUIRE(n == 1, "retrieve: %zd %s", n, iomem_errormsg());
+        memset(v.iov_base, 'q', 4 * MIB);
+        REQUIRE((r = iomem_persist(f, 0, 4 * MIB)) == 0, "persist: %d %s", r, iomem_errormsg());
+        struct iomem_stat st;
+        REQUIRE(iomem_stat(f, &st) == 0, "stat: %s", iomem_errormsg());
+        if (w->dax)
+                REQUIRE(st.persist >= IOMEM_PERSIST_CLWB && st.persist <= IOMEM_PERSIST_CLFLUSH,
+                        "persist %u on MAP_SYNC chunks", st.persist);
+        else
+                REQUIRE(st.persist == IOMEM_PERSIST_MSYNC, "persist %u on the page cache", st.persist);
+        r = guest_persist_without_syscalls(f, 0, v.iov_base, 4 * MIB, false);
+        REQUIRE(r == (w->dax ? 0 : -1), "persist without system calls: %d (0: none made, -1: killed "
+                "for making one)", r);
+        int after_pwrite = guest_persist_without_syscalls(f, 0, v.iov_base, 4 * MIB, true);
+        REQUIRE(after_pwrite == -1, "persist after pwrite made no system call (%d)", after_pwrite);
+        iomem_release(f, 0, 4 * MIB);
+        iomem_close(&f);
+        REQUIRE(iomem_unlink(uri) == 0, "unlink: %s", iomem_errormsg());
+        guest_end(GUEST_PASS, "iomem_stat().persist %u (%s); %s", st.persist,
+                  w->dax ? "a cache write-back" : "msync",
+                  w->dax ? "4 MiB persisted under a seccomp filter that allows none, after a pwrite it took fdatasync"
+                         : "msync under a seccomp filter that allows no system call was refused, as it must be");
+}
+
 /* The six operations and the file operations, and the bytes in the file
  * read back with pread after close. */
 static void operations(const void *arg)
@@ -375,6 +414,8 @@ int main(int argc, char **argv)
         guest_run(name, detected, &w);
         snprintf(name, sizeof name, "%s: acquire, retrieve, borrow, pwrite, gift, truncate", kind);
         guest_run(name, operations, &w);
+        snprintf(name, sizeof name, "%s: iomem_persist, and the system calls it makes", kind);
+        guest_run(name, persisted, &w);
         snprintf(name, sizeof name, "%s: pread after close reads what they wrote", kind);
         guest_run(name, verify_guest_file, w.dir);
         if (!w.dax)

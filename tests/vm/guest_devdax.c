@@ -234,6 +234,32 @@ static void passed_descriptors(const void *arg)
 }
 
 /* A program that does not use the library: the device's own mapping. */
+/* The device is the media: iomem_persist writes the cache lines back from
+ * user space, with no system call, also after an iomem_pwrite (a copy into
+ * the mapping here). Pages 4 to 8 of the device, which no other check uses. */
+static void persisted(const void *arg)
+{
+        (void)arg;
+        struct iomem *f = open_device(IOMEM_RDWR);
+        size_t ps = page_of(f);
+        struct iomem_stat st;
+        REQUIRE(iomem_stat(f, &st) == 0, "%s", iomem_errormsg());
+        REQUIRE(st.persist >= IOMEM_PERSIST_CLWB && st.persist <= IOMEM_PERSIST_CLFLUSH,
+                "iomem_stat().persist is %u", st.persist);
+        ssize_t a = iomem_acquire(f, 4 * ps, 4 * ps);
+        REQUIRE(a == (ssize_t)(4 * ps), "acquire: %zd %s", a, iomem_errormsg());
+        struct iovec v;
+        REQUIRE(iomem_retrieve(f, 4 * ps, 4 * ps, &v, 1) == 1, "retrieve: %s", iomem_errormsg());
+        int r = guest_persist_without_syscalls(f, 4 * ps, v.iov_base, 4 * ps, false);
+        REQUIRE(r == 0, "persist under a seccomp filter that allows none: %d (-1: killed for a system call)", r);
+        r = guest_persist_without_syscalls(f, 4 * ps, v.iov_base, 4 * ps, true);
+        REQUIRE(r == 0, "persist after pwrite under a seccomp filter that allows none: %d", r);
+        iomem_release(f, 4 * ps, 4 * ps);
+        iomem_close(&f);
+        guest_end(GUEST_PASS, "iomem_stat().persist %u; %zu bytes persisted without a system call, "
+                  "after a store and after a pwrite", st.persist, 4 * ps);
+}
+
 static void without_the_library(const void *arg)
 {
         (void)arg;
@@ -294,5 +320,6 @@ int main(int argc, char **argv)
         guest_run("devdax: two processes", two_processes, NULL);
         guest_run("devdax: descriptors passed", passed_descriptors, NULL);
         guest_run("devdax: without the library", without_the_library, NULL);
+        guest_run("devdax: iomem_persist without system calls", persisted, NULL);
         return guest_status();
 }

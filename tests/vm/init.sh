@@ -113,6 +113,8 @@ dax)
         mount -t virtiofs iomemshare /mnt/host || fail "mount -t virtiofs iomemshare"
         run guest_dax run /mnt/pmem dax
         suite /mnt/pmem 1 "dax: the dax suite on ext4 dax=always"
+        # Built where libpmem2 is (scripts/setup test installs it).
+        [ ! -x /opt/iomem/bench_persist ] || run bench_persist /mnt/pmem
         run guest_dax run /mnt/host virtiofs
         suite /mnt/host 0 "virtio-fs: the dax suite on virtio-fs"
         # What was written through the mappings is on the device, not in a

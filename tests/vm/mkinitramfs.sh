@@ -4,8 +4,8 @@
 # busybox (static) with relative applet links, mke2fs with the libraries
 # ldd lists and /etc/mke2fs.conf (busybox's mke2fs cannot make ext4), the
 # guest kernel's modules for virtio-pci, virtio-fs, NVDIMM, device DAX and ext4 in
-# load order (/etc/iomem-modules), INIT as /init, and the PROGRAMs (static
-# binaries) in /opt/iomem.
+# load order (/etc/iomem-modules), INIT as /init, and the PROGRAMs in
+# /opt/iomem (static, or with the libraries ldd names).
 set -eu
 
 [ $# -ge 3 ] || { echo "usage: $0 OUT KERNEL-VERSION INIT [PROGRAM...]" >&2; exit 2; }
@@ -27,16 +27,16 @@ for applet in $(/bin/busybox --list); do
         [ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
 done
 
-# mke2fs with its libraries at the paths ldd names.
-copy_with_libs() {
-        cp -L "$1" "$root$2"
+# The libraries a dynamic program needs, at the paths ldd names.
+copy_libs() {
         ldd "$1" | awk '/=> \// { print $3 } /^[[:space:]]*\// { print $1 }' | while read -r lib; do
                 mkdir -p "$root$(dirname "$lib")"
                 cp -L "$lib" "$root$lib"
         done
 }
 if [ -x /sbin/mke2fs ]; then
-        copy_with_libs /sbin/mke2fs /sbin/mke2fs
+        cp -L /sbin/mke2fs "$root/sbin/mke2fs"
+        copy_libs /sbin/mke2fs
         rm -f "$root/bin/mke2fs" # busybox's, which cannot make ext4
         [ -f /etc/mke2fs.conf ] && cp /etc/mke2fs.conf "$root/etc/"
 fi
@@ -64,6 +64,8 @@ cp "$init" "$root/init"
 chmod 755 "$root/init"
 for p in "$@"; do
         cp "$p" "$root/opt/iomem/"
+        # Static but for bench_persist (libpmem2 has no static build here).
+        ! ldd "$p" >/dev/null 2>&1 || copy_libs "$p"
 done
 
 (cd "$root" && find . | cpio -o -H newc --quiet) | gzip -1 >"$out"
