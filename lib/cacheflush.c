@@ -106,9 +106,3 @@ void iom_cache_fence(void)
 }
 
 #endif
-
-void iom_cache_persist(unsigned kind, const void *addr, size_t len)
-{
-        iom_cache_writeback(kind, addr, len);
-        iom_cache_fence();
-}

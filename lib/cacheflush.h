@@ -16,13 +16,9 @@
 unsigned iom_cache_flush_kind(void);
 
 /* Write back every cache line of [addr, addr+len) with instruction kind
- * (one iom_cache_flush_kind gave, or a weaker one), then fence, so that
- * the lines reach memory before any store after the call. Each page must
- * be mapped and readable. */
-void iom_cache_persist(unsigned kind, const void *addr, size_t len);
-
-/* Write back without the fence, for a caller that flushes several ranges
- * and fences once (iom_cache_fence). */
+ * (one iom_cache_flush_kind gave, or one the CPU also has); each page
+ * must be mapped and readable. Then iom_cache_fence, once after several,
+ * so that the lines reach memory before any store after it. */
 void iom_cache_writeback(unsigned kind, const void *addr, size_t len);
 void iom_cache_fence(void);
 

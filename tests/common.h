@@ -251,34 +251,34 @@ static inline long test_proc_number(const char *path, const char *fmt)
         return n;
 }
 
-/* The cache write-back iomem_persist should use on this CPU, read from
- * the kernel's /proc/cpuinfo flags rather than from CPUID as the library
- * does: IOMEM_PERSIST_CLWB, _CLFLUSHOPT, _CLFLUSH, or _NONE. */
-static inline unsigned test_cpu_flush_kind(void)
+/* Whether the kernel's /proc/cpuinfo lists flag for this CPU. */
+static inline bool test_cpu_flag(const char *flag)
 {
         FILE *fp = fopen("/proc/cpuinfo", "r");
         char line[8192];
-        unsigned kind = IOMEM_PERSIST_NONE;
+        bool has = false;
         while (fp && fgets(line, sizeof line, fp)) {
-                if (strncmp(line, "flags", 5))
-                        continue;
                 char *colon = strchr(line, ':');
-                if (!colon)
-                        break;
-                for (char *save, *w = strtok_r(colon, " :\n", &save); w;
-                     w = strtok_r(NULL, " \n", &save)) {
-                        if (!strcmp(w, "clwb"))
-                                kind = IOMEM_PERSIST_CLWB;
-                        else if (!strcmp(w, "clflushopt") && kind != IOMEM_PERSIST_CLWB)
-                                kind = IOMEM_PERSIST_CLFLUSHOPT;
-                        else if (!strcmp(w, "clflush") && kind == IOMEM_PERSIST_NONE)
-                                kind = IOMEM_PERSIST_CLFLUSH;
-                }
+                if (strncmp(line, "flags", 5) || !colon)
+                        continue;
+                for (char *save, *w = strtok_r(colon + 1, " \n", &save); w && !has;
+                     w = strtok_r(NULL, " \n", &save))
+                        has = !strcmp(w, flag);
                 break;
         }
         if (fp)
                 fclose(fp);
-        return kind;
+        return has;
+}
+
+/* The cache write-back iomem_persist should use on this CPU, from the
+ * kernel's flags rather than from CPUID as the library reads them. */
+static inline unsigned test_cpu_flush_kind(void)
+{
+        return test_cpu_flag("clwb") ? IOMEM_PERSIST_CLWB
+               : test_cpu_flag("clflushopt") ? IOMEM_PERSIST_CLFLUSHOPT
+               : test_cpu_flag("clflush") ? IOMEM_PERSIST_CLFLUSH
+               : IOMEM_PERSIST_NONE;
 }
 
 /* Open descriptors and mappings of this process: what must not leak. */

@@ -924,10 +924,13 @@ START_TEST(cache_write_back)
         ck_assert_ptr_nonnull(b);
         for (size_t i = 0; i < LEN + 64; i++)
                 b[i] = (unsigned char)(i * 7);
-        /* CLFLUSH is in every CPU with the others; CLFLUSHOPT in those
-         * with CLWB, as far as any is known. */
-        for (unsigned kind = IOMEM_PERSIST_CLFLUSH; kind >= best; kind--) {
-                iom_cache_persist(kind, b + 5, LEN);
+        static const char *const flag[] = { [IOMEM_PERSIST_CLWB] = "clwb",
+                                            [IOMEM_PERSIST_CLFLUSHOPT] = "clflushopt",
+                                            [IOMEM_PERSIST_CLFLUSH] = "clflush" };
+        for (unsigned kind = IOMEM_PERSIST_CLWB; kind <= IOMEM_PERSIST_CLFLUSH; kind++) {
+                if (!test_cpu_flag(flag[kind]))
+                        continue;
+                iom_cache_writeback(kind, b + 5, LEN);
                 iom_cache_writeback(kind, b + 1, 1);
                 iom_cache_fence();
         }

@@ -802,11 +802,8 @@ static ssize_t dax_bufcount(struct iomem *f, size_t off, size_t len)
 
 /* ---- writing -------------------------------------------------------------------------- */
 
-static int write_all(struct iomem *f, const char *buf, size_t len, uint64_t off)
+static int write_out(struct iomem *f, const char *buf, size_t len, uint64_t off)
 {
-        /* Durable only by the file's flush, also where the chunks are
-         * MAP_SYNC (persist_mapped). */
-        __atomic_store_n(&handle(f)->sync_pending, true, __ATOMIC_RELEASE);
         while (len) {
                 ssize_t n = iom_sys.pwrite(f->data_fd, buf, len, (off_t)off);
                 if (n < 0 && errno == EINTR)
@@ -822,6 +819,21 @@ static int write_all(struct iomem *f, const char *buf, size_t len, uint64_t off)
                 off += (uint64_t)n;
         }
         return 0;
+}
+
+/* A write(2) or a change of size through this handle has ended (in part
+ * or whole): its metadata is durable only by the file's flush, also where
+ * the chunks are MAP_SYNC (persist_mapped). */
+static void changed_by_syscall(struct dax_handle *h)
+{
+        __atomic_add_fetch(&h->changes, 1, __ATOMIC_RELEASE);
+}
+
+static int write_all(struct iomem *f, const char *buf, size_t len, uint64_t off)
+{
+        int err = write_out(f, buf, len, off);
+        changed_by_syscall(handle(f));
+        return err;
 }
 
 /* No file reaches past the largest off_t: bytes [off, off+len) past it are
@@ -903,9 +915,9 @@ static int dax_truncate(struct iomem *f, size_t size)
                         __atomic_add_fetch(&h->fd.meta->cuts, 1, __ATOMIC_RELEASE);
                         __atomic_store_n(known, (uint64_t)size, __ATOMIC_RELEASE);
                 }
-                __atomic_store_n(&h->sync_pending, true, __ATOMIC_RELEASE);
                 if (!err && iom_sys.ftruncate(f->data_fd, (off_t)size) < 0)
                         err = fail_errno(f, errno, "ftruncate");
+                changed_by_syscall(h);
                 if (!err) /* a failed cut leaves it known low: safe */
                         __atomic_store_n(known, (uint64_t)size, __ATOMIC_RELEASE);
                 iom_meta_unlock(f);
@@ -1057,7 +1069,8 @@ static int dax_unlock_op(struct iomem *f)
 static unsigned persist_kind(const struct dax_handle *h)
 {
         unsigned kind = iom_cache_flush_kind();
-        return h->wf.try_sync && kind != IOMEM_PERSIST_NONE ? kind : IOMEM_PERSIST_MSYNC;
+        return __atomic_load_n(&h->wf.try_sync, __ATOMIC_RELAXED) && kind != IOMEM_PERSIST_NONE ? kind
+                                                                                  : IOMEM_PERSIST_MSYNC;
 }
 
 static int dax_stat(struct iomem *f, struct iomem_stat *st)
@@ -1081,6 +1094,27 @@ static int dax_stat(struct iomem *f, struct iomem_stat *st)
         return err;
 }
 
+/*
+ * fdatasync when this handle changed the file by a system call since a
+ * flush last covered it. The count of changes is read before the flush
+ * and marked flushed after it, so that a change that ends during the
+ * flush is flushed by the next call, and a flush that fails marks nothing.
+ */
+static int sync_changes(struct iomem *f)
+{
+        struct dax_handle *h = handle(f);
+        uint64_t now = __atomic_load_n(&h->changes, __ATOMIC_ACQUIRE);
+        uint64_t done = __atomic_load_n(&h->changes_flushed, __ATOMIC_ACQUIRE);
+        if (done >= now)
+                return 0;
+        if (iom_sys.fdatasync(f->data_fd) < 0)
+                return fail_errno(f, errno, "fdatasync");
+        while (done < now && !__atomic_compare_exchange_n(&h->changes_flushed, &done, now, true,
+                                                          __ATOMIC_RELEASE, __ATOMIC_ACQUIRE))
+                ;
+        return 0;
+}
+
 static int write_back_piece(char *va, uint64_t n, void *kind)
 {
         iom_cache_writeback(*(unsigned *)kind, va, n);
@@ -1098,8 +1132,9 @@ static int write_back_piece(char *va, uint64_t n, void *kind)
  * cannot be cut, and is reached through the CPU's lane alone, as retrieve
  * is; any other range is written back under the metadata lock, which
  * every cut holds, and only below the size the shared state knows, which
- * every cut lowers first. What this handle wrote with write(2) or a
- * change of size needs the file's own flush for its metadata, once.
+ * every cut lowers first. What this handle changed with write(2) or a
+ * change of size needs the file's own flush for its metadata, once
+ * (sync_changes).
  */
 static int persist_mapped(struct iomem *f, size_t off, size_t len, unsigned kind)
 {
@@ -1116,14 +1151,7 @@ static int persist_mapped(struct iomem *f, size_t off, size_t len, unsigned kind
                 iom_meta_unlock(f);
         }
         iom_cache_fence();
-        /* Looked at before it is taken: most calls have nothing pending. */
-        if (__atomic_load_n(&h->sync_pending, __ATOMIC_RELAXED) &&
-            __atomic_exchange_n(&h->sync_pending, false, __ATOMIC_ACQ_REL) &&
-            iom_sys.fdatasync(f->data_fd) < 0) {
-                __atomic_store_n(&h->sync_pending, true, __ATOMIC_RELEASE);
-                return fail_errno(f, errno, "fdatasync");
-        }
-        return 0;
+        return sync_changes(f);
 }
 
 /*
@@ -1145,8 +1173,10 @@ static int persist_by_msync(struct iomem *f, size_t off, size_t len)
         int err = file_size(f, &size);
         uint64_t ps = iom_system_page_size(), from = iom_round_down(off, ps);
         uint64_t to = iom_min((uint64_t)off + len, size);
-        if (err || from >= to)
+        if (err)
                 return err;
+        if (from >= to) /* no page to write back; a cut this handle made still counts */
+                return sync_changes(f);
         size_t n = (size_t)(to - from);
         void *p = iom_sys.mmap(NULL, n, PROT_READ, MAP_SHARED, f->data_fd, (off_t)from);
         if (p == MAP_FAILED)

@@ -51,10 +51,11 @@ struct dax_handle {
          * blocks, valid while the shared cut count is cuts_seen. */
         struct dax_run data, blocks;
         uint64_t cuts_seen;
-        /* This handle wrote with write(2) or changed the size since its
-         * last persist (atomic): on MAP_SYNC chunks that is the one thing
-         * the cache write-back does not make durable. */
-        bool sync_pending;
+        /* Changes this handle made to the file by a system call (write(2),
+         * ftruncate), and how many of them a flush covered (atomic): on
+         * MAP_SYNC chunks their metadata is the one thing the cache
+         * write-back does not make durable (dax.c, sync_changes). */
+        uint64_t changes, changes_flushed;
 };
 
 /* Attach the handle, whose file is open at f->data_fd (st its fstat), to

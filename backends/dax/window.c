@@ -213,7 +213,7 @@ static int map_chunk(struct iomem_window *w, struct iom_wfile *wf, uint32_t s, u
 {
         char *addr = slot_addr(w, s);
         off_t off = (off_t)(index << w->shift);
-        if (wf->try_sync) {
+        if (__atomic_load_n(&wf->try_sync, __ATOMIC_RELAXED)) {
                 void *p = iom_sys.mmap(addr, w->chunk, wf->prot,
                                        MAP_SHARED_VALIDATE | MAP_SYNC | MAP_FIXED, wf->fd, off);
                 if (p != MAP_FAILED)
@@ -222,7 +222,7 @@ static int map_chunk(struct iomem_window *w, struct iom_wfile *wf, uint32_t s, u
                         goto fail;
                 iom_debug("%s: the kernel refuses MAP_SYNC (%s); mapping without it", wf->name,
                           strerror(errno));
-                wf->try_sync = false;
+                __atomic_store_n(&wf->try_sync, false, __ATOMIC_RELAXED); /* iomem_stat reads it */
         }
         if (iom_sys.mmap(addr, w->chunk, wf->prot, MAP_SHARED | MAP_FIXED, wf->fd, off) != MAP_FAILED)
                 return 0;

@@ -289,13 +289,13 @@ static int lock_waking(pthread_mutex_t *mutex)
                 return r;
         for (;;) {
                 struct timespec until;
-                clock_gettime(CLOCK_REALTIME, &until);
+                clock_gettime(CLOCK_MONOTONIC, &until); /* a step of the wall clock is no wait */
                 until.tv_nsec += 50 * 1000000L;
                 if (until.tv_nsec >= 1000000000L) {
                         until.tv_sec++;
                         until.tv_nsec -= 1000000000L;
                 }
-                r = pthread_mutex_timedlock(mutex, &until);
+                r = pthread_mutex_clocklock(mutex, CLOCK_MONOTONIC, &until);
                 if (r != ETIMEDOUT)
                         return r;
         }

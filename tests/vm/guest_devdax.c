@@ -233,10 +233,9 @@ static void passed_descriptors(const void *arg)
         guest_end(GUEST_PASS, "a handle received with iomem_recv pins for everyone");
 }
 
-/* A program that does not use the library: the device's own mapping. */
 /* The device is the media: iomem_persist writes the cache lines back from
  * user space, with no system call, also after an iomem_pwrite (a copy into
- * the mapping here). Pages 4 to 8 of the device, which no other check uses. */
+ * the mapping here). Pages 4 to 7 of the device, which no other check uses. */
 static void persisted(const void *arg)
 {
         (void)arg;
@@ -260,6 +259,7 @@ static void persisted(const void *arg)
                   "after a store and after a pwrite", st.persist, 4 * ps);
 }
 
+/* A program that does not use the library: the device's own mapping. */
 static void without_the_library(const void *arg)
 {
         (void)arg;
