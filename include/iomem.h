@@ -218,6 +218,29 @@ int iomem_aio_wait(struct iomem_aio *q, struct iomem_aio_cqe *cqe, unsigned n,
                    unsigned min, int timeout_ms);
 int iomem_aio_fd(struct iomem_aio *q);
 
+/* Receiving into the object (built when liburing is found): a socket's
+ * messages land in buffers of f's gift pool, buf_size bytes each (a
+ * multiple of the page size), nbufs (a power of two) posted at a time. A
+ * buffer iomem_rx_next returns is the caller's: iomem_rx_gift it (adopted,
+ * no copy) or iomem_free it. With IOMEM_RX_DROP, messages that find no
+ * free buffer are read away and counted, else they wait in the socket. */
+struct iomem_rx;
+#define IOMEM_RX_DROP 0x1u
+/* Stream sockets: fill each buffer before handing it out (MSG_WAITALL),
+ * so that each is whole pages, adopted by a gift at a page boundary. */
+#define IOMEM_RX_FILL 0x2u
+int iomem_rx_new(struct iomem_rx **rx, struct iomem *f, int sock, size_t buf_size,
+                 unsigned nbufs, unsigned flags);
+/* The next message's length (0: the peer closed), its buffer in *buf;
+ * waits at most timeout_ms (0: -EAGAIN at once, negative: for ever). */
+ssize_t iomem_rx_next(struct iomem_rx *rx, void **buf, int timeout_ms);
+/* Make the message's len bytes the object's [off, off+len), adopted where
+ * iomem_gift can (else copied, unless flags has IOMEM_GIFT_NOCOPY), and
+ * free what of the buffer the object did not adopt. */
+int iomem_rx_gift(struct iomem_rx *rx, void *buf, size_t len, size_t off, unsigned flags);
+ssize_t iomem_rx_dropped(const struct iomem_rx *rx);
+int iomem_rx_delete(struct iomem_rx **rx);
+
 #ifdef __cplusplus
 }
 #endif

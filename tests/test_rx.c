@@ -1,0 +1,356 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Receiving into an object (iomem_rx_*): messages land in gift-pool
+ * buffers and become the object's memory by gift without a copy; messages
+ * that find no buffer wait, or with IOMEM_RX_DROP are dropped and counted;
+ * every bad argument has its error. Run on each backend with a gift pool.
+ */
+#include "common.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#define PAGE ((size_t)sysconf(_SC_PAGESIZE))
+
+static unsigned char msg_byte(unsigned msg, size_t x)
+{
+        return (unsigned char)(msg * 131 + x * 7 + (x >> 9));
+}
+
+static void send_msgs(int sock, unsigned first, unsigned n, size_t len)
+{
+        unsigned char *b = malloc(len);
+        ck_assert_ptr_nonnull(b);
+        for (unsigned m = first; m < first + n; m++) {
+                for (size_t x = 0; x < len; x++)
+                        b[x] = msg_byte(m, x);
+                ck_assert_int_eq(send(sock, b, len, 0), (ssize_t)len);
+        }
+        free(b);
+}
+
+static bool is_msg(const unsigned char *p, unsigned msg, size_t len)
+{
+        for (size_t x = 0; x < len; x++)
+                if (p[x] != msg_byte(msg, x))
+                        return false;
+        return true;
+}
+
+static void seqpacket_pair(int sv[2])
+{
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+}
+
+/* 16 messages through 4 buffers: those that find no free buffer wait in
+ * the socket, none is lost, and each becomes the object's memory by a
+ * zero-copy gift; then the peer's close is 0, every time after. */
+START_TEST(messages_become_object_memory)
+{
+        if (!test_backend_has(IOMEM_CAP_GIFT, "receive into its gift pool"))
+                return;
+        size_t len = 2 * PAGE;
+        struct iomem *f = test_open_new("rx", 0);
+        int sv[2];
+        seqpacket_pair(sv);
+        struct iomem_rx *rx = NULL;
+        ck_assert_int_eq(iomem_rx_new(&rx, f, sv[0], len, 4, 0), 0);
+        send_msgs(sv[1], 0, 16, len);
+        for (unsigned m = 0; m < 16; m++) {
+                void *b;
+                ck_assert_int_eq(iomem_rx_next(rx, &b, 5000), (ssize_t)len);
+                ck_assert(is_msg(b, m, len));
+                ck_assert_int_eq(iomem_rx_gift(rx, b, len, m * len, IOMEM_GIFT_NOCOPY), 0);
+        }
+        ck_assert_int_eq(iomem_rx_dropped(rx), 0);
+        close(sv[1]);
+        void *b = &b;
+        ck_assert_int_eq(iomem_rx_next(rx, &b, 5000), 0);
+        ck_assert_ptr_null(b);
+        ck_assert_int_eq(iomem_rx_next(rx, &b, 0), 0);
+        ck_assert_int_eq(iomem_rx_delete(&rx), 0);
+        ck_assert_ptr_null(rx);
+
+        struct iomem_stat st;
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        ck_assert_uint_eq(st.gift_copied, 0);
+        ck_assert_uint_eq(st.gift_adopted, 16 * len);
+        unsigned char *back = malloc(len);
+        ck_assert_ptr_nonnull(back);
+        for (unsigned m = 0; m < 16; m++) {
+                ck_assert_int_eq(iomem_pread(f, back, len, m * len), (ssize_t)len);
+                ck_assert(is_msg(back, m, len));
+        }
+        free(back);
+        close(sv[0]);
+        iomem_close(&f);
+}
+END_TEST
+
+/* A short message lands whole-page where it ends the object (adopted, the
+ * buffer's other pages freed), and is copied where it lands inside it at
+ * no page boundary (the buffer freed); with IOMEM_GIFT_NOCOPY that is
+ * -EXDEV and the buffer stays the caller's. */
+START_TEST(short_messages_adopted_or_copied)
+{
+        if (!test_backend_has(IOMEM_CAP_GIFT, "receive into its gift pool"))
+                return;
+        size_t len = 4 * PAGE, small = 100;
+        struct iomem *f = test_open_new("rxshort", 0);
+        int sv[2];
+        seqpacket_pair(sv);
+        struct iomem_rx *rx = NULL;
+        ck_assert_int_eq(iomem_rx_new(&rx, f, sv[0], len, 4, 0), 0);
+        send_msgs(sv[1], 0, 3, small);
+        void *b;
+        ck_assert_int_eq(iomem_rx_next(rx, &b, 5000), (ssize_t)small);
+        ck_assert_int_eq(iomem_rx_gift(rx, b, small, 0, 0), 0); /* ends the object */
+        ck_assert_int_eq(iomem_rx_next(rx, &b, 5000), (ssize_t)small);
+        ck_assert_err(iomem_rx_gift(rx, b, small, 10, IOMEM_GIFT_NOCOPY), EXDEV);
+        ck_assert(is_msg(b, 1, small)); /* still the caller's, untouched */
+        ck_assert_int_eq(iomem_rx_gift(rx, b, small, 10, 0), 0); /* copied */
+        ck_assert_int_eq(iomem_rx_next(rx, &b, 5000), (ssize_t)small);
+        ck_assert_err(iomem_rx_gift(NULL, b, small, 0, 0), EINVAL);
+        ck_assert_err(iomem_rx_gift(rx, NULL, small, 0, 0), EINVAL);
+        ck_assert_err(iomem_rx_gift(rx, b, 0, 0, 0), EINVAL);
+        ck_assert_err(iomem_rx_gift(rx, b, len + 1, 0, 0), EINVAL);
+        ck_assert_err(iomem_rx_gift(rx, b, small, 0, 0x2), EINVAL);
+        ck_assert_int_eq(iomem_free(f, b, len), 0);
+        struct iomem_stat st;
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        ck_assert_uint_eq(st.gift_copied, small);
+        ck_assert_uint_eq(st.size, 10 + small);
+        unsigned char back[110];
+        ck_assert_int_eq(iomem_pread(f, back, sizeof back, 0), (ssize_t)sizeof back);
+        ck_assert(is_msg(back, 0, 10));
+        ck_assert(is_msg(back + 10, 1, small));
+        ck_assert_int_eq(iomem_rx_delete(&rx), 0);
+        close(sv[0]);
+        close(sv[1]);
+        iomem_close(&f);
+}
+END_TEST
+
+/* On a stream, IOMEM_RX_FILL hands out whole buffers whatever the pieces
+ * the sender wrote: 3 x 6000 bytes through 8 KiB buffers arrive as 8192,
+ * 8192 and, once the sender closes, the 1616 left; each adopted. */
+START_TEST(fill_makes_whole_buffers)
+{
+        if (!test_backend_has(IOMEM_CAP_GIFT, "receive into its gift pool"))
+                return;
+        size_t len = 2 * PAGE, piece = 6000;
+        struct iomem *f = test_open_new("rxfill", 0);
+        int sv[2];
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        struct iomem_rx *rx = NULL;
+        ck_assert_int_eq(iomem_rx_new(&rx, f, sv[0], len, 2, IOMEM_RX_FILL), 0);
+        unsigned char b3[3 * 6000];
+        for (size_t x = 0; x < sizeof b3; x++)
+                b3[x] = msg_byte(0, x);
+        for (int i = 0; i < 3; i++)
+                ck_assert_int_eq(send(sv[1], b3 + i * piece, piece, 0), (ssize_t)piece);
+        close(sv[1]);
+        size_t end = 0;
+        const ssize_t want[] = { (ssize_t)len, (ssize_t)len, (ssize_t)(3 * piece - 2 * len), 0 };
+        for (int i = 0; i < 4; i++) {
+                void *b;
+                ssize_t n = iomem_rx_next(rx, &b, 5000);
+                ck_assert_int_eq(n, want[i]);
+                if (!n)
+                        break;
+                ck_assert_int_eq(memcmp(b, b3 + end, (size_t)n), 0);
+                ck_assert_int_eq(iomem_rx_gift(rx, b, (size_t)n, end, IOMEM_GIFT_NOCOPY), 0);
+                end += (size_t)n;
+        }
+        struct iomem_stat st;
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        ck_assert_uint_eq(st.gift_copied, 0);
+        ck_assert_uint_eq(st.size, 3 * piece);
+        ck_assert_int_eq(iomem_rx_delete(&rx), 0);
+        close(sv[0]);
+        iomem_close(&f);
+}
+END_TEST
+
+/* With IOMEM_RX_DROP and 2 buffers, 10 messages sent at once: 2 land, the
+ * 8 that found no buffer are dropped and counted, and a later message
+ * lands again. A buffer not gifted goes back with iomem_free. */
+START_TEST(drop_counts_what_found_no_buffer)
+{
+        if (!test_backend_has(IOMEM_CAP_GIFT, "receive into its gift pool"))
+                return;
+        size_t len = PAGE;
+        struct iomem *f = test_open_new("rxdrop", 0);
+        int sv[2];
+        seqpacket_pair(sv);
+        struct iomem_rx *rx = NULL;
+        ck_assert_int_eq(iomem_rx_new(&rx, f, sv[0], len, 2, IOMEM_RX_DROP), 0);
+        send_msgs(sv[1], 0, 10, len);
+        void *b;
+        for (unsigned m = 0; m < 2; m++) {
+                ck_assert_int_eq(iomem_rx_next(rx, &b, 5000), (ssize_t)len);
+                ck_assert(is_msg(b, m, len));
+                ck_assert_int_eq(iomem_free(f, b, len), 0);
+        }
+        ck_assert_err(iomem_rx_next(rx, &b, 0), EAGAIN);
+        ck_assert_int_eq(iomem_rx_dropped(rx), 8);
+        send_msgs(sv[1], 10, 1, len);
+        ck_assert_int_eq(iomem_rx_next(rx, &b, 5000), (ssize_t)len);
+        ck_assert(is_msg(b, 10, len));
+        ck_assert_int_eq(iomem_free(f, b, len), 0);
+        ck_assert_err(iomem_rx_next(rx, &b, 20), ETIMEDOUT);
+        ck_assert_int_eq(iomem_rx_dropped(rx), 8);
+        ck_assert_int_eq(iomem_rx_delete(&rx), 0);
+        close(sv[0]);
+        close(sv[1]);
+        iomem_close(&f);
+}
+END_TEST
+
+/* Deleting a receiver with messages in flight and buffers posted leaves
+ * nothing the kernel could still write into, and a new one on the same
+ * socket reads on where it stopped. */
+START_TEST(delete_mid_stream)
+{
+        if (!test_backend_has(IOMEM_CAP_GIFT, "receive into its gift pool"))
+                return;
+        size_t len = PAGE;
+        struct iomem *f = test_open_new("rxdel", 0);
+        int sv[2];
+        seqpacket_pair(sv);
+        struct iomem_rx *rx = NULL;
+        ck_assert_int_eq(iomem_rx_new(&rx, f, sv[0], len, 4, 0), 0);
+        send_msgs(sv[1], 0, 8, len);
+        void *b;
+        ck_assert_int_eq(iomem_rx_next(rx, &b, 5000), (ssize_t)len);
+        ck_assert(is_msg(b, 0, len));
+        ck_assert_int_eq(iomem_free(f, b, len), 0);
+        ck_assert_int_eq(iomem_rx_delete(&rx), 0);
+        /* The ones received into buffers but never handed out went with
+         * them; those still in the socket come to the next receiver. */
+        ck_assert_int_eq(iomem_rx_new(&rx, f, sv[0], len, 4, 0), 0);
+        ck_assert_int_eq(iomem_rx_next(rx, &b, 5000), (ssize_t)len);
+        ck_assert(is_msg(b, 4, len));
+        ck_assert_int_eq(iomem_free(f, b, len), 0);
+        ck_assert_int_eq(iomem_rx_delete(&rx), 0);
+        close(sv[0]);
+        close(sv[1]);
+        iomem_close(&f);
+}
+END_TEST
+
+START_TEST(every_error)
+{
+        if (!test_backend_has(IOMEM_CAP_GIFT, "receive into its gift pool"))
+                return;
+        size_t ps = PAGE;
+        struct iomem *f = test_open_new("rxerr", 0);
+        int sv[2], pipefd[2];
+        seqpacket_pair(sv);
+        ck_assert_int_eq(pipe(pipefd), 0);
+        struct iomem_rx *rx = (struct iomem_rx *)&rx;
+        ck_assert_err(iomem_rx_new(NULL, f, sv[0], ps, 4, 0), EINVAL);
+        ck_assert_err(iomem_rx_new(&rx, NULL, sv[0], ps, 4, 0), EINVAL);
+        ck_assert_ptr_null(rx);
+        ck_assert_err(iomem_rx_new(&rx, f, sv[0], ps, 4, 0x4), EINVAL);
+        ck_assert_err(iomem_rx_new(&rx, f, sv[0], 0, 4, 0), EINVAL);
+        ck_assert_err(iomem_rx_new(&rx, f, sv[0], ps + 1, 4, 0), EINVAL);
+        ck_assert_err(iomem_rx_new(&rx, f, sv[0], (size_t)2 << 30, 4, 0), EINVAL);
+        ck_assert_err(iomem_rx_new(&rx, f, sv[0], ps, 0, 0), EINVAL);
+        ck_assert_err(iomem_rx_new(&rx, f, sv[0], ps, 3, 0), EINVAL);
+        ck_assert_err(iomem_rx_new(&rx, f, sv[0], ps, 65536, 0), EINVAL);
+        ck_assert_err(iomem_rx_new(&rx, f, -1, ps, 4, 0), EBADF);
+        ck_assert_err(iomem_rx_new(&rx, f, pipefd[0], ps, 4, 0), ENOTSOCK);
+        ck_assert_ptr_null(rx);
+        /* A read-only handle on the same object, through its descriptor
+         * opened again read-only (the handle adopts it). */
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", iomem_fd(f));
+        int ro_fd = open(path, O_RDONLY | O_CLOEXEC);
+        ck_assert_int_ge(ro_fd, 0);
+        struct iomem *r = NULL;
+        ck_assert_int_eq(iomem_open_fd(&r, test_backend(), ro_fd, IOMEM_RDONLY, NULL), 0);
+        ck_assert_err(iomem_rx_new(&rx, r, sv[0], ps, 4, 0), EROFS);
+        iomem_close(&r);
+        void *b = &b;
+        ck_assert_err(iomem_rx_next(NULL, &b, 0), EINVAL);
+        ck_assert_int_eq(iomem_rx_new(&rx, f, sv[0], ps, 4, 0), 0);
+        ck_assert_err(iomem_rx_next(rx, NULL, 0), EINVAL);
+        ck_assert_err(iomem_rx_next(rx, &b, 0), EAGAIN);
+        ck_assert_ptr_null(b);
+        ck_assert_err(iomem_rx_next(rx, &b, 10), ETIMEDOUT);
+        ck_assert_err(iomem_rx_dropped(NULL), EINVAL);
+        ck_assert_err(iomem_rx_delete(NULL), EINVAL);
+        ck_assert_int_eq(iomem_rx_delete(&rx), 0);
+        ck_assert_int_eq(iomem_rx_delete(&rx), 0); /* NULL already */
+        close(pipefd[0]);
+        close(pipefd[1]);
+        close(sv[0]);
+        close(sv[1]);
+        iomem_close(&f);
+}
+END_TEST
+
+/* An object without a gift pool (dax:) cannot take received messages. */
+START_TEST(no_gift_pool_no_receiver)
+{
+        char path[] = "/var/tmp/iomem-rx-XXXXXX", uri[64];
+        int fd = mkstemp(path);
+        ck_assert_int_ge(fd, 0);
+        close(fd);
+        snprintf(uri, sizeof uri, "dax:%s", path);
+        struct iomem *f = NULL;
+        ck_assert_int_eq(iomem_open(&f, uri, IOMEM_RDWR, NULL), 0);
+        int sv[2];
+        seqpacket_pair(sv);
+        struct iomem_rx *rx = NULL;
+        ck_assert_err(iomem_rx_new(&rx, f, sv[0], PAGE, 4, 0), ENOTSUP);
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "gift pool"));
+        ck_assert_ptr_null(rx);
+        close(sv[0]);
+        close(sv[1]);
+        iomem_close(&f);
+        unlink(path);
+}
+END_TEST
+
+static Suite *rx_suite(void)
+{
+        Suite *s = suite_create("rx");
+        TCase *tc = tcase_create("rx");
+        tcase_add_test(tc, messages_become_object_memory);
+        tcase_add_test(tc, short_messages_adopted_or_copied);
+        tcase_add_test(tc, fill_makes_whole_buffers);
+        tcase_add_test(tc, drop_counts_what_found_no_buffer);
+        tcase_add_test(tc, delete_mid_stream);
+        tcase_add_test(tc, every_error);
+        tcase_add_test(tc, no_gift_pool_no_receiver);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void)
+{
+        /* A build without liburing, or a kernel without io_uring or its
+         * provided-buffer rings, has nothing to test: skip, saying why. */
+        int sv[2];
+        struct iomem *f = NULL;
+        struct iomem_rx *rx = NULL;
+        int r = iomem_open(&f, "memfd:iomem-rx-probe", IOMEM_RDWR | IOMEM_CREATE, NULL);
+        if (r || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) {
+                fprintf(stderr, "rx: cannot make the probe's object or sockets: %s\n", iomem_errormsg());
+                return EXIT_FAILURE;
+        }
+        r = iomem_rx_new(&rx, f, sv[0], PAGE, 1, 0);
+        iomem_rx_delete(&rx);
+        close(sv[0]);
+        close(sv[1]);
+        iomem_close(&f);
+        if (r == -ENOTSUP || r == -ENOSYS || r == -EPERM) {
+                printf("rx: skipped: %s\n", iomem_errormsg());
+                return TEST_SKIP;
+        }
+        return test_run(rx_suite());
+}
