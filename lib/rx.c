@@ -24,6 +24,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #define FAIL(op, obj, err, ...) iom_result(op, iom_fail(obj, err, __VA_ARGS__))
 
@@ -43,8 +44,10 @@ struct iomem_rx {
         void **buf; /* by buffer id: posted in the ring, NULL while empty */
         size_t buf_size;
         unsigned nbufs, posted;
+        int type;       /* SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET */
         bool armed;     /* a recv is in flight */
         bool multishot; /* the kernel takes IORING_RECV_MULTISHOT */
+        bool dry;       /* the recv ended for want of a buffer */
         bool ended;     /* the peer closed: every later call is 0 */
         uint64_t dropped;
         char *scratch; /* IOMEM_RX_DROP: where a message without a buffer goes */
@@ -86,9 +89,11 @@ static int arm(struct iomem_rx *rx)
         sqe->buf_group = GROUP;
         io_uring_sqe_set_data64(sqe, RECV_TAG);
         int r = io_uring_submit(&rx->ring);
+        /* Not taken back: a later submit could still send it, so it counts
+         * as in flight, and it is cancelled as such. */
+        rx->armed = true;
         if (r < 0)
                 return iom_fail(rx->f->name, r, "cannot submit the receive: %s", strerror(-r));
-        rx->armed = true;
         return 0;
 }
 
@@ -107,6 +112,10 @@ static int drop_waiting(struct iomem_rx *rx)
                 ssize_t n = recv(rx->sock, rx->scratch, scratch_size(rx->buf_size), MSG_DONTWAIT);
                 if (n > 0) {
                         rx->dropped++;
+                        continue;
+                }
+                if (n == 0 && rx->type == SOCK_DGRAM) {
+                        rx->dropped++; /* an empty datagram */
                         continue;
                 }
                 if (n == 0)
@@ -128,40 +137,49 @@ static void free_posted(struct iomem_rx *rx)
 
 /* Stop the recv and wait for its last completion, so that the kernel
  * writes into no buffer after this; messages it still delivered are let
- * go with their buffers. */
-static void disarm(struct iomem_rx *rx)
+ * go with their buffers. false when that could not be made sure of. */
+static bool disarm(struct iomem_rx *rx)
 {
         if (!rx->armed)
-                return;
+                return true;
         struct io_uring_sqe *sqe = io_uring_get_sqe(&rx->ring);
-        if (sqe) {
-                io_uring_prep_cancel64(sqe, RECV_TAG, 0);
-                io_uring_sqe_set_data64(sqe, CANCEL_TAG);
-                io_uring_submit(&rx->ring);
-        }
+        if (!sqe)
+                return false;
+        io_uring_prep_cancel64(sqe, RECV_TAG, IORING_ASYNC_CANCEL_ALL);
+        io_uring_sqe_set_data64(sqe, CANCEL_TAG);
+        if (io_uring_submit(&rx->ring) < 0)
+                return false;
         while (rx->armed) {
                 struct io_uring_cqe *cqe;
-                if (io_uring_wait_cqe(&rx->ring, &cqe) < 0)
-                        break;
+                int r = io_uring_wait_cqe(&rx->ring, &cqe);
+                if (r == -EINTR)
+                        continue;
+                if (r < 0)
+                        return false;
                 if (io_uring_cqe_get_data64(cqe) == RECV_TAG && !(cqe->flags & IORING_CQE_F_MORE))
                         rx->armed = false;
                 io_uring_cqe_seen(&rx->ring, cqe);
         }
+        return true;
 }
 
 static void destroy(struct iomem_rx *rx)
 {
-        disarm(rx);
+        /* A recv that might still pick a buffer keeps them all: they stay
+         * the handle's pool memory, given back when it closes. */
+        bool stopped = disarm(rx);
         io_uring_queue_exit(&rx->ring);
         if (rx->br)
                 munmap(rx->br, rx->br_len);
-        free_posted(rx);
+        if (stopped)
+                free_posted(rx);
         free(rx->buf);
         free(rx->scratch);
         free(rx);
 }
 
-static int check_args(struct iomem *f, int sock, size_t buf_size, unsigned nbufs, unsigned flags)
+static int check_args(struct iomem *f, int sock, size_t buf_size, unsigned nbufs, unsigned flags,
+                      int *type)
 {
         struct stat st;
         if (flags & ~(IOMEM_RX_DROP | IOMEM_RX_FILL))
@@ -181,6 +199,12 @@ static int check_args(struct iomem *f, int sock, size_t buf_size, unsigned nbufs
                 return iom_fail(f->name, -errno, "socket %d: %s", sock, strerror(errno));
         if (!S_ISSOCK(st.st_mode))
                 return iom_fail(f->name, -ENOTSOCK, "descriptor %d is not a socket", sock);
+        socklen_t tl = sizeof *type;
+        if (getsockopt(sock, SOL_SOCKET, SO_TYPE, type, &tl) < 0)
+                return iom_fail(f->name, -errno, "socket %d: %s", sock, strerror(errno));
+        if ((flags & IOMEM_RX_DROP) && *type == SOCK_STREAM)
+                return iom_fail(f->name, -EINVAL, "socket %d is a stream: dropping bytes of it would "
+                                "break it (IOMEM_RX_DROP is for messages)", sock);
         return 0;
 }
 
@@ -191,7 +215,8 @@ IOM_PUBLIC int iomem_rx_new(struct iomem_rx **out, struct iomem *f, int sock, si
                 *out = NULL;
         if (!out || !f)
                 return (int)FAIL(__func__, NULL, -EINVAL, "%s is NULL", out ? "the object" : "rx");
-        int err = check_args(f, sock, buf_size, nbufs, flags);
+        int type = 0;
+        int err = check_args(f, sock, buf_size, nbufs, flags, &type);
         if (err)
                 return (int)iom_result(__func__, err);
         struct iomem_rx *rx = calloc(1, sizeof *rx);
@@ -203,11 +228,11 @@ IOM_PUBLIC int iomem_rx_new(struct iomem_rx **out, struct iomem *f, int sock, si
                 free(scratch);
                 return (int)FAIL(__func__, f->name, -ENOMEM, "out of memory");
         }
-        *rx = (struct iomem_rx){ .f = f, .sock = sock, .flags = flags, .buf = buf, .buf_size = buf_size,
-                                 .nbufs = nbufs, .multishot = true, .scratch = scratch };
+        *rx = (struct iomem_rx){ .f = f, .sock = sock, .flags = flags, .type = type, .buf = buf,
+                                 .buf_size = buf_size, .nbufs = nbufs, .multishot = true, .scratch = scratch };
         /* Room for a completion per buffer, so that a full completion
          * queue never ends the multishot recv early. */
-        struct io_uring_params p = { .flags = IORING_SETUP_CQSIZE, .cq_entries = 2 * nbufs };
+        struct io_uring_params p = { .flags = IORING_SETUP_CQSIZE, .cq_entries = 2 * nbufs < 8 ? 8 : 2 * nbufs };
         if ((err = io_uring_queue_init_params(4, &rx->ring, &p)) < 0) {
                 free(rx->buf);
                 free(rx->scratch);
@@ -229,8 +254,8 @@ IOM_PUBLIC int iomem_rx_new(struct iomem_rx **out, struct iomem *f, int sock, si
                                        "cannot register a provided-buffer ring: %s%s", strerror(-err),
                                        err == -EINVAL ? " (the kernel has none before Linux 5.19)" : "");
         }
-        if (!err && !(err = refill(rx)) && rx->posted < nbufs)
-                err = iom_fail(f->name, -ENOMEM, "the gift pool gave %u of %u buffers", rx->posted, nbufs);
+        if (!err)
+                err = refill(rx);
         if (!err)
                 err = arm(rx);
         if (err) {
@@ -241,9 +266,17 @@ IOM_PUBLIC int iomem_rx_new(struct iomem_rx **out, struct iomem *f, int sock, si
         return 0;
 }
 
-/* Wait for the receive's next completion: 0 with *cqe, or -EAGAIN
- * (timeout_ms 0), -ETIMEDOUT, or another error. */
-static int next_cqe(struct iomem_rx *rx, struct io_uring_cqe **cqe, int timeout_ms)
+static double now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Wait for the receive's next completion until deadline_ms (CLOCK_MONOTONIC;
+ * timeout_ms 0: not at all, negative: for ever): 0 with *cqe, or -EAGAIN,
+ * -ETIMEDOUT, or another error. */
+static int next_cqe(struct iomem_rx *rx, struct io_uring_cqe **cqe, int timeout_ms, double deadline_ms)
 {
         int r;
         if (timeout_ms < 0) {
@@ -251,7 +284,9 @@ static int next_cqe(struct iomem_rx *rx, struct io_uring_cqe **cqe, int timeout_
         } else if (timeout_ms == 0) {
                 r = io_uring_peek_cqe(&rx->ring, cqe);
         } else {
-                struct __kernel_timespec ts = { timeout_ms / 1000, (timeout_ms % 1000) * 1000000L };
+                double left = deadline_ms - now_ms();
+                long long ns = left > 0 ? (long long)(left * 1e6) : 0;
+                struct __kernel_timespec ts = { ns / 1000000000, ns % 1000000000 };
                 r = io_uring_wait_cqe_timeout(&rx->ring, cqe, &ts);
         }
         if (r == -EAGAIN || r == -ETIME)
@@ -267,24 +302,27 @@ IOM_PUBLIC ssize_t iomem_rx_next(struct iomem_rx *rx, void **buf, int timeout_ms
         if (!rx || !buf)
                 return FAIL(__func__, NULL, -EINVAL, "%s is NULL", rx ? "buf" : "the receiver");
         *buf = NULL;
+        double deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
         for (;;) {
                 if (rx->ended)
                         return 0;
                 int err = 0;
                 if (!rx->armed) {
-                        refill(rx); /* what it could not get, it says below */
+                        int short_of = refill(rx);
                         if (!rx->posted)
-                                return FAIL(__func__, rx->f->name, -ENOMEM,
-                                            "no buffer from the gift pool to receive into");
-                        if (rx->flags & IOMEM_RX_DROP)
+                                return iom_result(__func__, short_of ? short_of :
+                                                  iom_fail(rx->f->name, -ENOMEM, "no buffer to receive into"));
+                        /* Only what waited while no buffer was free. */
+                        if (rx->dry && (rx->flags & IOMEM_RX_DROP))
                                 err = drop_waiting(rx);
+                        rx->dry = false;
                         if (!err && !rx->ended)
                                 err = arm(rx);
                         if (err || rx->ended)
                                 return err ? iom_result(__func__, err) : 0;
                 }
                 struct io_uring_cqe *cqe;
-                if ((err = next_cqe(rx, &cqe, timeout_ms)))
+                if ((err = next_cqe(rx, &cqe, timeout_ms, deadline)))
                         return iom_result(__func__, err);
                 int res = cqe->res;
                 unsigned cflags = cqe->flags;
@@ -306,12 +344,16 @@ IOM_PUBLIC ssize_t iomem_rx_next(struct iomem_rx *rx, void **buf, int timeout_ms
                         }
                         iomem_free(rx->f, b, rx->buf_size); /* refilled on the next arm */
                 }
+                if (res == 0 && rx->type == SOCK_DGRAM)
+                        continue; /* an empty datagram: nothing to hand out */
                 if (res == 0) {
                         rx->ended = true;
                         return 0;
                 }
-                if (res == -ENOBUFS)
-                        continue; /* rearmed, after dropping with IOMEM_RX_DROP */
+                if (res == -ENOBUFS) {
+                        rx->dry = true; /* rearmed, after dropping with IOMEM_RX_DROP */
+                        continue;
+                }
                 if (res == -EINVAL && rx->multishot) {
                         rx->multishot = false; /* before Linux 6.0: one recv per message */
                         continue;
@@ -351,7 +393,12 @@ IOM_PUBLIC int iomem_rx_gift(struct iomem_rx *rx, void *buf, size_t len, size_t 
                 return (int)iom_result(__func__, r);
         if ((r = iomem_gift(f, off, len, &v, 1, 0)) < 0)
                 return (int)iom_result(__func__, r);
-        iomem_free(f, buf, rx->buf_size);
+        /* Copied, unless the object changed under it (another handle cut
+         * it short) so that this gift could adopt after all: then only
+         * the pages after the message are still the buffer's. */
+        size_t kept = iom_round_up(len, f->page_size);
+        if (iomem_free(f, buf, rx->buf_size) < 0 && kept < rx->buf_size)
+                iomem_free(f, (char *)buf + kept, rx->buf_size - kept);
         return 0;
 }
 

@@ -991,7 +991,7 @@ static int no_space_fallocate(int fd, int mode, off_t off, off_t len)
  * the file (the mapping that msync was given starts at the file offset
  * the last mmap of data_fd asked for), and the fdatasync calls. */
 static struct {
-        int fd, msyncs, fdatasyncs, fail_msync;
+        int fd, msyncs, fdatasyncs, fail_msync, fail_fdatasync;
         off_t mapped_at;
         char *map;
         uint64_t from, to;
@@ -1024,7 +1024,18 @@ static int seen_msync(void *addr, size_t len, int flags)
 static int seen_fdatasync(int fd)
 {
         seen.fdatasyncs++;
+        if (seen.fail_fdatasync) {
+                errno = EIO;
+                return -1;
+        }
         return iom_sys_default.fdatasync(fd);
+}
+
+static void *no_memory_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+        (void)addr, (void)len, (void)prot, (void)flags, (void)fd, (void)off;
+        errno = ENOMEM;
+        return MAP_FAILED;
 }
 
 static void watch_persistence(int fd)
@@ -1059,6 +1070,24 @@ static void persist_by_msync(struct iomem *f, const char *p, struct iomem_window
         seen.fail_msync = 1;
         ck_assert_err(iomem_persist(f, 0, ps), EIO);
         ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "msync"));
+        iom_sys.mmap = no_memory_mmap;
+        ck_assert_err(iomem_persist(f, 0, ps), ENOMEM);
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "mmap for msync"));
+        iom_sys = iom_sys_default;
+
+        /* A cut leaves no page of the range to write back: the file's own
+         * flush makes the new size durable, once; a failed one is tried
+         * again by the next call. */
+        ck_assert_int_eq(iomem_truncate(f, 8 * MIB), 0);
+        watch_persistence(iomem_fd(f));
+        seen.fail_fdatasync = 1;
+        ck_assert_err(iomem_persist(f, 8 * MIB, 100), EIO);
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "fdatasync"));
+        seen.fail_fdatasync = 0;
+        ck_assert_int_eq(iomem_persist(f, 8 * MIB, 100), 0);
+        ck_assert_int_eq(iomem_persist(f, 8 * MIB, 100), 0);
+        ck_assert_int_eq(seen.fdatasyncs, 2);
+        ck_assert_int_eq(seen.msyncs, 0);
         iom_sys = iom_sys_default;
 
         struct iomem *r = open_dax(p, 0, w);

@@ -7,8 +7,9 @@
  */
 #include "common.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
-#include <pthread.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -111,6 +112,7 @@ START_TEST(short_messages_adopted_or_copied)
         ck_assert_err(iomem_rx_gift(rx, b, small, 10, IOMEM_GIFT_NOCOPY), EXDEV);
         ck_assert(is_msg(b, 1, small)); /* still the caller's, untouched */
         ck_assert_int_eq(iomem_rx_gift(rx, b, small, 10, 0), 0); /* copied */
+        ck_assert_err(iomem_free(f, b, len), EINVAL); /* and its buffer freed */
         ck_assert_int_eq(iomem_rx_next(rx, &b, 5000), (ssize_t)small);
         ck_assert_err(iomem_rx_gift(NULL, b, small, 0, 0), EINVAL);
         ck_assert_err(iomem_rx_gift(rx, NULL, small, 0, 0), EINVAL);
@@ -134,20 +136,22 @@ START_TEST(short_messages_adopted_or_copied)
 END_TEST
 
 /* On a stream, IOMEM_RX_FILL hands out whole buffers whatever the pieces
- * the sender wrote: 3 x 6000 bytes through 8 KiB buffers arrive as 8192,
- * 8192 and, once the sender closes, the 1616 left; each adopted. */
+ * the sender wrote: 3 pieces of a page and a half less 100 bytes through
+ * buffers of 2 pages arrive as 2 pages, 2 pages and, once the sender
+ * closes, what is left; each adopted. */
 START_TEST(fill_makes_whole_buffers)
 {
         if (!test_backend_has(IOMEM_CAP_GIFT, "receive into its gift pool"))
                 return;
-        size_t len = 2 * PAGE, piece = 6000;
+        size_t len = 2 * PAGE, piece = PAGE + PAGE / 2 - 100;
         struct iomem *f = test_open_new("rxfill", 0);
         int sv[2];
         ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
         struct iomem_rx *rx = NULL;
         ck_assert_int_eq(iomem_rx_new(&rx, f, sv[0], len, 2, IOMEM_RX_FILL), 0);
-        unsigned char b3[3 * 6000];
-        for (size_t x = 0; x < sizeof b3; x++)
+        unsigned char *b3 = malloc(3 * piece);
+        ck_assert_ptr_nonnull(b3);
+        for (size_t x = 0; x < 3 * piece; x++)
                 b3[x] = msg_byte(0, x);
         for (int i = 0; i < 3; i++)
                 ck_assert_int_eq(send(sv[1], b3 + i * piece, piece, 0), (ssize_t)piece);
@@ -168,8 +172,94 @@ START_TEST(fill_makes_whole_buffers)
         ck_assert_int_eq(iomem_stat(f, &st), 0);
         ck_assert_uint_eq(st.gift_copied, 0);
         ck_assert_uint_eq(st.size, 3 * piece);
+        free(b3);
         ck_assert_int_eq(iomem_rx_delete(&rx), 0);
         close(sv[0]);
+        iomem_close(&f);
+}
+END_TEST
+
+/* A receive that fails says so: a TCP peer that resets the connection is
+ * -ECONNRESET naming the socket. */
+START_TEST(a_reset_connection_is_an_error)
+{
+        if (!test_backend_has(IOMEM_CAP_GIFT, "receive into its gift pool"))
+                return;
+        struct iomem *f = test_open_new("rxreset", 0);
+        int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t al = sizeof a;
+        ck_assert_int_ge(l, 0);
+        ck_assert_int_eq(bind(l, (struct sockaddr *)&a, sizeof a), 0);
+        ck_assert_int_eq(listen(l, 1), 0);
+        ck_assert_int_eq(getsockname(l, (struct sockaddr *)&a, &al), 0);
+        int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_eq(connect(c, (struct sockaddr *)&a, sizeof a), 0);
+        int s = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+        ck_assert_int_ge(s, 0);
+        struct iomem_rx *rx = NULL;
+        ck_assert_int_eq(iomem_rx_new(&rx, f, s, PAGE, 2, 0), 0);
+        struct linger now = { 1, 0 }; /* close sends a reset */
+        ck_assert_int_eq(setsockopt(c, SOL_SOCKET, SO_LINGER, &now, sizeof now), 0);
+        close(c);
+        void *b;
+        ck_assert_err(iomem_rx_next(rx, &b, 5000), ECONNRESET);
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "socket"));
+        ck_assert_ptr_null(b);
+        ck_assert_int_eq(iomem_rx_delete(&rx), 0);
+        close(s);
+        close(l);
+        iomem_close(&f);
+}
+END_TEST
+
+/* IOMEM_RX_DROP drops only what found no buffer: with a recv per buffer
+ * (IOMEM_RX_FILL) and buffers to spare, every message arrives. */
+START_TEST(drop_with_buffers_free_drops_nothing)
+{
+        if (!test_backend_has(IOMEM_CAP_GIFT, "receive into its gift pool"))
+                return;
+        size_t len = PAGE;
+        struct iomem *f = test_open_new("rxdropfill", 0);
+        int sv[2];
+        seqpacket_pair(sv);
+        struct iomem_rx *rx = NULL;
+        ck_assert_int_eq(iomem_rx_new(&rx, f, sv[0], len, 4, IOMEM_RX_DROP | IOMEM_RX_FILL), 0);
+        send_msgs(sv[1], 0, 3, len);
+        for (unsigned m = 0; m < 3; m++) {
+                void *b;
+                ck_assert_int_eq(iomem_rx_next(rx, &b, 5000), (ssize_t)len);
+                ck_assert(is_msg(b, m, len));
+                ck_assert_int_eq(iomem_free(f, b, len), 0);
+        }
+        ck_assert_int_eq(iomem_rx_dropped(rx), 0);
+        ck_assert_int_eq(iomem_rx_delete(&rx), 0);
+        close(sv[0]);
+        close(sv[1]);
+        iomem_close(&f);
+}
+END_TEST
+
+/* On a datagram socket an empty datagram is no end: it is passed over. */
+START_TEST(an_empty_datagram_is_not_the_end)
+{
+        if (!test_backend_has(IOMEM_CAP_GIFT, "receive into its gift pool"))
+                return;
+        size_t len = PAGE;
+        struct iomem *f = test_open_new("rxdgram", 0);
+        int sv[2];
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
+        struct iomem_rx *rx = NULL;
+        ck_assert_int_eq(iomem_rx_new(&rx, f, sv[0], len, 2, 0), 0);
+        ck_assert_int_eq(send(sv[1], "", 0, 0), 0);
+        send_msgs(sv[1], 7, 1, 100);
+        void *b;
+        ck_assert_int_eq(iomem_rx_next(rx, &b, 5000), 100);
+        ck_assert(is_msg(b, 7, 100));
+        ck_assert_int_eq(iomem_free(f, b, len), 0);
+        ck_assert_int_eq(iomem_rx_delete(&rx), 0);
+        close(sv[0]);
+        close(sv[1]);
         iomem_close(&f);
 }
 END_TEST
@@ -264,6 +354,14 @@ START_TEST(every_error)
         ck_assert_err(iomem_rx_new(&rx, f, -1, ps, 4, 0), EBADF);
         ck_assert_err(iomem_rx_new(&rx, f, pipefd[0], ps, 4, 0), ENOTSOCK);
         ck_assert_ptr_null(rx);
+        int st[2];
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, st), 0);
+        ck_assert_err(iomem_rx_new(&rx, f, st[0], ps, 4, IOMEM_RX_DROP), EINVAL);
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "stream"));
+        ck_assert_int_eq(iomem_rx_new(&rx, f, st[0], ps, 1, 0), 0); /* one buffer is a ring */
+        ck_assert_int_eq(iomem_rx_delete(&rx), 0);
+        close(st[0]);
+        close(st[1]);
         /* A read-only handle on the same object, through its descriptor
          * opened again read-only (the handle adopts it). */
         char path[64];
@@ -323,7 +421,10 @@ static Suite *rx_suite(void)
         tcase_add_test(tc, messages_become_object_memory);
         tcase_add_test(tc, short_messages_adopted_or_copied);
         tcase_add_test(tc, fill_makes_whole_buffers);
+        tcase_add_test(tc, a_reset_connection_is_an_error);
         tcase_add_test(tc, drop_counts_what_found_no_buffer);
+        tcase_add_test(tc, drop_with_buffers_free_drops_nothing);
+        tcase_add_test(tc, an_empty_datagram_is_not_the_end);
         tcase_add_test(tc, delete_mid_stream);
         tcase_add_test(tc, every_error);
         tcase_add_test(tc, no_gift_pool_no_receiver);
@@ -343,7 +444,7 @@ int main(void)
                 fprintf(stderr, "rx: cannot make the probe's object or sockets: %s\n", iomem_errormsg());
                 return EXIT_FAILURE;
         }
-        r = iomem_rx_new(&rx, f, sv[0], PAGE, 1, 0);
+        r = iomem_rx_new(&rx, f, sv[0], PAGE, 2, 0);
         iomem_rx_delete(&rx);
         close(sv[0]);
         close(sv[1]);
@@ -351,6 +452,10 @@ int main(void)
         if (r == -ENOTSUP || r == -ENOSYS || r == -EPERM) {
                 printf("rx: skipped: %s\n", iomem_errormsg());
                 return TEST_SKIP;
+        }
+        if (r) {
+                fprintf(stderr, "rx: the probe's receiver: %s\n", iomem_errormsg());
+                return EXIT_FAILURE;
         }
         return test_run(rx_suite());
 }
