@@ -289,13 +289,17 @@ static int lock_waking(pthread_mutex_t *mutex)
                 return r;
         for (;;) {
                 struct timespec until;
-                clock_gettime(CLOCK_MONOTONIC, &until); /* a step of the wall clock is no wait */
+                /* The wall clock, as pthread_mutex_timedlock takes (a step
+                 * back lengthens one period; pthread_mutex_clocklock would
+                 * take CLOCK_MONOTONIC, but ThreadSanitizer does not know
+                 * it, and would see the mutex unlocked while held). */
+                clock_gettime(CLOCK_REALTIME, &until);
                 until.tv_nsec += 50 * 1000000L;
                 if (until.tv_nsec >= 1000000000L) {
                         until.tv_sec++;
                         until.tv_nsec -= 1000000000L;
                 }
-                r = pthread_mutex_clocklock(mutex, CLOCK_MONOTONIC, &until);
+                r = pthread_mutex_timedlock(mutex, &until);
                 if (r != ETIMEDOUT)
                         return r;
         }
