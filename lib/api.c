@@ -134,6 +134,11 @@ IOM_PUBLIC int iomem_close(struct iomem **fp)
                                  "%u asynchronous transfer%s on it %s not been collected by "
                                  "iomem_aio_wait yet (the kernel may still use its memory)",
                                  busy, busy == 1 ? "" : "s", busy == 1 ? "has" : "have");
+        if ((busy = __atomic_load_n(&f->receivers, __ATOMIC_ACQUIRE)))
+                return (int)FAIL(__func__, f->name, -EBUSY,
+                                 "%u receiver%s on it (iomem_rx_new) %s not been deleted yet (the "
+                                 "kernel may still receive into its memory)",
+                                 busy, busy == 1 ? "" : "s", busy == 1 ? "has" : "have");
         f->ops.close(f);
         iom_object_free(f);
         *fp = NULL;

@@ -205,6 +205,9 @@ struct iomem {
          * by iomem_aio_wait: their memory is pinned and may be written by
          * the kernel at any moment, so close refuses while it is not 0. */
         unsigned aio_inflight;
+        /* Receivers (rx.c) on this handle: the kernel may write into their
+         * buffers of its pool at any moment, so close refuses too. */
+        unsigned receivers;
         void *priv;          /* the backend's state, priv_size bytes */
 };
 

@@ -165,6 +165,7 @@ static bool disarm(struct iomem_rx *rx)
 
 static void destroy(struct iomem_rx *rx)
 {
+        __atomic_sub_fetch(&rx->f->receivers, 1, __ATOMIC_RELEASE);
         /* A recv that might still pick a buffer keeps them all: they stay
          * the handle's pool memory, given back when it closes. */
         bool stopped = disarm(rx);
@@ -240,6 +241,7 @@ IOM_PUBLIC int iomem_rx_new(struct iomem_rx **out, struct iomem *f, int sock, si
                 return (int)FAIL(__func__, f->name, err, "cannot create an io_uring: %s%s", strerror(-err),
                                  err == -EPERM ? " (see the sysctl kernel.io_uring_disabled)" : "");
         }
+        __atomic_add_fetch(&f->receivers, 1, __ATOMIC_RELEASE); /* destroy takes it back */
         rx->br_len = iom_round_up(nbufs * sizeof(struct io_uring_buf), iom_system_page_size());
         rx->br = mmap(NULL, rx->br_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (rx->br == MAP_FAILED) {

@@ -375,6 +375,9 @@ START_TEST(every_error)
         void *b = &b;
         ck_assert_err(iomem_rx_next(NULL, &b, 0), EINVAL);
         ck_assert_int_eq(iomem_rx_new(&rx, f, sv[0], ps, 4, 0), 0);
+        struct iomem *busy = f; /* its receiver still receives into its pool */
+        ck_assert_err(iomem_close(&busy), EBUSY);
+        ck_assert_ptr_eq(busy, f);
         ck_assert_err(iomem_rx_next(rx, NULL, 0), EINVAL);
         ck_assert_err(iomem_rx_next(rx, &b, 0), EAGAIN);
         ck_assert_ptr_null(b);
