@@ -45,7 +45,8 @@ struct iomem_rx {
         size_t buf_size;
         unsigned nbufs, posted;
         int type;       /* SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET */
-        bool armed;     /* a recv is in flight */
+        bool armed;     /* a recv is in flight, or queued to be */
+        bool unsent;    /* that recv's submission failed: submitted again first */
         bool multishot; /* the kernel takes IORING_RECV_MULTISHOT */
         bool dry;       /* the recv ended for want of a buffer */
         bool ended;     /* the peer closed: every later call is 0 */
@@ -74,6 +75,17 @@ static int refill(struct iomem_rx *rx)
         return err;
 }
 
+static int send_unsent(struct iomem_rx *rx)
+{
+        if (!rx->unsent)
+                return 0;
+        int r = io_uring_submit(&rx->ring);
+        if (r < 0)
+                return iom_fail(rx->f->name, r, "cannot submit the receive: %s", strerror(-r));
+        rx->unsent = false;
+        return 0;
+}
+
 static int arm(struct iomem_rx *rx)
 {
         struct io_uring_sqe *sqe = io_uring_get_sqe(&rx->ring);
@@ -88,17 +100,16 @@ static int arm(struct iomem_rx *rx)
         sqe->flags |= IOSQE_BUFFER_SELECT;
         sqe->buf_group = GROUP;
         io_uring_sqe_set_data64(sqe, RECV_TAG);
-        int r = io_uring_submit(&rx->ring);
-        /* Not taken back: a later submit could still send it, so it counts
-         * as in flight, and it is cancelled as such. */
+        /* A queued request cannot be taken back: if the submission fails,
+         * it counts as in flight, is submitted again by the next call
+         * (send_unsent), and is cancelled as such. */
         rx->armed = true;
-        if (r < 0)
-                return iom_fail(rx->f->name, r, "cannot submit the receive: %s", strerror(-r));
-        return 0;
+        rx->unsent = true;
+        return send_unsent(rx);
 }
 
-/* What a dropped message is read into: a datagram longer is cut (and still
- * one message), a stream is read in as many pieces. */
+/* What a dropped message is read into: a longer one is cut, and is still
+ * one message. */
 static size_t scratch_size(size_t buf_size)
 {
         return buf_size < 65536 ? buf_size : 65536;
@@ -324,7 +335,7 @@ IOM_PUBLIC ssize_t iomem_rx_next(struct iomem_rx *rx, void **buf, int timeout_ms
                                 return err ? iom_result(__func__, err) : 0;
                 }
                 struct io_uring_cqe *cqe;
-                if ((err = next_cqe(rx, &cqe, timeout_ms, deadline)))
+                if ((err = send_unsent(rx)) || (err = next_cqe(rx, &cqe, timeout_ms, deadline)))
                         return iom_result(__func__, err);
                 int res = cqe->res;
                 unsigned cflags = cqe->flags;
