@@ -239,6 +239,9 @@ ssize_t iomem_rx_next(struct iomem_rx *rx, void **buf, int timeout_ms);
  * free what of the buffer the object did not adopt. */
 int iomem_rx_gift(struct iomem_rx *rx, void *buf, size_t len, size_t off, unsigned flags);
 ssize_t iomem_rx_dropped(const struct iomem_rx *rx);
+/* Readable (poll, epoll) while iomem_rx_next has something to return at
+ * once; the receiver keeps it. */
+int iomem_rx_fd(const struct iomem_rx *rx);
 int iomem_rx_delete(struct iomem_rx **rx);
 
 #ifdef __cplusplus

@@ -21,6 +21,7 @@
 #include <liburing.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -52,6 +53,7 @@ struct iomem_rx {
         bool ended;     /* the peer closed: every later call is 0 */
         uint64_t dropped;
         char *scratch; /* IOMEM_RX_DROP: where a message without a buffer goes */
+        int efd;       /* iomem_rx_fd: readable while a completion waits */
 };
 
 /* Put a new pool buffer in every empty slot; a buffer that cannot be had
@@ -181,6 +183,8 @@ static void destroy(struct iomem_rx *rx)
          * the handle's pool memory, given back when it closes. */
         bool stopped = disarm(rx);
         io_uring_queue_exit(&rx->ring);
+        if (rx->efd >= 0)
+                close(rx->efd);
         if (rx->br)
                 munmap(rx->br, rx->br_len);
         if (stopped)
@@ -241,7 +245,8 @@ IOM_PUBLIC int iomem_rx_new(struct iomem_rx **out, struct iomem *f, int sock, si
                 return (int)FAIL(__func__, f->name, -ENOMEM, "out of memory");
         }
         *rx = (struct iomem_rx){ .f = f, .sock = sock, .flags = flags, .type = type, .buf = buf,
-                                 .buf_size = buf_size, .nbufs = nbufs, .multishot = true, .scratch = scratch };
+                                 .buf_size = buf_size, .nbufs = nbufs, .multishot = true, .scratch = scratch,
+                                 .efd = -1 };
         /* Room for a completion per buffer, so that a full completion
          * queue never ends the multishot recv early. */
         struct io_uring_params p = { .flags = IORING_SETUP_CQSIZE, .cq_entries = 2 * nbufs < 8 ? 8 : 2 * nbufs };
@@ -253,6 +258,13 @@ IOM_PUBLIC int iomem_rx_new(struct iomem_rx **out, struct iomem *f, int sock, si
                                  err == -EPERM ? " (see the sysctl kernel.io_uring_disabled)" : "");
         }
         __atomic_add_fetch(&f->receivers, 1, __ATOMIC_RELEASE); /* destroy takes it back */
+        rx->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (rx->efd < 0 || (err = io_uring_register_eventfd(&rx->ring, rx->efd)) < 0) {
+                err = rx->efd < 0 ? -errno : err;
+                destroy(rx);
+                return (int)FAIL(__func__, f->name, err, "cannot make the receiver's descriptor: %s",
+                                 strerror(-err));
+        }
         rx->br_len = iom_round_up(nbufs * sizeof(struct io_uring_buf), iom_system_page_size());
         rx->br = mmap(NULL, rx->br_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (rx->br == MAP_FAILED) {
@@ -310,10 +322,34 @@ static int next_cqe(struct iomem_rx *rx, struct io_uring_cqe **cqe, int timeout_
         return 0;
 }
 
+static ssize_t next_message(struct iomem_rx *rx, void **buf, int timeout_ms);
+
+/* iomem_rx_fd is level-triggered as a poller expects: the eventfd the
+ * kernel signals per completion is emptied on the way in, and signalled
+ * again on the way out while completions still wait. */
 IOM_PUBLIC ssize_t iomem_rx_next(struct iomem_rx *rx, void **buf, int timeout_ms)
 {
         if (!rx || !buf)
                 return FAIL(__func__, NULL, -EINVAL, "%s is NULL", rx ? "buf" : "the receiver");
+        uint64_t n;
+        if (read(rx->efd, &n, sizeof n) < 0 && errno != EAGAIN)
+                return FAIL(__func__, rx->f->name, -errno, "reading the receiver's descriptor: %s",
+                            strerror(errno));
+        ssize_t r = next_message(rx, buf, timeout_ms);
+        if (io_uring_cq_ready(&rx->ring) || rx->ended)
+                eventfd_write(rx->efd, 1);
+        return r;
+}
+
+IOM_PUBLIC int iomem_rx_fd(const struct iomem_rx *rx)
+{
+        if (!rx)
+                return (int)FAIL(__func__, NULL, -EINVAL, "the receiver is NULL");
+        return rx->efd;
+}
+
+static ssize_t next_message(struct iomem_rx *rx, void **buf, int timeout_ms)
+{
         *buf = NULL;
         double deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
         for (;;) {
@@ -323,7 +359,7 @@ IOM_PUBLIC ssize_t iomem_rx_next(struct iomem_rx *rx, void **buf, int timeout_ms
                 if (!rx->armed) {
                         int short_of = refill(rx);
                         if (!rx->posted)
-                                return iom_result(__func__, short_of ? short_of :
+                                return iom_result("iomem_rx_next", short_of ? short_of :
                                                   iom_fail(rx->f->name, -ENOMEM, "no buffer to receive into"));
                         /* Only what waited while no buffer was free. */
                         if (rx->dry && (rx->flags & IOMEM_RX_DROP))
@@ -332,11 +368,11 @@ IOM_PUBLIC ssize_t iomem_rx_next(struct iomem_rx *rx, void **buf, int timeout_ms
                         if (!err && !rx->ended)
                                 err = arm(rx);
                         if (err || rx->ended)
-                                return err ? iom_result(__func__, err) : 0;
+                                return err ? iom_result("iomem_rx_next", err) : 0;
                 }
                 struct io_uring_cqe *cqe;
                 if ((err = send_unsent(rx)) || (err = next_cqe(rx, &cqe, timeout_ms, deadline)))
-                        return iom_result(__func__, err);
+                        return iom_result("iomem_rx_next", err);
                 int res = cqe->res;
                 unsigned cflags = cqe->flags;
                 bool ours = io_uring_cqe_get_data64(cqe) == RECV_TAG;
@@ -372,7 +408,7 @@ IOM_PUBLIC ssize_t iomem_rx_next(struct iomem_rx *rx, void **buf, int timeout_ms
                         continue;
                 }
                 if (res < 0)
-                        return FAIL(__func__, rx->f->name, res, "cannot receive from socket %d: %s",
+                        return FAIL("iomem_rx_next", rx->f->name, res, "cannot receive from socket %d: %s",
                                     rx->sock, strerror(-res));
         }
 }

@@ -32,6 +32,12 @@ IOM_PUBLIC int iomem_rx_gift(struct iomem_rx *rx, void *buf, size_t len, size_t 
         return (int)iom_result(__func__, iom_fail(NULL, -EINVAL, "the receiver is NULL (none can be made)"));
 }
 
+IOM_PUBLIC int iomem_rx_fd(const struct iomem_rx *rx)
+{
+        (void)rx;
+        return (int)iom_result(__func__, iom_fail(NULL, -EINVAL, "the receiver is NULL (none can be made)"));
+}
+
 IOM_PUBLIC ssize_t iomem_rx_dropped(const struct iomem_rx *rx)
 {
         (void)rx;

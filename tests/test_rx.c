@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -264,6 +265,51 @@ START_TEST(an_empty_datagram_is_not_the_end)
 }
 END_TEST
 
+static bool readable(int fd, int timeout_ms)
+{
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        int n = poll(&p, 1, timeout_ms);
+        ck_assert_int_ge(n, 0);
+        return n == 1 && (p.revents & POLLIN);
+}
+
+/* iomem_rx_fd is readable exactly while iomem_rx_next has something to
+ * return without waiting: a message, or the peer's close. */
+START_TEST(the_descriptor_polls_readable)
+{
+        if (!test_backend_has(IOMEM_CAP_GIFT, "receive into its gift pool"))
+                return;
+        size_t len = PAGE;
+        struct iomem *f = test_open_new("rxfd", 0);
+        int sv[2];
+        seqpacket_pair(sv);
+        struct iomem_rx *rx = NULL;
+        ck_assert_int_eq(iomem_rx_new(&rx, f, sv[0], len, 4, 0), 0);
+        int fd = iomem_rx_fd(rx);
+        ck_assert_int_ge(fd, 0);
+        ck_assert(!readable(fd, 0));
+        send_msgs(sv[1], 0, 2, len);
+        void *b;
+        for (unsigned m = 0; m < 2; m++) {
+                ck_assert(readable(fd, 5000));
+                ck_assert_int_eq(iomem_rx_next(rx, &b, 0), (ssize_t)len);
+                ck_assert(is_msg(b, m, len));
+                ck_assert_int_eq(iomem_free(f, b, len), 0);
+        }
+        ck_assert(!readable(fd, 0));
+        ck_assert_err(iomem_rx_next(rx, &b, 0), EAGAIN);
+        ck_assert(!readable(fd, 0));
+        close(sv[1]);
+        ck_assert(readable(fd, 5000));
+        ck_assert_int_eq(iomem_rx_next(rx, &b, 0), 0);
+        ck_assert(readable(fd, 0)); /* the end stays readable */
+        ck_assert_err(iomem_rx_fd(NULL), EINVAL);
+        ck_assert_int_eq(iomem_rx_delete(&rx), 0);
+        close(sv[0]);
+        iomem_close(&f);
+}
+END_TEST
+
 /* With IOMEM_RX_DROP and 2 buffers, 10 messages sent at once: 2 land, the
  * 8 that found no buffer are dropped and counted, and a later message
  * lands again. A buffer not gifted goes back with iomem_free. */
@@ -426,6 +472,7 @@ static Suite *rx_suite(void)
         tcase_add_test(tc, fill_makes_whole_buffers);
         tcase_add_test(tc, a_reset_connection_is_an_error);
         tcase_add_test(tc, drop_counts_what_found_no_buffer);
+        tcase_add_test(tc, the_descriptor_polls_readable);
         tcase_add_test(tc, drop_with_buffers_free_drops_nothing);
         tcase_add_test(tc, an_empty_datagram_is_not_the_end);
         tcase_add_test(tc, delete_mid_stream);
