@@ -326,7 +326,7 @@ static ssize_t next_message(struct iomem_rx *rx, void **buf, int timeout_ms);
 
 /* iomem_rx_fd is level-triggered as a poller expects: the eventfd the
  * kernel signals per completion is emptied on the way in, and signalled
- * again on the way out while completions still wait. */
+ * again on the way out while the next call has something to return. */
 IOM_PUBLIC ssize_t iomem_rx_next(struct iomem_rx *rx, void **buf, int timeout_ms)
 {
         if (!rx || !buf)
@@ -336,7 +336,9 @@ IOM_PUBLIC ssize_t iomem_rx_next(struct iomem_rx *rx, void **buf, int timeout_ms
                 return FAIL(__func__, rx->f->name, -errno, "reading the receiver's descriptor: %s",
                             strerror(errno));
         ssize_t r = next_message(rx, buf, timeout_ms);
-        if (io_uring_cq_ready(&rx->ring) || rx->ended)
+        /* Also when no recv is in flight to complete (the end, an error,
+         * a submission to try again): the next call has that to say. */
+        if (io_uring_cq_ready(&rx->ring) || rx->ended || rx->unsent || !rx->armed)
                 eventfd_write(rx->efd, 1);
         return r;
 }

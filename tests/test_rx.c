@@ -449,7 +449,12 @@ START_TEST(no_gift_pool_no_receiver)
         close(fd);
         snprintf(uri, sizeof uri, "dax:%s", path);
         struct iomem *f = NULL;
-        ck_assert_int_eq(iomem_open(&f, uri, IOMEM_RDWR, NULL), 0);
+        int r = iomem_open(&f, uri, IOMEM_RDWR, NULL);
+        if (r == -EPROTONOSUPPORT || r == -ENODEV) { /* a build without dax */
+                unlink(path);
+                return;
+        }
+        ck_assert_int_eq(r, 0);
         int sv[2];
         seqpacket_pair(sv);
         struct iomem_rx *rx = NULL;
@@ -489,7 +494,11 @@ int main(void)
         int sv[2];
         struct iomem *f = NULL;
         struct iomem_rx *rx = NULL;
-        int r = iomem_open(&f, "memfd:iomem-rx-probe", IOMEM_RDWR | IOMEM_CREATE, NULL);
+        char uri[64];
+        snprintf(uri, sizeof uri, "%s:iomem-rx-probe-%d", test_backend(), (int)getpid());
+        int r = iomem_open(&f, uri, IOMEM_RDWR | IOMEM_CREATE, NULL);
+        if (r == 0 && (test_caps() & IOMEM_CAP_NAMED))
+                iomem_unlink(uri);
         if (r || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) {
                 fprintf(stderr, "rx: cannot make the probe's object or sockets: %s\n", iomem_errormsg());
                 return EXIT_FAILURE;

@@ -912,23 +912,30 @@ END_TEST
 
 /* The library finds the CPU's best write-back as the kernel lists it, and
  * every instruction the CPU has writes a range back, unaligned ends
- * included, leaving the bytes as they were. */
+ * included, leaving the bytes as they were. Under valgrind, whose CPU
+ * answers CPUID for itself (CLFLUSH, neither CLWB nor CLFLUSHOPT), the
+ * library goes by that answer: then its choice must be one the kernel
+ * lists, and it alone is run. */
 START_TEST(cache_write_back)
 {
-        unsigned best = test_cpu_flush_kind();
-        ck_assert_uint_eq(iom_cache_flush_kind(), best);
-        if (best == IOMEM_PERSIST_NONE)
+        static const char *const flag[] = { [IOMEM_PERSIST_CLWB] = "clwb",
+                                            [IOMEM_PERSIST_CLFLUSHOPT] = "clflushopt",
+                                            [IOMEM_PERSIST_CLFLUSH] = "clflush" };
+        unsigned chosen = iom_cache_flush_kind();
+        bool valgrind = test_under_valgrind();
+        if (valgrind)
+                ck_assert(chosen == IOMEM_PERSIST_NONE || test_cpu_flag(flag[chosen]));
+        else
+                ck_assert_uint_eq(chosen, test_cpu_flush_kind());
+        if (chosen == IOMEM_PERSIST_NONE)
                 return;
         enum { LEN = 3 * 4096 + 100 };
         unsigned char *b = malloc(LEN + 64);
         ck_assert_ptr_nonnull(b);
         for (size_t i = 0; i < LEN + 64; i++)
                 b[i] = (unsigned char)(i * 7);
-        static const char *const flag[] = { [IOMEM_PERSIST_CLWB] = "clwb",
-                                            [IOMEM_PERSIST_CLFLUSHOPT] = "clflushopt",
-                                            [IOMEM_PERSIST_CLFLUSH] = "clflush" };
         for (unsigned kind = IOMEM_PERSIST_CLWB; kind <= IOMEM_PERSIST_CLFLUSH; kind++) {
-                if (!test_cpu_flag(flag[kind]))
+                if (valgrind ? kind != chosen : !test_cpu_flag(flag[kind]))
                         continue;
                 iom_cache_writeback(kind, b + 5, LEN);
                 iom_cache_writeback(kind, b + 1, 1);

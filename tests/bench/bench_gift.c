@@ -67,7 +67,6 @@ static int confirm(struct iomem *f, const char *backend, const char *uri)
         return WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
-/* Seconds for one hand-over of 1 GiB; fills *adopted and *copied. */
 /* 1 GiB in PIECE pieces, the way w, from pool memory (zero-copy) or plain. */
 static void hand_all(struct iomem *f, enum way w, char *pool, char *plain)
 {
@@ -91,6 +90,8 @@ static char *filled_pool(struct iomem *f)
         return pool;
 }
 
+/* Seconds for one hand-over of 1 GiB, the range filled first as the row
+ * says; fills *adopted and *copied. */
 static double hand_over(struct iomem *f, const struct row *row, char *plain, uint64_t *adopted,
                         uint64_t *copied)
 {

@@ -5,9 +5,9 @@
  * iomem_rx (messages land in gift-pool buffers, iomem_rx_gift makes them
  * the object's memory) or with recv(2) into a heap buffer and
  * iomem_pwrite, taken in turns in one run, over loopback TCP, a UNIX
- * stream socket and a UNIX sequenced-packet socket. A stream's pieces need
- * not be whole pages at page boundaries: those are copied, and the table
- * says how much was adopted.
+ * stream socket and a UNIX sequenced-packet socket. Streams are received
+ * with IOMEM_RX_FILL, so that each record is whole pages at a page
+ * boundary; the table says how much was adopted.
  */
 #include "bench.h"
 

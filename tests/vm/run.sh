@@ -3,8 +3,8 @@
 #   run.sh SCENARIO PROGRAM...
 # SCENARIO is numa (two NUMA nodes, two CPUs), dax (an emulated NVDIMM
 # made fsdax with ext4 dax=always, and a virtio-fs mount of a host
-# directory) or devdax (the emulated NVDIMM made a device-DAX device). The PROGRAMs are binaries for the guest's
-# /opt/iomem. Exit 0 when the guest's checks passed, 1 when one failed or
+# directory) or devdax (the emulated NVDIMM made a device-DAX device). The
+# PROGRAMs are binaries for the guest's /opt/iomem. Exit 0 when the guest's checks passed, 1 when one failed or
 # the guest did not finish, 77 (skipped) with the reason when something
 # the tier needs is missing here.
 #
