@@ -89,6 +89,12 @@ struct iomem_stat {
         unsigned seals;        /* IOMEM_SEAL_* the object has               */
         size_t wired;          /* bytes this handle holds locked in memory  */
         unsigned persist;      /* IOMEM_PERSIST_*: how iomem_persist works  */
+        /* The gift pool (IOMEM_CAP_GIFT) of every handle in every process:
+         * iomem_alloc buffers not yet gifted or freed, free memory kept
+         * backed for the next ones, and the offsets it spans. */
+        uint64_t pool_held;    /* bytes of buffers handed out               */
+        uint64_t pool_free;    /* bytes free and backed, for reuse          */
+        uint64_t pool_span;    /* bytes of offsets handed out at some time  */
 };
 /* How iomem_persist (and iomem_sync) make bytes durable. */
 #define IOMEM_PERSIST_NONE       0 /* memory only: nothing to make durable   */

@@ -449,6 +449,11 @@ int msharefs_double_install(int abi, uint64_t align)
         return 0;
 }
 
+uint64_t msharefs_double_alignment(void)
+{
+        return d_abi ? d_align : 0;
+}
+
 void msharefs_double_uninstall(void)
 {
         iom_sys.statfs = iom_sys_default.statfs;

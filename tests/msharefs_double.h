@@ -36,6 +36,8 @@
 int msharefs_double_install(int abi, uint64_t align);
 /* Put the table back as libc provides it (the directory stays). */
 void msharefs_double_uninstall(void);
+/* The alignment installed (0 when not installed). */
+uint64_t msharefs_double_alignment(void);
 /* The directory, or NULL when not installed. */
 const char *msharefs_double_dir(void);
 /* 1 when the double can take a v3 region's memory away when its owner

@@ -406,6 +406,92 @@ START_TEST(a_fork_while_a_region_is_mapped_leaves_the_child_able_to_open)
 }
 END_TEST
 
+/* The double's alignment as the suite set it, saved and put back around
+ * the tests that set their own: that is written in the double's
+ * directory, which every test shares. */
+static uint64_t suite_alignment;
+
+static void save_alignment(void)
+{
+        suite_alignment = msharefs_double_alignment();
+}
+
+static void restore_alignment(void)
+{
+        if (abi())
+                msharefs_double_install(abi(), suite_alignment);
+}
+
+/* A producer gifts 100 times its region's size, in buffers of mixed
+ * sizes at random places, through a region whose gift pool holds less
+ * than twice its live data: the pool's offsets are reused (and, when
+ * what is free is in pieces too small, the gifted bytes are put in place
+ * to make room), so no call fails, and every byte is the last one given,
+ * read here and from another process. */
+START_TEST(gifting_a_hundred_times_the_region_never_runs_dry)
+{
+        need_msharefs();
+        if (!abi()) {
+                printf("the region's alignment is the kernel's; the double's sets a small one\n");
+                return;
+        }
+        ck_assert_int_eq(msharefs_double_install(abi(), 16 * MIB), 0); /* restore_alignment after */
+        const size_t size = 4 * MIB, region = 16 * MIB;
+        static const size_t lens[] = { 4096, 16384, 65536, 262144, MIB, 2 * MIB };
+        const char *u = uri("dry");
+        struct iomem *f = create(u, size);
+        ck_assert_int_eq(iomem_truncate(f, size), 0);
+        unsigned char *shadow = calloc(1, size), *got = malloc(size);
+        ck_assert_ptr_nonnull(shadow);
+        ck_assert_ptr_nonnull(got);
+        uint64_t rng = 42, gifted = 0;
+        for (unsigned i = 1; gifted < 100 * region; i++) {
+                rng = rng * 6364136223846793005u + 1442695040888963407u;
+                size_t len = lens[(rng >> 33) % 6];
+                size_t off = (size_t)((rng >> 13) % ((size - len) / 4096 + 1)) * 4096;
+                unsigned char *p;
+                ck_assert_msg(iomem_alloc(f, len, (void **)&p) == 0, "alloc %zu after %llu bytes: %s",
+                              len, (unsigned long long)gifted, iomem_errormsg());
+                ck_assert_msg(p[0] == 0 && p[len / 2] == 0 && p[len - 1] == 0,
+                              "a buffer cut from reused memory is not zeroed");
+                memset(p, (int)(i & 0xff), len);
+                if (i % 8 == 0) { /* given back unused */
+                        ck_assert_int_eq(iomem_free(f, p, len), 0);
+                        continue;
+                }
+                struct iovec v = { p, len };
+                ck_assert_msg(iomem_gift(f, off, len, &v, 1, IOMEM_GIFT_NOCOPY) == 1,
+                              "gift %zu at %zu after %llu bytes: %s", len, off,
+                              (unsigned long long)gifted, iomem_errormsg());
+                memset(shadow + off, (int)(i & 0xff), len);
+                gifted += len;
+                if (i % 512 == 0) {
+                        ck_assert_int_eq(iomem_pread(f, got, size, 0), (ssize_t)size);
+                        ck_assert_msg(!memcmp(got, shadow, size), "bytes differ after %u gifts", i);
+                }
+        }
+        struct iomem_stat st;
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        ck_assert_uint_lt(st.pool_span, region);
+        ck_assert_uint_eq(st.pool_held, 0);
+        printf("%llu bytes gifted through a %zu-byte region; the pool spans %llu, keeps %llu free\n",
+               (unsigned long long)gifted, region, (unsigned long long)st.pool_span,
+               (unsigned long long)st.pool_free);
+        pid_t pid = fork();
+        if (pid == 0) {
+                struct iomem *g;
+                if (iomem_open(&g, u, IOMEM_RDONLY, NULL) || iomem_pread(g, got, size, 0) != (ssize_t)size)
+                        _exit(2);
+                _exit(memcmp(got, shadow, size) ? 1 : 0);
+        }
+        ck_assert_int_eq(test_wait(pid), 0);
+        ck_assert_int_eq(iomem_unlink(u), 0);
+        ck_assert_int_eq(iomem_close(&f), 0);
+        free(shadow);
+        free(got);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("mshare");
@@ -425,5 +511,9 @@ int main(void)
         else
                 tcase_add_test(t, a_fork_while_a_region_is_mapped_leaves_the_child_able_to_open);
         suite_add_tcase(s, t);
+        TCase *pool = tcase_create("pool");
+        tcase_add_unchecked_fixture(pool, save_alignment, restore_alignment);
+        tcase_add_test(pool, gifting_a_hundred_times_the_region_never_runs_dry);
+        suite_add_tcase(s, pool);
         return test_run(s);
 }

@@ -981,14 +981,26 @@ static int collect_backed(struct iomem *f, uint64_t s, uint64_t e, struct punch_
         return r < 0 ? r : 0;
 }
 
-/* Free the memory of the noted ranges (fdo(f)->lock held). */
+/* The gift pool's pieces of the noted ranges, which the change in progress
+ * let go, are free for the next buffers, still backed (the metadata
+ * held). */
+static int recycle_pool_pieces(struct iomem *f, const struct punch_list *l)
+{
+        int err = 0;
+        for (size_t i = 0; i < l->n && !err; i++)
+                if (l->v[i].phys >= IOM_POOL_OFF)
+                        err = iom_pool_recycle(f, l->v[i].phys, l->v[i].len, true);
+        return err;
+}
+
+/* Free the memory of the noted ranges of the data file, once the change
+ * that let them go is kept (fdo(f)->lock held); the pool's went back to
+ * it in the change. */
 static void punch_all(struct iomem *f, struct punch_list *l)
 {
-        for (size_t i = 0; i < l->n; i++) {
-                punch(f, l->v[i].phys, l->v[i].len);
-                if (l->v[i].phys >= IOM_POOL_OFF)
-                        iom_seg_drop(f, l->v[i].phys, l->v[i].len);
-        }
+        for (size_t i = 0; i < l->n; i++)
+                if (l->v[i].phys < IOM_POOL_OFF)
+                        punch(f, l->v[i].phys, l->v[i].len);
         free(l->v);
         *l = (struct punch_list){ 0 };
 }
@@ -998,8 +1010,12 @@ static void punch_all(struct iomem *f, struct punch_list *l)
 static int unshrink(struct iomem *f, uint64_t old, const struct punch_list *gone)
 {
         int err = iom_map_resize(f, old);
-        for (size_t i = 0; i < gone->n && !err; i++)
-                err = iom_map_set(f, gone->v[i].file, gone->v[i].len, gone->v[i].phys);
+        for (size_t i = 0; i < gone->n && !err; i++) {
+                if (gone->v[i].phys >= IOM_POOL_OFF)
+                        err = iom_pool_claim(f, gone->v[i].phys, gone->v[i].len);
+                if (!err)
+                        err = iom_map_set(f, gone->v[i].file, gone->v[i].len, gone->v[i].phys);
+        }
         if (err)
                 iom_meta_undo(f);
         return err;
@@ -1028,8 +1044,8 @@ static int fdmem_truncate(struct iomem *f, size_t size)
                 goto out;
         if (size > old)
                 err = check_space(f, size - old);
-        else
-                err = collect_backed(f, iom_round_up(size, ps), iom_round_up(old, ps), &gone);
+        else if (!(err = collect_backed(f, iom_round_up(size, ps), iom_round_up(old, ps), &gone)))
+                err = recycle_pool_pieces(f, &gone);
         /* Bytes past the end in the last page read as zero once it grows. */
         if (!err && size > old)
                 err = zero_old_tail(f, old, size);
@@ -1084,58 +1100,97 @@ static int allocs_reserve(struct iomem *f, size_t extra)
         return 0;
 }
 
-/* A new gift-pool buffer of n bytes (fdo(f)->lock held). */
-static int pool_alloc(struct iomem *f, uint64_t n, char **va_out, uint64_t *phys_out)
+/* Can this process hand out [phys, phys+len), free within [from,
+ * from+from_len), as one run of addresses: mapped in one piece already,
+ * or by a mapping of its own once its mappings of that free range go? */
+static bool pool_mappable(struct iomem *f, uint64_t phys, uint64_t len, uint64_t from,
+                          uint64_t from_len)
+{
+        uint64_t contig;
+        return (iom_seg_lookup(f, phys, len, &contig) && contig >= len) ||
+               iom_seg_all_inside(f, phys, len, from, from_len);
+}
+
+/* Zero-filled memory for a buffer at [phys, phys+n), mapped at va: a
+ * backed free range needs zeroing only; any other may hold old bytes (a
+ * process killed while backing it, memory a trim was about to give back)
+ * or none, and is emptied and backed. */
+static int pool_fill(struct iomem *f, const struct iom_pool_take *t, uint64_t n, char *va)
+{
+        if (t->backed) {
+                memset(va, 0, n);
+                return 0;
+        }
+        if (t->from_len)
+                punch(f, t->phys, n);
+        return allocate_placed(f, t->phys, n, va);
+}
+
+/* A gift-pool buffer of n bytes (fdo(f)->lock held): cut from what the
+ * pool has free first, in memory that gifts, truncates and frees gave
+ * back still backed, so a producer that hands the same range over again
+ * and again faults and frees no page; new offsets when nothing fits. */
+static int pool_alloc(struct iomem *f, uint64_t n, bool compact, bool *no_room, char **va_out,
+                      uint64_t *phys_out)
 {
         struct iom_fdobj *obj = fdo(f);
-        struct iom_meta *meta = obj->meta;
+        struct iom_pool_take t;
         int err = iom_meta_lock(f);
         if (err)
                 return err;
-        if (meta->pool_next + n > obj->pool_end) {
-                iom_meta_unlock(f);
-                return iom_fail(f->name, -ENOMEM,
-                                "its gift pool (%llu bytes, whose offsets are never reused) is used up",
-                                (unsigned long long)(obj->pool_end - IOM_POOL_OFF));
-        }
-        uint64_t phys = meta->pool_next;
-        if ((err = iom_pool_add(f, obj->owner, phys, n)) ||
-            (err = iom_undo_set(f, &meta->pool_next, phys + n)))
+        err = iom_pool_take(f, n, obj->pool_end, compact, pool_mappable, &t);
+        if ((*no_room = err > 0))
+                err = -ENOSPC;
+        else if (!err && (err = iom_pool_add(f, obj->owner, t.phys, n)))
                 iom_meta_undo(f);
         iom_meta_unlock(f);
         if (err)
                 return err;
 
-        /* Map and place it first, then back it. No segment of this
-         * process reaches these offsets: pool pieces stop at the offsets
-         * handed out when they were mapped (segments.c). */
-        char *va = obj->phys->map(f, NULL, phys, n, PROT_READ | PROT_WRITE, 0);
-        if (va == MAP_FAILED)
-                err = iom_fail(f->name, -ENOMEM, "cannot map %llu bytes: %s", (unsigned long long)n,
-                               strerror(errno));
-        else if ((err = iom_numa_apply(f, va, n)) || (err = allocate_placed(f, phys, n, va)) ||
-                 (err = iom_seg_add(f, phys, n, va)))
-                obj->phys->unmap(f, va, n);
+        /* Where this process maps it in one piece already, there; else
+         * mapped and placed first, then backed. No other segment of this
+         * process reaches these offsets then: pool pieces stop at the
+         * offsets handed out when they were mapped (segments.c), and the
+         * ones over the free range it was cut from, which held nothing of
+         * anyone's, go. */
+        uint64_t contig;
+        char *va = iom_seg_lookup(f, t.phys, n, &contig);
+        bool own = !va || contig < n;
+        if (own) {
+                iom_seg_drop(f, t.from, t.from_len);
+                va = obj->phys->map(f, NULL, t.phys, n, PROT_READ | PROT_WRITE, 0);
+                if (va == MAP_FAILED)
+                        err = iom_fail(f->name, -ENOMEM, "cannot map %llu bytes: %s",
+                                       (unsigned long long)n, strerror(errno));
+                else
+                        err = iom_numa_apply(f, va, n);
+        }
+        if (!err && !(err = pool_fill(f, &t, n, va)) && own)
+                err = iom_seg_add(f, t.phys, n, va);
         if (err) {
-                punch(f, phys, n);
+                if (own && va != MAP_FAILED)
+                        obj->phys->unmap(f, va, n);
+                /* Free again, perhaps with some memory: the next buffer cut
+                 * from it empties and backs it. */
                 if (iom_meta_lock(f) == 0) {
-                        iom_pool_forget(f, phys);
+                        if (iom_pool_forget(f, t.phys) || iom_pool_recycle(f, t.phys, n, false))
+                                iom_meta_undo(f);
                         iom_meta_unlock(f);
                 }
                 return err;
         }
         *va_out = va;
-        *phys_out = phys;
+        *phys_out = t.phys;
         return 0;
 }
 
-static int fdmem_alloc(struct iomem *f, size_t len, void **out)
+/* A buffer of n bytes in this handle's list; *no_room when the pool has
+ * no free range that large and may not grow (compact: to bound its
+ * fragmentation). */
+static int alloc_buffer(struct iomem *f, uint64_t n, bool compact, bool *no_room, void **out)
 {
         struct iom_fdobj *obj = fdo(f);
         int err = 0;
-        uint64_t n = iom_round_up(len, f->page_size);
-        if (n < len || n > IOM_DATA_END)
-                return iom_fail(f->name, -ENOMEM, "%zu bytes is more than an object can hold", len);
         iom_lanes_lock(&obj->lock);
         if (allocs_reserve(f, 1)) {
                 iom_lanes_unlock(&obj->lock);
@@ -1144,7 +1199,7 @@ static int fdmem_alloc(struct iomem *f, size_t len, void **out)
         char *va;
         uint64_t phys = IOM_HOLE;
         if (has_pool(f)) {
-                err = pool_alloc(f, n, &va, &phys);
+                err = pool_alloc(f, n, compact, no_room, &va, &phys);
         } else {
                 /* Nothing to adopt from: ordinary memory, which gift copies. */
                 va = iom_sys.mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -1158,6 +1213,43 @@ static int fdmem_alloc(struct iomem *f, size_t len, void **out)
         }
         iom_lanes_unlock(&obj->lock);
         return err;
+}
+
+static int fdmem_settle(struct iomem *f);
+
+/* The cause in the message of f's last failure, without f's name. */
+static const char *cause(const struct iomem *f)
+{
+        const char *m = iomem_errormsg();
+        size_t n = strlen(f->name);
+        return !strncmp(m, f->name, n) && !strncmp(m + n, ": ", 2) ? m + n + 2 : m;
+}
+
+static int fdmem_alloc(struct iomem *f, size_t len, void **out)
+{
+        uint64_t n = iom_round_up(len, f->page_size);
+        if (n < len || n > IOM_DATA_END)
+                return iom_fail(f->name, -ENOMEM, "%zu bytes is more than an object can hold", len);
+        bool no_room = false;
+        int err = alloc_buffer(f, n, true, &no_room, out);
+        if (!no_room)
+                return err;
+        /* What the pool has free is in pieces too small, and it may not
+         * grow: its bounds are fixed (mshare's region), or it would span
+         * more than twice what it holds. The gifted bytes go in place in
+         * the data area, which frees the pool's pages they were in, and
+         * one more try, which may grow the pool to its bounds. */
+        char why[256], how[256];
+        snprintf(why, sizeof why, "%s", cause(f));
+        int settled = fdmem_settle(f);
+        snprintf(how, sizeof how, "%s", settled ? cause(f) : "");
+        if (!(err = alloc_buffer(f, n, false, &no_room, out)) || !no_room)
+                return err;
+        if (!settled)
+                return iom_fail(f->name, -ENOMEM, "%s, even after its gifted bytes were put in place",
+                                cause(f));
+        return iom_fail(f->name, -ENOMEM, "%s; putting its gifted bytes in place to make room failed: %s",
+                        why, how);
 }
 
 /* The buffer of this handle that holds [p, p+len), or NULL. */
@@ -1226,12 +1318,12 @@ static int fdmem_free(struct iomem *f, void *buf, size_t len)
                 *a = obj->allocs.v[--obj->allocs.n];
                 iom_sys.munmap(whole.va, whole.len);
         } else if ((err = iom_meta_lock(f)) == 0) {
-                err = carve_alloc(f, a, buf, n);
+                /* Back to the pool, backed and still mapped here, for the
+                 * next buffer. */
+                if ((err = iom_pool_recycle(f, whole.phys, whole.len, true)) ||
+                    (err = carve_alloc(f, a, buf, n)))
+                        iom_meta_undo(f);
                 iom_meta_unlock(f);
-                if (!err) {
-                        punch(f, whole.phys, whole.len);
-                        iom_seg_drop(f, whole.phys, whole.len);
-                }
         }
         iom_lanes_unlock(&obj->lock);
         return err;
@@ -1337,6 +1429,8 @@ static ssize_t fdmem_gift(struct iomem *f, size_t off, size_t len, const struct 
                 if (!err)
                         err = iom_map_set(f, dst, n, phys);
         }
+        if (!err)
+                err = recycle_pool_pieces(f, &gone);
         /* The copies, into memory backed above, before the change is
          * published: a process killed before that leaves the old file. */
         dst = off;
@@ -1427,12 +1521,13 @@ static int copy_phys(struct iomem *f, uint64_t to, uint64_t from, uint64_t n)
  * library. A range pinned by any process stays where its pinner's
  * addresses are: -EBUSY. One change of the map (the metadata held), whose
  * copies land before it is kept, so a process killed half way leaves the
- * bytes where they were; *moved receives the pool ranges to punch once it
- * is kept.
+ * bytes where they were; the pool's pages of each range go back to it
+ * with the change that moves it.
  */
-static int settle_locked(struct iomem *f, struct punch_list *moved)
+static int settle_locked(struct iomem *f)
 {
         uint64_t end = iom_round_up(fdo(f)->meta->size, f->page_size);
+        struct punch_list out_of_place = { 0 }, *moved = &out_of_place;
         int err = collect_backed(f, 0, end, moved);
         size_t n = 0;
         for (size_t i = 0; i < moved->n && !err; i++) {
@@ -1448,23 +1543,22 @@ static int settle_locked(struct iomem *f, struct punch_list *moved)
                         err = iom_pin_refuse(f, moved->v[i].file, moved->v[i].file + moved->v[i].len);
                 moved->v[n++] = moved->v[i];
         }
-        /* On return, moved lists only what did move. */
         moved->n = err ? 0 : n;
         /* A change per range, kept before the next, so that the undo log
-         * needs room for one only; a range whose change failed was not
-         * moved, and is not to be punched. */
+         * needs room for one only. */
         for (size_t i = 0; i < moved->n && !err; i++) {
                 uint64_t at = moved->v[i].file, len = moved->v[i].len;
                 punch(f, at, len); /* whatever a killed process left at its own offset */
                 if (!(err = allocate(f, at, len)) && !(err = copy_phys(f, at, moved->v[i].phys, len)) &&
-                    !(err = iom_map_set(f, at, len, at))) {
+                    !(err = iom_map_set(f, at, len, at)) &&
+                    !(err = iom_pool_recycle(f, moved->v[i].phys, len, true))) {
                         iom_meta_keep(f);
                         continue;
                 }
                 iom_meta_undo(f);
                 punch(f, at, len);
-                moved->n = i;
         }
+        free(out_of_place.v);
         /* A process killed between growing the data file and keeping the
          * change left it too large: it is the object's size again. */
         if (iom_fd_writable(f))
@@ -1480,15 +1574,12 @@ static int fdmem_settle(struct iomem *f)
         int err = iom_iolock_wrlock(f, f->lock_timeout_ms);
         if (err)
                 return err;
-        struct punch_list moved = { 0 };
         iom_lanes_lock(&obj->lock);
         if ((err = iom_meta_lock(f)) == 0) {
-                err = settle_locked(f, &moved);
+                err = settle_locked(f);
                 iom_meta_unlock(f);
-                punch_all(f, &moved); /* the pool's pages of what moved, unreachable now */
         }
         iom_lanes_unlock(&obj->lock);
-        free(moved.v);
         iom_iolock_unlock(f);
         return err;
 }
@@ -1513,8 +1604,6 @@ static int fdmem_seal(struct iomem *f, unsigned seals)
         int err = iom_iolock_wrlock(f, f->lock_timeout_ms);
         if (err)
                 return err;
-        struct punch_list moved = { 0 };
-        bool settled = false;
         iom_lanes_lock(&obj->lock);
         if ((err = iom_meta_lock(f)))
                 goto unlock_local;
@@ -1523,8 +1612,7 @@ static int fdmem_seal(struct iomem *f, unsigned seals)
         if (add & IOMEM_SEAL_WRITE) {
                 uint64_t end = iom_round_up(m->size, f->page_size);
                 if (!(err = iom_pin_refuse(f, 0, end)))
-                        err = settle_locked(f, &moved);
-                settled = true; /* what moved stays in place, whatever comes next */
+                        err = settle_locked(f); /* what moved stays in place, whatever comes next */
                 if (err)
                         goto refused;
                 if (!iom_seg_protect_data(f)) {
@@ -1552,11 +1640,8 @@ refused:
         if (err == -EBUSY) /* the others let their mappings go when they can */
                 m->seal_asks++;
         iom_meta_unlock(f);
-        if (settled) /* the pool's pages, unreachable now */
-                punch_all(f, &moved);
 unlock_local:
         iom_lanes_unlock(&obj->lock);
-        free(moved.v);
         iom_iolock_unlock(f);
         return err;
 }
@@ -1725,6 +1810,12 @@ void iom_fdmem_close(struct iomem *f)
         if (obj->meta && obj->owner != IOM_NO_OWNER && f->fork_gen == iom_fork_generation() &&
             iom_meta_lock(f) == 0) {
                 iom_owner_unregister(f);
+                /* Nobody uses the pool's free memory until the object is
+                 * opened again (a named one outlives its handles). */
+                if (!iom_owner_any_alive(f)) {
+                        iom_meta_keep(f);
+                        iom_pool_trim(f, 0);
+                }
                 iom_meta_unlock(f);
         }
         iom_seg_unmap_all(f);

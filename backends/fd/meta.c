@@ -70,7 +70,8 @@ IOM_SEQ_READER int iom_meta_validate(const struct iom_meta *m, size_t page_size,
                   m->size <= IOM_DATA_END && m->pool_next >= IOM_POOL_OFF &&
                   m->pool_next <= IOM_PHYS_END && smap_holds_together(&m->extents) &&
                   smap_holds_together(&m->pins) && smap_holds_together(&m->pool) &&
-                  smap_holds_together(&m->owners) && smap_holds_together(&m->readers);
+                  smap_holds_together(&m->owners) && smap_holds_together(&m->readers) &&
+                  smap_holds_together(&m->pool_free);
         return ok ? 0 : -EBADMSG;
 }
 
@@ -334,6 +335,9 @@ int iom_meta_lock(struct iomem *f)
 void iom_meta_unlock(struct iomem *f)
 {
         iom_undo_commit(f);
+        /* Whatever the change let go of the gift pool, no more than the
+         * limit of unused memory stays with it. */
+        iom_pool_trim(f, iom_pool_keep_limit(f));
         pthread_mutex_unlock(&fdo(f)->meta->mutex);
 }
 

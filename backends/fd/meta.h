@@ -15,9 +15,9 @@
  * shm and memfd keep the data in a file of its own, sized like the
  * object (shm's named object, a memfd), and the rest at the same offsets
  * in a twin (shm's sidecar "NAME.iomem", a memfd "LABEL.iomem";
- * pairing.h); mshare keeps all three in its region. Offsets
- * are never reused in the pool: a freed range is punched out, and the
- * pool spans far more than any process can allocate.
+ * pairing.h); mshare keeps all three in its region. The pool's offsets
+ * are reused (pool.c): what a gift, truncate or iomem_free lets go is
+ * free for the next buffer, still backed up to a bound.
  */
 #ifndef IOMEM_META_H
 #define IOMEM_META_H
@@ -34,7 +34,7 @@
 #define IOM_PHYS_END  (UINT64_C(1) << 60)
 
 #define IOM_META_MAGIC   UINT64_C(0x4154454d4d454f49) /* "IOEMMETA" */
-#define IOM_META_VERSION 2u
+#define IOM_META_VERSION 3u
 
 /* Address space the metadata of an object may use (memory is backed as
  * its tables grow): 1 GiB, room for some 10^7 extents or pins. Each
@@ -62,6 +62,10 @@ struct iom_rec {
                 /* pool: key = phys; a gift-pool range handed out by
                  * iomem_alloc and not yet gifted. */
                 struct { uint64_t len, owner, unused; } pool;
+                /* pool_free: key = phys; pool offsets no buffer or extent
+                 * holds. backed: certainly memory, which needs zeroing
+                 * only; else it may have some, of old bytes, or none. */
+                struct { uint64_t len, backed, unused; } free;
                 /* owners: key = owner id; a handle that has the object
                  * open. start_time (/proc/PID/stat field 22) tells reused
                  * pids apart. */
@@ -105,7 +109,11 @@ struct iom_meta {
 
         uint64_t size;        /* the file size */
         uint64_t gift_adopted, gift_copied;
-        uint64_t pool_next;
+        /* The gift pool: offsets from IOM_POOL_OFF to pool_next have been
+         * handed out at some time (it never goes down, so that a process
+         * can check an extent against it); of them, pool_held bytes are
+         * buffers not yet gifted and pool_kept bytes are free and backed. */
+        uint64_t pool_next, pool_held, pool_kept;
 
         /* The I/O lock (iolock.c). */
         uint32_t lock_seq;      /* futex word: bumped on every unlock */
@@ -115,7 +123,7 @@ struct iom_meta {
         uint32_t lock_waiters;  /* threads asleep on lock_seq */
         uint32_t writers_waiting; /* of every owner: while not 0, new readers queue */
 
-        struct iom_smap extents, pins, pool, owners, readers;
+        struct iom_smap extents, pins, pool, owners, readers, pool_free;
 
         /* mshare: the bytes of the region its creator backed (metadata,
          * file, gift pool), from which every attacher lays it out; 0
@@ -252,10 +260,40 @@ int iom_pin_census(struct iomem *f, uint64_t *pinned, uint64_t *mine, struct iom
 struct iomem_stat;
 int iom_stat_shared(struct iomem *f, struct iomem_stat *st);
 
-/* The gift pool's outstanding buffers (tables.c). */
+/* The gift pool (pool.c; the metadata locked). */
+/* The buffer [phys, phys+len) is owner's. */
 int iom_pool_add(struct iomem *f, uint32_t owner, uint64_t phys, uint64_t len);
+/* The buffer at phys is no one's (gifted, or about to be freed). */
 int iom_pool_forget(struct iomem *f, uint64_t phys);
-/* Punch and forget every buffer of owner. */
+/* [phys, phys+len) is free for the next buffer; backed: it certainly has
+ * memory (else it may have some, of old bytes, or none). */
+int iom_pool_recycle(struct iomem *f, uint64_t phys, uint64_t len, bool backed);
+/* Take [phys, phys+len), which is free, out of the free ranges. */
+int iom_pool_claim(struct iomem *f, uint64_t phys, uint64_t len);
+/* A free range for a buffer of len bytes, best fit, backed ones first,
+ * where usable() says this process can map it; else new offsets past
+ * pool_next, below end, and with compact only while the pool spans no
+ * more than twice what it holds plus the keep limit (fragmentation's
+ * bound: beyond it the caller compacts the pool instead). Claimed on
+ * return: *phys, whether it is *backed, and the free range it was cut
+ * from, [*from, *from + *from_len) (empty for new offsets). 1 with the
+ * message set when there is none; -errno on failure. */
+struct iom_pool_take {
+        uint64_t phys, from, from_len;
+        bool backed;
+};
+typedef bool iom_pool_usable_fn(struct iomem *f, uint64_t phys, uint64_t len, uint64_t from,
+                                uint64_t from_len);
+int iom_pool_take(struct iomem *f, uint64_t len, uint64_t end, bool compact,
+                  iom_pool_usable_fn *usable, struct iom_pool_take *out);
+/* Free every buffer of owner; the buffers of this handle's owner are
+ * backed, a dead owner's perhaps not all. */
 int iom_pool_drop_owner(struct iomem *f, uint32_t owner);
+/* The most free memory the pool keeps backed. */
+uint64_t iom_pool_keep_limit(const struct iomem *f);
+/* Give back the memory of free ranges beyond keep bytes, highest offsets
+ * first: marked unbacked and kept, then punched (no change in progress;
+ * kept on return). A read-only handle leaves it to the next writer. */
+void iom_pool_trim(struct iomem *f, uint64_t keep);
 
 #endif /* IOMEM_META_H */

@@ -15,7 +15,7 @@
 
 struct phys_run {
         uint64_t phys, len;
-        const char *what; /* "extent" or "pool buffer" */
+        const char *what; /* "extent", "pool buffer" or "free pool range" */
         uint64_t key;
 };
 
@@ -140,24 +140,47 @@ static int check_pins(struct iomem *f)
         return 0;
 }
 
-/* Gift-pool buffers not yet gifted: of known owners, inside the pool. */
+/* Within the gift pool handed out, page-aligned, and not empty. */
+static bool in_pool(const struct iom_meta *m, uint64_t phys, uint64_t len, uint64_t ps)
+{
+        return phys >= IOM_POOL_OFF && phys < m->pool_next && len && !((phys | len) & (ps - 1)) &&
+               len <= m->pool_next - phys;
+}
+
+/* Gift-pool buffers not yet gifted, of known owners, and the free ranges:
+ * inside the pool, and the counts in the header add up. */
 static int check_pool(struct iomem *f, struct phys_runs *runs)
 {
         const struct iom_meta *m = fdo(f)->meta;
-        uint64_t ps = f->page_size;
+        uint64_t ps = f->page_size, held = 0, kept = 0;
         struct iom_cursor c;
         for (const struct iom_rec *r = iom_smap_ceil(m, &m->pool, 0, &c); r; r = iom_smap_next(m, &m->pool, &c)) {
                 if (!owner_known(m, r->pool.owner))
                         return broken(f, "the pool buffer at %#llx belongs to owner %llu, who is not registered",
                                       (unsigned long long)r->key, (unsigned long long)r->pool.owner);
-                if (r->key < IOM_POOL_OFF || r->key >= m->pool_next || !r->pool.len ||
-                    ((r->key | r->pool.len) & (ps - 1)) || r->pool.len > m->pool_next - r->key)
+                if (!in_pool(m, r->key, r->pool.len, ps))
                         return broken(f, "the pool buffer at %#llx (%llu bytes) is malformed",
                                       (unsigned long long)r->key, (unsigned long long)r->pool.len);
                 int err = add_run(f, runs, (struct phys_run){ .phys = r->key, .len = r->pool.len, .what = "pool buffer", .key = r->key });
                 if (err)
                         return err;
+                held += r->pool.len;
         }
+        for (const struct iom_rec *r = iom_smap_ceil(m, &m->pool_free, 0, &c); r;
+             r = iom_smap_next(m, &m->pool_free, &c)) {
+                if (!in_pool(m, r->key, r->free.len, ps) || r->free.backed > 1)
+                        return broken(f, "the free pool range at %#llx (%llu bytes) is malformed",
+                                      (unsigned long long)r->key, (unsigned long long)r->free.len);
+                int err = add_run(f, runs, (struct phys_run){ .phys = r->key, .len = r->free.len, .what = "free pool range", .key = r->key });
+                if (err)
+                        return err;
+                kept += r->free.backed ? r->free.len : 0;
+        }
+        if (held != m->pool_held || kept != m->pool_kept)
+                return broken(f, "the pool's buffers hold %llu bytes and its free ranges keep %llu "
+                              "backed; the header says %llu and %llu", (unsigned long long)held,
+                              (unsigned long long)kept, (unsigned long long)m->pool_held,
+                              (unsigned long long)m->pool_kept);
         return 0;
 }
 
@@ -202,7 +225,7 @@ int iom_meta_check(struct iomem *f)
                               (unsigned long long)m->log_len, (unsigned long long)m->change_seq);
         const struct { const struct iom_smap *s; const char *name; } maps[] = {
                 { &m->extents, "extents" }, { &m->pins, "pins" }, { &m->pool, "pool" },
-                { &m->owners, "owners" }, { &m->readers, "readers" },
+                { &m->owners, "owners" }, { &m->readers, "readers" }, { &m->pool_free, "pool_free" },
         };
         int err = 0;
         for (size_t i = 0; i < sizeof maps / sizeof maps[0] && !err; i++)
@@ -210,8 +233,9 @@ int iom_meta_check(struct iomem *f)
         struct phys_runs runs = { 0 };
         if (!err && !(err = check_extents(f, &runs)) && !(err = check_pool(f, &runs)) &&
             !(err = check_pins(f)) && !(err = check_lock(f)) && runs.n) {
-                /* No memory is two things at once: every extent and every
-                 * outstanding buffer has physical pages of its own. */
+                /* No memory is two things at once: every extent, every
+                 * outstanding buffer and every free range has physical
+                 * pages of its own. */
                 qsort(runs.v, runs.n, sizeof *runs.v, by_phys);
                 for (size_t i = 1; i < runs.n && !err; i++)
                         if (runs.v[i - 1].phys + runs.v[i - 1].len > runs.v[i].phys)

@@ -176,9 +176,9 @@ static int seg_map(struct iomem *f, uint64_t phys, uint64_t want)
                 /* Pool memory in large aligned pieces: reading a gifted file
                  * page by page must not cost a mapping per page. Only over
                  * offsets handed out already (the metadata is locked, so
-                 * that is the committed count): iomem_alloc maps the next
-                 * ones as buffers of their own, and segments must not
-                 * overlap (a pinned page would have two addresses). */
+                 * that is the committed count): iomem_alloc maps new ones
+                 * as buffers of their own, and segments must not overlap
+                 * (a pinned page would have two addresses). */
                 uint64_t gran = iom_max(POOL_MAP_CHUNK, ps);
                 uint64_t handed_out = obj->meta->pool_next;
                 if (want > handed_out || phys > handed_out - want)
@@ -302,6 +302,16 @@ char *iom_seg_resolve(struct iomem *f, uint64_t phys, uint64_t want, uint64_t *c
         if (va && (*err = unprotect(f, phys, iom_min(want, *contig))))
                 return NULL;
         return va;
+}
+
+bool iom_seg_all_inside(struct iomem *f, uint64_t phys, uint64_t len, uint64_t outer,
+                        uint64_t outer_len)
+{
+        const struct iom_segments *s = &fdo(f)->segs;
+        for (size_t i = seg_first_after(s, phys); i < s->n && s->v[i].phys < phys + len; i++)
+                if (s->v[i].phys < outer || s->v[i].phys + s->v[i].len > outer + outer_len)
+                        return false;
+        return true;
 }
 
 void iom_seg_drop(struct iomem *f, uint64_t phys, uint64_t len)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The shared pins and the gift pool's outstanding buffers (meta.h). Pins
+ * The shared pins (meta.h), and what iomem_stat says of them. Pins
  * are kept per owner, sorted by start: an owner's pins over a range are
  * one lookup away, and a survivor reaps a dead owner's pins as one run.
  * Each change is whole (IOM_UNDO_STEP): one that fails leaves the tables
@@ -114,8 +114,6 @@ int iom_pin_busy(struct iomem *f, uint64_t start, uint64_t end, struct iom_pin_h
         return 0;
 }
 
-/* ---- the gift pool's buffers ----------------------------------------- */
-
 void iom_pin_let_go(uint64_t start, uint64_t end, void *f)
 {
         iom_pin_remove(f, fdo(f)->owner, start, end);
@@ -131,36 +129,6 @@ int iom_pin_refuse(struct iomem *f, uint64_t start, uint64_t end)
                         "bytes [%llu, %llu) are pinned (acquired) by process %d%s",
                         (unsigned long long)who.start, (unsigned long long)who.end, who.pid,
                         who.pid == getpid() ? " (this one)" : "");
-}
-
-int iom_pool_add(struct iomem *f, uint32_t owner, uint64_t phys, uint64_t len)
-{
-        struct iom_meta *m = fdo(f)->meta;
-        struct iom_rec r = { .key = phys, .pool = { .len = len, .owner = owner } };
-        return iom_smap_insert(f, &m->pool, &r);
-}
-
-int iom_pool_forget(struct iomem *f, uint64_t phys)
-{
-        struct iom_meta *m = fdo(f)->meta;
-        return iom_smap_get(m, &m->pool, phys) ? iom_smap_erase(f, &m->pool, phys) : 0;
-}
-
-int iom_pool_drop_owner(struct iomem *f, uint32_t owner)
-{
-        struct iom_fdobj *obj = fdo(f);
-        struct iom_meta *m = obj->meta;
-        int err = 0;
-        for (const struct iom_rec *r = iom_smap_ceil(m, &m->pool, 0, NULL); r && !err;) {
-                uint64_t phys = r->key, len = r->pool.len;
-                if (r->pool.owner == owner) {
-                        /* Its un-gifted buffers belong to no one now. */
-                        obj->phys->punch(f, phys, len);
-                        err = iom_smap_erase(f, &m->pool, phys);
-                }
-                r = iom_smap_ceil(m, &m->pool, phys + 1, NULL);
-        }
-        return err;
 }
 
 /* ---- who holds what, for iomem_stat --------------------------------------- */
@@ -232,6 +200,9 @@ int iom_stat_shared(struct iomem *f, struct iomem_stat *st)
         }
         st->gift_adopted = m->gift_adopted;
         st->gift_copied = m->gift_copied;
+        st->pool_held = m->pool_held;
+        st->pool_free = m->pool_kept;
+        st->pool_span = m->pool_next - IOM_POOL_OFF;
         iom_holders_report(&who, st);
         return err;
 }
