@@ -211,13 +211,14 @@ START_TEST(truncate_and_putting_in_place_give_pages_back)
 }
 END_TEST
 
-/* Free memory beyond the keep limit goes back to the system at once; what
- * was given back is reused before the pool grows; the last close gives
- * the rest back. */
+/* Free memory beyond the keep limit (the file's size and 64 MiB) goes back
+ * to the system at once; what was given back is reused before the pool
+ * grows; the last close gives the rest back. */
 START_TEST(unused_memory_is_bounded_and_given_back)
 {
         const size_t n = 40, len = 4 * MIB;
         struct obj o = open_obj("bound", n * len);
+        ck_assert_int_eq(iomem_truncate(o.f, 0), 0);
         unsigned char *p[40];
         for (size_t i = 0; i < n; i++)
                 memset(p[i] = alloc_zeroed(o.f, len), 0x5a, len);
@@ -233,8 +234,11 @@ START_TEST(unused_memory_is_bounded_and_given_back)
         for (size_t i = 0; i < n; i++)
                 p[i] = alloc_zeroed(o.f, len);
         ck_assert_uint_eq(stat_of(o.f).pool_span, n * len);
+        /* A larger file lets the pool keep as much more. */
+        ck_assert_int_eq(iomem_truncate(o.f, 60 * MIB), 0);
         for (size_t i = 0; i < n; i++)
                 ck_assert_int_eq(iomem_free(o.f, p[i], len), 0);
+        ck_assert_uint_eq(stat_of(o.f).pool_free, 60 * MIB + KEEP_LIMIT);
         if (!(test_caps() & IOMEM_CAP_NAMED) || blocks < 0) {
                 close_obj(&o);
                 return;
@@ -246,6 +250,26 @@ START_TEST(unused_memory_is_bounded_and_given_back)
         st = stat_of(o.f);
         ck_assert_uint_eq(st.pool_free, 0);
         ck_assert_int_le(pool_file_blocks(&o) * 512, (long long)(8 * MIB));
+        close_obj(&o);
+}
+END_TEST
+
+/* A buffer larger than the keep limit, freed and allocated again: the
+ * part given back and the part kept make it again, at the same offsets,
+ * zeroed, without putting anything in place. */
+START_TEST(a_buffer_larger_than_the_limit_is_reused)
+{
+        const size_t len = 100 * MIB;
+        struct obj o = open_obj("large", 2 * len);
+        ck_assert_int_eq(iomem_truncate(o.f, 0), 0);
+        for (int round = 0; round < 3; round++) {
+                unsigned char *p = alloc_zeroed(o.f, len);
+                memset(p, round + 1, len);
+                ck_assert_int_eq(iomem_free(o.f, p, len), 0);
+                struct iomem_stat st = stat_of(o.f);
+                ck_assert_uint_eq(st.pool_span, len);
+                ck_assert_uint_eq(st.pool_free, KEEP_LIMIT);
+        }
         close_obj(&o);
 }
 END_TEST
@@ -292,8 +316,8 @@ START_TEST(a_dead_process_buffers_come_back)
 END_TEST
 
 /* Gifts of mixed sizes at random places, 100 times the file's size: the
- * pool spans no more than twice what it holds plus the keep limit and a
- * buffer (putting gifted bytes in place when its free offsets are in
+ * pool spans no more than twice what it holds plus the keep limit (the
+ * file's size and 64 MiB) and a buffer (putting gifted bytes in place when its free offsets are in
  * pieces too small), and every byte is the last one given. */
 START_TEST(mixed_sizes_keep_fragmentation_bounded)
 {
@@ -315,7 +339,7 @@ START_TEST(mixed_sizes_keep_fragmentation_bounded)
                 struct iomem_stat st = stat_of(o.f);
                 widest = st.pool_span > widest ? st.pool_span : widest;
         }
-        ck_assert_uint_le(widest, 2 * size + KEEP_LIMIT + 2 * MIB);
+        ck_assert_uint_le(widest, 2 * size + size + KEEP_LIMIT + 2 * MIB);
         printf("%s: %llu bytes gifted over %zu; the pool spanned %llu at most\n", test_backend(),
                (unsigned long long)gifted, size, (unsigned long long)widest);
         other_process_reads(&o, shadow, size);
@@ -332,6 +356,7 @@ int main(void)
         tcase_add_test(t, a_freed_buffer_is_the_next_one_zeroed);
         tcase_add_test(t, truncate_and_putting_in_place_give_pages_back);
         tcase_add_test(t, unused_memory_is_bounded_and_given_back);
+        tcase_add_test(t, a_buffer_larger_than_the_limit_is_reused);
         tcase_add_test(t, a_dead_process_buffers_come_back);
         tcase_add_test(t, mixed_sizes_keep_fragmentation_bounded);
         suite_add_tcase(s, t);

@@ -1100,15 +1100,15 @@ static int allocs_reserve(struct iomem *f, size_t extra)
         return 0;
 }
 
-/* Can this process hand out [phys, phys+len), free within [from,
- * from+from_len), as one run of addresses: mapped in one piece already,
- * or by a mapping of its own once its mappings of that free range go? */
-static bool pool_mappable(struct iomem *f, uint64_t phys, uint64_t len, uint64_t from,
-                          uint64_t from_len)
+/* Can this process hand out [phys, phys+len), which is free, as one run
+ * of addresses: mapped in one piece already, or by a mapping of its own
+ * once the mappings that reach it go, which map nothing but free pool
+ * memory (the metadata held)? */
+static bool pool_mappable(struct iomem *f, uint64_t phys, uint64_t len)
 {
         uint64_t contig;
         return (iom_seg_lookup(f, phys, len, &contig) && contig >= len) ||
-               iom_seg_all_inside(f, phys, len, from, from_len);
+               iom_seg_all(f, phys, len, iom_pool_is_free);
 }
 
 /* Zero-filled memory for a buffer at [phys, phys+n), mapped at va: a
@@ -1121,7 +1121,7 @@ static int pool_fill(struct iomem *f, const struct iom_pool_take *t, uint64_t n,
                 memset(va, 0, n);
                 return 0;
         }
-        if (t->from_len)
+        if (t->recycled)
                 punch(f, t->phys, n);
         return allocate_placed(f, t->phys, n, va);
 }
@@ -1141,7 +1141,7 @@ static int pool_alloc(struct iomem *f, uint64_t n, bool compact, bool *no_room, 
         err = iom_pool_take(f, n, obj->pool_end, compact, pool_mappable, &t);
         if ((*no_room = err > 0))
                 err = -ENOSPC;
-        else if (!err && (err = iom_pool_add(f, obj->owner, t.phys, n)))
+        else if (err || (err = iom_pool_add(f, obj->owner, t.phys, n)))
                 iom_meta_undo(f);
         iom_meta_unlock(f);
         if (err)
@@ -1151,13 +1151,13 @@ static int pool_alloc(struct iomem *f, uint64_t n, bool compact, bool *no_room, 
          * mapped and placed first, then backed. No other segment of this
          * process reaches these offsets then: pool pieces stop at the
          * offsets handed out when they were mapped (segments.c), and the
-         * ones over the free range it was cut from, which held nothing of
-         * anyone's, go. */
+         * ones that reached a free range go, as they held nothing of
+         * anyone's (pool_mappable). */
         uint64_t contig;
         char *va = iom_seg_lookup(f, t.phys, n, &contig);
         bool own = !va || contig < n;
         if (own) {
-                iom_seg_drop(f, t.from, t.from_len);
+                iom_seg_drop_meeting(f, t.phys, n);
                 va = obj->phys->map(f, NULL, t.phys, n, PROT_READ | PROT_WRITE, 0);
                 if (va == MAP_FAILED)
                         err = iom_fail(f->name, -ENOMEM, "cannot map %llu bytes: %s",
@@ -1170,8 +1170,10 @@ static int pool_alloc(struct iomem *f, uint64_t n, bool compact, bool *no_room, 
         if (err) {
                 if (own && va != MAP_FAILED)
                         obj->phys->unmap(f, va, n);
-                /* Free again, perhaps with some memory: the next buffer cut
-                 * from it empties and backs it. */
+                /* Free again, emptied (the next buffer cut from it backs it
+                 * again); should that fail, it stays this handle's, and
+                 * its close empties it (it is not in the handle's list). */
+                punch(f, t.phys, n);
                 if (iom_meta_lock(f) == 0) {
                         if (iom_pool_forget(f, t.phys) || iom_pool_recycle(f, t.phys, n, false))
                                 iom_meta_undo(f);
@@ -1191,6 +1193,7 @@ static int alloc_buffer(struct iomem *f, uint64_t n, bool compact, bool *no_room
 {
         struct iom_fdobj *obj = fdo(f);
         int err = 0;
+        *no_room = false;
         iom_lanes_lock(&obj->lock);
         if (allocs_reserve(f, 1)) {
                 iom_lanes_unlock(&obj->lock);
@@ -1245,11 +1248,11 @@ static int fdmem_alloc(struct iomem *f, size_t len, void **out)
         snprintf(how, sizeof how, "%s", settled ? cause(f) : "");
         if (!(err = alloc_buffer(f, n, false, &no_room, out)) || !no_room)
                 return err;
-        if (!settled)
-                return iom_fail(f->name, -ENOMEM, "%s, even after its gifted bytes were put in place",
-                                cause(f));
-        return iom_fail(f->name, -ENOMEM, "%s; putting its gifted bytes in place to make room failed: %s",
-                        why, how);
+        if (settled)
+                return iom_fail(f->name, -ENOMEM, "%s; putting its gifted bytes in place to make "
+                                "room failed: %s", why, how);
+        snprintf(why, sizeof why, "%s", cause(f));
+        return iom_fail(f->name, -ENOMEM, "%s, even after its gifted bytes were put in place", why);
 }
 
 /* The buffer of this handle that holds [p, p+len), or NULL. */
@@ -1806,6 +1809,12 @@ void iom_fdmem_init(struct iomem *f)
 void iom_fdmem_close(struct iomem *f)
 {
         struct iom_fdobj *obj = fdo(f);
+        /* Nothing of this handle reaches its buffers once the pool hands
+         * them out again. */
+        iom_seg_unmap_all(f);
+        for (size_t i = 0; i < obj->allocs.n; i++)
+                if (obj->allocs.v[i].phys == IOM_HOLE)
+                        iom_sys.munmap(obj->allocs.v[i].va, obj->allocs.v[i].len);
         /* A handle inherited across fork holds nothing in the child. */
         if (obj->meta && obj->owner != IOM_NO_OWNER && f->fork_gen == iom_fork_generation() &&
             iom_meta_lock(f) == 0) {
@@ -1818,10 +1827,6 @@ void iom_fdmem_close(struct iomem *f)
                 }
                 iom_meta_unlock(f);
         }
-        iom_seg_unmap_all(f);
-        for (size_t i = 0; i < obj->allocs.n; i++)
-                if (obj->allocs.v[i].phys == IOM_HOLE)
-                        iom_sys.munmap(obj->allocs.v[i].va, obj->allocs.v[i].len);
         free(obj->allocs.v);
         iom_ranges_clear(&obj->pins);
         if (obj->meta_private)

@@ -270,26 +270,28 @@ int iom_pool_forget(struct iomem *f, uint64_t phys);
 int iom_pool_recycle(struct iomem *f, uint64_t phys, uint64_t len, bool backed);
 /* Take [phys, phys+len), which is free, out of the free ranges. */
 int iom_pool_claim(struct iomem *f, uint64_t phys, uint64_t len);
+/* Is all of [phys, phys+len) free? */
+bool iom_pool_is_free(struct iomem *f, uint64_t phys, uint64_t len);
 /* A free range for a buffer of len bytes, best fit, backed ones first,
  * where usable() says this process can map it; else new offsets past
  * pool_next, below end, and with compact only while the pool spans no
  * more than twice what it holds plus the keep limit (fragmentation's
  * bound: beyond it the caller compacts the pool instead). Claimed on
- * return: *phys, whether it is *backed, and the free range it was cut
- * from, [*from, *from + *from_len) (empty for new offsets). 1 with the
- * message set when there is none; -errno on failure. */
+ * return: its *phys, whether it was free before (*recycled: it may hold
+ * old bytes) and whether it is certainly *backed. 1 with the message set
+ * when there is none; -errno on failure. */
 struct iom_pool_take {
-        uint64_t phys, from, from_len;
-        bool backed;
+        uint64_t phys;
+        bool recycled, backed;
 };
-typedef bool iom_pool_usable_fn(struct iomem *f, uint64_t phys, uint64_t len, uint64_t from,
-                                uint64_t from_len);
+typedef bool iom_pool_usable_fn(struct iomem *f, uint64_t phys, uint64_t len);
 int iom_pool_take(struct iomem *f, uint64_t len, uint64_t end, bool compact,
                   iom_pool_usable_fn *usable, struct iom_pool_take *out);
-/* Free every buffer of owner; the buffers of this handle's owner are
- * backed, a dead owner's perhaps not all. */
+/* Free every buffer of owner: those in this handle's list still backed,
+ * any other (a dead owner's) emptied. */
 int iom_pool_drop_owner(struct iomem *f, uint32_t owner);
-/* The most free memory the pool keeps backed. */
+/* The most free memory the pool keeps backed: the file's size and
+ * 64 MiB. */
 uint64_t iom_pool_keep_limit(const struct iomem *f);
 /* Give back the memory of free ranges beyond keep bytes, highest offsets
  * first: marked unbacked and kept, then punched (no change in progress;

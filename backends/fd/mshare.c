@@ -249,13 +249,26 @@ static void region_unmap(struct iomem *f, void *va, uint64_t len)
         (void)f, (void)va, (void)len;
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
 /* The creator backed the whole region with shared memory when it created
- * it (hugetlb pages are reserved by that mapping), so no page faults
- * into a SIGBUS later. */
+ * it, so no page faults into a SIGBUS later: base pages come as they are
+ * touched, and hugetlb pages are reserved by that mapping. A punch
+ * (MADV_REMOVE) gives a huge page's reservation back with it, so huge
+ * pages that the gift pool hands out again are taken now, where a lack of
+ * them is an error and not a signal. */
 static int region_back(struct iomem *f, uint64_t phys, uint64_t len)
 {
-        (void)f, (void)phys, (void)len;
-        return 0;
+        if (f->page_size <= iom_system_page_size())
+                return 0;
+        char *va = region_map(f, NULL, phys, len, 0, 0);
+        if (va != MAP_FAILED && iom_sys.madvise(va, len, MADV_POPULATE_WRITE) == 0)
+                return 0;
+        return iom_fail(f->name, -ENOMEM, "no free %zu KiB huge pages for %llu bytes of its region "
+                        "(reserve more with the sysctl vm.nr_hugepages)", f->page_size >> 10,
+                        (unsigned long long)len);
 }
 
 /* Shared memory (anonymous or a memfd) gives pages back on MADV_REMOVE;

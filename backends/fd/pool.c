@@ -5,7 +5,8 @@
  * settle or iomem_free lets go comes back here still backed, and the next
  * buffer is cut from it first, best fit: a producer that hands the same
  * range over again and again frees and faults no page. At most
- * iom_pool_keep_limit bytes stay backed; beyond that iom_pool_trim (at
+ * iom_pool_keep_limit bytes stay backed (the file's size and 64 MiB);
+ * beyond that iom_pool_trim (at
  * every unlock) gives the memory of the highest free ranges back and keeps
  * their offsets, which later buffers reuse before the pool grows. So the
  * pool spans at most what was ever live at once plus what fragmentation
@@ -21,15 +22,19 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-/* Free memory the pool keeps backed: enough for a producer's buffers in
- * flight, and two pages where pages are larger. */
+/* Free memory the pool keeps backed beyond the file's size: enough for a
+ * producer's buffers in flight. */
 #define POOL_KEEP (UINT64_C(64) << 20)
 /* Ranges trim gives back per change: the undo log needs room for these. */
 #define TRIM_BATCH 16
 
+/* As much as the file holds and POOL_KEEP more, so that a producer that
+ * replaces all of it at once, with buffers in flight, finds all of it
+ * again; two pages more where pages are larger. */
 uint64_t iom_pool_keep_limit(const struct iomem *f)
 {
-        return iom_max(POOL_KEEP, 2 * (uint64_t)f->page_size);
+        uint64_t ps = f->page_size;
+        return iom_round_up(fdo(f)->meta->size, ps) + iom_max(POOL_KEEP, 2 * ps);
 }
 
 static int add_to(struct iomem *f, uint64_t *counter, uint64_t add, uint64_t sub)
@@ -62,11 +67,9 @@ static int corrupt(struct iomem *f, uint64_t phys)
                         "ranges overlap at %#llx)", (unsigned long long)phys);
 }
 
-int iom_pool_recycle(struct iomem *f, uint64_t phys, uint64_t len, bool backed)
+static int recycle(struct iomem *f, uint64_t phys, uint64_t len, bool backed)
 {
         struct iom_meta *m = fdo(f)->meta;
-        if (!len)
-                return 0;
         struct iom_rec r = { .key = phys, .free = { .len = len, .backed = backed } };
         const struct iom_rec *next = iom_smap_ceil(m, &m->pool_free, phys, NULL);
         if (next && next->key < phys + len)
@@ -92,14 +95,30 @@ int iom_pool_recycle(struct iomem *f, uint64_t phys, uint64_t len, bool backed)
         return err || !backed ? err : add_to(f, &m->pool_kept, len, 0);
 }
 
-int iom_pool_claim(struct iomem *f, uint64_t phys, uint64_t len)
+int iom_pool_recycle(struct iomem *f, uint64_t phys, uint64_t len, bool backed)
+{
+        return len ? IOM_UNDO_STEP(f, recycle(f, phys, len, backed)) : 0;
+}
+
+bool iom_pool_is_free(struct iomem *f, uint64_t phys, uint64_t len)
 {
         struct iom_meta *m = fdo(f)->meta;
-        const struct iom_rec *r = iom_smap_floor(m, &m->pool_free, phys, NULL);
-        if (!r || r->key + r->free.len < phys + len)
-                return iom_fail(f->name, -EBADMSG, "the shared metadata is corrupt ([%#llx, +%llu) "
-                                "of the gift pool is not free)", (unsigned long long)phys,
-                                (unsigned long long)len);
+        struct iom_cursor c;
+        const struct iom_rec *r = iom_smap_floor(m, &m->pool_free, phys, &c);
+        uint64_t end = phys + len;
+        /* Free ranges of either kind, end to end, from phys to end. */
+        for (uint64_t at = phys; r && r->key <= at; r = iom_smap_next(m, &m->pool_free, &c)) {
+                at = iom_max(at, r->key + r->free.len);
+                if (at >= end)
+                        return true;
+        }
+        return false;
+}
+
+/* Take [phys, phys+len) out of the one free range that holds it. */
+static int claim_within(struct iomem *f, const struct iom_rec *r, uint64_t phys, uint64_t len)
+{
+        struct iom_meta *m = fdo(f)->meta;
         struct iom_rec whole = *r;
         struct iom_rec head = whole, tail = whole;
         head.free.len = phys - whole.key;
@@ -114,6 +133,30 @@ int iom_pool_claim(struct iomem *f, uint64_t phys, uint64_t len)
         return err;
 }
 
+int iom_pool_claim(struct iomem *f, uint64_t phys, uint64_t len)
+{
+        struct iom_meta *m = fdo(f)->meta;
+        uint64_t mark = iom_undo_mark(f);
+        /* From each of the free ranges, end to end, that it spans. */
+        for (uint64_t at = phys, end = phys + len; at < end;) {
+                const struct iom_rec *r = iom_smap_floor(m, &m->pool_free, at, NULL);
+                if (!r || r->key + r->free.len <= at) {
+                        iom_undo_back_to(f, mark);
+                        return iom_fail(f->name, -EBADMSG, "the shared metadata is corrupt ([%#llx, "
+                                        "+%llu) of the gift pool is not free)",
+                                        (unsigned long long)phys, (unsigned long long)len);
+                }
+                uint64_t n = iom_min(end, r->key + r->free.len) - at;
+                int err = claim_within(f, r, at, n);
+                if (err) {
+                        iom_undo_back_to(f, mark);
+                        return err;
+                }
+                at += n;
+        }
+        return 0;
+}
+
 /* Nothing to take, for the reason given. */
 static int IOM_PRINTF(2, 3) no_room(struct iomem *f, const char *fmt, ...)
 {
@@ -126,23 +169,35 @@ static int IOM_PRINTF(2, 3) no_room(struct iomem *f, const char *fmt, ...)
         return 1;
 }
 
-/* Reap the dead among the owners of outstanding buffers, whose buffers
- * become free: true when one was. */
+/* Reap the dead among the object's owners, whose buffers become free:
+ * true when that freed some. */
 static bool reap_dead_holders(struct iomem *f)
 {
         struct iom_meta *m = fdo(f)->meta;
-        bool reaped = false;
-        for (const struct iom_rec *r = iom_smap_ceil(m, &m->pool, 0, NULL); r;) {
-                uint64_t at = r->key;
-                uint32_t owner = (uint32_t)r->pool.owner;
-                /* (Gone: reaped. An owner not registered, in metadata that
-                 * does not hold together, would leave it.) */
-                if (owner != fdo(f)->owner && iom_owner_check(f, owner) == 0 &&
-                    !iom_smap_get(m, &m->pool, at))
-                        reaped = true;
-                r = iom_smap_ceil(m, &m->pool, at + 1, NULL);
+        uint64_t held = m->pool_held;
+        for (const struct iom_rec *o = iom_smap_ceil(m, &m->owners, 0, NULL); o && held;) {
+                uint32_t owner = (uint32_t)o->key;
+                if (owner != fdo(f)->owner)
+                        iom_owner_check(f, owner);
+                o = iom_smap_ceil(m, &m->owners, (uint64_t)owner + 1, NULL);
         }
-        return reaped;
+        return m->pool_held < held;
+}
+
+/* Free ranges end to end, of either kind, as a buffer may be cut from
+ * them: backed when all of it is. */
+struct run {
+        uint64_t start, len;
+        bool backed;
+};
+
+/* Is run a better place for a buffer of len bytes than best? Best fit,
+ * backed first: the least memory to zero or back, and large runs left
+ * whole for large buffers. */
+static bool better(const struct run *run, const struct run *best, uint64_t len)
+{
+        return run->len >= len && (!best->len || run->backed > best->backed ||
+                                   (run->backed == best->backed && run->len < best->len));
 }
 
 int iom_pool_take(struct iomem *f, uint64_t len, uint64_t end, bool compact,
@@ -150,40 +205,40 @@ int iom_pool_take(struct iomem *f, uint64_t len, uint64_t end, bool compact,
 {
         struct iom_meta *m = fdo(f)->meta;
 again:;
-        /* Best fit, backed first: the least memory to zero or back, and
-         * large ranges left whole for large buffers. An exact fit ends the
-         * search. */
-        struct iom_rec best = { 0 };
-        struct iom_cursor c;
+        struct run best = { 0 }, cur = { 0 };
         uint64_t free = 0;
-        for (const struct iom_rec *r = iom_smap_ceil(m, &m->pool_free, 0, &c); r;
+        struct iom_cursor c;
+        for (const struct iom_rec *r = iom_smap_ceil(m, &m->pool_free, 0, &c);;
              r = iom_smap_next(m, &m->pool_free, &c)) {
+                if (r && cur.len && r->key == cur.start + cur.len) {
+                        cur.len += r->free.len;
+                        cur.backed = cur.backed && r->free.backed;
+                } else {
+                        if (better(&cur, &best, len) && usable(f, cur.start, len))
+                                best = cur;
+                        /* An exact fit ends the search. */
+                        if (!r || (best.backed && best.len == len))
+                                break;
+                        cur = (struct run){ r->key, r->free.len, r->free.backed };
+                }
                 free += r->free.len;
-                if (r->free.len < len || (best.free.len && (best.free.backed > r->free.backed ||
-                                                            (best.free.backed == r->free.backed &&
-                                                             best.free.len <= r->free.len))))
-                        continue;
-                if (!usable(f, r->key, len, r->key, r->free.len))
-                        continue;
-                best = *r;
-                if (best.free.backed && best.free.len == len)
-                        break;
         }
         int err;
-        if (best.free.len) {
-                if ((err = iom_pool_claim(f, best.key, len)))
+        if (best.len) {
+                if ((err = iom_pool_claim(f, best.start, len)))
                         return err;
-                *out = (struct iom_pool_take){ .phys = best.key, .from = best.key,
-                                               .from_len = best.free.len, .backed = best.free.backed };
+                *out = (struct iom_pool_take){ .phys = best.start, .recycled = true,
+                                               .backed = best.backed };
                 return 0;
         }
         /* Nothing fits. A process that died holding buffers gave them
          * back: the pool looks again before it grows. */
         if (reap_dead_holders(f))
                 goto again;
-        /* The free ranges were all counted. */
+        /* The free ranges were all counted. Compaction (putting gifted
+         * bytes in place) helps when the pool holds more than buffers. */
         uint64_t span = m->pool_next - IOM_POOL_OFF, used = span - iom_min(free, span);
-        if (compact && span + len > 2 * used + iom_pool_keep_limit(f))
+        if (compact && used > m->pool_held && span + len > 2 * used + iom_pool_keep_limit(f))
                 return no_room(f,
                                 "its gift pool's free offsets (%llu of %llu bytes) are in pieces "
                                 "smaller than %llu bytes", (unsigned long long)(span - used),
@@ -198,25 +253,48 @@ again:;
         uint64_t phys = m->pool_next;
         if ((err = iom_undo_set(f, &m->pool_next, phys + len)))
                 return err;
-        *out = (struct iom_pool_take){ .phys = phys, .from = phys };
+        *out = (struct iom_pool_take){ .phys = phys };
         return 0;
+}
+
+/* Is [phys, phys+len) a buffer in this handle's list (all of which it
+ * backed before handing them out)? */
+static bool handed_out_here(const struct iom_fdobj *obj, uint64_t phys, uint64_t len)
+{
+        for (size_t i = 0; i < obj->allocs.n; i++)
+                if (obj->allocs.v[i].phys == phys && obj->allocs.v[i].len == len)
+                        return true;
+        return false;
+}
+
+static int drop_owner(struct iomem *f, uint32_t owner)
+{
+        struct iom_fdobj *obj = fdo(f);
+        struct iom_meta *m = obj->meta;
+        int err = 0;
+        for (const struct iom_rec *r = iom_smap_ceil(m, &m->pool, 0, NULL); r && !err;) {
+                uint64_t phys = r->key, len = r->pool.len;
+                if (r->pool.owner == owner) {
+                        /* Anything else is no one's: a dead process's, which
+                         * it may have died backing, or one this handle
+                         * failed to hand out. Emptied first, so that its
+                         * memory counts nowhere; should this change be
+                         * undone, it is still the dead owner's, for the next
+                         * reaper. */
+                        bool backed = owner == obj->owner && handed_out_here(obj, phys, len);
+                        if (!backed)
+                                obj->phys->punch(f, phys, len);
+                        if (!(err = iom_pool_forget(f, phys)))
+                                err = iom_pool_recycle(f, phys, len, backed);
+                }
+                r = iom_smap_ceil(m, &m->pool, phys + 1, NULL);
+        }
+        return err;
 }
 
 int iom_pool_drop_owner(struct iomem *f, uint32_t owner)
 {
-        struct iom_fdobj *obj = fdo(f);
-        struct iom_meta *m = obj->meta;
-        /* This handle backed each of its buffers before handing it out; a
-         * dead process may have died backing one. */
-        bool backed = owner == obj->owner;
-        int err = 0;
-        for (const struct iom_rec *r = iom_smap_ceil(m, &m->pool, 0, NULL); r && !err;) {
-                uint64_t phys = r->key, len = r->pool.len;
-                if (r->pool.owner == owner && !(err = iom_pool_forget(f, phys)))
-                        err = iom_pool_recycle(f, phys, len, backed);
-                r = iom_smap_ceil(m, &m->pool, phys + 1, NULL);
-        }
-        return err;
+        return IOM_UNDO_STEP(f, drop_owner(f, owner));
 }
 
 struct range {

@@ -304,29 +304,26 @@ char *iom_seg_resolve(struct iomem *f, uint64_t phys, uint64_t want, uint64_t *c
         return va;
 }
 
-bool iom_seg_all_inside(struct iomem *f, uint64_t phys, uint64_t len, uint64_t outer,
-                        uint64_t outer_len)
+bool iom_seg_all(struct iomem *f, uint64_t phys, uint64_t len,
+                 bool (*ok)(struct iomem *f, uint64_t phys, uint64_t len))
 {
         const struct iom_segments *s = &fdo(f)->segs;
         for (size_t i = seg_first_after(s, phys); i < s->n && s->v[i].phys < phys + len; i++)
-                if (s->v[i].phys < outer || s->v[i].phys + s->v[i].len > outer + outer_len)
+                if (!ok(f, s->v[i].phys, s->v[i].len))
                         return false;
         return true;
 }
 
-void iom_seg_drop(struct iomem *f, uint64_t phys, uint64_t len)
+void iom_seg_drop_meeting(struct iomem *f, uint64_t phys, uint64_t len)
 {
         struct iom_fdobj *obj = fdo(f);
         struct iom_segments *s = &obj->segs;
-        for (size_t i = seg_first_after(s, phys); i < s->n && s->v[i].phys < phys + len;) {
-                struct iom_segment *g = &s->v[i];
-                if (g->phys >= phys && g->phys + g->len <= phys + len) {
-                        obj->phys->unmap(f, g->va, g->len);
-                        memmove(g, g + 1, (s->n - i - 1) * sizeof *g);
-                        s->n--;
-                } else {
-                        i++;
-                }
+        size_t i = seg_first_after(s, phys), j = i;
+        for (; j < s->n && s->v[j].phys < phys + len; j++)
+                obj->phys->unmap(f, s->v[j].va, s->v[j].len);
+        if (j > i) {
+                memmove(&s->v[i], &s->v[j], (s->n - j) * sizeof s->v[0]);
+                s->n -= j - i;
         }
 }
 

@@ -3,7 +3,8 @@
  * Where a process has mapped an object's physical offsets. Segments are
  * disjoint, sorted by physical offset, and stay mapped until the object is
  * closed (or, for gift-pool memory, until a buffer is cut from free
- * offsets they map but not in one piece: fdmem.c's pool_alloc), so an
+ * offsets they reach but do not map in one piece, when all they map is
+ * free: fdmem.c's pool_alloc), so an
  * address handed out for a pinned range never moves. A data file sized
  * like its object (shm, memfd) is mapped no further than its end: the
  * addresses past it are held without access, so that nothing (a debugger,
@@ -49,12 +50,12 @@ char *iom_seg_lookup(struct iomem *f, uint64_t phys, uint64_t want, uint64_t *co
 uint64_t iom_seg_next_mapped(struct iomem *f, uint64_t phys);
 /* Record an existing mapping (an iomem_alloc buffer) as a segment. */
 int iom_seg_add(struct iomem *f, uint64_t phys, uint64_t len, char *va);
-/* Does every segment that meets [phys, phys+len) lie wholly inside
- * [outer, outer+outer_len)? */
-bool iom_seg_all_inside(struct iomem *f, uint64_t phys, uint64_t len, uint64_t outer,
-                        uint64_t outer_len);
-/* Unmap and forget segments wholly inside [phys, phys+len). */
-void iom_seg_drop(struct iomem *f, uint64_t phys, uint64_t len);
+/* Does ok() hold of every segment that meets [phys, phys+len), given its
+ * offsets? */
+bool iom_seg_all(struct iomem *f, uint64_t phys, uint64_t len,
+                 bool (*ok)(struct iomem *f, uint64_t phys, uint64_t len));
+/* Unmap and forget the segments that meet [phys, phys+len). */
+void iom_seg_drop_meeting(struct iomem *f, uint64_t phys, uint64_t len);
 void iom_seg_unmap_all(struct iomem *f);
 /* After the data file shrank to size: its mappings past the new end are
  * held without access again (the metadata locked). */
