@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static __thread char message[512];
+static __thread char message[IOM_MESSAGE_MAX];
 /* Set by iom_fail, cleared at the public boundary: tells a fresh cause
  * from a stale one. */
 static __thread bool pending;
@@ -54,6 +54,18 @@ int iom_fail(const char *obj, int err, const char *fmt, ...)
         pending = true;
         iom_debug("%s", message);
         return err;
+}
+
+void iom_error_save(struct iom_error_saved *s)
+{
+        memcpy(s->message, message, sizeof s->message);
+        s->pending = pending;
+}
+
+void iom_error_restore(const struct iom_error_saved *s)
+{
+        memcpy(message, s->message, sizeof message);
+        pending = s->pending;
 }
 
 ssize_t iom_result(const char *op, ssize_t r)

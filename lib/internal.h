@@ -27,6 +27,15 @@
 /* Record "<object>: <cause>" as this thread's message; returns err
  * (a negative errno). obj may be NULL when no object is involved. */
 int iom_fail(const char *obj, int err, const char *fmt, ...) IOM_PRINTF(3, 4);
+/* This thread's message, kept across housekeeping whose own failures are
+ * not the caller's to hear of. */
+#define IOM_MESSAGE_MAX 512
+struct iom_error_saved {
+        char message[IOM_MESSAGE_MAX];
+        bool pending;
+};
+void iom_error_save(struct iom_error_saved *s);
+void iom_error_restore(const struct iom_error_saved *s);
 /* The error of an mlock of len bytes that failed with errno e, naming
  * RLIMIT_MEMLOCK (wired.c): -ENOMEM or -EPERM, or -e. */
 int iom_mlock_failure(const char *obj, int e, size_t len);

@@ -473,7 +473,7 @@ START_TEST(gifting_a_hundred_times_the_region_never_runs_dry)
         struct iomem_stat st;
         ck_assert_int_eq(iomem_stat(f, &st), 0);
         ck_assert_uint_eq(st.pool_held, 0);
-        ck_assert_uint_le(st.pool_free, size + 64 * MIB);
+        ck_assert_uint_le(st.pool_free, size + 64 * MIB); /* the keep limit */
         printf("%llu bytes gifted through a %zu-byte region; the pool spans %llu, keeps %llu free\n",
                (unsigned long long)gifted, region, (unsigned long long)st.pool_span,
                (unsigned long long)st.pool_free);

@@ -1218,7 +1218,7 @@ static int alloc_buffer(struct iomem *f, uint64_t n, bool compact, bool *no_room
         return err;
 }
 
-static int fdmem_settle(struct iomem *f);
+static int settle(struct iomem *f, int timeout_ms);
 
 /* The cause in the message of f's last failure, without f's name. */
 static const char *cause(const struct iomem *f)
@@ -1244,7 +1244,9 @@ static int fdmem_alloc(struct iomem *f, size_t len, void **out)
          * one more try, which may grow the pool to its bounds. */
         char why[256], how[256];
         snprintf(why, sizeof why, "%s", cause(f));
-        int settled = fdmem_settle(f);
+        /* Without waiting for the I/O lock: a thread of this process may
+         * hold it while it waits for this call. */
+        int settled = settle(f, 0);
         snprintf(how, sizeof how, "%s", settled ? cause(f) : "");
         if (!(err = alloc_buffer(f, n, false, &no_room, out)) || !no_room)
                 return err;
@@ -1569,12 +1571,14 @@ static int settle_locked(struct iomem *f)
         return err;
 }
 
-static int fdmem_settle(struct iomem *f)
+/* settle_locked, with the locks it needs: the I/O lock within timeout_ms
+ * (iom_iolock_wrlock). */
+static int settle(struct iomem *f, int timeout_ms)
 {
         struct iom_fdobj *obj = fdo(f);
         if (obj->meta_private)
                 return 0; /* its map was read from the data file: nothing is elsewhere */
-        int err = iom_iolock_wrlock(f, f->lock_timeout_ms);
+        int err = iom_iolock_wrlock(f, timeout_ms);
         if (err)
                 return err;
         iom_lanes_lock(&obj->lock);
@@ -1585,6 +1589,11 @@ static int fdmem_settle(struct iomem *f)
         iom_lanes_unlock(&obj->lock);
         iom_iolock_unlock(f);
         return err;
+}
+
+static int fdmem_settle(struct iomem *f)
+{
+        return settle(f, f->lock_timeout_ms);
 }
 
 /* ---- seals ------------------------------------------------------------------- */
@@ -1823,7 +1832,7 @@ void iom_fdmem_close(struct iomem *f)
                  * opened again (a named one outlives its handles). */
                 if (!iom_owner_any_alive(f)) {
                         iom_meta_keep(f);
-                        iom_pool_trim(f, 0);
+                        iom_pool_empty(f);
                 }
                 iom_meta_unlock(f);
         }

@@ -112,8 +112,9 @@ struct iom_meta {
         /* The gift pool: offsets from IOM_POOL_OFF to pool_next have been
          * handed out at some time (it never goes down, so that a process
          * can check an extent against it); of them, pool_held bytes are
-         * buffers not yet gifted and pool_kept bytes are free and backed. */
-        uint64_t pool_next, pool_held, pool_kept;
+         * buffers not yet gifted, pool_kept bytes are free and backed,
+         * pool_unbacked free and not, and the rest the file's. */
+        uint64_t pool_next, pool_held, pool_kept, pool_unbacked;
 
         /* The I/O lock (iolock.c). */
         uint32_t lock_seq;      /* futex word: bumped on every unlock */
@@ -287,15 +288,18 @@ struct iom_pool_take {
 typedef bool iom_pool_usable_fn(struct iomem *f, uint64_t phys, uint64_t len);
 int iom_pool_take(struct iomem *f, uint64_t len, uint64_t end, bool compact,
                   iom_pool_usable_fn *usable, struct iom_pool_take *out);
-/* Free every buffer of owner: those in this handle's list still backed,
- * any other (a dead owner's) emptied. */
+/* Free every buffer of owner, emptied: a dead owner may have died backing
+ * one, and a closing handle's may still be a receive's (rx.c). */
 int iom_pool_drop_owner(struct iomem *f, uint32_t owner);
-/* The most free memory the pool keeps backed: the file's size and
- * 64 MiB. */
+/* The most free memory the pool keeps backed: as much as the file has in
+ * the pool, and 64 MiB. */
 uint64_t iom_pool_keep_limit(const struct iomem *f);
 /* Give back the memory of free ranges beyond keep bytes, highest offsets
  * first: marked unbacked and kept, then punched (no change in progress;
  * kept on return). A read-only handle leaves it to the next writer. */
 void iom_pool_trim(struct iomem *f, uint64_t keep);
+/* All the free memory back, of unbacked ranges too (whatever a process
+ * killed between marking and punching left): when no handle is open. */
+void iom_pool_empty(struct iomem *f);
 
 #endif /* IOMEM_META_H */

@@ -152,7 +152,7 @@ static bool in_pool(const struct iom_meta *m, uint64_t phys, uint64_t len, uint6
 static int check_pool(struct iomem *f, struct phys_runs *runs)
 {
         const struct iom_meta *m = fdo(f)->meta;
-        uint64_t ps = f->page_size, held = 0, kept = 0;
+        uint64_t ps = f->page_size, held = 0, kept = 0, unbacked = 0;
         struct iom_cursor c;
         for (const struct iom_rec *r = iom_smap_ceil(m, &m->pool, 0, &c); r; r = iom_smap_next(m, &m->pool, &c)) {
                 if (!owner_known(m, r->pool.owner))
@@ -174,13 +174,14 @@ static int check_pool(struct iomem *f, struct phys_runs *runs)
                 int err = add_run(f, runs, (struct phys_run){ .phys = r->key, .len = r->free.len, .what = "free pool range", .key = r->key });
                 if (err)
                         return err;
-                kept += r->free.backed ? r->free.len : 0;
+                *(r->free.backed ? &kept : &unbacked) += r->free.len;
         }
-        if (held != m->pool_held || kept != m->pool_kept)
-                return broken(f, "the pool's buffers hold %llu bytes and its free ranges keep %llu "
-                              "backed; the header says %llu and %llu", (unsigned long long)held,
-                              (unsigned long long)kept, (unsigned long long)m->pool_held,
-                              (unsigned long long)m->pool_kept);
+        if (held != m->pool_held || kept != m->pool_kept || unbacked != m->pool_unbacked)
+                return broken(f, "the pool's buffers hold %llu bytes and its free ranges %llu backed "
+                              "and %llu not; the header says %llu, %llu and %llu",
+                              (unsigned long long)held, (unsigned long long)kept,
+                              (unsigned long long)unbacked, (unsigned long long)m->pool_held,
+                              (unsigned long long)m->pool_kept, (unsigned long long)m->pool_unbacked);
         return 0;
 }
 

@@ -5,15 +5,17 @@
  * settle or iomem_free lets go comes back here still backed, and the next
  * buffer is cut from it first, best fit: a producer that hands the same
  * range over again and again frees and faults no page. At most
- * iom_pool_keep_limit bytes stay backed (the file's size and 64 MiB);
- * beyond that iom_pool_trim (at
- * every unlock) gives the memory of the highest free ranges back and keeps
- * their offsets, which later buffers reuse before the pool grows. So the
- * pool spans at most what was ever live at once plus what fragmentation
- * strands, and holds at most the limit of memory that nothing uses.
+ * iom_pool_keep_limit bytes stay backed (as much as the file has in the
+ * pool, and 64 MiB); beyond that iom_pool_trim (at every unlock) gives the
+ * memory of the highest free ranges back and keeps their offsets, which
+ * later buffers reuse before the pool grows. So the pool spans at most
+ * what was ever live at once plus what fragmentation strands, and holds at
+ * most the limit of memory that nothing uses.
  *
- * Free ranges of one kind (backed or not) that touch are one record, so
- * that a buffer can be cut from what two frees left side by side.
+ * Free ranges of one kind (backed or not) that touch are one record; a
+ * buffer is cut from a run of them of either kind. Records are checked
+ * against the pool's bounds before use: a peer that spoilt them cannot
+ * make this process write to, or punch, anything but the pool.
  */
 #include "fdobj.h"
 #include "smap.h"
@@ -22,24 +24,39 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-/* Free memory the pool keeps backed beyond the file's size: enough for a
- * producer's buffers in flight. */
+/* Free memory the pool keeps backed beyond what the file has in it:
+ * enough for a producer's buffers in flight. */
 #define POOL_KEEP (UINT64_C(64) << 20)
 /* Ranges trim gives back per change: the undo log needs room for these. */
 #define TRIM_BATCH 16
 
-/* As much as the file holds and POOL_KEEP more, so that a producer that
- * replaces all of it at once, with buffers in flight, finds all of it
- * again; two pages more where pages are larger. */
+/* As much as the file has in the pool (gifted and not yet put in place)
+ * and POOL_KEEP more, so that a producer that replaces all of it at once,
+ * with buffers in flight, finds all of it again; two pages more where
+ * pages are larger. */
 uint64_t iom_pool_keep_limit(const struct iomem *f)
 {
-        uint64_t ps = f->page_size;
-        return iom_round_up(fdo(f)->meta->size, ps) + iom_max(POOL_KEEP, 2 * ps);
+        const struct iom_meta *m = fdo(f)->meta;
+        uint64_t span = m->pool_next - IOM_POOL_OFF, other = m->pool_held + m->pool_kept + m->pool_unbacked;
+        return (span > other ? span - other : 0) + iom_max(POOL_KEEP, 2 * (uint64_t)f->page_size);
 }
 
 static int add_to(struct iomem *f, uint64_t *counter, uint64_t add, uint64_t sub)
 {
-        return iom_undo_set(f, counter, *counter + add - sub);
+        return iom_undo_set(f, counter, *counter + add - iom_min(sub, *counter + add));
+}
+
+/* The counter of free bytes of a kind. */
+static uint64_t *free_counter(struct iom_meta *m, bool backed)
+{
+        return backed ? &m->pool_kept : &m->pool_unbacked;
+}
+
+/* Does free record r lie within the pool handed out? */
+static bool in_bounds(const struct iom_meta *m, const struct iom_rec *r)
+{
+        return r->key >= IOM_POOL_OFF && r->key < m->pool_next && r->free.len &&
+               r->free.len <= m->pool_next - r->key && r->free.backed <= 1;
 }
 
 int iom_pool_add(struct iomem *f, uint32_t owner, uint64_t phys, uint64_t len)
@@ -58,13 +75,13 @@ int iom_pool_forget(struct iomem *f, uint64_t phys)
                 return 0;
         uint64_t len = r->pool.len;
         int err = iom_smap_erase(f, &m->pool, phys);
-        return err ? err : add_to(f, &m->pool_held, 0, iom_min(len, m->pool_held));
+        return err ? err : add_to(f, &m->pool_held, 0, len);
 }
 
 static int corrupt(struct iomem *f, uint64_t phys)
 {
         return iom_fail(f->name, -EBADMSG, "the shared metadata is corrupt (the gift pool's free "
-                        "ranges overlap at %#llx)", (unsigned long long)phys);
+                        "ranges are malformed or overlap at %#llx)", (unsigned long long)phys);
 }
 
 static int recycle(struct iomem *f, uint64_t phys, uint64_t len, bool backed)
@@ -72,7 +89,7 @@ static int recycle(struct iomem *f, uint64_t phys, uint64_t len, bool backed)
         struct iom_meta *m = fdo(f)->meta;
         struct iom_rec r = { .key = phys, .free = { .len = len, .backed = backed } };
         const struct iom_rec *next = iom_smap_ceil(m, &m->pool_free, phys, NULL);
-        if (next && next->key < phys + len)
+        if (next && (next->key < phys + len || !in_bounds(m, next)))
                 return corrupt(f, next->key);
         if (next && next->key == phys + len && next->free.backed == backed) {
                 r.free.len += next->free.len;
@@ -81,7 +98,7 @@ static int recycle(struct iomem *f, uint64_t phys, uint64_t len, bool backed)
                         return err;
         }
         const struct iom_rec *prev = iom_smap_floor(m, &m->pool_free, phys, NULL);
-        if (prev && prev->key + prev->free.len > phys)
+        if (prev && (prev->key + prev->free.len > phys || !in_bounds(m, prev)))
                 return corrupt(f, phys);
         int err;
         if (prev && prev->key + prev->free.len == phys && prev->free.backed == backed) {
@@ -92,7 +109,7 @@ static int recycle(struct iomem *f, uint64_t phys, uint64_t len, bool backed)
         } else {
                 err = iom_smap_insert(f, &m->pool_free, &r);
         }
-        return err || !backed ? err : add_to(f, &m->pool_kept, len, 0);
+        return err ? err : add_to(f, free_counter(m, backed), len, 0);
 }
 
 int iom_pool_recycle(struct iomem *f, uint64_t phys, uint64_t len, bool backed)
@@ -107,7 +124,8 @@ bool iom_pool_is_free(struct iomem *f, uint64_t phys, uint64_t len)
         const struct iom_rec *r = iom_smap_floor(m, &m->pool_free, phys, &c);
         uint64_t end = phys + len;
         /* Free ranges of either kind, end to end, from phys to end. */
-        for (uint64_t at = phys; r && r->key <= at; r = iom_smap_next(m, &m->pool_free, &c)) {
+        for (uint64_t at = phys; r && r->key <= at && in_bounds(m, r);
+             r = iom_smap_next(m, &m->pool_free, &c)) {
                 at = iom_max(at, r->key + r->free.len);
                 if (at >= end)
                         return true;
@@ -128,8 +146,8 @@ static int claim_within(struct iomem *f, const struct iom_rec *r, uint64_t phys,
                                 : iom_smap_erase(f, &m->pool_free, whole.key);
         if (!err && tail.free.len)
                 err = iom_smap_insert(f, &m->pool_free, &tail);
-        if (!err && whole.free.backed)
-                err = add_to(f, &m->pool_kept, 0, iom_min(len, m->pool_kept));
+        if (!err)
+                err = add_to(f, free_counter(m, whole.free.backed), 0, len);
         return err;
 }
 
@@ -140,7 +158,7 @@ int iom_pool_claim(struct iomem *f, uint64_t phys, uint64_t len)
         /* From each of the free ranges, end to end, that it spans. */
         for (uint64_t at = phys, end = phys + len; at < end;) {
                 const struct iom_rec *r = iom_smap_floor(m, &m->pool_free, at, NULL);
-                if (!r || r->key + r->free.len <= at) {
+                if (!r || r->key + r->free.len <= at || !in_bounds(m, r)) {
                         iom_undo_back_to(f, mark);
                         return iom_fail(f->name, -EBADMSG, "the shared metadata is corrupt ([%#llx, "
                                         "+%llu) of the gift pool is not free)",
@@ -185,10 +203,9 @@ static bool reap_dead_holders(struct iomem *f)
 }
 
 /* Free ranges end to end, of either kind, as a buffer may be cut from
- * them: backed when all of it is. */
+ * their start: the first backed bytes of them need zeroing only. */
 struct run {
-        uint64_t start, len;
-        bool backed;
+        uint64_t start, len, backed;
 };
 
 /* Is run a better place for a buffer of len bytes than best? Best fit,
@@ -196,8 +213,9 @@ struct run {
  * whole for large buffers. */
 static bool better(const struct run *run, const struct run *best, uint64_t len)
 {
-        return run->len >= len && (!best->len || run->backed > best->backed ||
-                                   (run->backed == best->backed && run->len < best->len));
+        bool backed = run->backed >= len, best_backed = best->backed >= len;
+        return run->len >= len && (!best->len || backed > best_backed ||
+                                   (backed == best_backed && run->len < best->len));
 }
 
 int iom_pool_take(struct iomem *f, uint64_t len, uint64_t end, bool compact,
@@ -210,16 +228,19 @@ again:;
         struct iom_cursor c;
         for (const struct iom_rec *r = iom_smap_ceil(m, &m->pool_free, 0, &c);;
              r = iom_smap_next(m, &m->pool_free, &c)) {
+                if (r && !in_bounds(m, r))
+                        return corrupt(f, r->key);
                 if (r && cur.len && r->key == cur.start + cur.len) {
+                        if (cur.backed == cur.len && r->free.backed)
+                                cur.backed += r->free.len;
                         cur.len += r->free.len;
-                        cur.backed = cur.backed && r->free.backed;
                 } else {
                         if (better(&cur, &best, len) && usable(f, cur.start, len))
                                 best = cur;
                         /* An exact fit ends the search. */
-                        if (!r || (best.backed && best.len == len))
+                        if (!r || (best.backed >= len && best.len == len))
                                 break;
-                        cur = (struct run){ r->key, r->free.len, r->free.backed };
+                        cur = (struct run){ r->key, r->free.len, r->free.backed ? r->free.len : 0 };
                 }
                 free += r->free.len;
         }
@@ -228,7 +249,7 @@ again:;
                 if ((err = iom_pool_claim(f, best.start, len)))
                         return err;
                 *out = (struct iom_pool_take){ .phys = best.start, .recycled = true,
-                                               .backed = best.backed };
+                                               .backed = best.backed >= len };
                 return 0;
         }
         /* Nothing fits. A process that died holding buffers gave them
@@ -257,16 +278,6 @@ again:;
         return 0;
 }
 
-/* Is [phys, phys+len) a buffer in this handle's list (all of which it
- * backed before handing them out)? */
-static bool handed_out_here(const struct iom_fdobj *obj, uint64_t phys, uint64_t len)
-{
-        for (size_t i = 0; i < obj->allocs.n; i++)
-                if (obj->allocs.v[i].phys == phys && obj->allocs.v[i].len == len)
-                        return true;
-        return false;
-}
-
 static int drop_owner(struct iomem *f, uint32_t owner)
 {
         struct iom_fdobj *obj = fdo(f);
@@ -275,17 +286,14 @@ static int drop_owner(struct iomem *f, uint32_t owner)
         for (const struct iom_rec *r = iom_smap_ceil(m, &m->pool, 0, NULL); r && !err;) {
                 uint64_t phys = r->key, len = r->pool.len;
                 if (r->pool.owner == owner) {
-                        /* Anything else is no one's: a dead process's, which
-                         * it may have died backing, or one this handle
-                         * failed to hand out. Emptied first, so that its
-                         * memory counts nowhere; should this change be
-                         * undone, it is still the dead owner's, for the next
-                         * reaper. */
-                        bool backed = owner == obj->owner && handed_out_here(obj, phys, len);
-                        if (!backed)
-                                obj->phys->punch(f, phys, len);
+                        /* Emptied first, so that its memory counts nowhere
+                         * and nothing a late writer leaves in it reaches
+                         * the next buffer unzeroed; should this change be
+                         * undone, the buffer is still the owner's, for the
+                         * next reaper. */
+                        obj->phys->punch(f, phys, len);
                         if (!(err = iom_pool_forget(f, phys)))
-                                err = iom_pool_recycle(f, phys, len, backed);
+                                err = iom_pool_recycle(f, phys, len, false);
                 }
                 r = iom_smap_ceil(m, &m->pool, phys + 1, NULL);
         }
@@ -309,6 +317,8 @@ static int unback_some(struct iomem *f, uint64_t keep, struct range *v)
         int n = 0;
         for (const struct iom_rec *r = iom_smap_floor(m, &m->pool_free, UINT64_MAX, NULL);
              r && n < TRIM_BATCH && m->pool_kept > keep;) {
+                if (!in_bounds(m, r))
+                        return corrupt(f, r->key);
                 uint64_t at = r->key, len = r->free.len;
                 if (r->free.backed) {
                         /* The range's top, as much as is over the limit. */
@@ -330,8 +340,12 @@ static int unback_some(struct iomem *f, uint64_t keep, struct range *v)
 void iom_pool_trim(struct iomem *f, uint64_t keep)
 {
         struct iom_fdobj *obj = fdo(f);
-        if (obj->meta->pool_kept <= keep || !iom_fd_writable(f))
+        /* The pool can be punched through a handle open for writing, even
+         * where the data is sealed against writes. */
+        if (obj->meta->pool_kept <= keep || !(f->flags & IOMEM_RDWR))
                 return;
+        struct iom_error_saved saved;
+        iom_error_save(&saved);
         struct range v[TRIM_BATCH];
         int n;
         /* Marked before punched, each batch kept first: a process killed
@@ -345,4 +359,19 @@ void iom_pool_trim(struct iomem *f, uint64_t keep)
         }
         if (n < 0) /* no room for the change: the memory stays for a later trim */
                 iom_meta_undo(f);
+        iom_error_restore(&saved);
+}
+
+void iom_pool_empty(struct iomem *f)
+{
+        struct iom_fdobj *obj = fdo(f);
+        struct iom_meta *m = obj->meta;
+        if (!(f->flags & IOMEM_RDWR))
+                return;
+        iom_pool_trim(f, 0);
+        struct iom_cursor c;
+        for (const struct iom_rec *r = iom_smap_ceil(m, &m->pool_free, 0, &c); r && in_bounds(m, r);
+             r = iom_smap_next(m, &m->pool_free, &c))
+                if (!r->free.backed)
+                        obj->phys->punch(f, r->key, r->free.len);
 }
