@@ -236,6 +236,7 @@ static int attach(struct victim *v, struct iomem **g)
  */
 static void bad_magic(struct iom_meta *m, size_t page);
 static void reader_of_no_owner(struct iom_meta *m, size_t page);
+static void free_range_into_metadata(struct iom_meta *m, size_t page);
 
 static int one_call(void (*scribble)(struct iom_meta *m, size_t page), int call)
 {
@@ -277,6 +278,11 @@ static int one_call(void (*scribble)(struct iom_meta *m, size_t page), int call)
         ck_assert_int_eq(iomem_acquire(v.f, 0, PAGE), (ssize_t)PAGE);
         if (scribble == reader_of_no_owner)
                 ck_assert_int_eq(iomem_rdlock(v.f), 0);
+        if (scribble == free_range_into_metadata) { /* a free range in the gift pool */
+                void *p;
+                ck_assert_int_eq(iomem_alloc(v.f, PAGE, &p), 0);
+                ck_assert_int_eq(iomem_free(v.f, p, PAGE), 0);
+        }
         scribble(v.m, PAGE);
         ck_assert_int_eq(write(go[1], "g", 1), 1);
         int st = test_wait(pid);
@@ -467,6 +473,19 @@ START_TEST(an_entry_of_no_owner_is_reaped)
 }
 END_TEST
 
+/* A free range of the gift pool made to lie over the metadata: a buffer
+ * cut from it would be the metadata, zeroed by the victim. */
+static void free_range_into_metadata(struct iom_meta *m, size_t page)
+{
+        first_rec(m, &m->pool_free)->key = IOM_META_OFF + page;
+}
+
+START_TEST(a_free_range_out_of_the_pool_is_refused)
+{
+        corrupt_and_call(free_range_into_metadata, 1u << C_ALLOC);
+}
+END_TEST
+
 /* ---- memfd: no peer can resize the metadata; the data is the object's size -- */
 
 START_TEST(a_peer_cannot_resize_a_memfd_objects_metadata)
@@ -611,6 +630,7 @@ int main(void)
                 tcase_add_test(tc, an_extent_out_of_place_is_refused);
                 tcase_add_test(tc, an_extent_map_that_does_not_tile_is_refused);
                 tcase_add_test(tc, an_entry_of_no_owner_is_reaped);
+                tcase_add_test(tc, a_free_range_out_of_the_pool_is_refused);
         }
         suite_add_tcase(s, tc);
         return test_run(s);

@@ -1100,15 +1100,27 @@ static int allocs_reserve(struct iomem *f, size_t extra)
         return 0;
 }
 
+static bool writable(struct iomem *f, const struct iom_segment *g)
+{
+        (void)f;
+        return !g->readonly;
+}
+
+static bool maps_only_free(struct iomem *f, const struct iom_segment *g)
+{
+        return iom_pool_is_free(f, g->phys, g->len);
+}
+
 /* Can this process hand out [phys, phys+len), which is free, as one run
- * of addresses: mapped in one piece already, or by a mapping of its own
- * once the mappings that reach it go, which map nothing but free pool
- * memory (the metadata held)? */
+ * of addresses: mapped in one piece already, for writing, or by a mapping
+ * of its own once the mappings that reach it go, which map nothing but
+ * free pool memory (the metadata held)? */
 static bool pool_mappable(struct iomem *f, uint64_t phys, uint64_t len)
 {
         uint64_t contig;
-        return (iom_seg_lookup(f, phys, len, &contig) && contig >= len) ||
-               iom_seg_all(f, phys, len, iom_pool_is_free);
+        return (iom_seg_lookup(f, phys, len, &contig) && contig >= len &&
+                iom_seg_all(f, phys, len, writable)) ||
+               iom_seg_all(f, phys, len, maps_only_free);
 }
 
 /* Zero-filled memory for a buffer at [phys, phys+n), mapped at va: a

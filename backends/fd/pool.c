@@ -278,6 +278,13 @@ again:;
         return 0;
 }
 
+/* Is buffer record r within the pool handed out, page-aligned? */
+static bool buffer_in_bounds(const struct iomem *f, const struct iom_meta *m, const struct iom_rec *r)
+{
+        return r->key >= IOM_POOL_OFF && r->key < m->pool_next && r->pool.len &&
+               r->pool.len <= m->pool_next - r->key && !((r->key | r->pool.len) & (f->page_size - 1));
+}
+
 static int drop_owner(struct iomem *f, uint32_t owner)
 {
         struct iom_fdobj *obj = fdo(f);
@@ -285,7 +292,9 @@ static int drop_owner(struct iomem *f, uint32_t owner)
         int err = 0;
         for (const struct iom_rec *r = iom_smap_ceil(m, &m->pool, 0, NULL); r && !err;) {
                 uint64_t phys = r->key, len = r->pool.len;
-                if (r->pool.owner == owner) {
+                if (r->pool.owner == owner && !buffer_in_bounds(f, m, r)) {
+                        err = iom_pool_forget(f, phys); /* spoilt: nothing of it is touched */
+                } else if (r->pool.owner == owner) {
                         /* Emptied first, so that its memory counts nowhere
                          * and nothing a late writer leaves in it reaches
                          * the next buffer unzeroed; should this change be

@@ -305,11 +305,11 @@ char *iom_seg_resolve(struct iomem *f, uint64_t phys, uint64_t want, uint64_t *c
 }
 
 bool iom_seg_all(struct iomem *f, uint64_t phys, uint64_t len,
-                 bool (*ok)(struct iomem *f, uint64_t phys, uint64_t len))
+                 bool (*ok)(struct iomem *f, const struct iom_segment *g))
 {
         const struct iom_segments *s = &fdo(f)->segs;
         for (size_t i = seg_first_after(s, phys); i < s->n && s->v[i].phys < phys + len; i++)
-                if (!ok(f, s->v[i].phys, s->v[i].len))
+                if (!ok(f, &s->v[i]))
                         return false;
         return true;
 }

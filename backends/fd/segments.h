@@ -50,10 +50,9 @@ char *iom_seg_lookup(struct iomem *f, uint64_t phys, uint64_t want, uint64_t *co
 uint64_t iom_seg_next_mapped(struct iomem *f, uint64_t phys);
 /* Record an existing mapping (an iomem_alloc buffer) as a segment. */
 int iom_seg_add(struct iomem *f, uint64_t phys, uint64_t len, char *va);
-/* Does ok() hold of every segment that meets [phys, phys+len), given its
- * offsets? */
+/* Does ok() hold of every segment that meets [phys, phys+len)? */
 bool iom_seg_all(struct iomem *f, uint64_t phys, uint64_t len,
-                 bool (*ok)(struct iomem *f, uint64_t phys, uint64_t len));
+                 bool (*ok)(struct iomem *f, const struct iom_segment *g));
 /* Unmap and forget the segments that meet [phys, phys+len). */
 void iom_seg_drop_meeting(struct iomem *f, uint64_t phys, uint64_t len);
 void iom_seg_unmap_all(struct iomem *f);
