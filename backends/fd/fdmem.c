@@ -1111,16 +1111,22 @@ static bool maps_only_free(struct iomem *f, const struct iom_segment *g)
         return iom_pool_is_free(f, g->phys, g->len);
 }
 
+/* This process's address of [phys, phys+len) where it maps it in one
+ * piece for writing, else NULL. */
+static char *mapped_writable(struct iomem *f, uint64_t phys, uint64_t len)
+{
+        uint64_t contig;
+        char *va = iom_seg_lookup(f, phys, len, &contig);
+        return va && contig >= len && iom_seg_all(f, phys, len, writable) ? va : NULL;
+}
+
 /* Can this process hand out [phys, phys+len), which is free, as one run
  * of addresses: mapped in one piece already, for writing, or by a mapping
  * of its own once the mappings that reach it go, which map nothing but
  * free pool memory (the metadata held)? */
 static bool pool_mappable(struct iomem *f, uint64_t phys, uint64_t len)
 {
-        uint64_t contig;
-        return (iom_seg_lookup(f, phys, len, &contig) && contig >= len &&
-                iom_seg_all(f, phys, len, writable)) ||
-               iom_seg_all(f, phys, len, maps_only_free);
+        return mapped_writable(f, phys, len) || iom_seg_all(f, phys, len, maps_only_free);
 }
 
 /* Zero-filled memory for a buffer at [phys, phys+n), mapped at va: a
@@ -1165,9 +1171,8 @@ static int pool_alloc(struct iomem *f, uint64_t n, bool compact, bool *no_room, 
          * offsets handed out when they were mapped (segments.c), and the
          * ones that reached a free range go, as they held nothing of
          * anyone's (pool_mappable). */
-        uint64_t contig;
-        char *va = iom_seg_lookup(f, t.phys, n, &contig);
-        bool own = !va || contig < n;
+        char *va = mapped_writable(f, t.phys, n);
+        bool own = !va;
         if (own) {
                 iom_seg_drop_meeting(f, t.phys, n);
                 va = obj->phys->map(f, NULL, t.phys, n, PROT_READ | PROT_WRITE, 0);
