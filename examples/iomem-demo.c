@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * iomem-demo: the three uses of libiomem, on memfd and on shm.
+ * iomem-demo: the four uses of libiomem, on memfd and on shm.
  *   1. single-copy transfer: the object's memory written straight to a file;
  *   2. a stable shared mapping: a second process writes through acquired
  *      memory, the first reads the same bytes with no copy, and nobody can
  *      truncate under the pin;
- *   3. gift: a buffer from iomem_alloc becomes the file's memory, no copy.
+ *   3. gift: a buffer from iomem_alloc becomes the file's memory, no copy;
+ *   4. a channel: a producer sends messages to a consumer process, each
+ *      written and read in place in a second object.
  */
 #define _GNU_SOURCE
 #include <iomem.h>
@@ -120,6 +122,67 @@ static int gift(struct iomem *f)
         return r.iov_base == (char *)buf + MIB ? 0 : failed("gift", -1);
 }
 
+/* The consumer: every message in order, counted as it is read in place. */
+static int consume(struct iomem *g, int count)
+{
+        struct iomem_chan *c;
+        if (iomem_chan_open(&c, g, 0, 0, 0))
+                return failed("child channel", -1);
+        long sum = 0;
+        for (int i = 0; i < count; i++) {
+                const void *msg;
+                int n;
+                if (iomem_chan_receive(c, &msg) < 0 || sscanf(msg, "message %d", &n) != 1 || n != i)
+                        return failed("receive", -1);
+                sum += n;
+                iomem_chan_release(c, msg);
+        }
+        printf("     the consumer (process %d) read %d messages in place, in order (sum %ld)\n", (int)getpid(),
+               count, sum);
+        fflush(stdout);
+        return iomem_chan_close(&c) || iomem_close(&g);
+}
+
+static int channel(const char *uri, const char *backend)
+{
+        enum { COUNT = 10000, SLOTS = 64 };
+        char curi[80];
+        snprintf(curi, sizeof curi, "%s-chan", uri);
+        struct iomem *f;
+        struct iomem_chan *c;
+        TRY("open", iomem_open(&f, curi, IOMEM_RDWR | IOMEM_CREATE | IOMEM_EXCL, NULL));
+        TRY("channel", iomem_chan_open(&c, f, 256, SLOTS, 0));
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+                return failed("socketpair", -errno);
+        printf("  4. channel: the producer writes %d messages in place, through %d slots of 256 bytes\n", COUNT,
+               SLOTS);
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+                struct iomem *g = NULL;
+                int r = strcmp(backend, "shm") ? iomem_recv(sv[1], &g, IOMEM_RDWR)
+                                               : iomem_open(&g, curi, IOMEM_RDWR, NULL);
+                _exit(r ? failed("child attach", r) : consume(g, COUNT));
+        }
+        if (strcmp(backend, "shm"))
+                TRY("send", iomem_send(sv[0], f));
+        for (int i = 0; i < COUNT; i++) {
+                void *slot;
+                TRY("loan", iomem_chan_loan(c, &slot));
+                int n = snprintf(slot, 256, "message %d", i);
+                TRY("publish", iomem_chan_publish(c, slot, (size_t)n + 1));
+        }
+        int status;
+        waitpid(pid, &status, 0);
+        close(sv[0]), close(sv[1]);
+        iomem_chan_close(&c);
+        iomem_close(&f);
+        if (!strcmp(backend, "shm"))
+                iomem_unlink(curi);
+        return WIFEXITED(status) && !WEXITSTATUS(status) ? 0 : failed("channel", -1);
+}
+
 static int demo(const char *backend)
 {
         char uri[64];
@@ -127,7 +190,8 @@ static int demo(const char *backend)
         struct iomem *f;
         TRY("open", iomem_open(&f, uri, IOMEM_RDWR | IOMEM_CREATE | IOMEM_EXCL, NULL));
         printf("%s\n", uri);
-        int err = single_copy_transfer(f) || stable_shared_mapping(f, uri, backend) || gift(f);
+        int err = single_copy_transfer(f) || stable_shared_mapping(f, uri, backend) || gift(f) ||
+                  channel(uri, backend);
         iomem_close(&f);
         if (!strcmp(backend, "shm"))
                 iomem_unlink(uri);
@@ -137,6 +201,6 @@ static int demo(const char *backend)
 int main(void)
 {
         int err = demo("memfd") || demo("shm");
-        printf(err ? "demo failed\n" : "demo done: the three uses work on memfd and shm\n");
+        printf(err ? "demo failed\n" : "demo done: the four uses work on memfd and shm\n");
         return err;
 }

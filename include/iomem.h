@@ -250,6 +250,28 @@ ssize_t iomem_rx_dropped(const struct iomem_rx *rx);
 int iomem_rx_fd(const struct iomem_rx *rx);
 int iomem_rx_delete(struct iomem_rx **rx);
 
+/* A channel (iomem_chan_open(3)): a ring of nslots slots of slot_size
+ * bytes kept in object f from offset 0, one producer, consumers that each
+ * receive every message, in place (no byte is copied). Create it (slot_size
+ * and nslots non-zero: the handle is its producer) or attach to it (both 0:
+ * a consumer). One thread at a time uses a handle. */
+struct iomem_chan;
+#define IOMEM_CHAN_NONBLOCK 0x1u /* -EAGAIN instead of waiting            */
+#define IOMEM_CHAN_PRODUCER 0x2u /* attach as the producer                 */
+#define IOMEM_CHAN_CONSUMER 0x4u /* create, or attach, as a consumer       */
+int iomem_chan_open(struct iomem_chan **out, struct iomem *f, size_t slot_size, size_t nslots,
+                    unsigned flags);
+int iomem_chan_close(struct iomem_chan **c);
+/* Producer: a free slot of slot_size bytes, written in place. */
+int iomem_chan_loan(struct iomem_chan *c, void **slot);
+/* Producer: make the loaned slot's first len bytes the next message. */
+int iomem_chan_publish(struct iomem_chan *c, void *slot, size_t len);
+/* Consumer: the next message in place; returns its length. */
+ssize_t iomem_chan_receive(struct iomem_chan *c, const void **msg);
+int iomem_chan_release(struct iomem_chan *c, const void *msg);
+/* Readable when a message waits (consumer) or a slot is free (producer). */
+int iomem_chan_fd(struct iomem_chan *c);
+
 #ifdef __cplusplus
 }
 #endif

@@ -139,6 +139,9 @@ IOM_PUBLIC int iomem_close(struct iomem **fp)
                                  "%u receiver%s on it (iomem_rx_new) %s not been deleted yet (the "
                                  "kernel may still receive into its memory)",
                                  busy, busy == 1 ? "" : "s", busy == 1 ? "has" : "have");
+        if ((busy = __atomic_load_n(&f->channels, __ATOMIC_ACQUIRE)))
+                return (int)FAIL(__func__, f->name, -EBUSY, "%u channel%s on it (iomem_chan_open) %s not been closed",
+                                 busy, busy == 1 ? "" : "s", busy == 1 ? "has" : "have");
         f->ops.close(f);
         iom_object_free(f);
         *fp = NULL;

@@ -68,6 +68,13 @@ void iom_error_restore(const struct iom_error_saved *s)
         pending = s->pending;
 }
 
+ssize_t iom_inner_result(ssize_t r)
+{
+        if (r < 0)
+                pending = true;
+        return r;
+}
+
 ssize_t iom_result(const char *op, ssize_t r)
 {
         if (r < 0) {

@@ -42,6 +42,9 @@ int iom_mlock_failure(const char *obj, int e, size_t len);
 /* Prefix the thread's message with the public operation's name when r
  * is an error; returns r unchanged. */
 ssize_t iom_result(const char *op, ssize_t r);
+/* The result r of a public function called inside another: its message
+ * (which names it) becomes the cause the outer iom_result reports. */
+ssize_t iom_inner_result(ssize_t r);
 /* Debug log to stderr when IOMEM_LOG=debug. */
 void iom_debug(const char *fmt, ...) IOM_PRINTF(1, 2);
 
@@ -217,6 +220,9 @@ struct iomem {
         /* Receivers (rx.c) on this handle: the kernel may write into their
          * buffers of its pool at any moment, so close refuses too. */
         unsigned receivers;
+        /* Channels (chan.c) on this handle: they pin its memory and use
+         * the handle until they close, so close refuses too. */
+        unsigned channels;
         void *priv;          /* the backend's state, priv_size bytes */
 };
 
@@ -271,6 +277,13 @@ extern struct iom_aio_knobs iom_aio_knobs;
 /* ---- process-wide helpers ------------------------------------------ */
 
 size_t iom_system_page_size(void);
+/* Start time of a process in clock ticks since boot, 0 when unknown;
+ * its state letter in *state when state is not NULL ('Z' for a zombie)
+ * (process.c). */
+uint64_t iom_process_start_time(pid_t pid, char *state);
+/* Has the process recorded as pid, started at start_time (0: unknown),
+ * died? A zombie has; so has a pid now another process's. */
+bool iom_process_gone(pid_t pid, uint64_t start_time);
 /* A read-only zero-filled region of at least len bytes (for holes). */
 const void *iom_zero_pages(size_t *len);
 

@@ -7,7 +7,7 @@
 #include <errno.h>
 #include <time.h>
 
-static uint64_t now_ns(void)
+uint64_t iom_monotonic_ns(void)
 {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -18,14 +18,14 @@ struct iom_deadline iom_deadline_after(int timeout_ms)
 {
         if (timeout_ms < 0)
                 return (struct iom_deadline){ .forever = true };
-        return (struct iom_deadline){ .at_ns = now_ns() + (uint64_t)timeout_ms * 1000000u };
+        return (struct iom_deadline){ .at_ns = iom_monotonic_ns() + (uint64_t)timeout_ms * 1000000u };
 }
 
 uint64_t iom_deadline_left_ns(const struct iom_deadline *d)
 {
         if (d->forever)
                 return UINT64_MAX;
-        uint64_t now = now_ns();
+        uint64_t now = iom_monotonic_ns();
         return now < d->at_ns ? d->at_ns - now : 0;
 }
 

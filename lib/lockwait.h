@@ -23,6 +23,8 @@ struct iom_deadline {
         uint64_t at_ns;
 };
 
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t iom_monotonic_ns(void);
 /* Start the clock for a call that may wait timeout_ms milliseconds
  * (negative: forever). */
 struct iom_deadline iom_deadline_after(int timeout_ms);

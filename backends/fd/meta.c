@@ -13,8 +13,6 @@
 #include "syscalls.h"
 #include "undo.h"
 
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -101,36 +99,6 @@ int iom_meta_describe_fd(struct iomem *f, int fd)
 
 /* ---- owners ---------------------------------------------------------- */
 
-/* Start time of a process in clock ticks since boot, 0 when unknown;
- * its state letter in *state when state is not NULL ('Z' for a zombie). */
-static uint64_t process_start_time(pid_t pid, char *state)
-{
-        char path[64], buf[1024];
-        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return 0;
-        ssize_t n = read(fd, buf, sizeof buf - 1);
-        close(fd);
-        if (n <= 0)
-                return 0;
-        buf[n] = 0;
-        const char *p = strrchr(buf, ')'); /* the command may contain spaces */
-        if (!p)
-                return 0;
-        if (state && p[1] == ' ')
-                *state = p[2];
-        /* Fields after the command start at 3 (state); start time is 22. */
-        unsigned long long t = 0;
-        int field = 2;
-        for (p++; *p && field < 22; p++)
-                if (*p == ' ')
-                        field++;
-        if (sscanf(p, "%llu", &t) != 1)
-                return 0;
-        return t;
-}
-
 int iom_owner_register(struct iomem *f)
 {
         struct iom_fdobj *obj = fdo(f);
@@ -140,7 +108,7 @@ int iom_owner_register(struct iomem *f)
                 id = id + 1 == IOM_NO_OWNER ? 0 : id + 1;
         pid_t pid = getpid();
         struct iom_rec r = { .key = id,
-                             .owner = { .pid = pid, .start_time = process_start_time(pid, NULL),
+                             .owner = { .pid = pid, .start_time = iom_process_start_time(pid, NULL),
                                         .flags = f->flags & IOMEM_RDWR ? IOM_OWNER_WRITES : 0 } };
         int err = iom_smap_insert(f, &m->owners, &r);
         if (!err)
@@ -182,16 +150,7 @@ void iom_owner_unregister(struct iomem *f)
 /* Has the process of owner record o died? */
 static bool owner_gone(const struct iom_rec *o)
 {
-        pid_t pid = (pid_t)o->owner.pid;
-        uint64_t started = o->owner.start_time;
-        if (pid <= 0 || (kill(pid, 0) < 0 && errno == ESRCH))
-                return true;
-        /* A zombie is dead although its pid lives on until its parent
-         * reaps it, and that parent may be waiting for what the zombie
-         * held. */
-        char state = 0;
-        uint64_t now = process_start_time(pid, &state);
-        return state == 'Z' || state == 'X' || (started && now && now != started); /* pid reused */
+        return iom_process_gone((pid_t)o->owner.pid, o->owner.start_time);
 }
 
 int iom_owner_check(struct iomem *f, uint32_t owner)
