@@ -2,28 +2,23 @@
 /*
  * A channel (iomem_chan_*): a ring of fixed-size slots kept in an object,
  * one producer and consumers that each receive every message, written and
- * read in place. The library copies no byte of a message.
- *
- * The object holds, from offset 0: the header (geometry, the robust mutex
- * that guards who is attached, the count of messages published, the
- * parties), the slot table (per slot: the message's sequence number, its
- * length, and who still holds it) and, from data_off, the slots, stride
- * bytes apart. The handle pins all of it for its life.
+ * read in place. The library copies no byte of a message. chan.h has the
+ * layout; chan_parties.c who is attached. The handle pins all of the
+ * channel's bytes for its life.
  *
  * Message s lives in slot s % nslots. The producer fills the slot, writes
  * its table entry, then advances head; it reuses a slot when nobody holds
  * its message: each consumer has a bit in the entry's pending mask, which
  * it clears on release. The producer and the consumers touch only the
- * table, head and their own records, with atomics; the mutex is taken
- * when a party comes or goes, and to reap one that died (pid and start
- * time tell, as for the object's owners).
+ * table, head and their own records, with atomics; the parties' lock is
+ * taken when a party comes or goes, and to reap one that died.
  *
  * Who a message is for: the consumers registered when it is published.
  * A consumer that joins takes, besides, every message still in the ring
  * (it sets its bit on each entry somebody still holds). A message
  * published while no consumer is attached, or left unreceived by the last
- * consumer to go, is kept (KEEP) for the next to come: with no consumer
- * the ring fills and the producer waits, as with a queue.
+ * consumer to go, is kept (CHAN_KEEP) for the next to come: with no
+ * consumer the ring fills and the producer waits, as with a queue.
  *
  * The one race of joining: the producer reads the registered mask before
  * it advances head, so the message published as a consumer joins may miss
@@ -37,9 +32,8 @@
  * consumers; a release, or a consumer's leaving, wakes an armed producer.
  */
 #define _GNU_SOURCE
-#include "internal.h"
+#include "chan.h"
 #include "lockwait.h"
-#include "wakeup.h"
 
 #include <sched.h>
 #include <stdlib.h>
@@ -48,93 +42,31 @@
 
 #define FAIL(op, obj, err, ...) iom_result(op, iom_fail(obj, err, __VA_ARGS__))
 
-#define CHAN_MAGIC UINT64_C(0x316c656e6e616863) /* "channel1" */
+#define CHAN_MAGIC UINT64_C(0x316c656e6e616863)  /* "channel1" */
+#define CHAN_MAKING UINT64_C(0x676e696b616d6e61) /* magic while a creator writes */
 #define CHAN_VERSION 1u
-#define LINE 64
-#define CONSUMERS_MAX 63
-#define KEEP (UINT64_C(1) << 63)           /* pending: for a consumer to come */
-#define PRODUCER_ARMED (UINT64_C(1) << 63) /* armed: the producer sleeps */
-#define NO_MESSAGE UINT64_MAX              /* seq of a slot never used */
 #define SLOTS_MAX ((size_t)1 << 20)
 #define SLOT_ALIGN_MAX ((size_t)2 << 20)
-#define SPIN_NS 100000u                /* how long a waiter spins before it sleeps */
-#define REAP_EVERY_MS 100              /* a waiting producer looks for dead consumers */
+#define SPIN_NS 100000u /* how long a waiter spins before it sleeps */
+/* A sleeper looks again this often: a waker killed between taking its
+ * armed bit and sending (or a consumer that died, which wakes nobody)
+ * costs it no more. */
+#define RECHECK_MS 100
 #define ALL_FLAGS (IOMEM_CHAN_NONBLOCK | IOMEM_CHAN_PRODUCER | IOMEM_CHAN_CONSUMER)
 
-struct chan_party {
-        int32_t pid; /* 0: nobody */
-        uint32_t unused;
-        uint64_t start_time;
-        uint64_t next; /* a consumer's next message (what it has received) */
-        struct iom_wakeup_name wake;
-} __attribute__((aligned(LINE)));
-
-struct chan_header {
-        uint64_t magic; /* written last: the rest is whole */
-        uint32_t version, unused;
-        uint64_t slot_size, nslots, data_off, region;
-        pthread_mutex_t mutex; /* robust, process-shared: parties coming and going */
-        uint64_t registered __attribute__((aligned(LINE))); /* consumers, a bit each */
-        uint64_t armed; /* parties to wake: consumers' bits, PRODUCER_ARMED */
-        uint64_t head __attribute__((aligned(LINE))); /* messages published */
-        struct chan_party producer;
-        struct chan_party consumer[CONSUMERS_MAX];
-};
-
-struct chan_slot {
-        uint64_t seq, len;
-        uint64_t pending; /* consumers that hold the message, KEEP */
-} __attribute__((aligned(LINE)));
-
-/* Where the slots are when the pinned memory is in several pieces. */
-struct chan_piece {
-        char *addr;
-        uint64_t off, len;
-};
-
-struct iomem_chan {
-        struct iomem *f;
-        struct chan_header *h;
-        struct chan_slot *table;
-        size_t slot_size, nslots, stride, data_off, region;
-        char *base;                /* slot i at base + i * stride, when contiguous */
-        char **slot_at;            /* else each slot's address */
-        struct chan_piece *pieces; /* and the pieces by address */
-        size_t npieces;
-        bool pinned, producer, counted;
-        unsigned flags, fork_gen;
-        struct chan_party *me;
-        uint64_t bit; /* a consumer's bit; the producer's in armed */
-        int sock;     /* wakes this handle (iomem_chan_fd) */
-        /* The producer: messages it has published (a copy of head) and the
-         * sequence of its next loan; by slot, loaned slots published out
-         * of order, waiting for those before them. */
-        uint64_t head, loan_next;
-        size_t head_slot, loan_slot; /* head and loan_next % nslots */
-        bool *published;
-        /* A consumer: its next message and the head it joined at; how many
-         * messages it holds. */
-        uint64_t next, joined;
-        size_t next_slot; /* next % nslots */
-        size_t held;
-        uint64_t reap_at_ns;
-        unsigned stride_shift; /* log2(stride) when a power of two, else 0 */
-};
-
-/* The slot after slot i. */
-static size_t step(const struct iomem_chan *c, size_t i)
+static inline size_t step(const struct iomem_chan *c, size_t i)
 {
         return i + 1 == c->nslots ? 0 : i + 1;
 }
 
-static const char *name(const struct iomem_chan *c)
+static inline const char *name(const struct iomem_chan *c)
 {
-        return c->f->name;
+        return iom_chan_name(c);
 }
 
-static uint64_t load(const uint64_t *p)
+static inline uint64_t load(const uint64_t *p)
 {
-        return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+        return iom_chan_load(p);
 }
 
 /* ---- layout --------------------------------------------------------- */
@@ -161,8 +93,8 @@ static int geometry(struct iomem *f, size_t slot_size, size_t nslots, struct cha
                                 slot_size);
         g->slot_size = slot_size;
         g->nslots = nslots;
-        g->stride = iom_round_up(slot_size, LINE);
-        g->table_off = iom_round_up(sizeof(struct chan_header), LINE);
+        g->stride = iom_round_up(slot_size, CHAN_LINE);
+        g->table_off = iom_round_up(sizeof(struct chan_header), CHAN_LINE);
         g->data_off = iom_round_up(g->table_off + nslots * sizeof(struct chan_slot),
                                    slot_align(g->stride, f->page_size));
         g->region = iom_round_up(g->data_off + nslots * g->stride, f->page_size);
@@ -226,20 +158,34 @@ static int map_region(struct iomem_chan *c, const struct chan_geometry *g)
         ssize_t got = iomem_acquire(f, 0, g->region);
         if (got < 0)
                 return (int)got;
-        c->pinned = true;
+        c->pinned = (size_t)got;
         if ((size_t)got < g->region)
                 return iom_fail(f->name, -EBADMSG, "the object is smaller than its channel (%zu bytes)", g->region);
+        /* Sized by bufcount, then grown: on a dax: file whose blocks are
+         * holes, bufcount counts the entries borrow needs (one per hole),
+         * fewer than retrieve's. */
         ssize_t n = iomem_bufcount(f, 0, g->region);
-        if (n <= 0)
-                return n < 0 ? (int)n : iom_fail(f->name, -EBADMSG, "the channel's bytes are not there");
-        struct iovec *iov = calloc((size_t)n, sizeof *iov);
-        if (!iov)
-                return iom_fail(f->name, -ENOMEM, "out of memory");
+        if (n < 0)
+                return (int)n;
+        struct iovec *iov = NULL;
         int err = 0;
-        n = iomem_retrieve(f, 0, g->region, iov, (size_t)n);
-        if (n < 0) {
-                err = (int)n;
-                goto out;
+        for (size_t cap = n > 0 ? (size_t)n : 1;; cap *= 2) {
+                free(iov);
+                if (!(iov = calloc(cap, sizeof *iov)))
+                        return iom_fail(f->name, -ENOMEM, "out of memory");
+                if ((n = iomem_retrieve(f, 0, g->region, iov, cap)) < 0) {
+                        err = (int)n;
+                        goto out;
+                }
+                uint64_t at = 0;
+                for (ssize_t k = 0; k < n; k++)
+                        at += iov[k].iov_len;
+                if (at >= g->region)
+                        break;
+                if ((size_t)n < cap) {
+                        err = iom_fail(f->name, -EBADMSG, "the channel's memory is not all there");
+                        goto out;
+                }
         }
         if (iov[0].iov_len < g->data_off) {
                 err = iom_fail(f->name, -ENOTSUP,
@@ -255,7 +201,6 @@ static int map_region(struct iomem_chan *c, const struct chan_geometry *g)
         c->stride = g->stride;
         c->stride_shift = iom_is_pow2(g->stride) ? (unsigned)__builtin_ctzll(g->stride) : 0;
         c->data_off = g->data_off;
-        c->region = g->region;
         if (n == 1) {
                 c->base = (char *)iov[0].iov_base + g->data_off;
                 goto out;
@@ -276,7 +221,7 @@ static int map_region(struct iomem_chan *c, const struct chan_geometry *g)
         size_t k = 0;
         for (size_t i = 0; i < g->nslots; i++) {
                 uint64_t off = g->data_off + i * g->stride;
-                while (off >= c->pieces[k].off + c->pieces[k].len)
+                while (k + 1 < c->npieces && off >= c->pieces[k].off + c->pieces[k].len)
                         k++;
                 if (off + g->slot_size > c->pieces[k].off + c->pieces[k].len) {
                         err = iom_fail(f->name, -ENOTSUP,
@@ -293,173 +238,7 @@ out:
         return err;
 }
 
-/* ---- parties ---------------------------------------------------------- */
-
-static int lock_parties(struct iomem_chan *c)
-{
-        int e = pthread_mutex_lock(&c->h->mutex);
-        if (e == EOWNERDEAD) {
-                /* Its holder died joining, leaving or reaping; every holder
-                 * reaps the dead first, which finishes what it left. */
-                pthread_mutex_consistent(&c->h->mutex);
-                e = 0;
-        }
-        return e ? iom_fail(name(c), -e, "the channel's lock: %s", strerror(e)) : 0;
-}
-
-static void unlock_parties(struct iomem_chan *c)
-{
-        pthread_mutex_unlock(&c->h->mutex);
-}
-
-static void wake_producer(struct iomem_chan *c)
-{
-        if ((load(&c->h->armed) & PRODUCER_ARMED) &&
-            (__atomic_fetch_and(&c->h->armed, ~PRODUCER_ARMED, __ATOMIC_SEQ_CST) & PRODUCER_ARMED))
-                iom_wakeup_send(c->sock, &c->h->producer.wake);
-}
-
-static inline void wake_consumers(struct iomem_chan *c)
-{
-        uint64_t armed = __atomic_load_n(&c->h->armed, __ATOMIC_SEQ_CST) & ~PRODUCER_ARMED;
-        for (int b = 0; armed; b++, armed >>= 1) {
-                uint64_t bit = UINT64_C(1) << b;
-                if ((armed & 1) && (__atomic_fetch_and(&c->h->armed, ~bit, __ATOMIC_SEQ_CST) & bit))
-                        iom_wakeup_send(c->sock, &c->h->consumer[b].wake);
-        }
-}
-
-static void party_set(struct iomem_chan *c, struct chan_party *p)
-{
-        pid_t pid = getpid();
-        __atomic_store_n(&p->start_time, iom_process_start_time(pid, NULL), __ATOMIC_RELAXED);
-        __atomic_store_n(&p->pid, pid, __ATOMIC_RELEASE);
-        c->me = p;
-}
-
-static void party_clear(struct chan_party *p)
-{
-        __atomic_store_n(&p->wake.len, 0, __ATOMIC_RELAXED);
-        __atomic_store_n(&p->pid, 0, __ATOMIC_RELEASE);
-}
-
-static bool party_gone(const struct chan_party *p)
-{
-        pid_t pid = __atomic_load_n(&p->pid, __ATOMIC_ACQUIRE);
-        return pid && iom_process_gone(pid, __atomic_load_n(&p->start_time, __ATOMIC_RELAXED));
-}
-
-/* Consumer b goes (parties locked): what it holds is free, and what it
- * has not received yet is kept for the next consumer when it was the
- * last. Idempotent: a reaper that dies half way is followed by another. */
-static void consumer_drop(struct iomem_chan *c, int b)
-{
-        struct chan_header *h = c->h;
-        uint64_t bit = UINT64_C(1) << b;
-        uint64_t rest = __atomic_and_fetch(&h->registered, ~bit, __ATOMIC_SEQ_CST);
-        uint64_t next = load(&h->consumer[b].next), head = load(&h->head);
-        for (size_t i = 0; i < c->nslots; i++) {
-                struct chan_slot *e = &c->table[i];
-                uint64_t p = load(&e->pending);
-                while (p & bit) {
-                        uint64_t s = load(&e->seq), np = p & ~bit;
-                        if (!rest && s >= next && s < head)
-                                np = KEEP;
-                        if (__atomic_compare_exchange_n(&e->pending, &p, np, false, __ATOMIC_SEQ_CST,
-                                                        __ATOMIC_ACQUIRE))
-                                break;
-                }
-        }
-        party_clear(&h->consumer[b]);
-        wake_producer(c);
-}
-
-/* Reap the parties that died (parties locked). */
-static void reap_dead(struct iomem_chan *c)
-{
-        for (int b = 0; b < CONSUMERS_MAX; b++)
-                if (party_gone(&c->h->consumer[b])) {
-                        iom_debug("%s: reclaiming what dead consumer %d held", name(c), c->h->consumer[b].pid);
-                        consumer_drop(c, b);
-                }
-        if (party_gone(&c->h->producer))
-                party_clear(&c->h->producer);
-}
-
-/* The producer, waiting: reap dead consumers now and then, since they
- * cannot wake it. 1 when it did. */
-static int reap_if_due(struct iomem_chan *c)
-{
-        uint64_t now = iom_monotonic_ns();
-        if (now < c->reap_at_ns)
-                return 0;
-        c->reap_at_ns = now + REAP_EVERY_MS * UINT64_C(1000000);
-        int err = lock_parties(c);
-        if (err)
-                return err;
-        reap_dead(c);
-        unlock_parties(c);
-        return 1;
-}
-
-static int join_as_producer(struct iomem_chan *c)
-{
-        struct chan_party *p = &c->h->producer;
-        if (__atomic_load_n(&p->pid, __ATOMIC_ACQUIRE))
-                return iom_fail(name(c), -EBUSY, "process %d is the channel's producer", (int)p->pid);
-        int err = iom_wakeup_open(&c->sock, &p->wake);
-        if (err)
-                return iom_fail(name(c), err, "a wake-up socket: %s", strerror(-err));
-        party_set(c, p);
-        c->producer = true;
-        c->bit = PRODUCER_ARMED;
-        c->head = c->loan_next = load(&c->h->head);
-        c->head_slot = c->loan_slot = c->head % c->nslots;
-        return 0;
-}
-
-/* A consumer takes, besides what comes next, every message still in the
- * ring: those somebody holds (KEEP included). */
-static int join_as_consumer(struct iomem_chan *c)
-{
-        struct chan_header *h = c->h;
-        int b = 0;
-        while (b < CONSUMERS_MAX && __atomic_load_n(&h->consumer[b].pid, __ATOMIC_ACQUIRE))
-                b++;
-        if (b == CONSUMERS_MAX)
-                return iom_fail(name(c), -EUSERS, "the channel has %d consumers, as many as it can", CONSUMERS_MAX);
-        struct chan_party *p = &h->consumer[b];
-        int err = iom_wakeup_open(&c->sock, &p->wake);
-        if (err)
-                return iom_fail(name(c), err, "a wake-up socket: %s", strerror(-err));
-        /* Known by pid before it has a bit, so that a reaper finds the bit. */
-        party_set(c, p);
-        c->bit = UINT64_C(1) << b;
-        /* Until it knows, everything it gets is unreceived: kept if it dies. */
-        __atomic_store_n(&p->next, 0, __ATOMIC_RELAXED);
-        __atomic_fetch_or(&h->registered, c->bit, __ATOMIC_SEQ_CST);
-        uint64_t head = __atomic_load_n(&h->head, __ATOMIC_SEQ_CST), first = head;
-        for (uint64_t s = head > c->nslots ? head - c->nslots : 0; s < head; s++) {
-                struct chan_slot *e = &c->table[s % c->nslots];
-                if (load(&e->seq) != s)
-                        continue;
-                uint64_t v = load(&e->pending);
-                while (v && !__atomic_compare_exchange_n(&e->pending, &v, (v | c->bit) & ~KEEP, false,
-                                                         __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE))
-                        ;
-                if (v && load(&e->seq) == s && first == head)
-                        first = s;
-        }
-        c->next = first;
-        c->next_slot = first % c->nslots;
-        c->joined = head;
-        __atomic_store_n(&p->next, first, __ATOMIC_RELEASE);
-        return 0;
-}
-
 /* ---- creating and finding ------------------------------------------------ */
-
-#define CHAN_MAKING UINT64_C(0x676e696b616d6e61) /* magic while a creator writes */
 
 /* The header the object holds says what we would make of it. */
 static int check_header(struct iomem *f, const struct chan_header *hd, struct chan_geometry *g)
@@ -500,7 +279,7 @@ static int nothing_written(struct iomem *f, size_t size, size_t len)
         return err;
 }
 
-static int init_header(struct iomem_chan *c, const struct chan_geometry *g)
+static void init_header(struct iomem_chan *c, const struct chan_geometry *g)
 {
         struct chan_header *h = c->h;
         __atomic_store_n(&h->magic, CHAN_MAKING, __ATOMIC_RELEASE);
@@ -510,18 +289,9 @@ static int init_header(struct iomem_chan *c, const struct chan_geometry *g)
         h->nslots = g->nslots;
         h->data_off = g->data_off;
         h->region = g->region;
-        pthread_mutexattr_t a;
-        int e = pthread_mutexattr_init(&a);
-        if (!e && !(e = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED)) &&
-            !(e = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST)))
-                e = pthread_mutex_init(&h->mutex, &a);
-        pthread_mutexattr_destroy(&a);
-        if (e)
-                return iom_fail(name(c), -e, "the channel's lock: %s", strerror(e));
         for (size_t i = 0; i < g->nslots; i++)
-                c->table[i].seq = NO_MESSAGE;
+                c->table[i].seq = CHAN_NO_MESSAGE;
         __atomic_store_n(&h->magic, CHAN_MAGIC, __ATOMIC_RELEASE);
-        return 0;
 }
 
 /* Under the object's I/O lock (write, to create): find the channel, or
@@ -556,9 +326,19 @@ static int find_or_make(struct iomem_chan *c, const struct chan_geometry *want)
                 return err;
         if (st.size < want->region && (err = (int)iom_inner_result(iomem_truncate(f, want->region))))
                 return err;
-        if ((err = map_region(c, want)))
-                return (int)iom_inner_result(err);
-        return init_header(c, want);
+        if (!(err = (int)iom_inner_result(map_region(c, want)))) {
+                init_header(c, want);
+                return 0;
+        }
+        /* Leave the object as it was: unpinned, its old size. */
+        struct iom_error_saved saved;
+        iom_error_save(&saved);
+        if (c->pinned && !iomem_release(f, 0, c->pinned))
+                c->pinned = 0;
+        if (st.size < want->region)
+                iomem_truncate(f, st.size);
+        iom_error_restore(&saved);
+        return err;
 }
 
 static void chan_free(struct iomem_chan *c)
@@ -566,7 +346,7 @@ static void chan_free(struct iomem_chan *c)
         if (c->counted)
                 __atomic_sub_fetch(&c->f->channels, 1, __ATOMIC_RELEASE);
         if (c->pinned && c->fork_gen == iom_fork_generation())
-                iomem_release(c->f, 0, c->region);
+                iomem_release(c->f, 0, c->pinned);
         if (c->sock >= 0)
                 close(c->sock);
         free(c->published);
@@ -602,18 +382,26 @@ IOM_PUBLIC int iomem_chan_open(struct iomem_chan **out, struct iomem *f, size_t 
         c->flags = flags;
         c->sock = -1;
         c->fork_gen = iom_fork_generation();
+        c->pid = getpid();
+        c->start_time = iom_process_start_time(c->pid, NULL);
         bool producer = (flags & IOMEM_CHAN_PRODUCER) || (create && !(flags & IOMEM_CHAN_CONSUMER));
         err = (int)iom_inner_result(create ? iomem_wrlock(f) : iomem_rdlock(f));
         if (!err) {
                 err = find_or_make(c, create ? &want : NULL);
+                struct iom_error_saved saved; /* the unlock's success is not news */
+                iom_error_save(&saved);
                 iomem_unlock(f);
+                iom_error_restore(&saved);
         }
         if (!err && producer && !(c->published = calloc(c->nslots, sizeof *c->published)))
                 err = iom_fail(f->name, -ENOMEM, "out of memory");
-        if (!err && !(err = lock_parties(c))) {
-                reap_dead(c);
-                err = producer ? join_as_producer(c) : join_as_consumer(c);
-                unlock_parties(c);
+        /* The socket first: reaping wakes the producer through it. */
+        if (!err && (err = iom_wakeup_open(&c->sock, &c->wake)))
+                err = iom_fail(f->name, err, "a wake-up socket: %s", strerror(-err));
+        if (!err && !(err = iom_chan_lock(c, true))) {
+                iom_chan_reap_dead(c);
+                err = producer ? iom_chan_join_producer(c) : iom_chan_join_consumer(c);
+                iom_chan_unlock(c);
         }
         if (err) {
                 chan_free(c);
@@ -653,12 +441,9 @@ IOM_PUBLIC int iomem_chan_close(struct iomem_chan **cp)
         if (!c)
                 return 0;
         *cp = NULL;
-        if (c->fork_gen == iom_fork_generation() && c->me && !lock_parties(c)) {
-                if (c->producer)
-                        party_clear(c->me);
-                else
-                        consumer_drop(c, __builtin_ctzll(c->bit));
-                unlock_parties(c);
+        if (c->fork_gen == iom_fork_generation() && c->me && !iom_chan_lock(c, true)) {
+                iom_chan_leave(c);
+                iom_chan_unlock(c);
         }
         chan_free(c);
         return 0;
@@ -681,21 +466,18 @@ static int await(const char *op, struct iomem_chan *c, bool (*ready)(struct iome
                 }
         for (;;) {
                 iom_wakeup_drain(c->sock);
+                /* Sequentially consistent, as ready's reads after it: the
+                 * waker's change, or its seeing this bit. */
                 __atomic_fetch_or(&c->h->armed, c->bit, __ATOMIC_SEQ_CST);
                 if (ready(c))
                         return 0;
-                if (c->producer) {
-                        int r = reap_if_due(c);
-                        if (r < 0)
-                                return (int)iom_result(op, r);
-                        if (r && ready(c))
-                                return 0;
-                }
+                if (c->producer && iom_chan_reap_if_due(c, nonblock) && ready(c))
+                        return 0;
                 if (nonblock)
                         return FAIL(op, name(c), -EAGAIN,
                                     c->producer ? "every slot holds a message not yet released"
                                                 : "no message waits");
-                int err = iom_wakeup_wait(c->sock, c->producer ? REAP_EVERY_MS : -1);
+                int err = iom_wakeup_wait(c->sock, RECHECK_MS);
                 if (err)
                         return FAIL(op, name(c), err, "waiting: %s", strerror(-err));
         }
@@ -713,8 +495,8 @@ static inline bool slot_free(struct iomem_chan *c)
         uint64_t p = __atomic_load_n(&e->pending, __ATOMIC_SEQ_CST);
         while (p) {
                 uint64_t s = load(&e->seq);
-                bool stale = (s != NO_MESSAGE && s >= c->head) ||
-                             !(p & (load(&c->h->registered) | KEEP));
+                bool stale = (s != CHAN_NO_MESSAGE && s >= c->head) ||
+                             !(p & (load(&c->h->registered) | CHAN_KEEP));
                 if (!stale)
                         return false;
                 if (__atomic_compare_exchange_n(&e->pending, &p, 0, false, __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE))
@@ -733,6 +515,8 @@ IOM_PUBLIC int iomem_chan_loan(struct iomem_chan *c, void **slot)
                 return FAIL(op, name(c), -EINVAL, "NULL slot");
         if (c->loan_next - c->head >= c->nslots)
                 return FAIL(op, name(c), -ENOBUFS, "all %zu slots are loaned; publish one first", c->nslots);
+        if (__builtin_expect(iom_chan_load(&c->h->retired) != 0, 0))
+                iom_chan_clean_retired(c); /* a consumer left: between messages, only here */
         if (!slot_free(c) && (err = await(op, c, slot_free)))
                 return err;
         size_t i = c->loan_slot;
@@ -770,13 +554,14 @@ IOM_PUBLIC int iomem_chan_publish(struct iomem_chan *c, void *slot, size_t len)
                 k = c->head_slot;
                 c->head_slot = step(c, k);
                 uint64_t who = __atomic_load_n(&c->h->registered, __ATOMIC_SEQ_CST);
-                __atomic_store_n(&c->table[k].pending, who ? who : KEEP, __ATOMIC_RELAXED);
+                /* After seq and len: whoever sees the bits sees the message. */
+                __atomic_store_n(&c->table[k].pending, who ? who : CHAN_KEEP, __ATOMIC_RELEASE);
                 c->published[k] = false;
                 __atomic_store_n(&c->h->head, ++c->head, __ATOMIC_SEQ_CST);
                 advanced = true;
         }
         if (advanced)
-                wake_consumers(c);
+                iom_chan_wake_consumers(c);
         return 0;
 }
 
@@ -793,7 +578,7 @@ static bool is_mine(struct iomem_chan *c, struct chan_slot *e, uint64_t s)
                 return true;
         if (s != c->joined)
                 return false;
-        while (p && !__atomic_compare_exchange_n(&e->pending, &p, (p | c->bit) & ~KEEP, false, __ATOMIC_SEQ_CST,
+        while (p && !__atomic_compare_exchange_n(&e->pending, &p, (p | c->bit) & ~CHAN_KEEP, false, __ATOMIC_SEQ_CST,
                                                  __ATOMIC_ACQUIRE))
                 ;
         return p && load(&e->seq) == s;
@@ -802,7 +587,15 @@ static bool is_mine(struct iomem_chan *c, struct chan_slot *e, uint64_t s)
 /* Is a message there for this consumer? Passes over those that are not. */
 static inline bool message_waits(struct iomem_chan *c)
 {
-        uint64_t head = load(&c->h->head);
+        /* Sequentially consistent: after arming, the publisher's head or
+         * its seeing the armed bit (a plain load on x86). */
+        uint64_t head = __atomic_load_n(&c->h->head, __ATOMIC_SEQ_CST);
+        if (__builtin_expect(head - c->next > c->nslots && head > c->next, 0)) {
+                /* Further behind than the ring holds: only a spoilt head
+                 * says so. Pass over what cannot be there. */
+                c->next = head - c->nslots;
+                c->next_slot = c->next % c->nslots;
+        }
         for (; c->next < head; c->next++, c->next_slot = step(c, c->next_slot)) {
                 struct chan_slot *e = &c->table[c->next_slot];
                 if (load(&e->seq) == c->next && is_mine(c, e, c->next))
@@ -831,7 +624,7 @@ IOM_PUBLIC ssize_t iomem_chan_receive(struct iomem_chan *c, const void **msg)
         c->next_slot = step(c, i);
         if (len > c->slot_size) {
                 __atomic_fetch_and(&e->pending, ~c->bit, __ATOMIC_SEQ_CST);
-                wake_producer(c);
+                iom_chan_wake_producer(c);
                 return FAIL(op, name(c), -EBADMSG, "message %llu says it has %llu bytes, in a slot of %zu",
                             (unsigned long long)(c->next - 1), (unsigned long long)len, c->slot_size);
         }
@@ -852,7 +645,7 @@ IOM_PUBLIC int iomem_chan_release(struct iomem_chan *c, const void *msg)
                 return FAIL(op, name(c), -EINVAL, "%p is not a message this consumer holds", msg);
         __atomic_fetch_and(&e->pending, ~c->bit, __ATOMIC_SEQ_CST);
         c->held -= c->held > 0;
-        wake_producer(c);
+        iom_chan_wake_producer(c);
         return 0;
 }
 

@@ -281,8 +281,9 @@ size_t iom_system_page_size(void);
  * its state letter in *state when state is not NULL ('Z' for a zombie)
  * (process.c). */
 uint64_t iom_process_start_time(pid_t pid, char *state);
-/* Has the process recorded as pid, started at start_time (0: unknown),
- * died? A zombie has; so has a pid now another process's. */
+/* Has the process recorded as pid, started at start_time (0: unknown;
+ * its low 32 bits are compared), died? A zombie has, unless other
+ * threads run on; so has a pid now another process's. */
 bool iom_process_gone(pid_t pid, uint64_t start_time);
 /* A read-only zero-filled region of at least len bytes (for holes). */
 const void *iom_zero_pages(size_t *len);

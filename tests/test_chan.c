@@ -479,10 +479,18 @@ START_TEST(kills_at_any_point_leave_the_channel_usable)
                         struct iomem_chan *d;
                         if (reopen(&o, &g) || iomem_chan_open(&d, g, 0, 0, 0))
                                 _exit(2);
-                        for (;;) {
-                                const void *m;
-                                if (iomem_chan_receive(d, &m) < 0 || iomem_chan_release(d, m))
+                        /* Each message whole, each after the one before. */
+                        for (uint64_t last = 0, first = 1;; first = 0) {
+                                const unsigned char *m;
+                                ssize_t n = iomem_chan_receive(d, (const void **)&m);
+                                uint64_t seq;
+                                if (n < 8)
                                         _exit(3);
+                                memcpy(&seq, m, 8);
+                                if ((!first && seq <= last) || check_message(m, (size_t)n, seq, 256) ||
+                                    iomem_chan_release(d, m))
+                                        _exit(4);
+                                last = seq;
                         }
                 }
                 /* Publish until the killing point, which varies by round;
@@ -513,6 +521,8 @@ START_TEST(kills_at_any_point_leave_the_channel_usable)
                         const unsigned char *m;
                         ssize_t n = iomem_chan_receive(c, (const void **)&m);
                         if (n == -EAGAIN) {
+                                /* The producer process must still be at it. */
+                                ck_assert_int_eq(waitpid(pid, NULL, WNOHANG), 0);
                                 sched_yield();
                                 continue;
                         }
@@ -546,7 +556,7 @@ START_TEST(kills_at_any_point_leave_the_channel_usable)
 END_TEST
 
 /* 63 consumers, as many as a channel has: the 64th is -EUSERS until one
- * goes; each of the 63 receives the message. */
+ * goes and the producer lends again; each of the 63 receives the message. */
 START_TEST(sixty_three_consumers_and_no_more)
 {
         struct obj o = open_obj("users");
@@ -555,8 +565,11 @@ START_TEST(sixty_three_consumers_and_no_more)
                 c[i] = chan(o.f, 0, 0, IOMEM_CHAN_NONBLOCK);
         ck_assert_err(iomem_chan_open(&c[63], o.f, 0, 0, 0), EUSERS);
         ck_assert_int_eq(iomem_chan_close(&c[5]), 0);
-        c[5] = chan(o.f, 0, 0, IOMEM_CHAN_NONBLOCK);
+        /* Its bit is given out again once the producer has cleared it from
+         * the table, at its next loan. */
+        ck_assert_err(iomem_chan_open(&c[5], o.f, 0, 0, 0), EUSERS);
         publish(p, 0, 64);
+        c[5] = chan(o.f, 0, 0, IOMEM_CHAN_NONBLOCK); /* takes message 0, still in the ring */
         for (int i = 0; i < 63; i++) {
                 ck_assert_int_eq(expect(c[i], 0, 64, NULL), 0);
                 ck_assert_int_eq(iomem_chan_close(&c[i]), 0);
@@ -622,11 +635,12 @@ START_TEST(every_error_has_its_code)
         ck_assert_err(iomem_chan_open(&c, o.f, (size_t)1 << 40, 1 << 10, 0), EFBIG);
         ck_assert_ptr_null(c);
         struct iomem *ro;
-        if (test_caps() & IOMEM_CAP_NAMED) {
-                ck_assert_int_eq(iomem_open(&ro, o.uri, IOMEM_RDONLY, NULL), 0);
-                ck_assert_err(iomem_chan_open(&c, ro, SLOT, 4, 0), EROFS);
-                ck_assert_int_eq(iomem_close(&ro), 0);
-        }
+        ck_assert_int_eq(test_caps() & IOMEM_CAP_NAMED
+                                 ? iomem_open(&ro, o.uri, IOMEM_RDONLY, NULL)
+                                 : iomem_open_fd(&ro, test_backend(), dup(iomem_fd(o.f)), IOMEM_RDONLY, NULL),
+                         0);
+        ck_assert_err(iomem_chan_open(&c, ro, SLOT, 4, 0), EROFS);
+        ck_assert_int_eq(iomem_close(&ro), 0);
         /* An object holding data is not made a channel. */
         ck_assert_int_eq(iomem_pwrite(o.f, "data", 4, 100), 4);
         ck_assert_err(iomem_chan_open(&c, o.f, SLOT, 4, 0), EEXIST);
@@ -687,6 +701,94 @@ START_TEST(every_error_has_its_code)
 }
 END_TEST
 
+/* Another program writes over a message's length: the consumer is told
+ * (-EBADMSG), the message is passed over, and the next one arrives. The
+ * table entry is found as any program would: by its bytes (sequence 0,
+ * then a length no other word has). */
+START_TEST(a_spoilt_length_is_refused_and_passed_over)
+{
+        struct obj o = open_obj("spoilt");
+        struct iomem_chan *p = chan(o.f, SLOT, 4, 0), *c = chan(o.f, 0, 0, IOMEM_CHAN_NONBLOCK);
+        void *slot;
+        ck_assert_int_eq(iomem_chan_loan(p, &slot), 0);
+        ck_assert_int_eq(iomem_chan_publish(p, slot, 3333), 0);
+        publish(p, 1, SLOT);
+        struct iomem_stat st;
+        ck_assert_int_eq(iomem_stat(o.f, &st), 0);
+        uint64_t *words = malloc(st.size);
+        ck_assert_ptr_nonnull(words);
+        ck_assert_int_eq(iomem_pread(o.f, words, st.size, 0), (ssize_t)st.size);
+        size_t at = 0;
+        for (size_t i = 0; i + 1 < st.size / 8 && !at; i += 8) /* entries are 64 bytes */
+                if (words[i] == 0 && words[i + 1] == 3333)
+                        at = (i + 1) * 8;
+        free(words);
+        ck_assert_uint_ne(at, 0);
+        uint64_t huge = SLOT + 1;
+        ck_assert_int_eq(iomem_pwrite(o.f, &huge, 8, at), 8);
+        const void *m;
+        ck_assert_err(iomem_chan_receive(c, &m), EBADMSG);
+        ck_assert_int_eq(expect(c, 1, SLOT, NULL), 0);
+        ck_assert_int_eq(iomem_chan_close(&c), 0);
+        ck_assert_int_eq(iomem_chan_close(&p), 0);
+        close_obj(&o);
+}
+END_TEST
+
+/* dax: maps the channel through window chunks, which need not lie side by
+ * side: a slot, or the header and table, that would span two is refused
+ * (-ENOTSUP, naming the chunk) and the object is left as it was; slots in
+ * chunks apart from each other work. The window's odd slots are pinned by
+ * another object, so that no two chunks of the channel are neighbours. */
+START_TEST(slots_that_span_window_chunks_are_refused)
+{
+        if (strcmp(test_backend(), "dax")) {
+                printf("SKIP: window chunks (%s maps a channel in one piece)\n", test_backend());
+                return;
+        }
+        enum { CHUNK = 64 << 10, CHUNKS = 16 };
+        struct iomem_window *w;
+        ck_assert_int_eq(iomem_window_new(&w, CHUNKS * CHUNK, CHUNK), 0);
+        struct iomem_opts *opts;
+        ck_assert_int_eq(iomem_opts_new(&opts), 0);
+        ck_assert_int_eq(iomem_opts_set_window(opts, w), 0);
+        struct iomem *x, *f;
+        const char *xuri = test_uri("fill"), *uri = test_uri("chunks");
+        ck_assert_int_eq(iomem_open(&x, xuri, IOMEM_RDWR | IOMEM_CREATE | IOMEM_EXCL, opts), 0);
+        ck_assert_int_eq(iomem_truncate(x, CHUNKS * CHUNK), 0);
+        ck_assert_int_eq(iomem_acquire(x, 0, CHUNKS * CHUNK), CHUNKS * CHUNK);
+        ck_assert_int_eq(iomem_release(x, 0, CHUNKS * CHUNK), 0);
+        for (size_t k = 1; k < CHUNKS; k += 2)
+                ck_assert_int_eq(iomem_acquire(x, k * CHUNK, CHUNK), CHUNK);
+        ck_assert_int_eq(iomem_open(&f, uri, IOMEM_RDWR | IOMEM_CREATE | IOMEM_EXCL, opts), 0);
+        struct iomem_chan *c = NULL;
+        /* Strides of 48 KiB: the third slot lies across two chunks. */
+        ck_assert_err(iomem_chan_open(&c, f, 48 << 10, 8, 0), ENOTSUP);
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "chunk"));
+        /* A header and table of more than a chunk. */
+        ck_assert_err(iomem_chan_open(&c, f, 64, 1024, 0), ENOTSUP);
+        struct iomem_stat st;
+        ck_assert_int_eq(iomem_stat(f, &st), 0);
+        ck_assert_uint_eq(st.size, 0); /* a failed open leaves the object as it was */
+        ck_assert_uint_eq(st.acquired, 0);
+        /* Strides of 16 KiB fit the chunks: the slots are found in pieces. */
+        c = chan(f, 16 << 10, 8, 0);
+        struct iomem_chan *r = chan(f, 0, 0, IOMEM_CHAN_NONBLOCK);
+        for (uint64_t s = 0; s < 20; s++) {
+                publish(c, s, 16 << 10);
+                ck_assert_int_eq(expect(r, s, 16 << 10, NULL), 0);
+        }
+        ck_assert_int_eq(iomem_chan_close(&r), 0);
+        ck_assert_int_eq(iomem_chan_close(&c), 0);
+        ck_assert_int_eq(iomem_close(&f), 0);
+        ck_assert_int_eq(iomem_close(&x), 0);
+        ck_assert_int_eq(iomem_unlink(uri), 0);
+        ck_assert_int_eq(iomem_unlink(xuri), 0);
+        iomem_opts_delete(&opts);
+        ck_assert_int_eq(iomem_window_delete(&w), 0);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("chan");
@@ -704,6 +806,8 @@ int main(void)
         tcase_add_test(t, sixty_three_consumers_and_no_more);
         tcase_add_test(t, a_hundred_thousand_messages_and_a_large_ring);
         tcase_add_test(t, every_error_has_its_code);
+        tcase_add_test(t, a_spoilt_length_is_refused_and_passed_over);
+        tcase_add_test(t, slots_that_span_window_chunks_are_refused);
         suite_add_tcase(s, t);
         return test_run(s);
 }

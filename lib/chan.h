@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A channel's layout in its object and its handle, shared by chan.c (the
+ * messages) and chan_parties.c (who is attached: joining, leaving,
+ * reaping the dead).
+ *
+ * The object holds, from offset 0: the header (geometry, the parties'
+ * lock, the count of messages published, the parties), the slot table
+ * (per slot: the message's sequence number, its length, and who still
+ * holds it) and, from data_off, the slots, stride bytes apart.
+ *
+ * Everything here is shared with other processes, which may have spoilt
+ * it: a value read from it is checked before it is used as an index,
+ * and a loop bounded by one is clamped.
+ */
+#ifndef IOMEM_CHAN_H
+#define IOMEM_CHAN_H
+
+#include "internal.h"
+#include "wakeup.h"
+
+#define CHAN_LINE 64
+#define CHAN_CONSUMERS_MAX 63
+#define CHAN_KEEP (UINT64_C(1) << 63)           /* pending: for a consumer to come */
+#define CHAN_PRODUCER_ARMED (UINT64_C(1) << 63) /* armed: the producer sleeps */
+#define CHAN_NO_MESSAGE UINT64_MAX              /* seq of a slot never used */
+
+struct chan_party {
+        int32_t pid; /* 0: nobody */
+        uint32_t unused;
+        uint64_t start_time;
+        uint64_t next; /* a consumer's next message (what it has received) */
+        struct iom_wakeup_name wake;
+} __attribute__((aligned(CHAN_LINE)));
+
+struct chan_header {
+        uint64_t magic; /* written last: the rest is whole */
+        uint32_t version, unused;
+        uint64_t slot_size, nslots, data_off, region;
+        /* The parties' lock: its holder's pid (high half) and start time
+         * (low half), 0 when free. */
+        uint64_t lock;
+        /* Consumers attached, a bit each; parties asleep, to be woken
+         * (consumers' bits, CHAN_PRODUCER_ARMED); bits of consumers gone
+         * that a message may still carry, not given out again until no
+         * table entry does. */
+        uint64_t registered __attribute__((aligned(CHAN_LINE)));
+        uint64_t armed, retired;
+        uint64_t head __attribute__((aligned(CHAN_LINE))); /* messages published */
+        struct chan_party producer;
+        struct chan_party consumer[CHAN_CONSUMERS_MAX];
+};
+
+struct chan_slot {
+        uint64_t seq, len;
+        uint64_t pending; /* consumers that hold the message, CHAN_KEEP */
+} __attribute__((aligned(CHAN_LINE)));
+
+/* Where the slots are when the pinned memory is in several pieces. */
+struct chan_piece {
+        char *addr;
+        uint64_t off, len;
+};
+
+struct iomem_chan {
+        struct iomem *f;
+        struct chan_header *h;
+        struct chan_slot *table;
+        size_t slot_size, nslots, stride, data_off;
+        size_t pinned;             /* bytes acquired from offset 0 */
+        unsigned stride_shift;     /* log2(stride) when a power of two, else 0 */
+        char *base;                /* slot i at base + i * stride, when contiguous */
+        char **slot_at;            /* else each slot's address */
+        struct chan_piece *pieces; /* and the pieces by address */
+        size_t npieces;
+        bool producer, counted;
+        unsigned flags, fork_gen;
+        pid_t pid;
+        uint64_t start_time;
+        struct chan_party *me;
+        uint64_t bit; /* a consumer's bit; the producer's in armed */
+        int sock;     /* wakes this handle (iomem_chan_fd) */
+        struct iom_wakeup_name wake;
+        /* The producer: messages it has published (a copy of head) and the
+         * sequence of its next loan; by slot, loaned slots published out
+         * of order, waiting for those before them. */
+        uint64_t head, loan_next;
+        size_t head_slot, loan_slot; /* head and loan_next % nslots */
+        bool *published;
+        /* A consumer: its next message and the head it joined at; how many
+         * messages it holds. */
+        uint64_t next, joined;
+        size_t next_slot; /* next % nslots */
+        size_t held;
+        uint64_t reap_at_ns;
+};
+
+static inline const char *iom_chan_name(const struct iomem_chan *c)
+{
+        return c->f->name;
+}
+
+static inline uint64_t iom_chan_load(const uint64_t *p)
+{
+        return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+/* Wake the armed consumers: after head moved (a publish). */
+static inline void iom_chan_wake_consumers(struct iomem_chan *c)
+{
+        /* Sequentially consistent, as the head store before it and the
+         * consumer's arming and reading of head: one of the two sees the
+         * other. */
+        uint64_t armed = __atomic_load_n(&c->h->armed, __ATOMIC_SEQ_CST) & ~CHAN_PRODUCER_ARMED;
+        for (int b = 0; armed; b++, armed >>= 1) {
+                uint64_t bit = UINT64_C(1) << b;
+                if ((armed & 1) && (__atomic_fetch_and(&c->h->armed, ~bit, __ATOMIC_SEQ_CST) & bit))
+                        iom_wakeup_send(c->sock, &c->h->consumer[b].wake);
+        }
+}
+
+/* Wake the producer if armed: after a slot may have become free. */
+static inline void iom_chan_wake_producer(struct iomem_chan *c)
+{
+        if ((__atomic_load_n(&c->h->armed, __ATOMIC_SEQ_CST) & CHAN_PRODUCER_ARMED) &&
+            (__atomic_fetch_and(&c->h->armed, ~CHAN_PRODUCER_ARMED, __ATOMIC_SEQ_CST) & CHAN_PRODUCER_ARMED))
+                iom_wakeup_send(c->sock, &c->h->producer.wake);
+}
+
+/* ---- the parties (chan_parties.c) -------------------------------------- */
+
+/* Take the parties' lock, from a holder that died if need be (whatever it
+ * left half done, the next iom_chan_reap_dead finishes). Without wait,
+ * -EAGAIN when a live process holds it. */
+int iom_chan_lock(struct iomem_chan *c, bool wait);
+void iom_chan_unlock(struct iomem_chan *c);
+/* Parties locked: reap the parties that died. */
+void iom_chan_reap_dead(struct iomem_chan *c);
+/* The producer, waiting: reap dead consumers every 100 ms, since they
+ * cannot wake it (without waiting for the lock when nonblock). 1 when it
+ * did, 0 when not due or the lock was taken. */
+int iom_chan_reap_if_due(struct iomem_chan *c, bool nonblock);
+/* Parties locked: join as the producer or as a consumer; leave. */
+int iom_chan_join_producer(struct iomem_chan *c);
+int iom_chan_join_consumer(struct iomem_chan *c);
+void iom_chan_leave(struct iomem_chan *c);
+/* The producer between messages, or a party with the lock when there is
+ * no producer: take retired bits out of the table and give them out again. */
+void iom_chan_clean_retired(struct iomem_chan *c);
+
+#endif /* IOMEM_CHAN_H */

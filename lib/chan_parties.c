@@ -1,0 +1,245 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Who is attached to a channel (chan.h): the producer and the consumers
+ * join, leave, and are reaped when they die, under the parties' lock.
+ *
+ * The lock is a word in the object holding the holder's pid and start
+ * time: a process that dies holding it is found dead and the lock taken
+ * over, and nothing but the word is trusted (a pthread mutex would keep
+ * list pointers there that unlocking writes through).
+ *
+ * A consumer's bit stays on the messages it has not released. When it
+ * goes, its bit is taken off every table entry and then retired: a
+ * publish that read the registered mask just before may still put it on
+ * one message, and a new consumer given the same bit would take that
+ * message for its own while the producer, which saw the bit unregistered,
+ * lends its slot again. A retired bit is given out again only after the
+ * producer (or, with none, a party holding the lock) has cleared it from
+ * the whole table.
+ */
+#define _GNU_SOURCE
+#include "chan.h"
+#include "lockwait.h"
+
+#include <sched.h>
+#include <string.h>
+#include <unistd.h>
+
+#define REAP_EVERY_NS (UINT64_C(100) * 1000000)
+#define LOCK_CHECK_EVERY 64 /* tries between looks at whether the holder lives */
+
+static uint64_t lock_word(pid_t pid, uint64_t start_time)
+{
+        return (uint64_t)(uint32_t)pid << 32 | (uint32_t)start_time;
+}
+
+int iom_chan_lock(struct iomem_chan *c, bool wait)
+{
+        uint64_t me = lock_word(c->pid, c->start_time);
+        for (unsigned tries = 1;; tries++) {
+                uint64_t holder = 0;
+                if (__atomic_compare_exchange_n(&c->h->lock, &holder, me, false, __ATOMIC_ACQUIRE,
+                                                __ATOMIC_RELAXED))
+                        return 0;
+                if (!wait || tries % LOCK_CHECK_EVERY == 0) {
+                        pid_t pid = (pid_t)(holder >> 32);
+                        if (pid <= 0 || iom_process_gone(pid, (uint32_t)holder)) {
+                                iom_debug("%s: taking the channel's lock from dead process %d", iom_chan_name(c),
+                                          (int)pid);
+                                __atomic_compare_exchange_n(&c->h->lock, &holder, 0, false, __ATOMIC_RELAXED,
+                                                            __ATOMIC_RELAXED);
+                                continue;
+                        }
+                        if (!wait)
+                                return -EAGAIN;
+                }
+                /* Held for a scan of the table at most: yield, not sleep. */
+                sched_yield();
+        }
+}
+
+void iom_chan_unlock(struct iomem_chan *c)
+{
+        __atomic_store_n(&c->h->lock, 0, __ATOMIC_RELEASE);
+}
+
+static void party_set(struct iomem_chan *c, struct chan_party *p)
+{
+        for (int i = 0; i < IOM_WAKEUP_NAME_WORDS; i++)
+                __atomic_store_n(&p->wake.word[i], c->wake.word[i], __ATOMIC_RELAXED);
+        __atomic_store_n(&p->wake.len, c->wake.len, __ATOMIC_RELAXED);
+        __atomic_store_n(&p->start_time, c->start_time, __ATOMIC_RELAXED);
+        __atomic_store_n(&p->pid, c->pid, __ATOMIC_RELEASE);
+        c->me = p;
+}
+
+static void party_clear(struct chan_party *p)
+{
+        __atomic_store_n(&p->wake.len, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&p->pid, 0, __ATOMIC_RELEASE);
+}
+
+static bool party_gone(const struct chan_party *p)
+{
+        pid_t pid = __atomic_load_n(&p->pid, __ATOMIC_ACQUIRE);
+        return pid && iom_process_gone(pid, __atomic_load_n(&p->start_time, __ATOMIC_RELAXED));
+}
+
+/* Consumer b goes (parties locked): what it holds is free, and what it
+ * has not received yet is kept for the next consumer when it was the
+ * last. Idempotent: a reaper that dies half way is followed by another. */
+static void consumer_drop(struct iomem_chan *c, int b)
+{
+        struct chan_header *h = c->h;
+        uint64_t bit = UINT64_C(1) << b;
+        /* Registered while the table is cleared, so that the producer
+         * does not take the messages it still holds for free ones. */
+        uint64_t rest = iom_chan_load(&h->registered) & ~bit;
+        uint64_t next = iom_chan_load(&h->consumer[b].next), head = iom_chan_load(&h->head);
+        for (size_t i = 0; i < c->nslots; i++) {
+                struct chan_slot *e = &c->table[i];
+                uint64_t p = iom_chan_load(&e->pending);
+                while (p & bit) {
+                        uint64_t s = iom_chan_load(&e->seq), np = p & ~bit;
+                        if (!(np & ~CHAN_KEEP) && !rest && s >= next && s < head)
+                                np = CHAN_KEEP;
+                        if (__atomic_compare_exchange_n(&e->pending, &p, np, false, __ATOMIC_SEQ_CST,
+                                                        __ATOMIC_ACQUIRE))
+                                break;
+                }
+        }
+        __atomic_fetch_and(&h->registered, ~bit, __ATOMIC_SEQ_CST);
+        __atomic_fetch_or(&h->retired, bit, __ATOMIC_SEQ_CST);
+        party_clear(&h->consumer[b]);
+        iom_chan_wake_producer(c);
+}
+
+void iom_chan_clean_retired(struct iomem_chan *c)
+{
+        struct chan_header *h = c->h;
+        uint64_t gone = __atomic_load_n(&h->retired, __ATOMIC_SEQ_CST) & ~CHAN_KEEP;
+        if (!gone)
+                return;
+        uint64_t rest = iom_chan_load(&h->registered) & ~gone, head = iom_chan_load(&h->head);
+        for (size_t i = 0; i < c->nslots; i++) {
+                struct chan_slot *e = &c->table[i];
+                uint64_t p = iom_chan_load(&e->pending);
+                while (p & gone) {
+                        /* A message published as its consumers left: nobody
+                         * received it. */
+                        uint64_t s = iom_chan_load(&e->seq), np = p & ~gone;
+                        if (!(np & ~CHAN_KEEP) && !rest && s < head)
+                                np = CHAN_KEEP;
+                        if (__atomic_compare_exchange_n(&e->pending, &p, np, false, __ATOMIC_SEQ_CST,
+                                                        __ATOMIC_ACQUIRE))
+                                break;
+                }
+        }
+        __atomic_fetch_and(&h->retired, ~gone, __ATOMIC_SEQ_CST);
+}
+
+void iom_chan_reap_dead(struct iomem_chan *c)
+{
+        struct chan_header *h = c->h;
+        uint64_t registered = iom_chan_load(&h->registered);
+        for (int b = 0; b < CHAN_CONSUMERS_MAX; b++) {
+                struct chan_party *p = &h->consumer[b];
+                /* A bit without a party is a spoilt one: nobody will release it. */
+                bool orphan = (registered >> b & 1) && !__atomic_load_n(&p->pid, __ATOMIC_ACQUIRE);
+                if (orphan || party_gone(p)) {
+                        iom_debug("%s: reclaiming what dead consumer %d held", iom_chan_name(c), (int)p->pid);
+                        consumer_drop(c, b);
+                }
+        }
+        if (party_gone(&h->producer))
+                party_clear(&h->producer);
+}
+
+int iom_chan_reap_if_due(struct iomem_chan *c, bool nonblock)
+{
+        uint64_t now = iom_monotonic_ns();
+        if (now < c->reap_at_ns)
+                return 0;
+        c->reap_at_ns = now + REAP_EVERY_NS;
+        if (iom_chan_lock(c, !nonblock))
+                return 0;
+        iom_chan_reap_dead(c);
+        iom_chan_unlock(c);
+        return 1;
+}
+
+int iom_chan_join_producer(struct iomem_chan *c)
+{
+        struct chan_party *p = &c->h->producer;
+        pid_t pid = __atomic_load_n(&p->pid, __ATOMIC_ACQUIRE);
+        if (pid)
+                return iom_fail(iom_chan_name(c), -EBUSY, "process %d is the channel's producer", (int)pid);
+        /* A producer that died while a consumer left may have put the
+         * consumer's bit on a message. */
+        iom_chan_clean_retired(c);
+        party_set(c, p);
+        c->producer = true;
+        c->bit = CHAN_PRODUCER_ARMED;
+        c->head = c->loan_next = iom_chan_load(&c->h->head);
+        c->head_slot = c->loan_slot = c->head % c->nslots;
+        return 0;
+}
+
+/* A free bit: nobody's, and on no message. */
+static int free_bit(struct chan_header *h)
+{
+        uint64_t taken = iom_chan_load(&h->registered) | iom_chan_load(&h->retired);
+        for (int b = 0; b < CHAN_CONSUMERS_MAX; b++)
+                if (!(taken >> b & 1) && !__atomic_load_n(&h->consumer[b].pid, __ATOMIC_ACQUIRE))
+                        return b;
+        return -1;
+}
+
+/* A consumer takes, besides what comes next, every message still in the
+ * ring: those somebody holds (CHAN_KEEP included). */
+int iom_chan_join_consumer(struct iomem_chan *c)
+{
+        struct chan_header *h = c->h;
+        int b = free_bit(h);
+        if (b < 0 && !__atomic_load_n(&h->producer.pid, __ATOMIC_ACQUIRE)) {
+                iom_chan_clean_retired(c); /* no producer to do it */
+                b = free_bit(h);
+        }
+        if (b < 0)
+                return iom_fail(iom_chan_name(c), -EUSERS,
+                                "the channel has %d consumers, as many as it can (those that left are "
+                                "counted until the producer's next loan)",
+                                CHAN_CONSUMERS_MAX);
+        struct chan_party *p = &h->consumer[b];
+        /* Until it knows, everything it gets is unreceived: kept if it dies. */
+        __atomic_store_n(&p->next, 0, __ATOMIC_RELAXED);
+        /* Known by pid before it has a bit, so that a reaper finds the bit. */
+        party_set(c, p);
+        c->bit = UINT64_C(1) << b;
+        __atomic_fetch_or(&h->registered, c->bit, __ATOMIC_SEQ_CST);
+        uint64_t head = __atomic_load_n(&h->head, __ATOMIC_SEQ_CST), first = head;
+        for (uint64_t s = head > c->nslots ? head - c->nslots : 0; s < head; s++) {
+                struct chan_slot *e = &c->table[s % c->nslots];
+                if (iom_chan_load(&e->seq) != s)
+                        continue;
+                uint64_t v = iom_chan_load(&e->pending);
+                while (v && !__atomic_compare_exchange_n(&e->pending, &v, (v | c->bit) & ~CHAN_KEEP, false,
+                                                         __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE))
+                        ;
+                if (v && iom_chan_load(&e->seq) == s && first == head)
+                        first = s;
+        }
+        c->next = first;
+        c->next_slot = first % c->nslots;
+        c->joined = head;
+        __atomic_store_n(&p->next, first, __ATOMIC_RELEASE);
+        return 0;
+}
+
+void iom_chan_leave(struct iomem_chan *c)
+{
+        if (c->producer)
+                party_clear(c->me);
+        else
+                consumer_drop(c, __builtin_ctzll(c->bit));
+}
