@@ -6,8 +6,8 @@
  * layout; chan_parties.c who is attached. The handle pins all of the
  * channel's bytes for its life.
  *
- * Message s lives in slot s % nslots. The producer fills the slot, writes
- * its table entry, then advances head; it reuses a slot when nobody holds
+ * Message s lives in slot s % nslots. The producer fills the slot, then
+ * commits its table entry (chan.h says in what order); it reuses a slot when nobody holds
  * its message: each consumer has a bit in the entry's pending mask, which
  * it clears on release. The producer and the consumers touch only the
  * table, head and their own records, with atomics; the parties' lock is
@@ -21,11 +21,12 @@
  * consumer the ring fills and the producer waits, as with a queue.
  *
  * The one race of joining: the producer reads the registered mask before
- * it advances head, so the message published as a consumer joins may miss
- * its bit. Every later one has it (the consumer sets its bit, then reads
- * head; the producer advances head, then reads the mask for the next). So
- * the consumer treats that one message like the ones before it: its own
- * only if its bit is on, which it sets itself when it gets there.
+ * it commits a message, so the message committed as a consumer joins may
+ * miss its bit. Every later one has it (the consumer sets its bit, then
+ * finds the first message not committed; the producer commits, then
+ * reads the mask for the next). So the consumer treats that one message
+ * like the ones before it: its own only if its bit is on, which it sets
+ * itself when it gets there.
  *
  * Waiting: spin a little, then sleep on the handle's wake-up socket
  * (wakeup.h) with the party's bit set in armed. A publish wakes armed
@@ -546,18 +547,23 @@ IOM_PUBLIC int iomem_chan_publish(struct iomem_chan *c, void *slot, size_t len)
         if (len > c->slot_size)
                 return FAIL(op, name(c), -EMSGSIZE, "a message of %zu bytes in a slot of %zu", len, c->slot_size);
         struct chan_slot *e = &c->table[i];
+        /* len before seq: a reader that sees the new seq sees len without
+         * CHAN_COMMITTED, never the last message's. */
         __atomic_store_n(&e->len, len, __ATOMIC_RELAXED);
-        __atomic_store_n(&e->seq, s, __ATOMIC_RELAXED);
+        __atomic_store_n(&e->seq, s, __ATOMIC_RELEASE);
         c->published[i] = true;
         bool advanced = false;
         while (c->head < c->loan_next && c->published[c->head_slot]) {
                 k = c->head_slot;
                 c->head_slot = step(c, k);
+                struct chan_slot *ek = &c->table[k];
                 uint64_t who = __atomic_load_n(&c->h->registered, __ATOMIC_SEQ_CST);
-                /* After seq and len: whoever sees the bits sees the message. */
-                __atomic_store_n(&c->table[k].pending, who ? who : CHAN_KEEP, __ATOMIC_RELEASE);
+                __atomic_store_n(&ek->pending, who ? who : CHAN_KEEP, __ATOMIC_RELAXED);
+                /* The commit: whoever sees it sees the bits and the bytes. */
+                __atomic_store_n(&ek->len, __atomic_load_n(&ek->len, __ATOMIC_RELAXED) | CHAN_COMMITTED,
+                                 __ATOMIC_SEQ_CST);
                 c->published[k] = false;
-                __atomic_store_n(&c->h->head, ++c->head, __ATOMIC_SEQ_CST);
+                __atomic_store_n(&c->h->head, ++c->head, __ATOMIC_RELEASE);
                 advanced = true;
         }
         if (advanced)
@@ -584,22 +590,21 @@ static bool is_mine(struct iomem_chan *c, struct chan_slot *e, uint64_t s)
         return p && load(&e->seq) == s;
 }
 
-/* Is a message there for this consumer? Passes over those that are not. */
+/* Is a message there for this consumer? Passes over those that are not
+ * (freed before it joined, or spoilt: at most a ring's worth per call). */
 static inline bool message_waits(struct iomem_chan *c)
 {
-        /* Sequentially consistent: after arming, the publisher's head or
-         * its seeing the armed bit (a plain load on x86). */
-        uint64_t head = __atomic_load_n(&c->h->head, __ATOMIC_SEQ_CST);
-        if (__builtin_expect(head - c->next > c->nslots && head > c->next, 0)) {
-                /* Further behind than the ring holds: only a spoilt head
-                 * says so. Pass over what cannot be there. */
-                c->next = head - c->nslots;
-                c->next_slot = c->next % c->nslots;
-        }
-        for (; c->next < head; c->next++, c->next_slot = step(c, c->next_slot)) {
+        for (size_t n = 0; n < c->nslots; n++) {
                 struct chan_slot *e = &c->table[c->next_slot];
-                if (load(&e->seq) == c->next && is_mine(c, e, c->next))
-                        return true;
+                uint64_t len, s = iom_chan_entry(e, &len);
+                if (s == c->next && (len & CHAN_COMMITTED)) {
+                        if (is_mine(c, e, s))
+                                return true;
+                } else if (s == CHAN_NO_MESSAGE || s <= c->next) {
+                        return false; /* not published yet */
+                }
+                c->next++;
+                c->next_slot = step(c, c->next_slot);
         }
         return false;
 }
@@ -619,7 +624,7 @@ IOM_PUBLIC ssize_t iomem_chan_receive(struct iomem_chan *c, const void **msg)
                 return err;
         size_t i = c->next_slot;
         struct chan_slot *e = &c->table[i];
-        uint64_t len = load(&e->len);
+        uint64_t len = load(&e->len) & ~CHAN_COMMITTED;
         __atomic_store_n(&c->me->next, ++c->next, __ATOMIC_RELEASE);
         c->next_slot = step(c, i);
         if (len > c->slot_size) {

@@ -24,6 +24,7 @@
 #define CHAN_KEEP (UINT64_C(1) << 63)           /* pending: for a consumer to come */
 #define CHAN_PRODUCER_ARMED (UINT64_C(1) << 63) /* armed: the producer sleeps */
 #define CHAN_NO_MESSAGE UINT64_MAX              /* seq of a slot never used */
+#define CHAN_COMMITTED (UINT64_C(1) << 63)      /* len: the message is published */
 
 struct chan_party {
         int32_t pid; /* 0: nobody */
@@ -51,6 +52,10 @@ struct chan_header {
         struct chan_party consumer[CHAN_CONSUMERS_MAX];
 };
 
+/* A slot's entry. The producer writes len and seq when the caller
+ * publishes; when every message before is published too, pending, then
+ * len | CHAN_COMMITTED, which publishes it, then head. A consumer reads the
+ * entry of its next message, never head: that line stays the producer's. */
 struct chan_slot {
         uint64_t seq, len;
         uint64_t pending; /* consumers that hold the message, CHAN_KEEP */
@@ -105,12 +110,36 @@ static inline uint64_t iom_chan_load(const uint64_t *p)
         return __atomic_load_n(p, __ATOMIC_ACQUIRE);
 }
 
-/* Wake the armed consumers: after head moved (a publish). */
+/* Entry e as one reading: the sequence number of its message, and in
+ * *len its len word. seq is read on both sides of len so that the two
+ * belong to one message (a spoilt entry that keeps changing reads as
+ * unpublished). The len load is sequentially consistent: after arming, a
+ * waiter sees the publisher's commit or the publisher sees it armed. */
+static inline uint64_t iom_chan_entry(const struct chan_slot *e, uint64_t *len)
+{
+        for (int tries = 0; tries < 64; tries++) {
+                uint64_t s = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
+                *len = __atomic_load_n(&e->len, __ATOMIC_SEQ_CST);
+                if (__atomic_load_n(&e->seq, __ATOMIC_ACQUIRE) == s)
+                        return s;
+        }
+        *len = 0;
+        return CHAN_NO_MESSAGE;
+}
+
+/* Is message s published in entry e? */
+static inline bool iom_chan_published(const struct chan_slot *e, uint64_t s)
+{
+        uint64_t len;
+        return iom_chan_entry(e, &len) == s && (len & CHAN_COMMITTED);
+}
+
+/* Wake the armed consumers: after a commit. */
 static inline void iom_chan_wake_consumers(struct iomem_chan *c)
 {
-        /* Sequentially consistent, as the head store before it and the
-         * consumer's arming and reading of head: one of the two sees the
-         * other. */
+        /* Sequentially consistent, as the commit before it and the
+         * consumer's arming and reading of the entry: one of the two sees
+         * the other. */
         uint64_t armed = __atomic_load_n(&c->h->armed, __ATOMIC_SEQ_CST) & ~CHAN_PRODUCER_ARMED;
         for (int b = 0; armed; b++, armed >>= 1) {
                 uint64_t bit = UINT64_C(1) << b;

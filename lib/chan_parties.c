@@ -95,13 +95,13 @@ static void consumer_drop(struct iomem_chan *c, int b)
         /* Registered while the table is cleared, so that the producer
          * does not take the messages it still holds for free ones. */
         uint64_t rest = iom_chan_load(&h->registered) & ~bit;
-        uint64_t next = iom_chan_load(&h->consumer[b].next), head = iom_chan_load(&h->head);
+        uint64_t next = iom_chan_load(&h->consumer[b].next);
         for (size_t i = 0; i < c->nslots; i++) {
                 struct chan_slot *e = &c->table[i];
                 uint64_t p = iom_chan_load(&e->pending);
                 while (p & bit) {
-                        uint64_t s = iom_chan_load(&e->seq), np = p & ~bit;
-                        if (!(np & ~CHAN_KEEP) && !rest && s >= next && s < head)
+                        uint64_t len, s = iom_chan_entry(e, &len), np = p & ~bit;
+                        if (!(np & ~CHAN_KEEP) && !rest && s >= next && (len & CHAN_COMMITTED))
                                 np = CHAN_KEEP;
                         if (__atomic_compare_exchange_n(&e->pending, &p, np, false, __ATOMIC_SEQ_CST,
                                                         __ATOMIC_ACQUIRE))
@@ -120,15 +120,16 @@ void iom_chan_clean_retired(struct iomem_chan *c)
         uint64_t gone = __atomic_load_n(&h->retired, __ATOMIC_SEQ_CST) & ~CHAN_KEEP;
         if (!gone)
                 return;
-        uint64_t rest = iom_chan_load(&h->registered) & ~gone, head = iom_chan_load(&h->head);
+        uint64_t rest = iom_chan_load(&h->registered) & ~gone;
         for (size_t i = 0; i < c->nslots; i++) {
                 struct chan_slot *e = &c->table[i];
                 uint64_t p = iom_chan_load(&e->pending);
                 while (p & gone) {
                         /* A message published as its consumers left: nobody
                          * received it. */
-                        uint64_t s = iom_chan_load(&e->seq), np = p & ~gone;
-                        if (!(np & ~CHAN_KEEP) && !rest && s < head)
+                        uint64_t len, np = p & ~gone;
+                        iom_chan_entry(e, &len);
+                        if (!(np & ~CHAN_KEEP) && !rest && (len & CHAN_COMMITTED))
                                 np = CHAN_KEEP;
                         if (__atomic_compare_exchange_n(&e->pending, &p, np, false, __ATOMIC_SEQ_CST,
                                                         __ATOMIC_ACQUIRE))
@@ -177,10 +178,16 @@ int iom_chan_join_producer(struct iomem_chan *c)
         /* A producer that died while a consumer left may have put the
          * consumer's bit on a message. */
         iom_chan_clean_retired(c);
+        /* One that died between a commit and head counted that message
+         * published: so it is. */
+        uint64_t head = iom_chan_load(&c->h->head);
+        for (size_t n = 0; n < c->nslots && iom_chan_published(&c->table[head % c->nslots], head); n++)
+                head++;
+        __atomic_store_n(&c->h->head, head, __ATOMIC_RELEASE);
         party_set(c, p);
         c->producer = true;
         c->bit = CHAN_PRODUCER_ARMED;
-        c->head = c->loan_next = iom_chan_load(&c->h->head);
+        c->head = c->loan_next = head;
         c->head_slot = c->loan_slot = c->head % c->nslots;
         return 0;
 }
@@ -217,10 +224,15 @@ int iom_chan_join_consumer(struct iomem_chan *c)
         party_set(c, p);
         c->bit = UINT64_C(1) << b;
         __atomic_fetch_or(&h->registered, c->bit, __ATOMIC_SEQ_CST);
-        uint64_t head = __atomic_load_n(&h->head, __ATOMIC_SEQ_CST), first = head;
+        /* The first message not published when its bit was set: head may
+         * lag the commits by one (or more, after a producer died). */
+        uint64_t head = iom_chan_load(&h->head);
+        for (size_t n = 0; n < c->nslots && iom_chan_published(&c->table[head % c->nslots], head); n++)
+                head++;
+        uint64_t first = head;
         for (uint64_t s = head > c->nslots ? head - c->nslots : 0; s < head; s++) {
                 struct chan_slot *e = &c->table[s % c->nslots];
-                if (iom_chan_load(&e->seq) != s)
+                if (!iom_chan_published(e, s))
                         continue;
                 uint64_t v = iom_chan_load(&e->pending);
                 while (v && !__atomic_compare_exchange_n(&e->pending, &v, (v | c->bit) & ~CHAN_KEEP, false,

@@ -13,6 +13,7 @@
 #include <sys/uio.h>
 
 #define SLOT 4096
+#define PUBLISHED (UINT64_C(1) << 63) /* a table entry's length word, once published */
 
 struct obj {
         struct iomem *f;
@@ -59,15 +60,26 @@ static size_t message_len(uint64_t seq, size_t slot_size)
         return 8 + (size_t)(seq * 7919 % (slot_size - 7));
 }
 
-static void publish(struct iomem_chan *c, uint64_t seq, size_t slot_size)
+/* Publish message seq; 0 or the error. Without Check's assertions: a
+ * child process uses it, and every assertion, passing or not, writes to
+ * the pipe Check shares with the test (a child killed in the middle of
+ * that would garble it). */
+static int try_publish(struct iomem_chan *c, uint64_t seq, size_t slot_size)
 {
         unsigned char *p;
         int r = iomem_chan_loan(c, (void **)&p);
-        ck_assert_msg(r == 0, "loan %llu: %s", (unsigned long long)seq, iomem_errormsg());
+        if (r)
+                return r;
         size_t len = message_len(seq, slot_size);
         memcpy(p, &seq, 8);
         memset(p + 8, (int)(seq & 0xff), len - 8);
-        ck_assert_int_eq(iomem_chan_publish(c, p, len), 0);
+        return iomem_chan_publish(c, p, len);
+}
+
+static void publish(struct iomem_chan *c, uint64_t seq, size_t slot_size)
+{
+        int r = try_publish(c, seq, slot_size);
+        ck_assert_msg(r == 0, "publish %llu: %s", (unsigned long long)seq, iomem_errormsg());
 }
 
 /* Is the n bytes at m message seq, whole? 0, or why not. */
@@ -426,7 +438,8 @@ START_TEST(a_killed_producer_is_followed_by_another)
                 if (reopen(&o, &g) || iomem_chan_open(&p, g, 0, 0, IOMEM_CHAN_PRODUCER))
                         _exit(2);
                 for (uint64_t s = 0; s < 3; s++)
-                        publish(p, s, SLOT);
+                        if (try_publish(p, s, SLOT))
+                                _exit(6);
                 unsigned char *slot;
                 if (iomem_chan_loan(p, (void **)&slot))
                         _exit(3);
@@ -514,7 +527,8 @@ START_TEST(kills_at_any_point_leave_the_channel_usable)
                         while (iomem_chan_open(&q, g, 0, 0, IOMEM_CHAN_PRODUCER) == -EBUSY)
                                 sched_yield();
                         for (uint64_t s = next_pub;; s++)
-                                publish(q, s, 256);
+                                if (try_publish(q, s, 256))
+                                        _exit(3);
                 }
                 /* Receive what it publishes, then kill it mid-stream. */
                 for (int k = 0; k < 20 + round * 11;) {
@@ -704,7 +718,7 @@ END_TEST
 /* Another program writes over a message's length: the consumer is told
  * (-EBADMSG), the message is passed over, and the next one arrives. The
  * table entry is found as any program would: by its bytes (sequence 0,
- * then a length no other word has). */
+ * then a length no other word has, its top bit saying it is published). */
 START_TEST(a_spoilt_length_is_refused_and_passed_over)
 {
         struct obj o = open_obj("spoilt");
@@ -720,15 +734,44 @@ START_TEST(a_spoilt_length_is_refused_and_passed_over)
         ck_assert_int_eq(iomem_pread(o.f, words, st.size, 0), (ssize_t)st.size);
         size_t at = 0;
         for (size_t i = 0; i + 1 < st.size / 8 && !at; i += 8) /* entries are 64 bytes */
-                if (words[i] == 0 && words[i + 1] == 3333)
+                if (words[i] == 0 && (words[i + 1] & ~PUBLISHED) == 3333)
                         at = (i + 1) * 8;
         free(words);
         ck_assert_uint_ne(at, 0);
-        uint64_t huge = SLOT + 1;
+        uint64_t huge = (SLOT + 1) | PUBLISHED;
         ck_assert_int_eq(iomem_pwrite(o.f, &huge, 8, at), 8);
         const void *m;
         ck_assert_err(iomem_chan_receive(c, &m), EBADMSG);
         ck_assert_int_eq(expect(c, 1, SLOT, NULL), 0);
+        ck_assert_int_eq(iomem_chan_close(&c), 0);
+        ck_assert_int_eq(iomem_chan_close(&p), 0);
+        close_obj(&o);
+}
+END_TEST
+
+/* A producer that died after publishing a message but before counting it
+ * (the count of messages published, head, one behind): the next producer
+ * counts it, and neither reuses its slot nor sends it twice. The count is
+ * found where the header keeps it, checked by its value first. */
+START_TEST(a_message_published_but_not_counted_is_kept)
+{
+        enum { HEAD_AT = 128 };
+        struct obj o = open_obj("uncounted");
+        struct iomem_chan *p = chan(o.f, SLOT, 4, 0), *c = chan(o.f, 0, 0, IOMEM_CHAN_NONBLOCK);
+        for (uint64_t s = 0; s < 3; s++)
+                publish(p, s, SLOT);
+        ck_assert_int_eq(iomem_chan_close(&p), 0);
+        uint64_t head;
+        ck_assert_int_eq(iomem_pread(o.f, &head, 8, HEAD_AT), 8);
+        ck_assert_uint_eq(head, 3);
+        head = 2;
+        ck_assert_int_eq(iomem_pwrite(o.f, &head, 8, HEAD_AT), 8);
+        p = chan(o.f, SLOT, 4, 0);
+        publish(p, 3, SLOT);
+        for (uint64_t s = 0; s < 4; s++)
+                ck_assert_int_eq(expect(c, s, SLOT, NULL), 0);
+        const void *m;
+        ck_assert_err(iomem_chan_receive(c, &m), EAGAIN);
         ck_assert_int_eq(iomem_chan_close(&c), 0);
         ck_assert_int_eq(iomem_chan_close(&p), 0);
         close_obj(&o);
@@ -807,6 +850,7 @@ int main(void)
         tcase_add_test(t, a_hundred_thousand_messages_and_a_large_ring);
         tcase_add_test(t, every_error_has_its_code);
         tcase_add_test(t, a_spoilt_length_is_refused_and_passed_over);
+        tcase_add_test(t, a_message_published_but_not_counted_is_kept);
         tcase_add_test(t, slots_that_span_window_chunks_are_refused);
         suite_add_tcase(s, t);
         return test_run(s);
