@@ -472,7 +472,7 @@ static int await(const char *op, struct iomem_chan *c, bool (*ready)(struct iome
                 __atomic_fetch_or(&c->h->armed, c->bit, __ATOMIC_SEQ_CST);
                 if (ready(c))
                         return 0;
-                if (c->producer && iom_chan_reap_if_due(c, nonblock) && ready(c))
+                if (c->producer && iom_chan_reap_if_due(c) && ready(c))
                         return 0;
                 if (nonblock)
                         return FAIL(op, name(c), -EAGAIN,
@@ -486,8 +486,10 @@ static int await(const char *op, struct iomem_chan *c, bool (*ready)(struct iome
 
 /* ---- the producer ---------------------------------------------------------- */
 
-/* Can the slot of the next loan take a message? Nobody holds it but
- * consumers that have gone, or a producer that died publishing there. */
+/* Can the slot of the next loan take a message? Nobody holds it; or only
+ * bits of nobody (spoilt), or a producer that died committing there.
+ * Bits of consumers that left are the clean's to judge: it keeps for the
+ * next consumer what nobody received. */
 static inline bool slot_free(struct iomem_chan *c)
 {
         if (c->loan_next - c->head >= c->nslots)
@@ -496,10 +498,17 @@ static inline bool slot_free(struct iomem_chan *c)
         uint64_t p = __atomic_load_n(&e->pending, __ATOMIC_SEQ_CST);
         while (p) {
                 uint64_t s = load(&e->seq);
-                bool stale = (s != CHAN_NO_MESSAGE && s >= c->head) ||
-                             !(p & (load(&c->h->registered) | CHAN_KEEP));
-                if (!stale)
-                        return false;
+                bool leftover = s != CHAN_NO_MESSAGE && s >= c->head; /* never committed */
+                if (!leftover) {
+                        if (p & (load(&c->h->registered) | CHAN_KEEP))
+                                return false;
+                        if (p & __atomic_load_n(&c->h->retired, __ATOMIC_SEQ_CST)) {
+                                if (!iom_chan_clean_retired_try(c))
+                                        return false;
+                                p = __atomic_load_n(&e->pending, __ATOMIC_SEQ_CST);
+                                continue;
+                        }
+                }
                 if (__atomic_compare_exchange_n(&e->pending, &p, 0, false, __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE))
                         break;
         }
@@ -517,7 +526,7 @@ IOM_PUBLIC int iomem_chan_loan(struct iomem_chan *c, void **slot)
         if (c->loan_next - c->head >= c->nslots)
                 return FAIL(op, name(c), -ENOBUFS, "all %zu slots are loaned; publish one first", c->nslots);
         if (__builtin_expect(iom_chan_load(&c->h->retired) != 0, 0))
-                iom_chan_clean_retired(c); /* a consumer left: between messages, only here */
+                iom_chan_clean_retired_try(c); /* a consumer left: between messages, only here */
         if (!slot_free(c) && (err = await(op, c, slot_free)))
                 return err;
         size_t i = c->loan_slot;
@@ -573,16 +582,15 @@ IOM_PUBLIC int iomem_chan_publish(struct iomem_chan *c, void *slot, size_t len)
 
 /* ---- a consumer ---------------------------------------------------------------- */
 
-/* Is message s, in entry e, this consumer's? The one published as it
- * joined may lack its bit: it takes it now, unless everyone let it go. */
+/* Is message s, in entry e, this consumer's? Its bit says. Those
+ * committed as it joined may lack it (the producer read the registered
+ * mask before): it takes them now, unless everyone let them go. */
 static bool is_mine(struct iomem_chan *c, struct chan_slot *e, uint64_t s)
 {
-        if (s > c->joined)
-                return true;
         uint64_t p = load(&e->pending);
         if (p & c->bit)
                 return true;
-        if (s != c->joined)
+        if (s < c->joined)
                 return false;
         while (p && !__atomic_compare_exchange_n(&e->pending, &p, (p | c->bit) & ~CHAN_KEEP, false, __ATOMIC_SEQ_CST,
                                                  __ATOMIC_ACQUIRE))
@@ -600,8 +608,16 @@ static inline bool message_waits(struct iomem_chan *c)
                 if (s == c->next && (len & CHAN_COMMITTED)) {
                         if (is_mine(c, e, s))
                                 return true;
+                } else if (c->next < c->joined && !(load(&e->pending) & c->bit)) {
+                        /* From before it joined and not its own: whatever
+                         * the slot holds now, nothing to wait for. */
                 } else if (s == CHAN_NO_MESSAGE || s <= c->next) {
                         return false; /* not published yet */
+                } else if (s - c->next > c->nslots) {
+                        /* Further ahead than the ring holds: only a spoilt
+                         * count says so. Go where the ring is. */
+                        c->next = s - c->nslots;
+                        c->next_slot = c->next % c->nslots;
                 }
                 c->next++;
                 c->next_slot = step(c, c->next_slot);

@@ -166,15 +166,22 @@ void iom_chan_unlock(struct iomem_chan *c);
 /* Parties locked: reap the parties that died. */
 void iom_chan_reap_dead(struct iomem_chan *c);
 /* The producer, waiting: reap dead consumers every 100 ms, since they
- * cannot wake it (without waiting for the lock when nonblock). 1 when it
- * did, 0 when not due or the lock was taken. */
-int iom_chan_reap_if_due(struct iomem_chan *c, bool nonblock);
+ * cannot wake it (if the lock is free: a waiting producer must not wait
+ * on a stopped process instead). 1 when it did, else 0. */
+int iom_chan_reap_if_due(struct iomem_chan *c);
 /* Parties locked: join as the producer or as a consumer; leave. */
 int iom_chan_join_producer(struct iomem_chan *c);
 int iom_chan_join_consumer(struct iomem_chan *c);
 void iom_chan_leave(struct iomem_chan *c);
-/* The producer between messages, or a party with the lock when there is
- * no producer: take retired bits out of the table and give them out again. */
+/* Parties locked, and no commit under way (the producer between messages,
+ * or no producer): take retired bits out of the table, keeping for the
+ * next consumer what nobody received, and give the bits out again. */
 void iom_chan_clean_retired(struct iomem_chan *c);
+/* The producer between messages: the same if the lock is free; false if
+ * not. */
+bool iom_chan_clean_retired_try(struct iomem_chan *c);
+/* The messages published: head, and those committed past it (a producer
+ * dies between the two) up to the first that is not. */
+uint64_t iom_chan_count_published(const struct iomem_chan *c);
 
 #endif /* IOMEM_CHAN_H */

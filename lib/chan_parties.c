@@ -23,6 +23,7 @@
 
 #include <sched.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define REAP_EVERY_NS (UINT64_C(100) * 1000000)
@@ -53,8 +54,12 @@ int iom_chan_lock(struct iomem_chan *c, bool wait)
                         if (!wait)
                                 return -EAGAIN;
                 }
-                /* Held for a scan of the table at most: yield, not sleep. */
-                sched_yield();
+                /* Held for a scan of the table at most: yield; then sleep a
+                 * little, should its holder be stopped. */
+                if (tries < 1024)
+                        sched_yield();
+                else
+                        nanosleep(&(struct timespec){ .tv_nsec = 50000 }, NULL);
         }
 }
 
@@ -87,7 +92,10 @@ static bool party_gone(const struct chan_party *p)
 
 /* Consumer b goes (parties locked): what it holds is free, and what it
  * has not received yet is kept for the next consumer when it was the
- * last. Idempotent: a reaper that dies half way is followed by another. */
+ * last. An entry the producer is committing keeps the bit: the clean of
+ * retired bits, which never runs during a commit, judges it once it is
+ * committed. Idempotent: a reaper that dies half way is followed by
+ * another. */
 static void consumer_drop(struct iomem_chan *c, int b)
 {
         struct chan_header *h = c->h;
@@ -101,17 +109,31 @@ static void consumer_drop(struct iomem_chan *c, int b)
                 uint64_t p = iom_chan_load(&e->pending);
                 while (p & bit) {
                         uint64_t len, s = iom_chan_entry(e, &len), np = p & ~bit;
-                        if (!(np & ~CHAN_KEEP) && !rest && s >= next && (len & CHAN_COMMITTED))
+                        if (!(len & CHAN_COMMITTED))
+                                break;
+                        if (!(np & ~CHAN_KEEP) && !rest && s >= next)
                                 np = CHAN_KEEP;
                         if (__atomic_compare_exchange_n(&e->pending, &p, np, false, __ATOMIC_SEQ_CST,
                                                         __ATOMIC_ACQUIRE))
                                 break;
                 }
         }
-        __atomic_fetch_and(&h->registered, ~bit, __ATOMIC_SEQ_CST);
+        /* Retired before unregistered: the producer, finding the bit on a
+         * message, never sees it neither, and leaves that message to the
+         * clean. */
         __atomic_fetch_or(&h->retired, bit, __ATOMIC_SEQ_CST);
+        __atomic_fetch_and(&h->registered, ~bit, __ATOMIC_SEQ_CST);
         party_clear(&h->consumer[b]);
         iom_chan_wake_producer(c);
+}
+
+bool iom_chan_clean_retired_try(struct iomem_chan *c)
+{
+        if (iom_chan_lock(c, false))
+                return false;
+        iom_chan_clean_retired(c);
+        iom_chan_unlock(c);
+        return true;
 }
 
 void iom_chan_clean_retired(struct iomem_chan *c)
@@ -156,13 +178,13 @@ void iom_chan_reap_dead(struct iomem_chan *c)
                 party_clear(&h->producer);
 }
 
-int iom_chan_reap_if_due(struct iomem_chan *c, bool nonblock)
+int iom_chan_reap_if_due(struct iomem_chan *c)
 {
         uint64_t now = iom_monotonic_ns();
         if (now < c->reap_at_ns)
                 return 0;
         c->reap_at_ns = now + REAP_EVERY_NS;
-        if (iom_chan_lock(c, !nonblock))
+        if (iom_chan_lock(c, false))
                 return 0;
         iom_chan_reap_dead(c);
         iom_chan_unlock(c);
@@ -180,9 +202,7 @@ int iom_chan_join_producer(struct iomem_chan *c)
         iom_chan_clean_retired(c);
         /* One that died between a commit and head counted that message
          * published: so it is. */
-        uint64_t head = iom_chan_load(&c->h->head);
-        for (size_t n = 0; n < c->nslots && iom_chan_published(&c->table[head % c->nslots], head); n++)
-                head++;
+        uint64_t head = iom_chan_count_published(c);
         __atomic_store_n(&c->h->head, head, __ATOMIC_RELEASE);
         party_set(c, p);
         c->producer = true;
@@ -190,6 +210,20 @@ int iom_chan_join_producer(struct iomem_chan *c)
         c->head = c->loan_next = head;
         c->head_slot = c->loan_slot = c->head % c->nslots;
         return 0;
+}
+
+uint64_t iom_chan_count_published(const struct iomem_chan *c)
+{
+        uint64_t head = iom_chan_load(&c->h->head);
+        for (size_t n = 0; n < c->nslots; n++, head++) {
+                uint64_t len, s = iom_chan_entry(&c->table[head % c->nslots], &len);
+                /* Published, or its slot already lent again for a later
+                 * message, which needs it published (and released) first. */
+                bool published = (s == head && (len & CHAN_COMMITTED)) || (s != CHAN_NO_MESSAGE && s > head);
+                if (!published)
+                        break;
+        }
+        return head;
 }
 
 /* A free bit: nobody's, and on no message. */
@@ -226,10 +260,7 @@ int iom_chan_join_consumer(struct iomem_chan *c)
         __atomic_fetch_or(&h->registered, c->bit, __ATOMIC_SEQ_CST);
         /* The first message not published when its bit was set: head may
          * lag the commits by one (or more, after a producer died). */
-        uint64_t head = iom_chan_load(&h->head);
-        for (size_t n = 0; n < c->nslots && iom_chan_published(&c->table[head % c->nslots], head); n++)
-                head++;
-        uint64_t first = head;
+        uint64_t head = iom_chan_count_published(c), first = head;
         for (uint64_t s = head > c->nslots ? head - c->nslots : 0; s < head; s++) {
                 struct chan_slot *e = &c->table[s % c->nslots];
                 if (!iom_chan_published(e, s))
@@ -250,6 +281,12 @@ int iom_chan_join_consumer(struct iomem_chan *c)
 
 void iom_chan_leave(struct iomem_chan *c)
 {
+        /* Reaped by mistake (a process in another PID or time namespace
+         * took it for dead) and the record given to another: not ours to
+         * clear. */
+        if (__atomic_load_n(&c->me->pid, __ATOMIC_ACQUIRE) != c->pid ||
+            __atomic_load_n(&c->me->start_time, __ATOMIC_RELAXED) != c->start_time)
+                return;
         if (c->producer)
                 party_clear(c->me);
         else

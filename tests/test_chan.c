@@ -11,6 +11,7 @@
 
 #include <poll.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #define SLOT 4096
 #define PUBLISHED (UINT64_C(1) << 63) /* a table entry's length word, once published */
@@ -133,6 +134,13 @@ static pid_t consumer_process(const struct obj *o, int ready_fd, uint64_t first,
         _exit(iomem_chan_close(&c) || iomem_close(&g) ? 4 : 0);
 }
 
+static uint64_t now_ms(void)
+{
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
 static void wait_ready(int fd, int n)
 {
         for (char b; n > 0; n--)
@@ -214,6 +222,73 @@ START_TEST(every_consumer_receives_every_message)
         ck_assert_int_eq(iomem_chan_close(&p), 0);
         close(ready[0]);
         close(ready[1]);
+        close_obj(&o);
+}
+END_TEST
+
+/* Consumers join and leave while the producer streams: each receives,
+ * from the message it starts at, every one after, whole and once, whether
+ * it joined between commits, as one was committed, or while the ring held
+ * messages kept for nobody. Three processes, twenty visits each. */
+START_TEST(consumers_join_and_leave_during_a_stream)
+{
+        if (!test_forked_children_run("consumers joining during a stream"))
+                return;
+        struct obj o = open_obj("joins");
+        struct iomem_chan *p = chan(o.f, 128, 8, IOMEM_CHAN_NONBLOCK);
+        pid_t pid[3];
+        for (int i = 0; i < 3; i++) {
+                pid[i] = fork();
+                ck_assert_int_ge(pid[i], 0);
+                if (pid[i])
+                        continue;
+                struct iomem *g;
+                if (reopen(&o, &g))
+                        _exit(2);
+                for (int visit = 0; visit < 20; visit++) {
+                        struct iomem_chan *d;
+                        if (iomem_chan_open(&d, g, 0, 0, 0))
+                                _exit(3);
+                        for (uint64_t k = 0, last = 0; k < 50 + (uint64_t)(visit * 13 + i * 7) % 150; k++) {
+                                const unsigned char *m;
+                                ssize_t n = iomem_chan_receive(d, (const void **)&m);
+                                uint64_t seq;
+                                if (n < 8)
+                                        _exit(4);
+                                memcpy(&seq, m, 8);
+                                if ((k && seq != last + 1) || check_message(m, (size_t)n, seq, 128))
+                                        _exit(5);
+                                last = seq;
+                                if (iomem_chan_release(d, m))
+                                        _exit(6);
+                        }
+                        if (iomem_chan_close(&d))
+                                _exit(7);
+                }
+                _exit(0);
+        }
+        /* Publish until every consumer is done with its visits. */
+        int running = 3;
+        uint64_t t0 = now_ms();
+        for (uint64_t s = 0; running;) {
+                int r = try_publish(p, s, 128);
+                if (r == 0) {
+                        s++;
+                        continue;
+                }
+                ck_assert_int_eq(r, -EAGAIN);
+                ck_assert_uint_lt(now_ms() - t0, 60000);
+                for (int i = 0; i < 3; i++) {
+                        int st;
+                        if (pid[i] && waitpid(pid[i], &st, WNOHANG) == pid[i]) {
+                                ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "consumer %d: %d", i, st);
+                                pid[i] = 0;
+                                running--;
+                        }
+                }
+                sched_yield();
+        }
+        ck_assert_int_eq(iomem_chan_close(&p), 0);
         close_obj(&o);
 }
 END_TEST
@@ -357,7 +432,7 @@ START_TEST(the_descriptors_poll)
                                 _exit(3);
                         struct pollfd pf = { .fd = iomem_chan_fd(d), .events = POLLIN };
                         raise(SIGSTOP); /* the parent publishes once this one sleeps */
-                        if (poll(&pf, 1, -1) != 1)
+                        if (poll(&pf, 1, 10000) != 1)
                                 _exit(5);
                         _exit(expect(d, 2, SLOT, NULL));
                 }
@@ -482,6 +557,8 @@ START_TEST(kills_at_any_point_leave_the_channel_usable)
                 return;
         struct obj o = open_obj("kills");
         struct iomem_chan *p = chan(o.f, 256, 8, 0);
+        int ready[2];
+        ck_assert_int_eq(pipe(ready), 0);
         struct iomem_chan *c = chan(o.f, 0, 0, IOMEM_CHAN_NONBLOCK);
         uint64_t next_pub = 0, next_rcv = 0;
         for (int round = 0; round < 20; round++) {
@@ -490,9 +567,9 @@ START_TEST(kills_at_any_point_leave_the_channel_usable)
                 if (pid == 0) {
                         struct iomem *g;
                         struct iomem_chan *d;
-                        if (reopen(&o, &g) || iomem_chan_open(&d, g, 0, 0, 0))
+                        if (reopen(&o, &g) || iomem_chan_open(&d, g, 0, 0, 0) || write(ready[1], "r", 1) != 1)
                                 _exit(2);
-                        /* Each message whole, each after the one before. */
+                        /* Each message whole, each the one after the one before. */
                         for (uint64_t last = 0, first = 1;; first = 0) {
                                 const unsigned char *m;
                                 ssize_t n = iomem_chan_receive(d, (const void **)&m);
@@ -500,12 +577,13 @@ START_TEST(kills_at_any_point_leave_the_channel_usable)
                                 if (n < 8)
                                         _exit(3);
                                 memcpy(&seq, m, 8);
-                                if ((!first && seq <= last) || check_message(m, (size_t)n, seq, 256) ||
+                                if ((!first && seq != last + 1) || check_message(m, (size_t)n, seq, 256) ||
                                     iomem_chan_release(d, m))
                                         _exit(4);
                                 last = seq;
                         }
                 }
+                wait_ready(ready[0], 1);
                 /* Publish until the killing point, which varies by round;
                  * our own consumer keeps up. */
                 for (int k = 0; k < 50 + round * 37; k++) {
@@ -523,20 +601,27 @@ START_TEST(kills_at_any_point_leave_the_channel_usable)
                         struct iomem_chan *q;
                         if (reopen(&o, &g))
                                 _exit(2);
-                        /* Wait for the last producer to be reaped. */
-                        while (iomem_chan_open(&q, g, 0, 0, IOMEM_CHAN_PRODUCER) == -EBUSY)
+                        /* The last producer may not be gone yet. */
+                        int r;
+                        for (uint64_t t0 = now_ms();
+                             (r = iomem_chan_open(&q, g, 0, 0, IOMEM_CHAN_PRODUCER)) == -EBUSY &&
+                             now_ms() - t0 < 10000;)
                                 sched_yield();
+                        if (r)
+                                _exit(9);
                         for (uint64_t s = next_pub;; s++)
                                 if (try_publish(q, s, 256))
                                         _exit(3);
                 }
                 /* Receive what it publishes, then kill it mid-stream. */
+                uint64_t t0 = now_ms();
                 for (int k = 0; k < 20 + round * 11;) {
                         const unsigned char *m;
                         ssize_t n = iomem_chan_receive(c, (const void **)&m);
                         if (n == -EAGAIN) {
                                 /* The producer process must still be at it. */
                                 ck_assert_int_eq(waitpid(pid, NULL, WNOHANG), 0);
+                                ck_assert_uint_lt(now_ms() - t0, 30000);
                                 sched_yield();
                                 continue;
                         }
@@ -565,6 +650,8 @@ START_TEST(kills_at_any_point_leave_the_channel_usable)
                 publish(p, next_pub++, 256);
         ck_assert_int_eq(iomem_chan_close(&p), 0);
         ck_assert_int_eq(iomem_chan_close(&c), 0);
+        close(ready[0]);
+        close(ready[1]);
         close_obj(&o);
 }
 END_TEST
@@ -839,6 +926,7 @@ int main(void)
         tcase_add_test(t, messages_cross_processes_in_order_and_whole);
         tcase_add_test(t, the_message_is_written_in_the_object);
         tcase_add_test(t, every_consumer_receives_every_message);
+        tcase_add_test(t, consumers_join_and_leave_during_a_stream);
         tcase_add_test(t, a_consumer_that_stops_releasing_holds_the_producer_back);
         tcase_add_test(t, with_no_consumer_messages_wait_for_the_first);
         tcase_add_test(t, loans_published_out_of_order_arrive_in_order);

@@ -3,12 +3,36 @@
  * A program outside the tree, built against the installed library with
  * nothing but `pkg-config --cflags --libs libiomem` (scripts/test copies it
  * to a temporary directory first). It checks the basics on every backend
- * that this machine can use.
+ * that this machine can use, a channel included.
  */
 #include <iomem.h>
 
 #include <stdio.h>
 #include <string.h>
+
+/* A message through a channel kept in a second object, in place. */
+static int channel_works(const char *backend, unsigned caps)
+{
+        char uri[64];
+        snprintf(uri, sizeof uri, "%s:iomem-consumer-chan", backend);
+        struct iomem *f = NULL;
+        struct iomem_chan *p = NULL, *c = NULL;
+        void *slot;
+        const void *msg;
+        int ok = !iomem_open(&f, uri, IOMEM_RDWR | IOMEM_CREATE | IOMEM_EXCL, NULL) &&
+                 !iomem_chan_open(&p, f, 4096, 4, 0) && !iomem_chan_open(&c, f, 0, 0, IOMEM_CHAN_NONBLOCK) &&
+                 !iomem_chan_loan(p, &slot) && snprintf(slot, 4096, "hello") == 5 &&
+                 !iomem_chan_publish(p, slot, 6) && iomem_chan_receive(c, &msg) == 6 && msg == slot &&
+                 !strcmp(msg, "hello") && !iomem_chan_release(c, msg);
+        if (!ok)
+                fprintf(stderr, "consumer: %s: channel: %s\n", uri, iomem_errormsg());
+        iomem_chan_close(&c);
+        iomem_chan_close(&p);
+        iomem_close(&f);
+        if (caps & IOMEM_CAP_NAMED)
+                iomem_unlink(uri);
+        return ok ? 0 : 1;
+}
 
 int main(void)
 {
@@ -37,6 +61,8 @@ int main(void)
                 iomem_close(&f);
                 if (info[i].caps & IOMEM_CAP_NAMED)
                         iomem_unlink(uri);
+                if (channel_works(info[i].name, info[i].caps))
+                        return 1;
                 printf("consumer: %s works\n", info[i].name);
                 usable++;
         }
