@@ -14,8 +14,8 @@
  * taken when a party comes or goes, and to reap one that died.
  *
  * Who a message is for: the consumers registered when it is published.
- * A consumer that joins takes, besides, every message still in the ring
- * (it sets its bit on each entry somebody still holds). A message
+ * A consumer that joins takes, besides, the messages the ring keeps for
+ * nobody (chan_parties.c says why those only). A message
  * published while no consumer is attached, or left unreceived by the last
  * consumer to go, is kept (CHAN_KEEP) for the next to come: with no
  * consumer the ring fills and the producer waits, as with a queue.
@@ -567,7 +567,7 @@ IOM_PUBLIC int iomem_chan_publish(struct iomem_chan *c, void *slot, size_t len)
                 c->head_slot = step(c, k);
                 struct chan_slot *ek = &c->table[k];
                 uint64_t who = __atomic_load_n(&c->h->registered, __ATOMIC_SEQ_CST);
-                __atomic_store_n(&ek->pending, who ? who : CHAN_KEEP, __ATOMIC_RELAXED);
+                __atomic_store_n(&ek->pending, who ? who : CHAN_KEEP, __ATOMIC_RELEASE);
                 /* The commit: whoever sees it sees the bits and the bytes. */
                 __atomic_store_n(&ek->len, __atomic_load_n(&ek->len, __ATOMIC_RELAXED) | CHAN_COMMITTED,
                                  __ATOMIC_SEQ_CST);
@@ -589,7 +589,7 @@ static bool is_mine(struct iomem_chan *c, struct chan_slot *e, uint64_t s)
 {
         uint64_t p = load(&e->pending);
         if (p & c->bit)
-                return true;
+                return load(&e->seq) == s; /* not the next message of a slot lent again */
         if (s < c->joined)
                 return false;
         while (p && !__atomic_compare_exchange_n(&e->pending, &p, (p | c->bit) & ~CHAN_KEEP, false, __ATOMIC_SEQ_CST,

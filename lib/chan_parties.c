@@ -66,6 +66,11 @@ int iom_chan_lock(struct iomem_chan *c, bool wait)
 void iom_chan_unlock(struct iomem_chan *c)
 {
         __atomic_store_n(&c->h->lock, 0, __ATOMIC_RELEASE);
+        /* A producer that found the lock taken when it came to clean
+         * (slot_free) sleeps; what was done under it may have freed its
+         * slot too. */
+        if (!c->producer)
+                iom_chan_wake_producer(c);
 }
 
 static void party_set(struct iomem_chan *c, struct chan_party *p)
@@ -124,7 +129,6 @@ static void consumer_drop(struct iomem_chan *c, int b)
         __atomic_fetch_or(&h->retired, bit, __ATOMIC_SEQ_CST);
         __atomic_fetch_and(&h->registered, ~bit, __ATOMIC_SEQ_CST);
         party_clear(&h->consumer[b]);
-        iom_chan_wake_producer(c);
 }
 
 bool iom_chan_clean_retired_try(struct iomem_chan *c)
@@ -236,8 +240,11 @@ static int free_bit(struct chan_header *h)
         return -1;
 }
 
-/* A consumer takes, besides what comes next, every message still in the
- * ring: those somebody holds (CHAN_KEEP included). */
+/* A consumer takes, besides what comes next, the messages the ring keeps
+ * for nobody (CHAN_KEEP), and only those: nobody else releases them, so
+ * what it takes stays whole however the others go on. (Taking the
+ * messages others hold, it could be handed the one committed as it
+ * joined, without its bit, after the others had freed it: a hole.) */
 int iom_chan_join_consumer(struct iomem_chan *c)
 {
         struct chan_header *h = c->h;
@@ -266,10 +273,10 @@ int iom_chan_join_consumer(struct iomem_chan *c)
                 if (!iom_chan_published(e, s))
                         continue;
                 uint64_t v = iom_chan_load(&e->pending);
-                while (v && !__atomic_compare_exchange_n(&e->pending, &v, (v | c->bit) & ~CHAN_KEEP, false,
-                                                         __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE))
+                while ((v & CHAN_KEEP) && !__atomic_compare_exchange_n(&e->pending, &v, (v | c->bit) & ~CHAN_KEEP,
+                                                                       false, __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE))
                         ;
-                if (v && iom_chan_load(&e->seq) == s && first == head)
+                if ((v & CHAN_KEEP) && iom_chan_load(&e->seq) == s && first == head)
                         first = s;
         }
         c->next = first;
