@@ -532,10 +532,6 @@ IOM_PUBLIC int iomem_chan_loan(struct iomem_chan *c, void **slot)
         size_t i = c->loan_slot;
         c->loan_next++;
         c->loan_slot = step(c, i);
-        /* The next loan reads that slot's entry, which a consumer wrote
-         * last, and this publish writes it: fetch it for writing while the
-         * caller fills the slot. */
-        __builtin_prefetch(&c->table[c->loan_slot], 1);
         c->published[i] = false;
         *slot = slot_addr(c, i);
         return 0;
