@@ -380,35 +380,6 @@ static int check_direct(const struct iomem *f, int fd, uint64_t fd_off, size_t l
         return 0;
 }
 
-/*
- * The memory of [off, off+len), all acquired through a writable handle,
- * as retrieve gives it, in place of *src (cap entries, which borrow
- * filled with holes among them). Returns the entries, or a negative error
- * with *src unchanged.
- */
-static ssize_t retrieve_all(struct iomem *f, size_t off, size_t len, struct iovec **src, size_t cap)
-{
-        for (;;) {
-                struct iovec *v = calloc(cap, sizeof *v);
-                if (!v)
-                        return iom_fail(f->name, -ENOMEM, "out of memory");
-                ssize_t n = f->ops.retrieve(f, off, len, v, cap);
-                size_t bytes = 0;
-                for (ssize_t i = 0; i < n; i++)
-                        bytes += v[i].iov_len;
-                if (n >= 0 && bytes >= len) {
-                        *src = v;
-                        return n;
-                }
-                free(v);
-                if (n < 0)
-                        return n;
-                if ((size_t)n < cap) /* cannot happen: retrieve fills what it can */
-                        return iom_fail(f->name, -EIO, "no memory describes [%zu, +%zu)", off, len);
-                cap *= 2;
-        }
-}
-
 /* The object's memory for [off, off+len) of a pinned range, by borrow,
  * which stops at the object's size (cheaper to learn so than by stat,
  * which also looks up NUMA placement). A hole of a read-only handle goes
@@ -441,7 +412,7 @@ static int describe(struct aio_req *r, enum kind k, size_t off, size_t len)
                 any_hole |= !src[i].iov_base;
         if (got > 0 && any_hole && k == K_READ) {
                 struct iovec *mem = src;
-                got = retrieve_all(f, off, len, &mem, (size_t)got + 1);
+                got = iom_retrieve_all(f, off, len, (size_t)got + 1, &mem);
                 if (src != &r->one && mem != src)
                         free(src);
                 src = mem;

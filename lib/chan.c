@@ -162,32 +162,13 @@ static int map_region(struct iomem_chan *c, const struct chan_geometry *g)
         c->pinned = (size_t)got;
         if ((size_t)got < g->region)
                 return iom_fail(f->name, -EBADMSG, "the object is smaller than its channel (%zu bytes)", g->region);
-        /* Sized by bufcount, then grown: on a dax: file whose blocks are
-         * holes, bufcount counts the entries borrow needs (one per hole),
-         * fewer than retrieve's. */
         ssize_t n = iomem_bufcount(f, 0, g->region);
         if (n < 0)
                 return (int)n;
         struct iovec *iov = NULL;
         int err = 0;
-        for (size_t cap = n > 0 ? (size_t)n : 1;; cap *= 2) {
-                free(iov);
-                if (!(iov = calloc(cap, sizeof *iov)))
-                        return iom_fail(f->name, -ENOMEM, "out of memory");
-                if ((n = iomem_retrieve(f, 0, g->region, iov, cap)) < 0) {
-                        err = (int)n;
-                        goto out;
-                }
-                uint64_t at = 0;
-                for (ssize_t k = 0; k < n; k++)
-                        at += iov[k].iov_len;
-                if (at >= g->region)
-                        break;
-                if ((size_t)n < cap) {
-                        err = iom_fail(f->name, -EBADMSG, "the channel's memory is not all there");
-                        goto out;
-                }
-        }
+        if ((n = iom_retrieve_all(f, 0, g->region, (size_t)n, &iov)) < 0)
+                return (int)n;
         if (iov[0].iov_len < g->data_off) {
                 err = iom_fail(f->name, -ENOTSUP,
                                "the channel's header and slot table (%zu bytes) are not in one piece of memory "

@@ -226,6 +226,12 @@ struct iomem {
         void *priv;          /* the backend's state, priv_size bytes */
 };
 
+/* The memory of [off, off+len), all acquired through a writable handle,
+ * as retrieve gives it (buffers.c): a new array in *out, first sized cap
+ * (bufcount's count, say) and grown until it holds the range. Returns the
+ * entries, or a negative error with *out unchanged. */
+ssize_t iom_retrieve_all(struct iomem *f, size_t off, size_t len, size_t cap, struct iovec **out);
+
 /* Allocate an object of backend b (priv zeroed, operations set). */
 int iom_object_new(struct iomem **out, const struct iom_backend *b,
                    const char *name, unsigned flags, const struct iomem_opts *o);

@@ -98,6 +98,22 @@ static void state_unlock(int fd)
         pthread_mutex_unlock(&d_lock);
 }
 
+/* A fork's child has one thread, and d_lock may have been copied held by
+ * another (a thread inside an ioctl as the fork happened): it starts with
+ * the lock free. The region state needs no repair: it is in the file's
+ * extended attributes, which every call writes whole under flock. No
+ * prepare handler takes the lock instead: it would run before the
+ * library's, which waits for a thread that may be waiting for d_lock. */
+static void d_lock_reset_in_child(void)
+{
+        pthread_mutex_init(&d_lock, NULL);
+}
+
+__attribute__((constructor)) static void d_lock_at_fork(void)
+{
+        pthread_atfork(NULL, NULL, d_lock_reset_in_child);
+}
+
 static void state_get(int fd, struct d_region *r)
 {
         if (fgetxattr(fd, STATE_XATTR, r, sizeof *r) != (ssize_t)sizeof *r)
