@@ -38,9 +38,6 @@
 #define AIO_DEPTH 16
 #define AIO_MAX_DEPTH 4096
 
-/* Redraw the bar at most this often (seconds). */
-#define REDRAW 0.1
-
 static const char usage[] =
         "Usage: iomem-sendfile [OPTIONS] SRC DST\n"
         "Copy bytes of SRC to DST with one copy (iomem_sendfile, iomem_copy).\n"
@@ -289,66 +286,6 @@ static int open_destination(const struct options *o, int *fd)
         return TOOL_OK;
 }
 
-/* ---- progress ------------------------------------------------------------ */
-
-struct progress {
-        bool on;
-        double start, drawn;
-        size_t total; /* SIZE_MAX: not known (standard input), as pv shows it */
-};
-
-static double now(void)
-{
-        struct timespec t;
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static void human(char *buf, size_t n, double bytes)
-{
-        static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-        size_t u = 0;
-        while (bytes >= 1024 && u + 1 < sizeof units / sizeof units[0]) {
-                bytes /= 1024;
-                u++;
-        }
-        snprintf(buf, n, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
-}
-
-static void progress_draw(struct progress *p, size_t done, bool last)
-{
-        double t = now();
-        if (!p->on || (!last && t - p->drawn < REDRAW))
-                return;
-        p->drawn = t;
-        enum { WIDTH = 24 };
-        double frac = p->total ? (double)done / (double)p->total : 1.0;
-        char bar[WIDTH + 1];
-        for (int i = 0; i < WIDTH; i++)
-                bar[i] = i < (int)(frac * WIDTH) ? '#' : '.';
-        bar[WIDTH] = 0;
-        double secs = t - p->start, rate = secs > 0 ? (double)done / secs : 0;
-        char d[32], tot[32], r[32], eta[32] = "--:--";
-        if (p->total == SIZE_MAX) {
-                human(d, sizeof d, (double)done);
-                human(r, sizeof r, rate);
-                fprintf(stderr, "\r%s  %s/s\033[K%s", d, r, last ? "\n" : "");
-                return;
-        }
-        human(d, sizeof d, (double)done);
-        human(tot, sizeof tot, (double)p->total);
-        human(r, sizeof r, rate);
-        if (rate > 0) {
-                unsigned long left = (unsigned long)((double)(p->total - done) / rate + 0.5);
-                if (left >= 3600)
-                        snprintf(eta, sizeof eta, "%lu:%02lu:%02lu", left / 3600, left / 60 % 60, left % 60);
-                else
-                        snprintf(eta, sizeof eta, "%lu:%02lu", left / 60, left % 60);
-        }
-        /* \r and "erase to end of line": this is only ever a terminal. */
-        fprintf(stderr, "\r[%s] %s / %s  %s/s  ETA %s\033[K%s", bar, d, tot, r, eta, last ? "\n" : "");
-}
-
 /* ---- the copy ------------------------------------------------------------ */
 
 struct result {
@@ -367,8 +304,8 @@ typedef ssize_t chunk_fn(void *ctx, size_t off, size_t len, size_t *iovecs);
 static int copy_chunks(chunk_fn *chunk, void *ctx, const struct options *o, size_t total,
                        struct result *res)
 {
-        struct progress p = { .on = o->progress && isatty(STDERR_FILENO), .total = total };
-        p.start = now();
+        struct tool_progress p;
+        tool_progress_start(&p, o->progress, total);
         size_t done = 0;
         while (done < total) {
                 size_t want = total - done < CHUNK ? total - done : CHUNK;
@@ -383,11 +320,11 @@ static int copy_chunks(chunk_fn *chunk, void *ctx, const struct options *o, size
                 if (n == 0)
                         break;
                 done += (size_t)n;
-                progress_draw(&p, done, false);
+                tool_progress_draw(&p, done, false);
         }
         res->bytes = done;
-        res->seconds = now() - p.start;
-        progress_draw(&p, done, true);
+        res->seconds = tool_now() - p.start;
+        tool_progress_draw(&p, done, true);
         return TOOL_OK;
 }
 
@@ -419,8 +356,8 @@ static int copy_sparse(struct iomem *f, int fd, const struct options *o, size_t 
                        struct result *res)
 {
         enum { BATCH = 64 };
-        struct progress p = { .on = o->progress && isatty(STDERR_FILENO), .total = total };
-        p.start = now();
+        struct tool_progress p;
+        tool_progress_start(&p, o->progress, total);
         off_t base = lseek(fd, 0, SEEK_CUR);
         size_t done = 0;
         int r = TOOL_OK;
@@ -450,13 +387,13 @@ static int copy_sparse(struct iomem *f, int fd, const struct options *o, size_t 
                 iomem_unlock(f);
                 if (n == 0)
                         break;
-                progress_draw(&p, done, false);
+                tool_progress_draw(&p, done, false);
         }
         if (!r && ftruncate(fd, base + (off_t)done) < 0)
                 r = tool_fail("%s: %s", o->dst, strerror(errno));
         res->bytes = done;
-        res->seconds = now() - p.start;
-        progress_draw(&p, done, true);
+        res->seconds = tool_now() - p.start;
+        tool_progress_draw(&p, done, true);
         return r;
 }
 
@@ -593,12 +530,12 @@ static int copy_aio(struct iomem *f, int fd, const struct options *o, size_t tot
                 free(c.cqe);
                 return tool_lib_fail("--aio");
         }
-        struct progress p = { .on = o->progress && isatty(STDERR_FILENO), .total = total };
-        p.start = now();
+        struct tool_progress p;
+        tool_progress_start(&p, o->progress, total);
         int r = TOOL_OK;
         while (!r && c.done < total) {
                 r = c.ordered ? aio_round(&c) : aio_refill(&c);
-                progress_draw(&p, c.done, false);
+                tool_progress_draw(&p, c.done, false);
         }
         /* Deleting waits for whatever is still in flight after a failure,
          * which must end before the object can be closed. */
@@ -610,8 +547,8 @@ static int copy_aio(struct iomem *f, int fd, const struct options *o, size_t tot
                 return r;
         }
         res->bytes = c.done;
-        res->seconds = now() - p.start;
-        progress_draw(&p, c.done, true);
+        res->seconds = tool_now() - p.start;
+        tool_progress_draw(&p, c.done, true);
         return TOOL_OK;
 }
 
@@ -700,8 +637,9 @@ static int skip_to_offset(int in, const struct options *o)
 static int copy_by_reading(int in, struct sink *k, const struct options *o, struct result *res)
 {
         static char buf[1 << 16];
-        struct progress p = { .on = o->progress && isatty(STDERR_FILENO), .total = SIZE_MAX };
-        double start = p.start = now();
+        struct tool_progress p;
+        tool_progress_start(&p, o->progress, SIZE_MAX);
+        double start = p.start;
         int r = skip_to_offset(in, o);
         while (!r && res->bytes < o->len) {
                 size_t want = o->len - res->bytes < sizeof buf ? o->len - res->bytes : sizeof buf;
@@ -713,10 +651,10 @@ static int copy_by_reading(int in, struct sink *k, const struct options *o, stru
                 r = sink_put(o, k, buf, (size_t)n);
                 res->bytes += (size_t)n;
                 res->iovecs++;
-                progress_draw(&p, res->bytes, false);
+                tool_progress_draw(&p, res->bytes, false);
         }
-        progress_draw(&p, res->bytes, true);
-        res->seconds = now() - start;
+        tool_progress_draw(&p, res->bytes, true);
+        res->seconds = tool_now() - start;
         res->copies = 2;
         return r;
 }
@@ -855,8 +793,9 @@ static int read_into_object(int in, struct iomem *dst, size_t at, const struct o
         if (iomem_stat(dst, &st) < 0)
                 return tool_lib_fail(o->dst);
         size_t ps = st.page_size;
-        struct progress p = { .on = o->progress && isatty(STDERR_FILENO), .total = SIZE_MAX };
-        double start = p.start = now();
+        struct tool_progress p;
+        tool_progress_start(&p, o->progress, SIZE_MAX);
+        double start = p.start;
         int r = skip_to_offset(in, o);
         bool more = true;
         while (!r && more && res->bytes < o->len) {
@@ -886,13 +825,13 @@ static int read_into_object(int in, struct iomem *dst, size_t at, const struct o
                 at += got;
                 res->bytes += got;
                 res->iovecs += (size_t)(count > 0 ? count : 0);
-                progress_draw(&p, res->bytes, false);
+                tool_progress_draw(&p, res->bytes, false);
         }
         /* What was grown ahead and not filled goes, failure or not. */
         if (iomem_truncate(dst, at) < 0 && !r)
                 r = tool_lib_fail(o->dst);
-        progress_draw(&p, res->bytes, true);
-        res->seconds = now() - start;
+        tool_progress_draw(&p, res->bytes, true);
+        res->seconds = tool_now() - start;
         return r;
 }
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Helpers shared by iomem-sendfile, iomem-mmap and iomem-info. */
+/* Helpers shared by iomem-sendfile, iomem-mmap, iomem-info and iomem-remote. */
 #define _GNU_SOURCE
 #include "tool-common.h"
 
@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 static void vmessage(const char *fmt, va_list ap)
 {
@@ -261,4 +263,67 @@ void tool_print_json_string(FILE *out, const char *s)
                         fputc(*p, out);
         }
         fputc('"', out);
+}
+
+/* ---- progress ------------------------------------------------------------ */
+
+/* Redraw the bar at most this often (seconds). */
+#define REDRAW 0.1
+
+double tool_now(void)
+{
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+void tool_progress_start(struct tool_progress *p, bool wanted, size_t total)
+{
+        *p = (struct tool_progress){ .on = wanted && isatty(STDERR_FILENO), .total = total };
+        p->start = tool_now();
+}
+
+static void human(char *buf, size_t n, double bytes)
+{
+        static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+        size_t u = 0;
+        while (bytes >= 1024 && u + 1 < sizeof units / sizeof units[0]) {
+                bytes /= 1024;
+                u++;
+        }
+        snprintf(buf, n, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
+}
+
+void tool_progress_draw(struct tool_progress *p, size_t done, bool last)
+{
+        double t = tool_now();
+        if (!p->on || (!last && t - p->drawn < REDRAW))
+                return;
+        p->drawn = t;
+        enum { WIDTH = 24 };
+        double frac = p->total ? (double)done / (double)p->total : 1.0;
+        char bar[WIDTH + 1];
+        for (int i = 0; i < WIDTH; i++)
+                bar[i] = i < (int)(frac * WIDTH) ? '#' : '.';
+        bar[WIDTH] = 0;
+        double secs = t - p->start, rate = secs > 0 ? (double)done / secs : 0;
+        char d[32], tot[32], r[32], eta[32] = "--:--";
+        if (p->total == SIZE_MAX) {
+                human(d, sizeof d, (double)done);
+                human(r, sizeof r, rate);
+                fprintf(stderr, "\r%s  %s/s\033[K%s", d, r, last ? "\n" : "");
+                return;
+        }
+        human(d, sizeof d, (double)done);
+        human(tot, sizeof tot, (double)p->total);
+        human(r, sizeof r, rate);
+        if (rate > 0) {
+                unsigned long left = (unsigned long)((double)(p->total - done) / rate + 0.5);
+                if (left >= 3600)
+                        snprintf(eta, sizeof eta, "%lu:%02lu:%02lu", left / 3600, left / 60 % 60, left % 60);
+                else
+                        snprintf(eta, sizeof eta, "%lu:%02lu", left / 60, left % 60);
+        }
+        /* \r and "erase to end of line": this is only ever a terminal. */
+        fprintf(stderr, "\r[%s] %s / %s  %s/s  ETA %s\033[K%s", bar, d, tot, r, eta, last ? "\n" : "");
 }

@@ -76,6 +76,19 @@ bool tool_backend_is_private(const char *backend);
  * JSON array when json is set. */
 void tool_print_caps(FILE *out, unsigned caps, bool json);
 
+/* A progress bar on stderr (bytes, rate, ETA), drawn only when wanted and
+ * stderr is a terminal, at most ten times a second. */
+struct tool_progress {
+        bool on;
+        double start, drawn;
+        size_t total; /* SIZE_MAX: not known (standard input), as pv shows it */
+};
+/* Seconds on the monotonic clock. */
+double tool_now(void);
+void tool_progress_start(struct tool_progress *p, bool wanted, size_t total);
+/* done bytes of total so far; last ends the line. */
+void tool_progress_draw(struct tool_progress *p, size_t done, bool last);
+
 /* s as a JSON string, quoted and escaped; null for NULL. */
 void tool_print_json_string(FILE *out, const char *s);
 

@@ -272,6 +272,34 @@ int iomem_chan_release(struct iomem_chan *c, const void *msg);
 /* Readable when a message waits (consumer) or a slot is free (producer). */
 int iomem_chan_fd(struct iomem_chan *c);
 
+/* Fabric exports (iomem_export(3)): [off, off+len) of f made reachable by
+ * RMA from other hosts through libfabric, at addr ("HOST:PORT"; port 0
+ * picks one). Peers open it with iomem_remote_open and read (and, with
+ * IOMEM_EXPORT_WRITE, write) it straight into and out of their objects.
+ * Without libfabric in the build every call is -ENOTSUP. */
+struct iomem_export;
+struct iomem_remote;
+#define IOMEM_EXPORT_WRITE 0x1u /* peers may write, not only read          */
+int iomem_export(struct iomem_export **out, struct iomem *f, size_t off, size_t len,
+                 const char *addr, unsigned flags);
+/* Deregister, then disconnect, then release: the revocation. */
+int iomem_export_close(struct iomem_export **x);
+/* "HOST:PORT" where peers connect (the port bound when 0 was asked). */
+const char *iomem_export_addr(const struct iomem_export *x);
+/* Peers connected now; *served (may be NULL): those ever connected. */
+ssize_t iomem_export_peers(struct iomem_export *x, uint64_t *served);
+int iomem_remote_open(struct iomem_remote **out, const char *addr);
+int iomem_remote_close(struct iomem_remote **r);
+/* The export's length in bytes. */
+ssize_t iomem_remote_size(const struct iomem_remote *r);
+/* Bytes [roff, roff+len) of the export into [off, off+len) of f, or out. */
+ssize_t iomem_remote_read(struct iomem_remote *r, size_t roff, struct iomem *f, size_t off,
+                          size_t len);
+ssize_t iomem_remote_write(struct iomem_remote *r, size_t roff, struct iomem *f, size_t off,
+                           size_t len);
+/* The whole export into f, sized to it. */
+ssize_t iomem_remote_fetch(struct iomem_remote *r, struct iomem *f);
+
 #ifdef __cplusplus
 }
 #endif

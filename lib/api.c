@@ -142,6 +142,11 @@ IOM_PUBLIC int iomem_close(struct iomem **fp)
         if ((busy = __atomic_load_n(&f->channels, __ATOMIC_ACQUIRE)))
                 return (int)FAIL(__func__, f->name, -EBUSY, "%u channel%s on it (iomem_chan_open) %s not been closed",
                                  busy, busy == 1 ? "" : "s", busy == 1 ? "has" : "have");
+        if ((busy = __atomic_load_n(&f->exports, __ATOMIC_ACQUIRE)))
+                return (int)FAIL(__func__, f->name, -EBUSY,
+                                 "%u fabric export%s of it (iomem_export) %s not been closed (peers may "
+                                 "still reach its memory)",
+                                 busy, busy == 1 ? "" : "s", busy == 1 ? "has" : "have");
         f->ops.close(f);
         iom_object_free(f);
         *fp = NULL;

@@ -8,7 +8,9 @@
 
 #include <stdlib.h>
 
-ssize_t iom_retrieve_all(struct iomem *f, size_t off, size_t len, size_t cap, struct iovec **out)
+/* retrieve's or borrow's entries for the range, in an array grown until
+ * they cover it. */
+static ssize_t all_of(struct iomem *f, size_t off, size_t len, size_t cap, bool borrow, struct iovec **out)
 {
         /* bufcount is only a first guess: on a dax: file whose blocks are
          * holes it counts the entries borrow needs (one per hole), fewer
@@ -17,7 +19,7 @@ ssize_t iom_retrieve_all(struct iomem *f, size_t off, size_t len, size_t cap, st
                 struct iovec *v = calloc(cap, sizeof *v);
                 if (!v)
                         return iom_fail(f->name, -ENOMEM, "out of memory");
-                ssize_t n = f->ops.retrieve(f, off, len, v, cap);
+                ssize_t n = borrow ? f->ops.borrow(f, off, len, v, cap) : f->ops.retrieve(f, off, len, v, cap);
                 size_t bytes = 0;
                 for (ssize_t i = 0; i < n; i++)
                         bytes += v[i].iov_len;
@@ -28,7 +30,17 @@ ssize_t iom_retrieve_all(struct iomem *f, size_t off, size_t len, size_t cap, st
                 free(v);
                 if (n < 0)
                         return n;
-                if ((size_t)n < cap) /* retrieve fills what it can: not all of it is there */
+                if ((size_t)n < cap) /* it fills what it can: not all of it is there */
                         return iom_fail(f->name, -EIO, "no memory describes [%zu, +%zu)", off, len);
         }
+}
+
+ssize_t iom_retrieve_all(struct iomem *f, size_t off, size_t len, size_t cap, struct iovec **out)
+{
+        return all_of(f, off, len, cap, false, out);
+}
+
+ssize_t iom_borrow_all(struct iomem *f, size_t off, size_t len, size_t cap, struct iovec **out)
+{
+        return all_of(f, off, len, cap, true, out);
 }

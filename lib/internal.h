@@ -223,6 +223,9 @@ struct iomem {
         /* Channels (chan.c) on this handle: they pin its memory and use
          * the handle until they close, so close refuses too. */
         unsigned channels;
+        /* Fabric exports (fabric.c) of this handle: peers on other hosts
+         * may reach its pinned memory until they close. */
+        unsigned exports;
         void *priv;          /* the backend's state, priv_size bytes */
 };
 
@@ -231,6 +234,8 @@ struct iomem {
  * (bufcount's count, say) and grown until it holds the range. Returns the
  * entries, or a negative error with *out unchanged. */
 ssize_t iom_retrieve_all(struct iomem *f, size_t off, size_t len, size_t cap, struct iovec **out);
+/* The same by borrow (holes are { NULL, len }), for a read-only handle. */
+ssize_t iom_borrow_all(struct iomem *f, size_t off, size_t len, size_t cap, struct iovec **out);
 
 /* Allocate an object of backend b (priv zeroed, operations set). */
 int iom_object_new(struct iomem **out, const struct iom_backend *b,

@@ -117,6 +117,26 @@ static inline struct iomem *test_open_new(const char *tag, size_t size)
         return f;
 }
 
+/* A dax: window of chunks chunks of chunk bytes, in *w, with options *opts
+ * that name it, whose odd chunks *filler (opened at filler_uri, its file
+ * unlinked) holds pinned: the next object opened with *opts is given
+ * chunks that are not side by side, its memory as many buffers. */
+static inline void test_fragmented_window(size_t chunk, size_t chunks, const char *filler_uri,
+                                          struct iomem_window **w, struct iomem_opts **opts,
+                                          struct iomem **filler)
+{
+        ck_assert_int_eq(iomem_window_new(w, chunks * chunk, chunk), 0);
+        ck_assert_int_eq(iomem_opts_new(opts), 0);
+        ck_assert_int_eq(iomem_opts_set_window(*opts, *w), 0);
+        ck_assert_int_eq(iomem_open(filler, filler_uri, IOMEM_RDWR | IOMEM_CREATE | IOMEM_EXCL, *opts), 0);
+        ck_assert_int_eq(iomem_unlink(filler_uri), 0);
+        ck_assert_int_eq(iomem_truncate(*filler, chunks * chunk), 0);
+        ck_assert_int_eq(iomem_acquire(*filler, 0, chunks * chunk), (ssize_t)(chunks * chunk));
+        ck_assert_int_eq(iomem_release(*filler, 0, chunks * chunk), 0);
+        for (size_t k = 1; k < chunks; k += 2)
+                ck_assert_int_eq(iomem_acquire(*filler, k * chunk, chunk), (ssize_t)chunk);
+}
+
 /* Assert r == -err and that the message names the cause. */
 #define ck_assert_err(r, err)                                                       \
         do {                                                                        \

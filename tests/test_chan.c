@@ -899,22 +899,13 @@ START_TEST(slots_that_span_window_chunks_are_refused)
         }
         enum { CHUNK = 64 << 10, CHUNKS = 16 };
         struct iomem_window *w;
-        ck_assert_int_eq(iomem_window_new(&w, CHUNKS * CHUNK, CHUNK), 0);
         struct iomem_opts *opts;
-        ck_assert_int_eq(iomem_opts_new(&opts), 0);
-        ck_assert_int_eq(iomem_opts_set_window(opts, w), 0);
         struct iomem *x, *f;
-        const char *xuri = test_uri("fill"), *uri = test_uri("chunks");
-        ck_assert_int_eq(iomem_open(&x, xuri, IOMEM_RDWR | IOMEM_CREATE | IOMEM_EXCL, opts), 0);
-        ck_assert_int_eq(iomem_truncate(x, CHUNKS * CHUNK), 0);
-        ck_assert_int_eq(iomem_acquire(x, 0, CHUNKS * CHUNK), CHUNKS * CHUNK);
-        ck_assert_int_eq(iomem_release(x, 0, CHUNKS * CHUNK), 0);
-        for (size_t k = 1; k < CHUNKS; k += 2)
-                ck_assert_int_eq(iomem_acquire(x, k * CHUNK, CHUNK), CHUNK);
+        test_fragmented_window(CHUNK, CHUNKS, test_uri("fill"), &w, &opts, &x);
+        const char *uri = test_uri("chunks");
         ck_assert_int_eq(iomem_open(&f, uri, IOMEM_RDWR | IOMEM_CREATE | IOMEM_EXCL, opts), 0);
-        /* The files go now, so that a failing assertion leaves none behind. */
+        /* The file goes now, so that a failing assertion leaves none behind. */
         ck_assert_int_eq(iomem_unlink(uri), 0);
-        ck_assert_int_eq(iomem_unlink(xuri), 0);
         struct iomem_chan *c = NULL;
         /* Strides of 48 KiB: the third slot lies across two chunks. */
         ck_assert_err(iomem_chan_open(&c, f, 48 << 10, 8, 0), ENOTSUP);

@@ -2,16 +2,17 @@
 # The command-line tools end to end, on shm objects: every iomem-mmap
 # command, a pin held by one process refusing another's truncate,
 # iomem-sendfile to a file, a pipe and sockets compared with cmp, exit
-# codes and messages, and iomem-info.
-# Usage: sh test_tools.sh IOMEM-SENDFILE IOMEM-MMAP IOMEM-INFO SINK
+# codes and messages, iomem-info, and iomem-remote serving and fetching
+# over libfabric on the loopback.
+# Usage: sh test_tools.sh IOMEM-SENDFILE IOMEM-MMAP IOMEM-INFO IOMEM-REMOTE SINK
 # (SINK is tests/sink.c built: the socket destination, so that no socket
 # case needs python3 or socat.)
 set -u
-if [ $# -ne 4 ]; then
-        echo "usage: sh test_tools.sh IOMEM-SENDFILE IOMEM-MMAP IOMEM-INFO SINK" >&2
+if [ $# -ne 5 ]; then
+        echo "usage: sh test_tools.sh IOMEM-SENDFILE IOMEM-MMAP IOMEM-INFO IOMEM-REMOTE SINK" >&2
         exit 2
 fi
-sendfile=$1 mmap=$2 info=$3 sink=$4
+sendfile=$1 mmap=$2 info=$3 remote=$4 sink=$5
 
 if ! [ -d /dev/shm ] || ! [ -w /dev/shm ]; then
         echo "tools: /dev/shm is not writable, so no shm object can be made; skipped"
@@ -584,6 +585,54 @@ assert {"memfd", "shm"} <= usable, usable
 else
         echo "skip - python3 is not installed: iomem-info --json not validated"
 fi
+
+# ---- iomem-remote: serve and fetch (libfabric, tcp on the loopback) -----------------
+
+expect 2 "remote: no command" "$remote"
+expect 2 "remote: an unknown command" "$remote" push "$prefix-r" 127.0.0.1:0
+expect 2 "remote: an address without a port" "$remote" fetch 127.0.0.1 "$tmp/fetched"
+expect 2 "remote: a memfd object to serve" "$remote" serve memfd:x 127.0.0.1:0
+expect 2 "remote: --stats to serve" "$remote" serve --stats "$prefix-r" 127.0.0.1:0
+rs=$prefix-remote
+head -c 3000017 /dev/urandom >"$tmp/remote.src"
+expect 0 "remote: an object to serve" "$mmap" create "$rs" --size 3000017
+expect 0 "... filled" write_file "$rs" 0 "$tmp/remote.src"
+# serve URI [OPTIONS]: a server in the background ($server), its address
+# in $addr once it has printed it (read from a FIFO: no polling).
+serve() {
+        src=$1
+        shift
+        rm -f "$tmp/addr"
+        mkfifo "$tmp/addr"
+        "$remote" serve --once "$@" "$src" 127.0.0.1:0 >"$tmp/addr" 2>"$tmp/serve.err" &
+        server=$!
+        pids="$pids $server"
+        addr=
+        read -r addr <"$tmp/addr"
+}
+serve "$rs"
+if [ -z "$addr" ] && grep -q "not in this build" "$tmp/serve.err"; then
+        echo "skip - iomem-remote: the library was built without libfabric"
+elif [ -z "$addr" ]; then
+        fail "remote: serve prints its address" "$(cat "$tmp/serve.err")"
+else
+        pass "remote: serve prints its address ($addr)"
+        expect 0 "remote: fetch into a file" "$remote" fetch -q --stats "$addr" "$tmp/fetched"
+        check "... byte for byte" cmp "$tmp/remote.src" "$tmp/fetched"
+        check "... --stats counts the bytes" grep -qx "bytes:   3000017" "$tmp/err"
+        check "... the server stops after its one peer (--once), with 0" wait "$server"
+        serve "$tmp/fetched" --writable
+        expect 0 "remote: fetch a file served through dax: into an object" \
+                "$remote" fetch -q "$addr" "$prefix-fetched"
+        check "... byte for byte" sh -c '"$1" read "$2" 0 3000017 | cmp - "$3"' sh "$mmap" \
+                "$prefix-fetched" "$tmp/remote.src"
+        check "... the server stops after its one peer, with 0" wait "$server"
+        expect 0 "unlink the fetched object" "$mmap" unlink "$prefix-fetched"
+        expect 1 "remote: fetch from where nobody serves" "$remote" fetch -q 127.0.0.1:1 "$tmp/none"
+        check "... on one line, naming the address" one_line "127.0.0.1:1"
+        check "... leaving no file behind" test ! -e "$tmp/none"
+fi
+expect 0 "unlink $rs" "$mmap" unlink "$rs"
 
 # ---- unlink -----------------------------------------------------------------------------
 

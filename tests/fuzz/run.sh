@@ -53,13 +53,14 @@ if [ ! -x "$exe" ] || [ -n "$(find "$root/lib" "$root/backends" "$root/include" 
         if ! "$cc" $flags -c -o "$out/syscalls.o" "$root/lib/syscalls.c" 2>/dev/null; then
                 gcc $flags -c -o "$out/syscalls.o" "$root/lib/syscalls.c"
         fi
-        # The asynchronous transfers and the receiver are not fuzzed here:
-        # their stubs (aio_none.c, rx_none.c) stand in for io_uring, as in a
-        # build without liburing.
+        # The asynchronous transfers, the receiver and fabric exports are
+        # not fuzzed here: their stubs (aio_none.c, rx_none.c,
+        # fabric_none.c) stand in for io_uring and libfabric, as in a build
+        # without them.
         srcs=
         for src in "$root"/lib/*.c "$root"/backends/*/*.c; do
                 case $src in
-                "$root/lib/syscalls.c" | "$root/lib/aio.c" | "$root/lib/rx.c") ;;
+                "$root/lib/syscalls.c" | "$root/lib/aio.c" | "$root/lib/rx.c" | "$root/lib/fabric.c") ;;
                 *) srcs="$srcs $src" ;;
                 esac
         done
