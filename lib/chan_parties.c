@@ -265,8 +265,12 @@ int iom_chan_join_consumer(struct iomem_chan *c)
         party_set(c, p);
         c->bit = UINT64_C(1) << b;
         __atomic_fetch_or(&h->registered, c->bit, __ATOMIC_SEQ_CST);
-        /* The first message not published when its bit was set: head may
-         * lag the commits by one (or more, after a producer died). */
+        /* Counted after its bit was set: a commit between the two read
+         * the bit, so messages below head may carry it, and they are this
+         * consumer's to receive (else nobody releases them and the ring
+         * stops). It starts at the first kept message or the first with
+         * its bit, whichever comes first, or at head. head may lag the
+         * commits by one (or more, after a producer died). */
         uint64_t head = iom_chan_count_published(c), first = head;
         for (uint64_t s = head > c->nslots ? head - c->nslots : 0; s < head; s++) {
                 struct chan_slot *e = &c->table[s % c->nslots];
@@ -276,7 +280,7 @@ int iom_chan_join_consumer(struct iomem_chan *c)
                 while ((v & CHAN_KEEP) && !__atomic_compare_exchange_n(&e->pending, &v, (v | c->bit) & ~CHAN_KEEP,
                                                                        false, __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE))
                         ;
-                if ((v & CHAN_KEEP) && iom_chan_load(&e->seq) == s && first == head)
+                if ((v & (CHAN_KEEP | c->bit)) && iom_chan_load(&e->seq) == s && first == head)
                         first = s;
         }
         c->next = first;
