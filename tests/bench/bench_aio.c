@@ -16,7 +16,6 @@
 #include <iomem.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -33,14 +32,6 @@ static void die(const char *what)
         exit(1);
 }
 
-static double cpu_now(void)
-{
-        struct rusage ru;
-        getrusage(RUSAGE_SELF, &ru);
-        return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
-               (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
-}
-
 struct sample {
         double gibps, cpu_per_gib;
 };
@@ -51,12 +42,12 @@ struct timer {
 
 static struct timer start(void)
 {
-        return (struct timer){ bench_now(), cpu_now() };
+        return (struct timer){ bench_now(), bench_cpu_now() };
 }
 
 static struct sample stop(struct timer s)
 {
-        double secs = bench_now() - s.t, cpu = cpu_now() - s.cpu;
+        double secs = bench_now() - s.t, cpu = bench_cpu_now() - s.cpu;
         return (struct sample){ (double)LEN / GIB / secs, cpu / ((double)LEN / GIB) };
 }
 
