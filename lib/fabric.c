@@ -129,6 +129,7 @@ struct iomem_remote {
         uint64_t size;
         unsigned flags;
         size_t depth;
+        bool wedged;          /* an endpoint the provider could not close */
 };
 
 #define FAIL(op, obj, err, ...) iom_result(op, iom_fail(obj, err, __VA_ARGS__))
@@ -188,7 +189,9 @@ static int net_open(struct fab_net *n, const char *obj, const char *addr, bool e
                 if (rc == -FI_ENODATA)
                         return iom_fail(obj, -ENODEV,
                                         "no libfabric provider reaches %s with connected endpoints and "
-                                        "RMA (fi_info lists them; FI_PROVIDER picks one)",
+                                        "RMA on the application's keys without local registration (fi_info "
+                                        "lists them; FI_PROVIDER picks one; verbs and efa need what is not "
+                                        "supported yet)",
                                         addr);
                 return fab_fail(obj, "fi_getinfo", rc);
         }
@@ -339,7 +342,8 @@ static void *serve(void *arg)
                         struct fi_eq_err_entry err;
                 } e;
                 ssize_t rd;
-                while ((rd = fi_eq_read(x->net.eq, &event, &e, sizeof e, 0)) >= 0 || rd == -FI_EAVAIL) {
+                while (!__atomic_load_n(&x->stopping, __ATOMIC_ACQUIRE) &&
+                       ((rd = fi_eq_read(x->net.eq, &event, &e, sizeof e, 0)) >= 0 || rd == -FI_EAVAIL)) {
                         if (rd == -FI_EAVAIL) {
                                 e.err = (struct fi_eq_err_entry){ 0 };
                                 if (fi_eq_readerr(x->net.eq, &e.err, 0) > 0 && e.err.fid != &x->pep->fid)
@@ -393,8 +397,10 @@ static ssize_t range_buffers(struct iomem *f, size_t off, size_t len, struct iov
  * the descriptor that tells peers where they are. */
 static int register_range(struct iomem_export *x, uint64_t size, unsigned flags)
 {
+        /* A read-only handle's borrow stops at the object's last byte. */
+        size_t len = x->f->flags & IOMEM_RDWR ? x->pinned : size;
         struct iovec *iov = NULL;
-        ssize_t n = range_buffers(x->f, x->off, x->pinned, &iov);
+        ssize_t n = range_buffers(x->f, x->off, len, &iov);
         if (n < 0)
                 return (int)n;
         int err = 0;
@@ -421,18 +427,18 @@ static int register_range(struct iomem_export *x, uint64_t size, unsigned flags)
         bool virt = x->net.info->domain_attr->mr_mode & FI_MR_VIRT_ADDR;
         uint64_t at = 0;
         for (ssize_t i = 0; i < n; i++) {
-                size_t len = iom_min(iov[i].iov_len, x->pinned - at);
+                size_t piece = iom_min(iov[i].iov_len, len - at);
                 uint64_t addr = virt ? (uint64_t)(uintptr_t)iov[i].iov_base : 0;
-                int rc = fi_mr_reg(x->net.domain, iov[i].iov_base, len, access, addr,
+                int rc = fi_mr_reg(x->net.domain, iov[i].iov_base, piece, access, addr,
                                    key_base + (uint64_t)i, 0, &x->mr[i], NULL);
                 if (rc) {
                         err = fab_fail(x->name, "fi_mr_reg", rc);
                         goto out;
                 }
                 x->nmr++;
-                x->desc->piece[i] = (struct fab_piece){ htole64(at), htole64(len), htole64(addr),
+                x->desc->piece[i] = (struct fab_piece){ htole64(at), htole64(piece), htole64(addr),
                                                         htole64(fi_mr_key(x->mr[i])) };
-                at += len;
+                at += piece;
         }
         x->desc->magic = htole64(FAB_MAGIC);
         x->desc->size = htole64(size);
@@ -497,6 +503,25 @@ static int start_thread(struct iomem_export *x)
         return 0;
 }
 
+/* Turn away the connection requests queued on the export's queue (while
+ * it listens: with a refusal), and drop its other events. */
+static void drain_requests(struct iomem_export *x)
+{
+        uint32_t event;
+        struct fi_eq_cm_entry cm;
+        ssize_t rd;
+        while (x->net.eq && ((rd = fi_eq_read(x->net.eq, &event, &cm, sizeof cm, 0)) >= 0 || rd == -FI_EAVAIL)) {
+                if (rd == -FI_EAVAIL) {
+                        struct fi_eq_err_entry ee = { 0 };
+                        fi_eq_readerr(x->net.eq, &ee, 0);
+                } else if (event == FI_CONNREQ) {
+                        if (x->pep)
+                                fi_reject(x->pep, cm.info->handle, NULL, 0);
+                        fi_freeinfo(cm.info);
+                }
+        }
+}
+
 /* Revoke and free: stop accepting, deregister, disconnect, release. */
 static int export_free(struct iomem_export *x)
 {
@@ -510,16 +535,12 @@ static int export_free(struct iomem_export *x)
         }
         if (x->wake_fd >= 0)
                 close(x->wake_fd);
-        /* Peers asking to connect as the thread stopped are turned away. */
-        uint32_t event;
-        struct fi_eq_cm_entry cm;
-        while (x->net.eq && fi_eq_read(x->net.eq, &event, &cm, sizeof cm, 0) >= 0) {
-                if (event == FI_CONNREQ) {
-                        fi_reject(x->pep, cm.info->handle, NULL, 0);
-                        fi_freeinfo(cm.info);
-                }
-        }
+        /* Peers asking to connect as the thread stopped are turned away;
+         * once the listener is closed, the requests still queued only
+         * have their connections closed (fi_freeinfo). */
+        drain_requests(x);
         close_fid(&x->pep);
+        drain_requests(x);
         for (size_t i = 0; i < x->nmr; i++)
                 close_fid(&x->mr[i]);
         while (x->peers)
@@ -629,6 +650,8 @@ IOM_PUBLIC ssize_t iomem_export_peers(struct iomem_export *x, uint64_t *served)
 {
         if (!x)
                 return FAIL(__func__, NULL, -EINVAL, "the export is NULL");
+        if (x->pid != getpid())
+                return FAIL(__func__, x->name, -EINVAL, "the export is the parent process's (made before fork)");
         pthread_mutex_lock(&x->mu);
         size_t n = x->npeers;
         if (served)
@@ -639,12 +662,21 @@ IOM_PUBLIC ssize_t iomem_export_peers(struct iomem_export *x, uint64_t *served)
 
 /* ---- the remote side --------------------------------------------------- */
 
-/* The connection is down (the exporter closed, died, or went away): the
- * endpoint goes, and with it whatever it still had in flight, so that no
- * transfer lands in memory released after. */
+/* Close the endpoint mid-transfer: whatever it still had in flight goes
+ * with it, so that nothing lands in memory released after. A provider
+ * that cannot close it (operations it cannot cancel) leaves the memory
+ * they target to stay pinned: r->wedged says so to the transfer. */
+static void drop_endpoint(struct iomem_remote *r)
+{
+        if (r->ep && fi_close(&r->ep->fid))
+                r->wedged = true;
+        r->ep = NULL;
+}
+
+/* The connection is down (the exporter closed, died, or went away). */
 static int connection_down(struct iomem_remote *r)
 {
-        close_fid(&r->ep);
+        drop_endpoint(r);
         return iom_fail(r->name, -ECONNRESET, "the connection to the export is down (revoked, or the "
                                               "exporter went away)");
 }
@@ -667,7 +699,7 @@ static bool shut_down(struct iomem_remote *r)
  * come (a host gone without a reset, an exporter stopped). */
 static int stalled(struct iomem_remote *r)
 {
-        close_fid(&r->ep);
+        drop_endpoint(r);
         return iom_fail(r->name, -ETIMEDOUT, "no progress for %d s: the exporter is gone or stopped; the "
                                              "connection is closed",
                         FAB_STALL_MS / 1000);
@@ -700,7 +732,7 @@ static int reap(struct iomem_remote *r)
                 /* A signal caught while waiting is no reason to stop. */
                 if (n != -FI_EAGAIN && n != -FI_ETIMEDOUT && n != -FI_EINTR) {
                         int err = fab_fail(r->name, "fi_cq_sread", n);
-                        close_fid(&r->ep);
+                        drop_endpoint(r);
                         return err;
                 }
                 if (shut_down(r))
@@ -749,7 +781,13 @@ static int connect_to(struct iomem_remote *r)
                 return fab_fail(r->name, "fi_connect", rc);
         uint32_t event;
         struct fi_eq_cm_entry e;
-        ssize_t rd = fi_eq_sread(r->net.eq, &event, &e, sizeof e, FAB_CONNECT_MS, 0);
+        /* A signal caught while waiting is no reason to stop. */
+        uint64_t deadline = iom_monotonic_ns() + (uint64_t)FAB_CONNECT_MS * 1000000;
+        ssize_t rd;
+        while ((rd = fi_eq_sread(r->net.eq, &event, &e, sizeof e, FAB_POLL_MS, 0)) == -FI_EINTR ||
+               rd == -FI_EAGAIN || rd == -FI_ETIMEDOUT)
+                if (iom_monotonic_ns() > deadline)
+                        break;
         if (rd == -FI_EAVAIL) {
                 struct fi_eq_err_entry ee = { 0 };
                 fi_eq_readerr(r->net.eq, &ee, 0);
@@ -764,9 +802,10 @@ static int connect_to(struct iomem_remote *r)
                 return iom_fail(r->name, -ECONNREFUSED, "cannot connect (event %u)", event);
         struct fi_cq_msg_entry done;
         ssize_t n;
-        int waited = 0;
-        while ((n = fi_cq_sread(r->net.cq, &done, 1, NULL, FAB_POLL_MS)) == -FI_EAGAIN || n == -FI_ETIMEDOUT)
-                if ((waited += FAB_POLL_MS) >= FAB_CONNECT_MS || shut_down(r))
+        deadline = iom_monotonic_ns() + (uint64_t)FAB_CONNECT_MS * 1000000;
+        while ((n = fi_cq_sread(r->net.cq, &done, 1, NULL, FAB_POLL_MS)) == -FI_EAGAIN || n == -FI_ETIMEDOUT ||
+               n == -FI_EINTR)
+                if (iom_monotonic_ns() > deadline || shut_down(r))
                         return iom_fail(r->name, -ETIMEDOUT, "no export's descriptor came in %d ms",
                                         FAB_CONNECT_MS);
         if (n == -FI_EAVAIL) {
@@ -886,7 +925,10 @@ static int rma(struct iomem_remote *r, bool write, uint64_t roff, const struct i
                         } else if (iom_monotonic_ns() > deadline) {
                                 err = stalled(r);
                         } else {
-                                fi_cq_read(r->net.cq, NULL, 0); /* progress, then again */
+                                /* The provider's queue is full with nothing
+                                 * of ours in it: progress, wait a little. */
+                                fi_cq_read(r->net.cq, NULL, 0);
+                                poll(NULL, 0, 1);
                         }
                         if (err)
                                 break;
@@ -933,6 +975,9 @@ static ssize_t transfer(const char *op, struct iomem_remote *r, bool write, size
                             roff, roff + len, r->size);
         if (write && !(r->flags & IOMEM_EXPORT_WRITE))
                 return FAIL(op, r->name, -EACCES, "the export is read-only");
+        if (r->pid != getpid())
+                return FAIL(op, r->name, -EINVAL, "the connection is the parent process's (opened before "
+                                                  "fork); open the remote again in this one");
         struct iomem_stat st;
         ssize_t err = iomem_stat(f, &st);
         if (err < 0)
@@ -946,15 +991,24 @@ static ssize_t transfer(const char *op, struct iomem_remote *r, bool write, size
                 return iom_result(op, iom_inner_result(got));
         struct iovec *iov = NULL;
         pthread_mutex_lock(&r->mu);
+        bool wedged_before = r->wedged;
         if (!r->ep)
                 err = iom_fail(r->name, -ECONNRESET, "the connection to the export is down");
         else if ((size_t)got < end - first)
                 err = iom_fail(f->name, -EINVAL, "bytes [%zu, %zu) go past its end", off, off + len);
         else if ((err = local_buffers(f, off, len, !write, &iov)) >= 0)
                 err = rma(r, write, roff, iov, len);
+        /* Operations the provider could not end still target this memory. */
+        bool keep_pinned = r->wedged && !wedged_before;
         pthread_mutex_unlock(&r->mu);
         free(iov);
-        if (got > 0) {
+        if (keep_pinned) {
+                char cause[IOM_MESSAGE_MAX];
+                snprintf(cause, sizeof cause, "%s", iomem_errormsg());
+                err = iom_fail(NULL, err < 0 ? (int)err : -EIO, "%s (its memory stays pinned: the provider "
+                                                                "could not close the connection)",
+                               cause);
+        } else if (got > 0) {
                 struct iom_error_saved saved;
                 iom_error_save(&saved);
                 iomem_release(f, first, (size_t)got);

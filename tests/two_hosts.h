@@ -90,9 +90,16 @@ static inline int bring_up(const char *dev, const char *ip)
  * made here. */
 static inline int two_hosts(role_fn exporter, role_fn importer, void *arg, unsigned deadline_s, int status[2])
 {
-        int ready[2], go[2][2], a2b[2], b2a[2];
-        if (pipe(ready) || pipe(go[0]) || pipe(go[1]) || pipe(a2b) || pipe(b2a))
+        int ready[2] = { -1, -1 }, go[2][2] = { { -1, -1 }, { -1, -1 } }, a2b[2] = { -1, -1 }, b2a[2] = { -1, -1 };
+        int *fds[] = { &ready[0], &ready[1], &go[0][0], &go[0][1], &go[1][0], &go[1][1],
+                       &a2b[0], &a2b[1], &b2a[0], &b2a[1] };
+        enum { NFDS = sizeof fds / sizeof fds[0] };
+        if (pipe(ready) || pipe(go[0]) || pipe(go[1]) || pipe(a2b) || pipe(b2a)) {
+                for (int k = 0; k < NFDS; k++)
+                        if (*fds[k] >= 0)
+                                close(*fds[k]);
                 return -1;
+        }
         const char *ip[2] = { EXPORTER_IP, IMPORTER_IP };
         char dev[2][16];
         snprintf(dev[0], sizeof dev[0], "iomA%d", (int)getpid());
@@ -100,8 +107,14 @@ static inline int two_hosts(role_fn exporter, role_fn importer, void *arg, unsig
         pid_t pid[2];
         for (int i = 0; i < 2; i++) {
                 fflush(NULL); /* a child would write what is buffered again */
-                if ((pid[i] = fork()) < 0)
+                if ((pid[i] = fork()) < 0) {
+                        /* The first child reads the end of its go pipe. */
+                        for (int k = 0; k < NFDS; k++)
+                                close(*fds[k]);
+                        if (i)
+                                two_hosts_wait(pid[0]);
                         return -1;
+                }
                 if (pid[i] == 0) {
                         /* A role dies with its parent, or of its own alarm
                          * when stuck (the handler a test inherits from
@@ -147,15 +160,15 @@ static inline int two_hosts(role_fn exporter, role_fn importer, void *arg, unsig
                     (!skip && write(go[i][1], &pid[1 - i], sizeof pid[1 - i]) != sizeof pid[1 - i]))
                         skip = -1;
         }
-        int fds[] = { ready[0], ready[1], go[0][0], go[0][1], go[1][0], go[1][1], a2b[0], a2b[1], b2a[0], b2a[1] };
-        for (size_t i = 6; i < sizeof fds / sizeof fds[0]; i++)
-                close(fds[i]);
+        /* The roles' pipes first: what one leaves is an end of file to
+         * the other only when nobody else holds them. */
+        for (int k = 6; k < NFDS; k++)
+                close(*fds[k]);
         for (int i = 0; i < 2; i++)
                 status[i] = two_hosts_wait(pid[i]);
-        for (size_t i = 0; i < 6; i++)
-                close(fds[i]);
+        for (int k = 0; k < 6; k++)
+                close(*fds[k]);
         return skip;
 }
-
 
 #endif
