@@ -226,7 +226,7 @@ void tool_print_caps(FILE *out, unsigned caps, bool json)
                 { IOMEM_CAP_NUMA, "NUMA" },         { IOMEM_CAP_GIFT, "GIFT" },
                 { IOMEM_CAP_PTSHARE, "PTSHARE" },   { IOMEM_CAP_DAX, "DAX" },
                 { IOMEM_CAP_RESIZE, "RESIZE" },     { IOMEM_CAP_THP, "THP" },
-                { IOMEM_CAP_SHARED, "SHARED" },
+                { IOMEM_CAP_SHARED, "SHARED" },     { IOMEM_CAP_RESERVED, "RESERVED" },
         };
         const char *sep = "";
         fputs(json ? "[" : "", out);

@@ -192,6 +192,8 @@ int iomem_window_stat(struct iomem_window *w, struct iomem_window_stat *st);
 #define IOMEM_CAP_THP      0x200u /* transparent huge pages (objects only) */
 #define IOMEM_CAP_SHARED   0x400u /* pins, the I/O lock and the size are shared
                                    * by every process that has it open */
+#define IOMEM_CAP_RESERVED 0x800u /* memory is reserved when acquired: a full
+                                   * filesystem is -ENOSPC, never SIGBUS */
 struct iomem_backend_info {
         const char *name;
         unsigned caps;

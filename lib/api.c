@@ -4,7 +4,6 @@
  * the object's operations. Every error leaves "<function>: <object>:
  * <cause>" in iomem_errormsg().
  */
-#define _GNU_SOURCE
 #include "enter.h"
 #include "internal.h"
 
@@ -357,31 +356,17 @@ IOM_PUBLIC int iomem_fd(const struct iomem *f)
         return f->data_fd;
 }
 
-/* The advice iomem_advise takes (API.md), by name for messages. */
-static const char *advice_name(int advice)
-{
-        switch (advice) {
-        case MADV_WILLNEED: return "MADV_WILLNEED";
-        case MADV_DONTNEED: return "MADV_DONTNEED";
-        case MADV_SEQUENTIAL: return "MADV_SEQUENTIAL";
-        case MADV_RANDOM: return "MADV_RANDOM";
-        case MADV_COLD: return "MADV_COLD";
-        case MADV_PAGEOUT: return "MADV_PAGEOUT";
-        case MADV_HUGEPAGE: return "MADV_HUGEPAGE";
-        case MADV_NOHUGEPAGE: return "MADV_NOHUGEPAGE";
-        }
-        return NULL;
-}
-
 IOM_PUBLIC int iomem_advise(struct iomem *f, size_t off, size_t len, int advice)
 {
         if (!f)
                 return (int)FAIL(__func__, NULL, -EINVAL, "the object is NULL");
-        if (!advice_name(advice))
+        /* API.md's advice, as far as this system's madvise has it. */
+        enum iom_advice kind = iom_advice_kind(advice);
+        if (kind == IOM_ADV_UNKNOWN || kind == IOM_ADV_POPULATE_READ || kind == IOM_ADV_POPULATE_WRITE)
                 return (int)FAIL(__func__, f->name, -EINVAL,
                                  "advice %d is not one of MADV_WILLNEED, MADV_DONTNEED, MADV_SEQUENTIAL, "
-                                 "MADV_RANDOM, MADV_COLD, MADV_PAGEOUT, MADV_HUGEPAGE, MADV_NOHUGEPAGE",
-                                 advice);
+                                 "MADV_RANDOM, MADV_COLD, MADV_PAGEOUT, MADV_HUGEPAGE, MADV_NOHUGEPAGE "
+                                 "that this system has (platform: %s)", advice, iom_platform_name);
         BEGIN_RANGE(f, off, len);
         return (int)iom_result(__func__, CALL(f, advise(f, off, len, advice)));
 }

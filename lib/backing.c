@@ -28,7 +28,8 @@ static int backing_files(struct iomem *f, struct stat *st, int max)
 static bool same_file(const struct stat *a, const struct stat *b)
 {
         if (S_ISCHR(a->st_mode) || S_ISBLK(a->st_mode))
-                return (a->st_mode & S_IFMT) == (b->st_mode & S_IFMT) && a->st_rdev == b->st_rdev;
+                return S_ISCHR(a->st_mode) == S_ISCHR(b->st_mode) && S_ISBLK(a->st_mode) == S_ISBLK(b->st_mode) &&
+                       a->st_rdev == b->st_rdev;
         return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
 }
 

@@ -32,7 +32,6 @@
  * (wakeup.h) with the party's bit set in armed. A publish wakes armed
  * consumers; a release, or a consumer's leaving, wakes an armed producer.
  */
-#define _GNU_SOURCE
 #include "chan.h"
 #include "lockwait.h"
 
@@ -329,8 +328,10 @@ static void chan_free(struct iomem_chan *c)
                 __atomic_sub_fetch(&c->f->channels, 1, __ATOMIC_RELEASE);
         if (c->pinned && c->fork_gen == iom_fork_generation())
                 iomem_release(c->f, 0, c->pinned);
-        if (c->sock >= 0)
-                close(c->sock);
+        if (c->sock >= 0 && c->fork_gen == iom_fork_generation())
+                iom_wakeup_close(c->sock, &c->wake);
+        else if (c->sock >= 0)
+                close(c->sock); /* a fork's child: the name is its parent's */
         free(c->published);
         free(c->slot_at);
         free(c->pieces);

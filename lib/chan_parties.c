@@ -17,7 +17,6 @@
  * producer (or, with none, a party holding the lock) has cleared it from
  * the whole table.
  */
-#define _GNU_SOURCE
 #include "chan.h"
 #include "lockwait.h"
 

@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 /* Per-thread error messages and the optional debug log. */
-#define _GNU_SOURCE
 #include "internal.h"
 
 #include <stdarg.h>

@@ -3,7 +3,6 @@
  * iomem_send / iomem_recv: an object's descriptors over an AF_UNIX socket
  * (SCM_RIGHTS), with a small header that names the backend.
  */
-#define _GNU_SOURCE
 #include "internal.h"
 #include "syscalls.h"
 

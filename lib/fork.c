@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* The fork generation, the reset lock and the cached thread id (fork.h). */
-#define _GNU_SOURCE
 #include "fork.h"
 
 #include <pthread.h>
-#include <sys/syscall.h>
+#include "platform.h"
 #include <unistd.h>
 
 unsigned iom_fork_gen;
@@ -81,6 +80,6 @@ void iom_fork_reset_end(unsigned *gen, bool done)
 int iom_self_tid(void)
 {
         if (!cached_tid)
-                cached_tid = (int)syscall(SYS_gettid);
+                cached_tid = iom_thread_id();
         return cached_tid;
 }

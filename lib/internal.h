@@ -18,6 +18,7 @@
 
 #include "fork.h"
 #include "iomem.h"
+#include "platform.h"
 
 #define IOM_PUBLIC __attribute__((visibility("default")))
 #define IOM_PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -264,6 +265,9 @@ int iom_backend_lookup(const char *name, size_t len, const char *obj,
 /* Split a URI into backend and rest, then look the backend up. */
 int iom_backend_for_uri(const char *uri, const struct iom_backend **b,
                         const char **rest);
+/* A backend's capabilities as this platform keeps them: where allocating
+ * does not reserve (iom_platform_allocation_reserves), no RESERVED. */
+unsigned iom_platform_caps(unsigned caps);
 
 /* ---- an object's own files (backing.c) ------------------------------ */
 

@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 /* A handle's lock with a lane per CPU (lanes.h). */
-#define _GNU_SOURCE
 #include "lanes.h"
 #include "internal.h"
 
@@ -36,7 +35,7 @@ void iom_lanes_after_fork(struct iom_lanes *l)
  * still holds the right lock, only the other CPU's. */
 static unsigned lane_index(const struct iom_lanes *l)
 {
-        int cpu = sched_getcpu();
+        int cpu = iom_current_cpu();
         return (unsigned)(cpu >= 0 ? cpu : iom_self_tid()) % l->nlanes;
 }
 

@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 /* Allocation of object handles, and process-wide helpers. */
-#define _GNU_SOURCE
 #include "internal.h"
 #include "syscalls.h"
 
@@ -54,7 +53,7 @@ int iom_object_new(struct iomem **out, const struct iom_backend *b, const char *
         set_ops(&f->ops, b->ops);
         f->backend = b;
         f->flags = flags;
-        f->caps = b->caps;
+        f->caps = iom_platform_caps(b->caps);
         f->data_fd = -1;
         f->page_size = iom_system_page_size();
         f->fork_gen = iom_fork_generation();
@@ -85,9 +84,7 @@ void iom_mutex_init(pthread_mutex_t *mu)
 {
         pthread_mutexattr_t a;
         pthread_mutexattr_init(&a);
-#ifdef __GLIBC__
-        pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
-#endif
+        iom_mutexattr_adaptive(&a);
         pthread_mutex_init(mu, &a);
         pthread_mutexattr_destroy(&a);
 }
@@ -108,7 +105,7 @@ const void *iom_zero_pages(size_t *len)
         enum { ZERO_LEN = 1 << 20 };
         const void *z = __atomic_load_n(&zeros, __ATOMIC_ACQUIRE);
         if (!z) {
-                void *p = mmap(NULL, ZERO_LEN, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                void *p = mmap(NULL, ZERO_LEN, PROT_READ, MAP_PRIVATE | iom_map_anonymous, -1, 0);
                 if (p == MAP_FAILED)
                         return NULL;
                 const void *expected = NULL;

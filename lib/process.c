@@ -4,7 +4,6 @@
  * state names its parties by pid and start time, so that a pid the kernel
  * has given to a new process is not taken for the one that died.
  */
-#define _GNU_SOURCE
 #include "internal.h"
 
 #include <fcntl.h>
@@ -14,48 +13,12 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Fields of /proc/PID/stat: the state letter, the thread count and the
- * start time; false when the process is not there. */
-static bool read_stat(pid_t pid, char *state, long *threads, uint64_t *start_time)
-{
-        char path[64], buf[1024];
-        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return false;
-        ssize_t n = read(fd, buf, sizeof buf - 1);
-        close(fd);
-        if (n <= 0)
-                return false;
-        buf[n] = 0;
-        const char *p = strrchr(buf, ')'); /* the command may contain spaces */
-        if (!p || p[1] != ' ')
-                return false;
-        *state = p[2];
-        /* Fields after the command start at 3 (state); the thread count
-         * is 20, the start time 22. */
-        unsigned long long t = 0;
-        long nthreads = 0;
-        int field = 2;
-        for (p++; *p && field < 22; p++) {
-                if (*p != ' ')
-                        continue;
-                if (++field == 20)
-                        nthreads = strtol(p + 1, NULL, 10);
-        }
-        if (sscanf(p, "%llu", &t) != 1)
-                return false;
-        *threads = nthreads;
-        *start_time = t;
-        return true;
-}
-
 uint64_t iom_process_start_time(pid_t pid, char *state)
 {
         char st = 0;
         long threads;
         uint64_t t;
-        if (!read_stat(pid, &st, &threads, &t))
+        if (!iom_process_stat(pid, &st, &threads, &t))
                 return 0;
         if (state)
                 *state = st;
@@ -69,7 +32,7 @@ bool iom_process_gone(pid_t pid, uint64_t start_time)
         char state = 0;
         long threads = 0;
         uint64_t now = 0;
-        if (!read_stat(pid, &state, &threads, &now))
+        if (!iom_process_stat(pid, &state, &threads, &now))
                 return false; /* cannot tell: counted alive */
         /* A zombie is dead although its pid lives on until its parent
          * reaps it, and that parent may be waiting for what the zombie

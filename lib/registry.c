@@ -27,6 +27,11 @@ static const struct iom_backend *const backends[] = {
 
 static const char *const known[] = { IOMEM_BACKENDS_KNOWN };
 
+unsigned iom_platform_caps(unsigned caps)
+{
+        return iom_platform_allocation_reserves ? caps : caps & ~IOMEM_CAP_RESERVED;
+}
+
 const struct iom_backend *iom_backend_find(const char *name, size_t len)
 {
         for (size_t i = 0; i < NBACKENDS; i++)
@@ -77,7 +82,7 @@ IOM_PUBLIC ssize_t iomem_backends(struct iomem_backend_info *out, size_t n)
                 int ok = backends[i]->probe(&why) == 1;
                 out[i] = (struct iomem_backend_info){
                         .name = backends[i]->name,
-                        .caps = backends[i]->caps,
+                        .caps = iom_platform_caps(backends[i]->caps),
                         .available = ok,
                         .why = ok ? NULL : why,
                 };

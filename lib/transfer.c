@@ -3,19 +3,16 @@
  * iomem_sendfile and iomem_copy: single-copy transfers from an object's
  * memory, borrowed under the read lock a batch at a time.
  */
-#define _GNU_SOURCE
 #include "enter.h"
 #include "internal.h"
 #include "syscalls.h"
 
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/magic.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -103,13 +100,24 @@ static ssize_t sink_write_once(struct sink *s, struct iovec *iov, int cnt)
         return n;
 }
 
+/* The most buffers one writev takes (at least POSIX's 16). */
+static int iov_max(void)
+{
+        static int max;
+        if (!max) {
+                long n = sysconf(_SC_IOV_MAX);
+                __atomic_store_n(&max, n >= 16 && n <= INT_MAX ? (int)n : 16, __ATOMIC_RELAXED);
+        }
+        return max;
+}
+
 /* Write all of iov[0..cnt); returns bytes written, or negative errno with
  * *partial the bytes written before it. */
 static ssize_t sink_write_all(struct sink *s, struct iovec *iov, int cnt, uint64_t *partial)
 {
         uint64_t total = 0;
         while (cnt > 0) {
-                ssize_t n = sink_write_once(s, iov, cnt < IOV_MAX ? cnt : IOV_MAX);
+                ssize_t n = sink_write_once(s, iov, cnt < iov_max() ? cnt : iov_max());
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -174,9 +182,9 @@ static size_t fill_holes_with_zeros(const struct iovec *in, size_t nin, struct i
 static bool splice_pays(const struct iomem *in, int out_fd)
 {
         struct stat st;
-        struct statfs sf;
+        struct iom_fsinfo sf;
         return in->bytes_in_page_cache && iom_sys.fstat(out_fd, &st) == 0 && S_ISREG(st.st_mode) &&
-               iom_sys.fstatfs(in->data_fd, &sf) == 0 && sf.f_type != TMPFS_MAGIC;
+               iom_sys.fstatfs(in->data_fd, &sf) == 0 && sf.kind != IOM_FS_TMPFS;
 }
 
 #define SPLICE_PIPE (1 << 20) /* bytes moved per pair of splices */
@@ -189,9 +197,8 @@ static ssize_t splice_to_file(struct iomem *in, int out_fd, uint64_t off, uint64
 {
         int p[2];
         *sent = 0;
-        if (pipe2(p, O_CLOEXEC) < 0)
-                return iom_fail(in->name, -errno, "pipe2: %s", strerror(errno));
-        iom_sys.fcntl(p[1], F_SETPIPE_SZ, SPLICE_PIPE); /* a smaller pipe only costs turns */
+        if (iom_splice_pipe(p, SPLICE_PIPE) < 0)
+                return iom_fail(in->name, -errno, "a pipe to splice through: %s", strerror(errno));
         uint64_t done = 0;
         ssize_t err = 0;
         bool eof = false;
@@ -200,9 +207,9 @@ static ssize_t splice_to_file(struct iomem *in, int out_fd, uint64_t off, uint64
                         break;
                 uint64_t stop = iom_min(len, done + BATCH_BYTES);
                 while (!err && !eof && done < stop) {
-                        loff_t pos = (loff_t)(off + done);
+                        int64_t pos = (int64_t)(off + done);
                         ssize_t n = iom_sys.splice(in->data_fd, &pos, p[1], NULL,
-                                                   iom_min(stop - done, SPLICE_PIPE), SPLICE_F_MOVE);
+                                                   iom_min(stop - done, SPLICE_PIPE), IOM_SPLICE_MOVE);
                         if (n < 0 && errno == EINTR)
                                 continue;
                         if (n < 0) {
@@ -213,7 +220,7 @@ static ssize_t splice_to_file(struct iomem *in, int out_fd, uint64_t off, uint64
                         /* What is in the pipe goes out before anything else. */
                         while (n > 0) {
                                 ssize_t w = iom_sys.splice(p[0], NULL, out_fd, NULL, (size_t)n,
-                                                           SPLICE_F_MOVE);
+                                                           IOM_SPLICE_MOVE);
                                 if (w < 0 && errno == EINTR)
                                         continue;
                                 if (w <= 0) {
@@ -250,7 +257,7 @@ static ssize_t splice_frozen(struct iomem *in, int out_fd, uint64_t off, uint64_
         sigpipe_block(&g);
         while (done < len) {
                 size_t want = (size_t)iom_min(len - done, UINT64_C(1) << 30);
-                loff_t pos = (loff_t)(off + done);
+                int64_t pos = (int64_t)(off + done);
                 ssize_t n = iom_sys.splice(in->data_fd, &pos, out_fd, NULL, want, 0);
                 if (n < 0 && errno == EINTR)
                         continue;
@@ -273,6 +280,12 @@ static bool is_pipe(int fd)
         return iom_sys.fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
 }
 
+/* Did splice refuse the transfer (rather than fail it)? */
+static bool splice_refused(ssize_t r)
+{
+        return r == -EINVAL || r == -ENOSYS;
+}
+
 IOM_PUBLIC ssize_t iomem_sendfile(int out_fd, struct iomem *in, size_t off, size_t len)
 {
         if (!in)
@@ -291,16 +304,18 @@ IOM_PUBLIC ssize_t iomem_sendfile(int out_fd, struct iomem *in, size_t off, size
                 if (off >= size)
                         return 0;
                 ssize_t r = splice_frozen(in, out_fd, off, iom_min(len, size - off), &done);
-                /* A file that takes no splice (hugetlbfs) goes the other
-                 * way; once some bytes went out, they are the result. */
-                if (r != -EINVAL || done)
+                /* A file that takes no splice (hugetlbfs), or a system
+                 * without splice, goes the other way; once some bytes
+                 * went out, they are the result. */
+                if (!splice_refused(r) || done)
                         return r < 0 && !done ? iom_result(__func__, r) : (ssize_t)done;
         }
         if (len && splice_pays(in, out_fd)) {
                 ssize_t r = splice_to_file(in, out_fd, off, len, &done);
-                /* A file that takes no splice (opened to append) goes the
-                 * other way; any other failure is the answer. */
-                if (r != -EINVAL || done)
+                /* A file that takes no splice (opened to append), or a
+                 * system without splice, goes the other way; any other
+                 * failure is the answer. */
+                if (!splice_refused(r) || done)
                         return r < 0 && !done ? iom_result(__func__, r) : (ssize_t)done;
         }
         size_t zlen;

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* Waking sleepers through named datagram sockets (wakeup.h). */
-#define _GNU_SOURCE
 #include "wakeup.h"
+#include "platform.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stddef.h>
 #include <string.h>
@@ -13,31 +14,30 @@
 
 int iom_wakeup_open(int *sock, struct iom_wakeup_name *name)
 {
-        int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        int s = socket(AF_UNIX, SOCK_DGRAM, 0);
         if (s < 0)
                 return -errno;
-        /* An address of the family alone: the kernel picks a name that no
-         * other socket has (autobind, unix(7)). */
-        struct sockaddr_un a = { .sun_family = AF_UNIX };
-        socklen_t alen = sizeof a;
-        if (bind(s, (struct sockaddr *)&a, sizeof(sa_family_t)) < 0 ||
-            getsockname(s, (struct sockaddr *)&a, &alen) < 0) {
-                int e = errno;
-                close(s);
-                return -e;
-        }
-        size_t n = alen - offsetof(struct sockaddr_un, sun_path);
         uint64_t word[IOM_WAKEUP_NAME_WORDS] = { 0 };
-        if (alen <= offsetof(struct sockaddr_un, sun_path) || n > sizeof word) {
+        size_t n;
+        int flags = fcntl(s, F_GETFL);
+        int err = flags < 0 || fcntl(s, F_SETFL, flags | O_NONBLOCK) < 0 ||
+                  fcntl(s, F_SETFD, FD_CLOEXEC) < 0 ? -errno
+                  : iom_dgram_bind_unique(s, word, sizeof word, &n);
+        if (err) {
                 close(s);
-                return -ENAMETOOLONG;
+                return err;
         }
-        memcpy(word, a.sun_path, n);
         for (int i = 0; i < IOM_WAKEUP_NAME_WORDS; i++)
                 __atomic_store_n(&name->word[i], word[i], __ATOMIC_RELAXED);
         __atomic_store_n(&name->len, n, __ATOMIC_RELEASE);
         *sock = s;
         return 0;
+}
+
+void iom_wakeup_close(int sock, const struct iom_wakeup_name *name)
+{
+        close(sock);
+        iom_dgram_unbind(name->word, name->len);
 }
 
 void iom_wakeup_send(int sock, const struct iom_wakeup_name *name)
@@ -48,11 +48,12 @@ void iom_wakeup_send(int sock, const struct iom_wakeup_name *name)
                 return;
         for (int i = 0; i < IOM_WAKEUP_NAME_WORDS; i++)
                 word[i] = __atomic_load_n(&name->word[i], __ATOMIC_RELAXED);
+        if (!iom_dgram_name_valid(word, n))
+                return; /* only names the library makes: shared memory may be spoilt */
         struct sockaddr_un a = { .sun_family = AF_UNIX };
         memcpy(a.sun_path, word, n);
-        if (a.sun_path[0] != 0)
-                return; /* only abstract names: never a file's */
-        sendto(sock, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a,
+        /* SIGPIPE is for streams; a datagram socket has no reader to lose. */
+        sendto(sock, "", 1, MSG_DONTWAIT, (struct sockaddr *)&a,
                (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n));
 }
 

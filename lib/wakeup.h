@@ -6,6 +6,8 @@
  * name in the shared memory, and becomes readable when a datagram
  * arrives. Unlike a futex, the descriptor fits in a caller's event loop;
  * unlike an eventfd, nothing has to be passed between the processes.
+ * The platform layer names the sockets (iom_dgram_bind_unique): in
+ * Linux's abstract namespace, elsewhere as files under /tmp.
  *
  * A waker sends to the names it finds, which shared memory may have
  * spoilt: at worst a datagram lands on another abstract datagram socket
@@ -27,6 +29,8 @@ struct iom_wakeup_name {
 /* A new socket of this process (non-blocking, close-on-exec) and its
  * name, to store where wakers find it; -errno on failure. */
 int iom_wakeup_open(int *sock, struct iom_wakeup_name *name);
+/* Close sock, the owner's, and let its name go. */
+void iom_wakeup_close(int sock, const struct iom_wakeup_name *name);
 /* Wake the owner of name (in shared memory), through sock. Best effort:
  * a full queue already wakes it, and a closed one has nobody to wake. */
 void iom_wakeup_send(int sock, const struct iom_wakeup_name *name);

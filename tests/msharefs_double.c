@@ -2,6 +2,7 @@
 /* The msharefs test double: see msharefs_double.h for the rules it keeps. */
 #define _GNU_SOURCE
 #include "msharefs_double.h"
+#include "platform.h"
 #include "syscalls.h"
 
 #include <dirent.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -384,24 +386,26 @@ static int is_dir(const char *path)
         return realpath(path, a) && realpath(d_dir, b) && !strcmp(a, b);
 }
 
-static int d_statfs(const char *path, struct statfs *sf)
+/* statfs of the double's directory and regions: msharefs (its magic, as
+ * the platform layer reads it), with no size limit. */
+static int d_statfs(const char *path, struct iom_fsinfo *sf)
 {
         if (iom_sys_default.statfs(path, sf))
                 return -1;
         if (is_dir(path)) {
-                sf->f_type = MSHAREFS_MAGIC;
-                sf->f_blocks = sf->f_bfree = sf->f_bavail = 0;
+                sf->kind = IOM_FS_MSHARE;
+                sf->blocks = sf->bytes_avail = 0;
         }
         return 0;
 }
 
-static int d_fstatfs(int fd, struct statfs *sf)
+static int d_fstatfs(int fd, struct iom_fsinfo *sf)
 {
         if (iom_sys_default.fstatfs(fd, sf))
                 return -1;
         if (is_region(fd)) {
-                sf->f_type = MSHAREFS_MAGIC;
-                sf->f_blocks = sf->f_bfree = sf->f_bavail = 0;
+                sf->kind = IOM_FS_MSHARE;
+                sf->blocks = sf->bytes_avail = 0;
         }
         return 0;
 }

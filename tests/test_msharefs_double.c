@@ -7,6 +7,7 @@
  */
 #include "common.h"
 #include "msharefs_double.h"
+#include "platform.h"
 #include "syscalls.h"
 
 #include <fcntl.h>
@@ -78,11 +79,11 @@ END_TEST
 START_TEST(mount_is_recognised_by_magic_and_publishes_alignment)
 {
         setup(2);
-        struct statfs sf;
+        struct iom_fsinfo sf;
         ck_assert_int_eq(iom_sys.statfs(msharefs_double_dir(), &sf), 0);
-        ck_assert_uint_eq((unsigned long)sf.f_type, 0x4d534852);
+        ck_assert_int_eq(sf.kind, IOM_FS_MSHARE);
         ck_assert_int_eq(iom_sys.fstatfs(region_fd, &sf), 0);
-        ck_assert_uint_eq((unsigned long)sf.f_type, 0x4d534852);
+        ck_assert_int_eq(sf.kind, IOM_FS_MSHARE);
         char path[512], text[32] = { 0 };
         snprintf(path, sizeof path, "%s/mshare_info", msharefs_double_dir());
         FILE *fp = fopen(path, "r");
@@ -92,7 +93,7 @@ START_TEST(mount_is_recognised_by_magic_and_publishes_alignment)
         ck_assert_uint_eq(strtoull(text, NULL, 10), ALIGN);
         /* Anything else is not msharefs. */
         ck_assert_int_eq(iom_sys.statfs("/", &sf), 0);
-        ck_assert_uint_ne((unsigned long)sf.f_type, 0x4d534852);
+        ck_assert_int_ne(sf.kind, IOM_FS_MSHARE);
 }
 END_TEST
 

@@ -14,26 +14,19 @@
  * (daxfile.h); a program that does not use it can still cut the file
  * under them.
  */
-#define _GNU_SOURCE
 #include "cacheflush.h"
 #include "daxfile.h"
 #include "syscalls.h"
 #include "undo.h"
 
 #include <fcntl.h>
-#include <linux/falloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <unistd.h>
 
-#ifndef STATX_ATTR_DAX
-#define STATX_ATTR_DAX 0x00200000
-#endif
-#define FUSE_SUPER_MAGIC 0x65735546
 #define DAX_CAPS (IOMEM_CAP_NAMED | IOMEM_CAP_DAX | IOMEM_CAP_RESIZE | IOMEM_CAP_SHARED)
 
 static struct dax_handle *handle(const struct iomem *f)
@@ -114,13 +107,6 @@ static int dax_after_fork(struct iomem *f)
         uint64_t size;
         int err = iom_dax_share_after_fork(handle(f));
         return err ? err : refresh_size(f, &size);
-}
-
-static bool file_is_dax(int fd)
-{
-        struct statx stx;
-        return iom_sys.statx(fd, "", AT_EMPTY_PATH, 0, &stx) == 0 &&
-               (stx.stx_attributes & STATX_ATTR_DAX);
 }
 
 /* ---- chunks of a request -------------------------------------------------- */
@@ -256,7 +242,7 @@ static int segs_add(struct iomem *f, struct segs *s, uint64_t start, uint64_t en
 
 /*
  * Two runs of the file per handle spare the calls that walk every page:
- * the run it last saw holding data (SEEK_DATA), for find_segments, since a
+ * the run it last saw holding data (iom_seek_data), for find_segments, since a
  * SEEK_HOLE on a file without holes goes to its end (tmpfs looks at each
  * page); and the run it last gave blocks (fallocate), for back, since a
  * fallocate of blocks that exist still visits them (70 us for 2 MiB on
@@ -342,21 +328,21 @@ static int find_segments(struct iomem *f, uint64_t off, uint64_t end, struct seg
                         continue;
                 }
                 uint64_t seen = cuts_now(handle(f));
-                off_t d = iom_sys.lseek(f->data_fd, (off_t)pos, SEEK_DATA);
+                off_t d = iom_sys.lseek(f->data_fd, (off_t)pos, iom_seek_data);
                 if (d < 0 && errno == ENXIO)
                         d = (off_t)end; /* only a hole to the end */
                 else if (d < 0 && errno == EINVAL)
                         d = (off_t)pos;
                 else if (d < 0)
-                        return fail_errno(f, errno, "lseek(SEEK_DATA)");
+                        return fail_errno(f, errno, "lseek(iom_seek_data)");
                 uint64_t data = iom_min((uint64_t)d, end);
                 if (data > pos && (err = segs_add(f, s, pos, data, false)))
                         break;
                 if (data >= end)
                         break;
-                off_t hole = iom_sys.lseek(f->data_fd, (off_t)data, SEEK_HOLE);
+                off_t hole = iom_sys.lseek(f->data_fd, (off_t)data, iom_seek_hole);
                 if (hole < 0 && errno != ENXIO && errno != EINVAL)
-                        return fail_errno(f, errno, "lseek(SEEK_HOLE)");
+                        return fail_errno(f, errno, "lseek(iom_seek_hole)");
                 uint64_t stop = hole < 0 ? end : iom_min((uint64_t)hole, end);
                 if (stop <= data) /* shrunk meanwhile */
                         break;
@@ -404,7 +390,7 @@ static int back(struct iomem *f, uint64_t off, uint64_t end)
         if (end <= off || run_holds(f, &h->data, off, end) || run_holds(f, &h->blocks, off, end))
                 return 0;
         uint64_t seen = cuts_now(h);
-        if (iom_sys.fallocate(f->data_fd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)(end - off)) == 0) {
+        if (iom_sys.fallocate(f->data_fd, IOM_FALLOC_KEEP_SIZE, (off_t)off, (off_t)(end - off)) == 0) {
                 run_add(f, &h->blocks, off, end, seen);
                 return 0;
         }
@@ -959,7 +945,7 @@ static int dax_alloc(struct iomem *f, size_t len, void **out)
         void *va = MAP_FAILED;
         if (iom_ranges_reserve(&h->bufs, 1))
                 err = iom_fail(f->name, -ENOMEM, "out of memory");
-        else if ((va = iom_sys.mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+        else if ((va = iom_sys.mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | iom_map_anonymous,
                                     -1, 0)) == MAP_FAILED)
                 err = iom_fail(f->name, -ENOMEM, "cannot map %llu bytes: %s", (unsigned long long)n,
                                strerror(errno));
@@ -1080,7 +1066,7 @@ static int dax_stat(struct iomem *f, struct iomem_stat *st)
         if (err)
                 return err;
         st->size = (size_t)size;
-        st->dax = file_is_dax(f->data_fd);
+        st->dax = iom_file_is_dax(f->data_fd);
         st->caps = st->dax ? DAX_CAPS : DAX_CAPS & ~IOMEM_CAP_DAX;
         if ((err = iom_meta_lock(f)) == 0) {
                 err = iom_stat_shared(f, st);
@@ -1203,9 +1189,10 @@ static int dax_advise(struct iomem *f, size_t off, size_t len, int advice)
         uint64_t size, resident;
         /* A wired handle's memory stays (the kernel refuses to drop locked
          * pages); DAX memory is no page cache, to reclaim or age. */
-        bool reclaims = advice == MADV_DONTNEED || advice == MADV_COLD || advice == MADV_PAGEOUT;
-        if ((h->fd.wired && reclaims) ||
-            ((advice == MADV_COLD || advice == MADV_PAGEOUT) && file_is_dax(f->data_fd)))
+        enum iom_advice kind = iom_advice_kind(advice);
+        bool ages = kind == IOM_ADV_COLD || kind == IOM_ADV_PAGEOUT;
+        bool reclaims = kind == IOM_ADV_DONTNEED || ages;
+        if ((h->fd.wired && reclaims) || (ages && iom_file_is_dax(f->data_fd)))
                 return 0;
         int err = file_size(f, &size);
         if (err || off >= size)
@@ -1269,11 +1256,11 @@ static const struct iom_object_ops dax_ops = {
  * mountinfo), with or without a DAX window, or another DAX filesystem. */
 static int name_mount(struct iomem *f, int fd, const struct stat *st, bool dax)
 {
-        struct statfs sf;
+        struct iom_fsinfo sf;
         char type[64];
-        const char *kind = NULL;
-        if (iom_sys.fstatfs(fd, &sf) == 0 && sf.f_type == FUSE_SUPER_MAGIC &&
-            iom_dax_mount_fstype("/proc/self/mountinfo", st->st_dev, type, sizeof type) == 0 &&
+        const char *kind = NULL, *mounts = iom_mountinfo_path();
+        if (iom_sys.fstatfs(fd, &sf) == 0 && sf.kind == IOM_FS_FUSE && mounts &&
+            iom_dax_mount_fstype(mounts, st->st_dev, type, sizeof type) == 0 &&
             !strcmp(type, "virtiofs"))
                 kind = dax ? "virtio-fs, DAX window" : "virtio-fs, no DAX window";
         else if (dax)
@@ -1303,7 +1290,7 @@ static int attach(struct iomem *f, int fd, unsigned flags, const struct iomem_op
                 return fail_errno(f, errno, "fstat");
         if (!S_ISREG(st.st_mode))
                 return iom_fail(f->name, -EINVAL, "not a regular file");
-        bool dax = file_is_dax(fd);
+        bool dax = iom_file_is_dax(fd);
         int err = name_mount(f, fd, &st, dax);
         if (err)
                 return err;

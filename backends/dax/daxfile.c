@@ -7,7 +7,6 @@
  * borrowers_lock or bufs_lock), then the sidecar's flock (open, close,
  * after fork), then the metadata's, then the window's.
  */
-#define _GNU_SOURCE
 #include "daxfile.h"
 #include "fdmem.h"
 #include "iolock.h"

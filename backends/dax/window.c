@@ -4,7 +4,7 @@
  * window, and the slot bookkeeping behind dax: objects.
  *
  * The window is one reservation, mmap(PROT_NONE, MAP_PRIVATE |
- * MAP_ANONYMOUS | MAP_NORESERVE), aligned to the chunk size so that a DAX
+ * iom_map_anonymous | iom_map_noreserve), aligned to the chunk size so that a DAX
  * mapping can use huge page table entries. A chunk is mapped over its slot
  * with MAP_FIXED, which replaces whatever was there in one step; a chunk
  * leaves by mapping PROT_NONE anonymous memory back the same way. Nothing
@@ -17,7 +17,6 @@
  * when it is no longer busy, so eviction stays O(1) amortised however many
  * chunks are pinned.
  */
-#define _GNU_SOURCE
 #include "window.h"
 #include "cacheflush.h"
 #include "evict.h"
@@ -28,7 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #ifndef MAP_SHARED_VALIDATE
@@ -147,7 +145,7 @@ static void hash_remove(struct iomem_window *w, uint32_t s)
 static void reserve_again(struct iomem_window *w, uint32_t s)
 {
         void *p = iom_sys.mmap(slot_addr(w, s), w->chunk, PROT_NONE,
-                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+                               MAP_PRIVATE | iom_map_anonymous | iom_map_noreserve | MAP_FIXED, -1, 0);
         w->slot[s] = (struct slot){ .hnext = NONE };
         if (p == MAP_FAILED) {
                 iom_debug("window %p: slot %u is lost: %s", (void *)w, s, strerror(errno));
@@ -396,7 +394,8 @@ int iom_window_advise(struct iom_wfile *wf, uint64_t first, uint64_t n, uint64_t
         int err = 0;
         *resident = 0;
         pthread_mutex_lock(&w->lock);
-        if (advice == MADV_WILLNEED)
+        bool willneed = iom_advice_kind(advice) == IOM_ADV_WILLNEED;
+        if (willneed)
                 n = chunks_that_fit(w, wf, first, n);
         uint64_t *idx = n ? malloc(n * sizeof *idx) : NULL;
         char **addrs = n ? malloc(n * sizeof *addrs) : NULL;
@@ -404,7 +403,7 @@ int iom_window_advise(struct iom_wfile *wf, uint64_t first, uint64_t n, uint64_t
                 err = iom_fail(wf->name, -ENOMEM, "out of memory");
         for (uint64_t i = 0; i < n && !err; i++)
                 idx[i] = first + i;
-        if (!err && advice == MADV_WILLNEED) {
+        if (!err && willneed) {
                 err = get_locked(wf, idx, n, false, NULL, addrs, false);
         } else {
                 for (uint64_t i = 0; i < n && !err; i++) {
@@ -524,10 +523,9 @@ static void loose_release(struct iomem_window *w, struct loose_borrow *l)
  * thread per request cannot fill the window (the window locked). */
 static void loose_reap_exited(struct iomem_window *w)
 {
-        pid_t pid = getpid();
         for (size_t i = 0; i < w->nloose;) {
                 struct loose_borrow *l = &w->loose[i];
-                if (syscall(SYS_tgkill, pid, l->tid, 0) == 0 || errno != ESRCH) {
+                if (!iom_thread_gone(l->tid)) {
                         i++;
                         continue;
                 }
@@ -682,7 +680,7 @@ static int window_create(struct iomem_window **out, size_t size, size_t chunk)
         /* Reserve a chunk more, keep the aligned part, give the rest back
          * (outside the window, so munmap is safe). */
         char *p = iom_sys.mmap(NULL, size + chunk, PROT_NONE,
-                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+                               MAP_PRIVATE | iom_map_anonymous | iom_map_noreserve, -1, 0);
         if (p == MAP_FAILED) {
                 int e = errno;
                 window_free(w);

@@ -8,7 +8,6 @@
  * Lock order: the I/O lock, then fdo(f)->lock (this handle's pins, mappings
  * and buffers), then the metadata mutex.
  */
-#define _GNU_SOURCE
 #include "fdmem.h"
 #include "config.h"
 #include "extent_map.h"
@@ -19,12 +18,10 @@
 #include "thp.h"
 
 #include <fcntl.h>
-#include <linux/falloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/statfs.h>
 #include <unistd.h>
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -43,7 +40,7 @@ static bool has_pool(const struct iomem *f)
 
 static void fd_punch(struct iomem *f, uint64_t phys, uint64_t len)
 {
-        iom_sys.fallocate(fd_for(f, phys), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+        iom_sys.fallocate(fd_for(f, phys), IOM_FALLOC_PUNCH_HOLE | IOM_FALLOC_KEEP_SIZE,
                           (off_t)phys, (off_t)len);
 }
 
@@ -55,7 +52,7 @@ static int fd_back(struct iomem *f, uint64_t phys, uint64_t len)
                  * set it first): backing a page never moves it, and a
                  * file sealed against growing refuses any range past it. */
                 struct stat st;
-                mode = FALLOC_FL_KEEP_SIZE;
+                mode = IOM_FALLOC_KEEP_SIZE;
                 if (iom_sys.fstat(f->data_fd, &st) == 0 && phys + len > (uint64_t)st.st_size)
                         len = (uint64_t)st.st_size > phys ? (uint64_t)st.st_size - phys : 0;
                 if (!len) /* nothing of the file there to back */
@@ -95,10 +92,10 @@ static void *fd_map(struct iomem *f, void *hint, uint64_t phys, uint64_t len, in
          * writable one before Linux 6.7, and such mappings keep a seal out. */
         if (!(prot & PROT_WRITE) && phys < IOM_META_OFF && iom_fd_data_readonly(f) >= 0)
                 fd = fdo(f)->data_ro_fd;
-        flags |= MAP_SHARED | (hint ? MAP_FIXED_NOREPLACE : 0);
+        flags |= MAP_SHARED | (hint ? iom_map_fixed_noreplace : 0);
         void *va = iom_sys.mmap(hint, len, prot, flags, fd, (off_t)phys);
         if (va == MAP_FAILED && hint) /* the neighbouring addresses are taken */
-                va = iom_sys.mmap(NULL, len, prot, flags & ~MAP_FIXED_NOREPLACE, fd, (off_t)phys);
+                va = iom_sys.mmap(NULL, len, prot, flags & ~iom_map_fixed_noreplace, fd, (off_t)phys);
         return va;
 }
 
@@ -635,8 +632,7 @@ static bool fdmem_frozen(const struct iomem *f, uint64_t *size)
         if (!obj->seal_data || obj->meta_private || !obj->meta ||
             !(__atomic_load_n(&obj->meta->seals, __ATOMIC_ACQUIRE) & IOMEM_SEAL_WRITE))
                 return false;
-        int kseals = iom_sys.fcntl(f->data_fd, F_GET_SEALS, 0);
-        if (kseals < 0 || !(kseals & F_SEAL_WRITE))
+        if (!iom_file_write_sealed(f->data_fd))
                 return false;
         *size = __atomic_load_n(&obj->meta->size, __ATOMIC_ACQUIRE); /* fixed once sealed */
         return true;
@@ -855,10 +851,10 @@ static ssize_t fdmem_pread(struct iomem *f, void *buf, size_t len, size_t off)
  * unlimited, as for memfd). */
 static int check_space(struct iomem *f, uint64_t more)
 {
-        struct statfs sf;
-        if (iom_sys.fstatfs(f->data_fd, &sf) < 0 || sf.f_blocks == 0)
+        struct iom_fsinfo sf;
+        if (iom_sys.fstatfs(f->data_fd, &sf) < 0 || sf.blocks == 0)
                 return 0; /* unknown or unlimited */
-        uint64_t avail = (uint64_t)sf.f_bavail * (uint64_t)sf.f_bsize;
+        uint64_t avail = sf.bytes_avail;
         if (more <= avail)
                 return 0;
         return iom_fail(f->name, -ENOSPC,
@@ -1222,7 +1218,7 @@ static int alloc_buffer(struct iomem *f, uint64_t n, bool compact, bool *no_room
                 err = pool_alloc(f, n, compact, no_room, &va, &phys);
         } else {
                 /* Nothing to adopt from: ordinary memory, which gift copies. */
-                va = iom_sys.mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                va = iom_sys.mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | iom_map_anonymous, -1, 0);
                 if (va == MAP_FAILED)
                         err = iom_fail(f->name, -ENOMEM, "cannot map %llu bytes: %s",
                                        (unsigned long long)n, strerror(errno));
@@ -1724,7 +1720,7 @@ int iom_fdmem_each_mapped(struct iomem *f, size_t off, size_t len, bool map,
 
 static int advise_piece(struct iomem *f, char *va, size_t len, void *advice)
 {
-        if (iom_sys.madvise(va, len, *(int *)advice) < 0)
+        if (iom_sys.madvise(va, len, *(const int *)advice) < 0)
                 return iom_fail(f->name, -errno, "madvise: %s", strerror(errno));
         return 0;
 }
@@ -1740,15 +1736,16 @@ static int advise_piece(struct iomem *f, char *va, size_t len, void *advice)
 static int fdmem_advise(struct iomem *f, size_t off, size_t len, int advice)
 {
         struct iom_fdobj *obj = fdo(f);
+        enum iom_advice kind = iom_advice_kind(advice);
         /* hugetlbfs pages are never paged out, and huge already; a wired
          * handle's memory stays (the kernel refuses to drop locked pages). */
         if (f->page_size > iom_system_page_size() &&
-            (advice == MADV_COLD || advice == MADV_PAGEOUT || advice == MADV_HUGEPAGE ||
-             advice == MADV_NOHUGEPAGE))
+            (kind == IOM_ADV_COLD || kind == IOM_ADV_PAGEOUT || kind == IOM_ADV_HUGEPAGE ||
+             kind == IOM_ADV_NOHUGEPAGE))
                 return 0;
-        if (obj->wired && (advice == MADV_DONTNEED || advice == MADV_COLD || advice == MADV_PAGEOUT))
+        if (obj->wired && (kind == IOM_ADV_DONTNEED || kind == IOM_ADV_COLD || kind == IOM_ADV_PAGEOUT))
                 return 0;
-        return iom_fdmem_each_mapped(f, off, len, advice == MADV_WILLNEED, advise_piece, &advice);
+        return iom_fdmem_each_mapped(f, off, len, kind == IOM_ADV_WILLNEED, advise_piece, &advice);
 }
 
 /* ---- locks, stat, sync, close ---------------------------------------------- */
@@ -1777,7 +1774,7 @@ static int numa_node(struct iomem *f)
                         if (!va)
                                 continue;
                         /* move_pages sees only pages this process has mapped. */
-                        madvise(va, f->page_size, MADV_POPULATE_READ);
+                        iom_advise(va, f->page_size, IOM_ADV_POPULATE_READ);
                         pages[n++] = va;
                 }
         }
@@ -1902,7 +1899,7 @@ const struct iom_object_ops iom_fdmem_ops = {
 static int map_meta(struct iomem *f, int prot)
 {
         struct iom_fdobj *obj = fdo(f);
-        void *p = obj->phys->map(f, NULL, IOM_META_OFF, obj->meta_map_len, prot, MAP_NORESERVE);
+        void *p = obj->phys->map(f, NULL, IOM_META_OFF, obj->meta_map_len, prot, iom_map_noreserve);
         if (p == MAP_FAILED) {
                 int e = errno;
                 return iom_fail(f->name, -e, "cannot map its metadata: %s", strerror(e));
@@ -1916,7 +1913,7 @@ static int private_meta(struct iomem *f)
 {
         struct iom_fdobj *obj = fdo(f);
         void *p = iom_sys.mmap(NULL, obj->meta_map_len, PROT_READ | PROT_WRITE,
-                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+                               MAP_PRIVATE | iom_map_anonymous | iom_map_noreserve, -1, 0);
         if (p == MAP_FAILED)
                 return iom_fail(f->name, -ENOMEM, "cannot map its metadata: %s", strerror(errno));
         obj->meta = p;

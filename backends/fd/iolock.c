@@ -1,5 +1,4 @@
 /* SPDX-License-Identifier: MIT */
-#define _GNU_SOURCE
 #include "iolock.h"
 #include "fdobj.h"
 #include "fork.h"
@@ -10,8 +9,6 @@
 
 #include <limits.h>
 #include <pthread.h>
-#include <linux/futex.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,7 +50,7 @@ static void wake_all(struct iom_meta *m)
 {
         __atomic_add_fetch(&m->lock_seq, 1, __ATOMIC_RELEASE);
         if (m->lock_waiters)
-                syscall(SYS_futex, &m->lock_seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+                iom_word_wake_all(&m->lock_seq);
 }
 
 /* Reap the holders and waiting writers that died: none of them can wake
@@ -93,9 +90,7 @@ static int wait_for_change(struct iomem *f, const struct iom_deadline *d)
         uint32_t seq = m->lock_seq;
         m->lock_waiters++;
         iom_meta_unlock(f);
-        struct timespec ts = { 0, (long)nap };
-        long r = syscall(SYS_futex, &m->lock_seq, FUTEX_WAIT, seq, &ts, NULL, 0);
-        int timed_out = r < 0 && errno == ETIMEDOUT;
+        int timed_out = iom_word_wait(&m->lock_seq, seq, nap) == -ETIMEDOUT;
         int err = iom_meta_lock(f);
         if (err)
                 return err;

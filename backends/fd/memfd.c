@@ -33,7 +33,7 @@
 #define MEMFD_NAME_MAX 249 /* memfd_create: 255 minus "memfd:" */
 #define MIB (UINT64_C(1) << 20)
 
-#define MEMFD_CAPS (IOMEM_CAP_FDPASS | IOMEM_CAP_SEAL | IOMEM_CAP_HUGEPAGE | \
+#define MEMFD_CAPS (IOMEM_CAP_FDPASS | IOMEM_CAP_SEAL | IOMEM_CAP_HUGEPAGE | IOMEM_CAP_RESERVED | \
                     IOMEM_CAP_GIFT | IOMEM_CAP_RESIZE | IOMEM_CAP_SHARED | \
                     (IOMEM_HAVE_NUMA ? IOMEM_CAP_NUMA : 0))
 
@@ -195,9 +195,9 @@ static int memfd_open_fds(struct iomem *f, const int *fds, int nfds, unsigned fl
         if (kind == TWIN)
                 return iom_fail(f->name, -EINVAL, "fd %d is the metadata of a memfd object; its data "
                                 "descriptor comes first", fds[0]);
-        struct statfs sf;
-        if (iom_sys.fstatfs(fds[0], &sf) == 0 && sf.f_type == HUGETLBFS_MAGIC)
-                f->page_size = (size_t)sf.f_bsize;
+        struct iom_fsinfo sf;
+        if (iom_sys.fstatfs(fds[0], &sf) == 0 && sf.kind == IOM_FS_HUGETLBFS)
+                f->page_size = (size_t)sf.block_size;
         f->data_fd = fds[0];
         fdo(f)->sized_data = true;
         fdo(f)->seal_data = seal_data;

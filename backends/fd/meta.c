@@ -4,7 +4,6 @@
  * mutex and its undo log, owner registration and reclaiming what dead
  * processes held.
  */
-#define _GNU_SOURCE
 #include "fdobj.h"
 #include "extent_map.h"
 #include "heap.h"
@@ -83,10 +82,13 @@ int iom_meta_describe_fd(struct iomem *f, int fd)
                 return -EFBIG;
         int r = iom_map_resize(f, size);
         for (off_t pos = 0; !r && (uint64_t)pos < size;) {
-                off_t data = lseek(fd, pos, SEEK_DATA);
+                off_t data = lseek(fd, pos, iom_seek_data);
+                if (data < 0 && errno == ENXIO)
+                        break; /* only a hole remains */
+                /* A system that cannot tell holes (EINVAL): all data. */
+                off_t hole = data < 0 ? (off_t)size : lseek(fd, data, iom_seek_hole);
                 if (data < 0)
-                        break; /* ENXIO: only a hole remains */
-                off_t hole = lseek(fd, data, SEEK_HOLE);
+                        data = pos;
                 if (hole < 0 || (uint64_t)hole > size)
                         hole = (off_t)size;
                 uint64_t s = iom_round_down((uint64_t)data, page);

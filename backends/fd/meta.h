@@ -117,7 +117,7 @@ struct iom_meta {
         uint64_t pool_next, pool_held, pool_kept, pool_unbacked;
 
         /* The I/O lock (iolock.c). */
-        uint32_t lock_seq;      /* futex word: bumped on every unlock */
+        uint32_t lock_seq;      /* iom_word_wait's word: bumped on every unlock */
         uint32_t writer_owner;  /* IOM_NO_OWNER when not write-locked */
         int32_t writer_tid;
         uint32_t writer_depth;

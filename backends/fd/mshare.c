@@ -92,9 +92,9 @@ static const char *mshare_dir(void)
 static int mshare_probe(const char **why)
 {
         static __thread char reason[320];
-        struct statfs sf;
+        struct iom_fsinfo sf;
         const char *dir = mshare_dir();
-        if (iom_sys.statfs(dir, &sf) == 0 && (unsigned long)sf.f_type == MSHAREFS_MAGIC)
+        if (iom_sys.statfs(dir, &sf) == 0 && sf.kind == IOM_FS_MSHARE)
                 return 1;
         snprintf(reason, sizeof reason,
                  "no msharefs mounted at %s: it needs a kernel with the mshare patches, then "
@@ -671,7 +671,7 @@ static int mshare_open_fds(struct iomem *f, const int *fds, int nfds, unsigned f
 {
         struct iom_fdobj *obj = fdo(f);
         int fd = fds[0];
-        struct statfs sf;
+        struct iom_fsinfo sf;
         uint64_t align;
         iom_fdmem_init(f);
         obj->phys = &region_phys;
@@ -679,7 +679,7 @@ static int mshare_open_fds(struct iomem *f, const int *fds, int nfds, unsigned f
                 return -ENOTSUP;
         if (nfds != 1)
                 return iom_fail(f->name, -EINVAL, "an mshare object is one descriptor, not %d", nfds);
-        if (iom_sys.fstatfs(fd, &sf) || (unsigned long)sf.f_type != MSHAREFS_MAGIC)
+        if (iom_sys.fstatfs(fd, &sf) || sf.kind != IOM_FS_MSHARE)
                 return iom_fail(f->name, -EINVAL, "fd %d is not a file in msharefs", fd);
         int mode = iom_sys.fcntl(fd, F_GETFL, 0) & O_ACCMODE;
         if (mode == O_WRONLY)

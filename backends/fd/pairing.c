@@ -4,13 +4,11 @@
  * twin describes a data file, the data file's mark, and the attach of
  * descriptors a caller passed, for shm and memfd alike.
  */
-#define _GNU_SOURCE
 #include "pairing.h"
 #include "fdmem.h"
 #include "meta.h"
 #include "syscalls.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stddef.h>
@@ -18,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 /* The mark: a user extended attribute naming the twin. Filesystems
@@ -58,56 +55,51 @@ int iom_pair_check_access(struct iomem *f, int fd, unsigned flags)
 
 void iom_pair_mark(struct iomem *f, const char *twin)
 {
-        if (fsetxattr(f->data_fd, PAIR_XATTR, twin, strlen(twin), 0) < 0)
+        if (iom_xattr_set(f->data_fd, PAIR_XATTR, twin, strlen(twin)) < 0)
                 iom_debug("%s: cannot mark its data file (%s); a descriptor of it alone, out of "
                           "reach of its metadata, attaches with private metadata",
                           f->name, strerror(errno));
 }
 
-static bool ends_with(const char *s, const char *tail)
+/* What twin_in_process looks for, and what it found. */
+struct twin_search {
+        dev_t dev;
+        uint64_t ino;
+        int found; /* a descriptor, -ENOENT, or -errno */
+};
+
+static int twin_candidate(const char *path, void *arg)
 {
-        size_t n = strlen(s), t = strlen(tail);
-        return n >= t && !strcmp(s + n - t, tail);
+        struct twin_search *t = arg;
+        /* A twin lives beside its data file, on its device. */
+        struct stat st;
+        int fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return 0; /* not ours to write: not a twin of ours */
+        int r = iom_sys.fstat(fd, &st) < 0 ? -errno
+                : S_ISREG(st.st_mode) && st.st_dev == t->dev ? twin_state(fd, t->ino) : 0;
+        if (r == 1) {
+                t->found = fd;
+                return 1;
+        }
+        close(fd);
+        if (r < 0)
+                t->found = r;
+        return r < 0;
 }
 
 /* The twin of the data file with inode ino on device dev, among the
  * descriptors this process has open (another handle of the object, whose
  * name may be gone or which never had one): a new descriptor of it,
- * -ENOENT when there is none, -errno when a candidate cannot be read. */
+ * -ENOENT when there is none (or the platform cannot list them), -errno
+ * when a candidate cannot be read. */
 static int twin_in_process(dev_t dev, uint64_t ino)
 {
-        DIR *d = opendir("/proc/self/fd");
-        if (!d)
-                return -errno;
-        int found = -ENOENT;
-        for (struct dirent *e; found == -ENOENT && (e = readdir(d));) {
-                char link[64], target[PATH_MAX];
-                int n = atoi(e->d_name);
-                if (e->d_name[0] == '.' || n == dirfd(d))
-                        continue;
-                snprintf(link, sizeof link, "/proc/self/fd/%d", n);
-                ssize_t len = readlink(link, target, sizeof target - 1);
-                if (len <= 0)
-                        continue;
-                target[len] = 0;
-                if (!ends_with(target, IOM_PAIR_SUFFIX) && !ends_with(target, IOM_PAIR_SUFFIX " (deleted)"))
-                        continue;
-                /* A twin lives beside its data file, on its device. */
-                struct stat st;
-                int fd = open(link, O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-                if (fd < 0)
-                        continue; /* not ours to write: not a twin of ours */
-                int r = iom_sys.fstat(fd, &st) < 0 ? -errno
-                        : S_ISREG(st.st_mode) && st.st_dev == dev ? twin_state(fd, ino) : 0;
-                if (r == 1)
-                        found = fd;
-                else
-                        close(fd);
-                if (r < 0)
-                        found = r;
-        }
-        closedir(d);
-        return found;
+        struct twin_search t = { .dev = dev, .ino = ino, .found = -ENOENT };
+        int r = iom_each_open_file(IOM_PAIR_SUFFIX, twin_candidate, &t);
+        if (r < 0 && r != -ENOTSUP)
+                return r;
+        return t.found;
 }
 
 int iom_pair_open_fds(struct iomem *f, const int *fds, int nfds, int found, int why,
@@ -147,7 +139,7 @@ int iom_pair_open_fds(struct iomem *f, const int *fds, int nfds, int found, int 
                         close(sfd);
                 own_sfd = false;
                 char marked[NAME_MAX + 2];
-                ssize_t k = nfds == 2 ? -1 : fgetxattr(fds[0], PAIR_XATTR, marked, sizeof marked - 1);
+                ssize_t k = nfds == 2 ? -1 : iom_xattr_get(fds[0], PAIR_XATTR, marked, sizeof marked - 1);
                 if (k > 0)
                         marked[k] = 0;
                 err = nfds == 2 ? iom_fail(f->name, -EBADMSG, "its metadata descriptor does not describe it")

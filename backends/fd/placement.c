@@ -1,5 +1,4 @@
 /* SPDX-License-Identifier: MIT */
-#define _GNU_SOURCE
 #include "placement.h"
 #include "config.h"
 #include "fdobj.h"

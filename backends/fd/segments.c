@@ -7,7 +7,6 @@
  * piece. Mappings beyond the end of a descriptor are legal: the library
  * hands out only addresses inside the file, whose memory is backed.
  */
-#define _GNU_SOURCE
 #include "fdobj.h"
 #include "placement.h"
 #include "syscalls.h"
@@ -74,7 +73,7 @@ static int place(struct iomem *f, char *va, uint64_t phys, uint64_t len)
 {
         int err = iom_numa_apply(f, va, len);
         if (!err && fdo(f)->thp_advise && phys < IOM_META_OFF &&
-            iom_sys.madvise(va, len, MADV_HUGEPAGE) < 0)
+            iom_advise(va, len, IOM_ADV_HUGEPAGE) < 0)
                 iom_debug("%s: no transparent huge pages (madvise: %s)", f->name, strerror(errno));
         return err;
 }
@@ -98,8 +97,8 @@ static uint64_t data_end(struct iomem *f, uint64_t need, uint64_t end)
  * fail in their sense. */
 static char *hold(char *hint, uint64_t start, uint64_t len, uint64_t align)
 {
-        int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
-        void *r = hint ? mmap(hint, len, PROT_NONE, flags | MAP_FIXED_NOREPLACE, -1, 0) : MAP_FAILED;
+        int flags = MAP_PRIVATE | iom_map_anonymous | iom_map_noreserve;
+        void *r = hint ? mmap(hint, len, PROT_NONE, flags | iom_map_fixed_noreplace, -1, 0) : MAP_FAILED;
         if (r != MAP_FAILED && r == hint)
                 return r;
         if (r != MAP_FAILED) /* a kernel before 4.17 placed it elsewhere */
@@ -120,7 +119,7 @@ static int map_file_at(struct iomem *f, char *va, uint64_t phys, uint64_t len, b
 {
         int prot = PROT_READ | (readonly ? 0 : PROT_WRITE);
         int fd = readonly && iom_fd_data_readonly(f) >= 0 ? fdo(f)->data_ro_fd : f->data_fd;
-        if (!len || iom_sys.mmap(va, len, prot, MAP_SHARED | MAP_FIXED | MAP_NORESERVE, fd, (off_t)phys) != MAP_FAILED)
+        if (!len || iom_sys.mmap(va, len, prot, MAP_SHARED | MAP_FIXED | iom_map_noreserve, fd, (off_t)phys) != MAP_FAILED)
                 return 0;
         int e = errno;
         return iom_fail(f->name, e == ENOMEM ? -ENOMEM : -e, "cannot map %llu bytes at offset %llu: %s",
@@ -212,7 +211,7 @@ static int seg_map(struct iomem *f, uint64_t phys, uint64_t want)
         } else {
                 /* Mappings beyond the end of a descriptor are legal: reserve
                  * no swap for them. */
-                va = obj->phys->map(f, hint, start, end - start, prot, MAP_NORESERVE);
+                va = obj->phys->map(f, hint, start, end - start, prot, iom_map_noreserve);
                 if (va == MAP_FAILED) {
                         int e = errno;
                         return iom_fail(f->name, e == ENOMEM ? -ENOMEM : -e,
@@ -266,7 +265,7 @@ char *iom_seg_lookup(struct iomem *f, uint64_t phys, uint64_t want, uint64_t *co
 /* Map segment g again in place, with prot, from fd. */
 static int remap(struct iomem *f, struct iom_segment *g, int prot, int fd)
 {
-        if (g->mapped && iom_sys.mmap(g->va, g->mapped, prot, MAP_SHARED | MAP_FIXED | MAP_NORESERVE, fd,
+        if (g->mapped && iom_sys.mmap(g->va, g->mapped, prot, MAP_SHARED | MAP_FIXED | iom_map_noreserve, fd,
                                       (off_t)g->phys) == MAP_FAILED) {
                 int e = errno;
                 return iom_fail(f->name, -e, "cannot map %llu bytes at offset %llu again: %s",
@@ -349,7 +348,7 @@ void iom_seg_trim_data(struct iomem *f, uint64_t size)
                         continue;
                 /* Held again, as hold() holds (no failure to inject). */
                 if (mmap(g->va + from, g->mapped - from, PROT_NONE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) != MAP_FAILED)
+                         MAP_PRIVATE | iom_map_anonymous | iom_map_noreserve | MAP_FIXED, -1, 0) != MAP_FAILED)
                         g->mapped = from;
         }
 }

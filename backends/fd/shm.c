@@ -10,7 +10,6 @@
  * pair of files alike, so the pool's pages are as large as the file's);
  * an opener that does not ask for huge pages finds them there by name.
  */
-#define _GNU_SOURCE
 #include "config.h"
 #include "fdmem.h"
 #include "pairing.h"
@@ -18,24 +17,23 @@
 
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/magic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <unistd.h>
 
 #define SIDECAR_SUFFIX IOM_PAIR_SUFFIX
-#define SHM_DIR "/dev/shm"
 #define SHM_CAPS (IOMEM_CAP_NAMED | IOMEM_CAP_FDPASS | IOMEM_CAP_GIFT | IOMEM_CAP_RESIZE | \
-                  IOMEM_CAP_HUGEPAGE | IOMEM_CAP_SHARED | (IOMEM_HAVE_NUMA ? IOMEM_CAP_NUMA : 0))
+                  IOMEM_CAP_HUGEPAGE | IOMEM_CAP_SHARED | IOMEM_CAP_RESERVED | (IOMEM_HAVE_NUMA ? IOMEM_CAP_NUMA : 0))
 #define MAX_HUGETLBFS 8 /* mounts looked at */
 
 static int shm_probe(const char **why)
 {
-        struct statfs sf;
-        if (statfs("/dev/shm", &sf) == 0)
+        /* POSIX keeps shm objects out of the file tree: nothing to look at. */
+        const char *dir = iom_shm_dir();
+        struct iom_fsinfo sf;
+        if (!dir || iom_sys.statfs(dir, &sf) == 0)
                 return 1;
         *why = "/dev/shm is not mounted (POSIX shared memory needs a tmpfs there)";
         return 0;
@@ -70,7 +68,8 @@ static int shm_names(const char *rest, char data[NAME_MAX + 2], char side[NAME_M
 
 /* ---- where the files live ----------------------------------------------------- */
 
-/* /dev/shm (reached with shm_open) or a hugetlbfs mount (with open). */
+/* shm_open's own place (dir: where its objects are files, or "" where
+ * they are not), or a hugetlbfs mount (huge, reached with open). */
 struct place {
         char dir[PATH_MAX];
         bool huge;
@@ -110,7 +109,16 @@ static bool place_has(const struct place *p, const char *name)
         return place_path(p, name, path, sizeof path) == 0 && lstat(path, &st) == 0;
 }
 
-/* Undo the octal escapes (\040 for a space) of a /proc/self/mountinfo field. */
+/* shm_open's place. */
+static struct place shm_place(void)
+{
+        struct place at = { .huge = false };
+        const char *dir = iom_shm_dir();
+        snprintf(at.dir, sizeof at.dir, "%s", dir ? dir : "");
+        return at;
+}
+
+/* Undo the octal escapes (\040 for a space) of a mountinfo field. */
 static void unescape(char *s)
 {
         char *out = s;
@@ -130,23 +138,24 @@ static void unescape(char *s)
  * sizes in page[]; returns how many. */
 static size_t hugetlbfs_mounts(struct place *v, size_t *page, size_t max)
 {
-        FILE *fp = fopen("/proc/self/mountinfo", "re");
+        const char *table = iom_mountinfo_path();
+        FILE *fp = table ? fopen(table, "re") : NULL;
         char line[PATH_MAX + 512];
         size_t n = 0;
         while (fp && n < max && fgets(line, sizeof line, fp)) {
                 /* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [TAGS...] - TYPE ... */
                 char mnt[PATH_MAX];
                 const char *sep = strstr(line, " - ");
-                struct statfs sf;
+                struct iom_fsinfo sf;
                 if (!sep || strncmp(sep + 3, "hugetlbfs ", 10) ||
                     sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1)
                         continue;
                 unescape(mnt);
-                if (statfs(mnt, &sf) || sf.f_type != HUGETLBFS_MAGIC)
+                if (iom_sys.statfs(mnt, &sf) || sf.kind != IOM_FS_HUGETLBFS)
                         continue;
                 snprintf(v[n].dir, sizeof v[n].dir, "%s", mnt);
                 v[n].huge = true;
-                page[n++] = (size_t)sf.f_bsize;
+                page[n++] = (size_t)sf.block_size;
         }
         if (fp)
                 fclose(fp);
@@ -167,17 +176,17 @@ static int place_for_pages(struct iomem *f, size_t page_size, struct place *out)
         }
         return iom_fail(f->name, -ENODEV,
                         "huge pages of %zu KiB for shm objects need a hugetlbfs mount of that page "
-                        "size this process can write, and /proc/self/mountinfo lists none "
+                        "size this process can write, and the mount table lists none "
                         "(mount -t hugetlbfs -o pagesize=%zuK none /dev/hugepages)",
                         page_size >> 10, page_size >> 10);
 }
 
-/* Where an object that exists is: /dev/shm, else the hugetlbfs mount
- * that has it; /dev/shm when none has it. */
+/* Where an object that exists is: shm_open's place, else the hugetlbfs
+ * mount that has it; shm_open's when none has it. */
 static struct place place_of(const char *name)
 {
-        struct place at = { .dir = SHM_DIR };
-        if (place_has(&at, name))
+        struct place at = shm_place();
+        if (at.dir[0] && place_has(&at, name))
                 return at;
         struct place v[MAX_HUGETLBFS];
         size_t page[MAX_HUGETLBFS], n = hugetlbfs_mounts(v, page, MAX_HUGETLBFS);
@@ -264,8 +273,8 @@ static int attach_sidecar(struct iomem *f, const struct place *at, const char *s
 /* The page size of a file on hugetlbfs (0 when it is not on one). */
 static size_t hugetlbfs_page_size(int fd)
 {
-        struct statfs sf;
-        return iom_sys.fstatfs(fd, &sf) == 0 && sf.f_type == HUGETLBFS_MAGIC ? (size_t)sf.f_bsize : 0;
+        struct iom_fsinfo sf;
+        return iom_sys.fstatfs(fd, &sf) == 0 && sf.kind == IOM_FS_HUGETLBFS ? (size_t)sf.block_size : 0;
 }
 
 static int shm_open_uri(struct iomem *f, const char *rest, unsigned flags, const struct iomem_opts *o)
@@ -275,7 +284,7 @@ static int shm_open_uri(struct iomem *f, const char *rest, unsigned flags, const
         int err = shm_names(rest, data, side);
         if (err)
                 return err;
-        struct place at = { .dir = SHM_DIR };
+        struct place at = shm_place();
         if (o->hugepage)
                 err = place_for_pages(f, o->hugepage, &at);
         else
@@ -305,24 +314,21 @@ static int shm_open_uri(struct iomem *f, const char *rest, unsigned flags, const
 }
 
 /* Where an open descriptor's object is and its sidecar's name, from
- * /proc/self/fd: /dev/shm, or a hugetlbfs mount. */
+ * the path it was opened by (where the platform can tell): shm_open's
+ * place, or a hugetlbfs mount. */
 static bool name_of_fd(int fd, struct place *at, char side[NAME_MAX + 2])
 {
-        char link[64], target[PATH_MAX];
-        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-        ssize_t n = readlink(link, target, sizeof target - 1);
-        if (n <= 0)
+        char target[PATH_MAX];
+        if (iom_file_path(fd, target, sizeof target))
                 return false;
-        target[n] = 0;
         char *slash = strrchr(target, '/');
-        if (!slash || strstr(target, " (deleted)"))
+        if (!slash)
                 return false;
         *slash = 0;
-        if (!strcmp(target, SHM_DIR)) {
-                *at = (struct place){ .dir = SHM_DIR };
-        } else {
-                struct statfs sf;
-                if (statfs(target[0] ? target : "/", &sf) || sf.f_type != HUGETLBFS_MAGIC)
+        *at = shm_place();
+        if (!at->dir[0] || strcmp(target, at->dir)) {
+                struct iom_fsinfo sf;
+                if (iom_sys.statfs(target[0] ? target : "/", &sf) || sf.kind != IOM_FS_HUGETLBFS)
                         return false;
                 *at = (struct place){ .huge = true };
                 snprintf(at->dir, sizeof at->dir, "%s", target);

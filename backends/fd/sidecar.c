@@ -9,7 +9,6 @@
  * an opener that finds the sidecar it locked removed (no links left) opens
  * the name again.
  */
-#define _GNU_SOURCE
 #include "sidecar.h"
 #include "fdmem.h"
 #include "syscalls.h"

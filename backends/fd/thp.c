@@ -1,13 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-#define _GNU_SOURCE
+/* Transparent huge pages of tmpfs files, as Linux's sysfs and mount table
+ * say (built on the Linux platform only; thp_none.c elsewhere). */
 #include "thp.h"
 #include "internal.h"
 #include "syscalls.h"
 
-#include <linux/magic.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/statfs.h>
 
 #define THP_SYSFS "/sys/kernel/mm/transparent_hugepage"
 
@@ -75,8 +74,8 @@ static int mount_id_of(int fd)
 
 enum iom_thp iom_thp_of(int fd)
 {
-        struct statfs sf;
-        if (iom_sys.fstatfs(fd, &sf) || sf.f_type != TMPFS_MAGIC)
+        struct iom_fsinfo sf;
+        if (iom_sys.fstatfs(fd, &sf) || sf.kind != IOM_FS_TMPFS)
                 return IOM_THP_NEVER;
         char global[32], word[32];
         iom_sysfs_choice(THP_SYSFS "/shmem_enabled", global, sizeof global);
