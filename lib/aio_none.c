@@ -6,7 +6,8 @@
 #define NOT_HERE(op)                                                                            \
         iom_result(op, iom_fail(NULL, -ENOTSUP,                                                 \
                                 "asynchronous transfers are not in this build (it was built "  \
-                                "without liburing: -Daio=disabled or liburing-dev missing)"))
+                                "without liburing: -Daio=disabled, liburing-dev missing, "     \
+                                "or -Dplatform=posix)"))
 
 struct iom_aio_knobs iom_aio_knobs;
 /* A NULL queue is -EINVAL, like every NULL object. */

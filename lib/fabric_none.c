@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* Fabric exports in a build without libfabric (-Dfabric=disabled, or
- * libfabric-dev missing): every call says so. lib/fabric.c is the real one. */
+/* Fabric exports in a build without libfabric (-Dfabric=disabled,
+ * libfabric-dev missing, or the POSIX platform layer): every call says so. lib/fabric.c is the real one. */
 #include "internal.h"
 
 #define NOT_HERE(op)                                                                            \
         iom_result(op, iom_fail(NULL, -ENOTSUP,                                                 \
                                 "fabric exports are not in this build (it was built without "   \
-                                "libfabric: -Dfabric=disabled or libfabric-dev missing)"))
+                                "libfabric: -Dfabric=disabled, libfabric-dev missing, or "     \
+                                "-Dplatform=posix)"))
 
 IOM_PUBLIC int iomem_export(struct iomem_export **out, struct iomem *f, size_t off, size_t len,
                             const char *addr, unsigned flags)

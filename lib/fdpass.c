@@ -6,6 +6,7 @@
 #include "internal.h"
 #include "syscalls.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -87,7 +88,7 @@ IOM_PUBLIC int iomem_recv(int sock, struct iomem **out, unsigned flags)
                               .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf };
         ssize_t n;
         do
-                n = iom_sys.recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+                n = iom_sys.recvmsg(sock, &msg, iom_msg_cmsg_cloexec);
         while (n < 0 && errno == EINTR);
         if (n < 0) {
                 int e = errno;
@@ -101,6 +102,8 @@ IOM_PUBLIC int iomem_recv(int sock, struct iomem **out, unsigned flags)
                 for (int i = 0; i < k; i++) {
                         int fd;
                         memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+                        if (!iom_msg_cmsg_cloexec) /* not at once: a fork may see it first */
+                                fcntl(fd, F_SETFD, FD_CLOEXEC);
                         if (nfds < PASS_MAX_FDS)
                                 fds[nfds++] = fd;
                         else

@@ -265,8 +265,8 @@ int iom_backend_lookup(const char *name, size_t len, const char *obj,
 /* Split a URI into backend and rest, then look the backend up. */
 int iom_backend_for_uri(const char *uri, const struct iom_backend **b,
                         const char **rest);
-/* A backend's capabilities as this platform keeps them: where allocating
- * does not reserve (iom_platform_allocation_reserves), no RESERVED. */
+/* A backend's capabilities as this platform keeps them: no RESERVED
+ * where allocating does not reserve, no HUGEPAGE without huge pages. */
 unsigned iom_platform_caps(unsigned caps);
 
 /* ---- an object's own files (backing.c) ------------------------------ */

@@ -95,7 +95,8 @@ static int numa_check(int policy, int node)
         return 0;
 #else
         (void)node;
-        return iom_fail(NULL, -ENOTSUP, "built without libnuma (-Dnuma=disabled)");
+        return iom_fail(NULL, -ENOTSUP, "built without libnuma (-Dnuma=disabled, libnuma-dev missing, "
+                        "or -Dplatform=posix)");
 #endif
 }
 

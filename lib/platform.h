@@ -3,7 +3,7 @@
  * The platform layer: everything the library needs that POSIX.1-2008
  * does not give, behind one small interface. lib/platform_linux.c has it
  * from Linux; lib/platform_posix.c falls back to POSIX alone, and is what
- * the BSDs and macOS build (meson -Dplatform=posix forces it on Linux,
+ * the BSDs build (meson -Dplatform=posix forces it on Linux,
  * where the test suite proves it). Every file outside the layer, except
  * the modules that exist only on Linux (memfd, mshare and devdax
  * backends, io_uring transfers, fabric exports), compiles with
@@ -67,6 +67,10 @@ const char *iom_advice_name(int advice);
  * with errno ENOTSUP where the system has no such advice. */
 int iom_advise(void *va, size_t len, enum iom_advice a);
 
+/* recvmsg flag that makes received descriptors close-on-exec as they
+ * arrive; 0 where there is none (the caller sets FD_CLOEXEC after). */
+extern const int iom_msg_cmsg_cloexec;
+
 /* ---- files ------------------------------------------------------------------ */
 
 /* Modes of the syscall table's fallocate (the values are Linux's). */
@@ -79,6 +83,9 @@ int iom_advise(void *va, size_t len, enum iom_advice a);
  * reserve the blocks, so that a full filesystem is -ENOSPC at that call
  * and never SIGBUS at a later page fault? */
 extern const bool iom_platform_allocation_reserves;
+
+/* Has the system huge pages that files can be made of (hugetlbfs)? */
+extern const bool iom_platform_huge_pages;
 
 /* lseek(2) whence values for data and holes; -1 where the system has
  * neither (then every byte counts as data). */
@@ -106,8 +113,8 @@ int iom_file_reopen(int fd, int flags);
  * where the system cannot tell, -ENOENT when the file was unlinked). */
 int iom_file_path(int fd, char *buf, size_t cap);
 /* A file's extended attribute name (user.*): set it to value[0..len),
- * or read it into buf; 0 or the length, or -1 with errno, ENOTSUP where
- * the system has none. */
+ * or read it into buf; 0 or the length, or -1 with errno: ENOSYS where
+ * the system has none at all, ENOTSUP where the file's filesystem has not. */
 int iom_xattr_set(int fd, const char *name, const void *value, size_t len);
 ssize_t iom_xattr_get(int fd, const char *name, void *buf, size_t cap);
 /* For each descriptor this process has open on a file whose name ends
@@ -115,6 +122,12 @@ ssize_t iom_xattr_get(int fd, const char *name, void *buf, size_t cap);
  * which is returned; 0 when fn never did, -ENOTSUP where the system
  * cannot list them. */
 int iom_each_open_file(const char *suffix, int (*fn)(const char *path, void *arg), void *arg);
+/* Can iom_each_open_file list them here? */
+extern const bool iom_platform_lists_files;
+/* A device number's two parts, and the number of two parts (as the
+ * mount table writes them). */
+void iom_dev_split(dev_t dev, unsigned *major_out, unsigned *minor_out);
+dev_t iom_dev_join(unsigned major_part, unsigned minor_part);
 /* The mount table in Linux's mountinfo format, or NULL where there is none. */
 const char *iom_mountinfo_path(void);
 /* Where shm_open's objects are files: a directory path, or NULL where

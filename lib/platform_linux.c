@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/xattr.h>
@@ -50,6 +51,9 @@ const int iom_map_noreserve = MAP_NORESERVE;
 const int iom_map_fixed_noreplace = MAP_FIXED_NOREPLACE;
 const int iom_seek_data = SEEK_DATA, iom_seek_hole = SEEK_HOLE;
 const bool iom_platform_allocation_reserves = true;
+const bool iom_platform_lists_files = true;
+const bool iom_platform_huge_pages = true;
+const int iom_msg_cmsg_cloexec = MSG_CMSG_CLOEXEC;
 
 /* ---- the syscall table ------------------------------------------------------ */
 
@@ -233,6 +237,17 @@ int iom_each_open_file(const char *suffix, int (*fn)(const char *path, void *arg
         }
         closedir(d);
         return r;
+}
+
+void iom_dev_split(dev_t dev, unsigned *major_out, unsigned *minor_out)
+{
+        *major_out = major(dev);
+        *minor_out = minor(dev);
+}
+
+dev_t iom_dev_join(unsigned major_part, unsigned minor_part)
+{
+        return makedev(major_part, minor_part);
 }
 
 const char *iom_mountinfo_path(void)

@@ -29,7 +29,11 @@ static const char *const known[] = { IOMEM_BACKENDS_KNOWN };
 
 unsigned iom_platform_caps(unsigned caps)
 {
-        return iom_platform_allocation_reserves ? caps : caps & ~IOMEM_CAP_RESERVED;
+        if (!iom_platform_allocation_reserves)
+                caps &= ~IOMEM_CAP_RESERVED;
+        if (!iom_platform_huge_pages)
+                caps &= ~IOMEM_CAP_HUGEPAGE;
+        return caps;
 }
 
 const struct iom_backend *iom_backend_find(const char *name, size_t len)

@@ -6,7 +6,8 @@
 #define NOT_HERE(op)                                                                            \
         iom_result(op, iom_fail(NULL, -ENOTSUP,                                                 \
                                 "receiving into an object is not in this build (it was built "  \
-                                "without liburing: -Daio=disabled or liburing-dev missing)"))
+                                "without liburing: -Daio=disabled, liburing-dev missing, "     \
+                                "or -Dplatform=posix)"))
 
 IOM_PUBLIC int iomem_rx_new(struct iomem_rx **rx, struct iomem *f, int sock, size_t buf_size,
                             unsigned nbufs, unsigned flags)

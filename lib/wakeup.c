@@ -14,15 +14,19 @@
 
 int iom_wakeup_open(int *sock, struct iom_wakeup_name *name)
 {
+#ifdef SOCK_CLOEXEC /* at once, where the system can (POSIX 2024) */
+        int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        int set = 0;
+#else
         int s = socket(AF_UNIX, SOCK_DGRAM, 0);
+        int set = s < 0 ? 0 : fcntl(s, F_GETFL);
+        set = set < 0 || fcntl(s, F_SETFL, set | O_NONBLOCK) < 0 || fcntl(s, F_SETFD, FD_CLOEXEC) < 0;
+#endif
         if (s < 0)
                 return -errno;
         uint64_t word[IOM_WAKEUP_NAME_WORDS] = { 0 };
         size_t n;
-        int flags = fcntl(s, F_GETFL);
-        int err = flags < 0 || fcntl(s, F_SETFL, flags | O_NONBLOCK) < 0 ||
-                  fcntl(s, F_SETFD, FD_CLOEXEC) < 0 ? -errno
-                  : iom_dgram_bind_unique(s, word, sizeof word, &n);
+        int err = set ? -errno : iom_dgram_bind_unique(s, word, sizeof word, &n);
         if (err) {
                 close(s);
                 return err;
@@ -52,8 +56,7 @@ void iom_wakeup_send(int sock, const struct iom_wakeup_name *name)
                 return; /* only names the library makes: shared memory may be spoilt */
         struct sockaddr_un a = { .sun_family = AF_UNIX };
         memcpy(a.sun_path, word, n);
-        /* SIGPIPE is for streams; a datagram socket has no reader to lose. */
-        sendto(sock, "", 1, MSG_DONTWAIT, (struct sockaddr *)&a,
+        sendto(sock, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a,
                (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n));
 }
 

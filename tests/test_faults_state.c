@@ -16,6 +16,7 @@
  *
  * Runs on the backend named by IOMEM_TEST_BACKEND.
  */
+#include "config.h"
 #include "common.h"
 
 #include "fdmem.h"
@@ -209,8 +210,15 @@ static void expect_same(const struct state *a, const struct state *b, const char
         ck_assert_msg(a->npool == b->npool, "%s: %u buffers became %u", what, a->npool, b->npool);
         ck_assert_msg(a->nowners == b->nowners, "%s: %u owners became %u", what, a->nowners,
                       b->nowners);
-        ck_assert_msg(a->blocks == b->blocks, "%s: %zu blocks of memory became %zu", what, a->blocks,
-                      b->blocks);
+        /* The POSIX platform layer cannot punch holes: memory a failed
+         * call had backed stays with the object (as zeros), never more
+         * than the call asked for. */
+        if (IOMEM_PLATFORM_LINUX)
+                ck_assert_msg(a->blocks == b->blocks, "%s: %zu blocks of memory became %zu", what,
+                              a->blocks, b->blocks);
+        else
+                ck_assert_msg(a->blocks <= b->blocks, "%s: %zu blocks of memory became %zu", what,
+                              a->blocks, b->blocks);
 }
 
 /* ---- the operations ---------------------------------------------------------- */

@@ -243,6 +243,11 @@ int main(void)
         Suite *s = suite_create("hugepage");
         TCase *tc = tcase_create(test_backend());
         bool shm = !strcmp(test_backend(), "shm");
+        if (!(test_caps() & IOMEM_CAP_HUGEPAGE)) {
+                printf("SKIP: %s has no huge pages in this build (IOMEM_CAP_HUGEPAGE: hugetlbfs is "
+                       "Linux's)\n", test_backend());
+                return TEST_SKIP;
+        }
         if (shm && geteuid() != 0) {
                 printf("SKIP: shm huge pages are tested in a mount namespace of their own (root)\n");
                 return TEST_SKIP;

@@ -9,6 +9,7 @@
  * is checked by the bytes another process reads. Run on each backend
  * with a gift pool.
  */
+#include "config.h"
 #include "common.h"
 
 #include <dirent.h>
@@ -228,7 +229,10 @@ START_TEST(unused_memory_is_bounded_and_given_back)
         ck_assert_uint_eq(st.pool_free, KEEP_LIMIT);
         ck_assert_uint_eq(st.pool_span, n * len);
         long long blocks = pool_file_blocks(&o);
-        if (blocks >= 0) /* the metadata's few MiB, and what is kept */
+        /* The metadata's few MiB, and what is kept; the POSIX platform
+         * layer cannot punch holes, so what it gives back stays backed
+         * (as zeros) until the object is truncated or removed. */
+        if (blocks >= 0 && IOMEM_PLATFORM_LINUX)
                 ck_assert_int_le(blocks * 512, (long long)(KEEP_LIMIT + 8 * MIB));
         /* Given back or kept, the offsets make the next buffers, zeroed. */
         for (size_t i = 0; i < n; i++)
@@ -253,7 +257,8 @@ START_TEST(unused_memory_is_bounded_and_given_back)
         ck_assert_int_eq(reopen(&o, &o.f, IOMEM_RDWR), 0);
         st = stat_of(o.f);
         ck_assert_uint_eq(st.pool_free, 0);
-        ck_assert_int_le(pool_file_blocks(&o) * 512, (long long)(8 * MIB));
+        if (IOMEM_PLATFORM_LINUX) /* (no holes punched on POSIX, above) */
+                ck_assert_int_le(pool_file_blocks(&o) * 512, (long long)(8 * MIB));
         close_obj(&o);
 }
 END_TEST

@@ -4,6 +4,7 @@
  * sharing objects with other processes (iomem_send / iomem_recv,
  * iomem_open_fd). Run once per backend (IOMEM_TEST_BACKEND).
  */
+#include "config.h"
 #include "common.h"
 
 #include <dirent.h>
@@ -25,6 +26,14 @@
  * under valgrind (CK_FORK=no) a failed test leaves its memory behind; both
  * would otherwise count as leaks.
  */
+
+/* Are the object's holes seen as holes? A dax: file's are its
+ * filesystem's, which the POSIX platform layer cannot see (no SEEK_HOLE):
+ * there every byte is data, and reads as it is. */
+static bool holes_visible(void)
+{
+        return IOMEM_PLATFORM_LINUX || strcmp(test_backend(), "dax");
+}
 static void *live[256];
 
 static void track(void *p)
@@ -533,24 +542,26 @@ START_TEST(sendfile_sparse)
         memcpy(model + 3 * ps, b, ps);
 
         struct iovec iov[16];
-        ck_assert_int_eq(iomem_bufcount(f, 0, size), 5);
-        ck_assert_int_eq(iomem_borrow(f, 0, size, iov, 16), 5);
-        ck_assert_ptr_null(iov[0].iov_base);
-        ck_assert_uint_eq(iov[0].iov_len, ps);
-        ck_assert_ptr_nonnull(iov[1].iov_base);
-        ck_assert_uint_eq(iov[1].iov_len, ps);
-        ck_assert_int_eq(memcmp(iov[1].iov_base, model + ps, ps), 0);
-        ck_assert_ptr_null(iov[2].iov_base);
-        ck_assert_uint_eq(iov[2].iov_len, ps);
-        ck_assert_ptr_nonnull(iov[3].iov_base);
-        ck_assert_uint_eq(iov[3].iov_len, ps);
-        ck_assert_int_eq(memcmp(iov[3].iov_base, b, ps), 0);
-        ck_assert_ptr_null(iov[4].iov_base);
-        ck_assert_uint_eq(iov[4].iov_len, ps + 200); /* clamped at the size */
-        /* A byte range inside a hole. */
-        ck_assert_int_eq(iomem_borrow(f, 2 * ps + 3, 10, iov, 16), 1);
-        ck_assert_ptr_null(iov[0].iov_base);
-        ck_assert_uint_eq(iov[0].iov_len, 10);
+        if (holes_visible()) {
+                ck_assert_int_eq(iomem_bufcount(f, 0, size), 5);
+                ck_assert_int_eq(iomem_borrow(f, 0, size, iov, 16), 5);
+                ck_assert_ptr_null(iov[0].iov_base);
+                ck_assert_uint_eq(iov[0].iov_len, ps);
+                ck_assert_ptr_nonnull(iov[1].iov_base);
+                ck_assert_uint_eq(iov[1].iov_len, ps);
+                ck_assert_int_eq(memcmp(iov[1].iov_base, model + ps, ps), 0);
+                ck_assert_ptr_null(iov[2].iov_base);
+                ck_assert_uint_eq(iov[2].iov_len, ps);
+                ck_assert_ptr_nonnull(iov[3].iov_base);
+                ck_assert_uint_eq(iov[3].iov_len, ps);
+                ck_assert_int_eq(memcmp(iov[3].iov_base, b, ps), 0);
+                ck_assert_ptr_null(iov[4].iov_base);
+                ck_assert_uint_eq(iov[4].iov_len, ps + 200); /* clamped at the size */
+                /* A byte range inside a hole. */
+                ck_assert_int_eq(iomem_borrow(f, 2 * ps + 3, 10, iov, 16), 1);
+                ck_assert_ptr_null(iov[0].iov_base);
+                ck_assert_uint_eq(iov[0].iov_len, 10);
+        }
         expect_bytes(f, 0, model, size);
         SEAL_ON_SECOND_RUN(f);
 
@@ -602,7 +613,8 @@ START_TEST(sendfile_fragmented)
         put(f, size - 11, pg, 11);
         memcpy(model + size - 11, pg, 11);
         /* The big hole, pages alternately data and hole, the last page. */
-        ck_assert_int_eq(iomem_bufcount(f, 0, size), (ssize_t)(1 + pages + 1));
+        if (holes_visible())
+                ck_assert_int_eq(iomem_bufcount(f, 0, size), (ssize_t)(1 + pages + 1));
 
         int fd = temp_file();
         ck_assert_int_eq(iomem_sendfile(fd, f, 0, size), (ssize_t)size);
@@ -1528,6 +1540,14 @@ START_TEST(a_descriptor_that_lost_its_metadata_is_refused)
         ck_assert_int_ge(foreign, 0);
         shm_unlink(name);
         ck_assert_int_eq(ftruncate(foreign, (off_t)ps), 0);
+        if (!IOMEM_PLATFORM_LINUX) {
+                /* No extended attributes to mark ours with: a descriptor
+                 * alone cannot be told from one of ours, and is refused. */
+                ck_assert_err(iomem_open_fd(&g, "shm", foreign, IOMEM_RDWR, NULL), ENOENT);
+                ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "no extended attributes"));
+                close(foreign);
+                return;
+        }
         ck_assert_int_eq(iomem_open_fd(&g, "shm", foreign, IOMEM_RDWR, NULL), 0);
         ck_assert_uint_eq(size_of(g), ps);
         iomem_close(&g);

@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/sysmacros.h>
 
 /* Holds of dax objects' I/O locks by the calling thread, any handle, in
  * the process of fork generation gen (a child holds none of its parent's). */
@@ -73,8 +72,10 @@ static void sidecar_of(struct dax_handle *h, const struct stat *st)
                 .id = st,
                 .transient = true,
         };
-        snprintf(h->share.name, sizeof h->share.name, "/iomem-dax.%u.%u.%llu.iomem",
-                 major(st->st_dev), minor(st->st_dev), (unsigned long long)st->st_ino);
+        unsigned maj, min;
+        iom_dev_split(st->st_dev, &maj, &min);
+        snprintf(h->share.name, sizeof h->share.name, "/iomem-dax.%u.%u.%llu.iomem", maj, min,
+                 (unsigned long long)st->st_ino);
 }
 
 int iom_dax_share_join(struct dax_handle *h, const struct stat *st, bool wired)
@@ -235,7 +236,7 @@ int iom_dax_mount_fstype(const char *mountinfo, dev_t dev, char *out, size_t n)
                 char type[64];
                 const char *sep = strstr(line, " - ");
                 if (sscanf(line, "%*u %*u %u:%u", &maj, &min) == 2 && sep &&
-                    makedev(maj, min) == dev && sscanf(sep + 3, "%63s", type) == 1) {
+                    iom_dev_join(maj, min) == dev && sscanf(sep + 3, "%63s", type) == 1) {
                         snprintf(out, n, "%s", type);
                         err = 0;
                 }

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "extent_map.h"
 #include "iolock.h"
+#include "pairing.h"
 #include "undo.h"
 #include "placement.h"
 #include "syscalls.h"
@@ -75,11 +76,8 @@ static int fd_back(struct iomem *f, uint64_t phys, uint64_t len)
 int iom_fd_data_readonly(struct iomem *f)
 {
         struct iom_fdobj *obj = fdo(f);
-        if (obj->data_ro_fd < 0) {
-                char path[64];
-                snprintf(path, sizeof path, "/proc/self/fd/%d", f->data_fd);
-                obj->data_ro_fd = iom_sys.open(path, O_RDONLY | O_CLOEXEC, 0);
-        }
+        if (obj->data_ro_fd < 0)
+                obj->data_ro_fd = iom_file_reopen(f->data_fd, O_RDONLY | O_CLOEXEC);
         return obj->data_ro_fd;
 }
 
@@ -134,10 +132,6 @@ static int too_big(struct iomem *f)
                                 " (its region's capacity, fixed when it was created)" : "");
 }
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
-#endif
-
 /* Is memory for this object allocated through its mapping (fill_holes)? */
 static bool allocates_through_mapping(const struct iomem *f)
 {
@@ -164,10 +158,10 @@ static int allocate_placed(struct iomem *f, uint64_t phys, uint64_t len, char *v
 {
         if (!allocates_through_mapping(f))
                 return allocate(f, phys, len);
-        if (iom_sys.madvise(va, len, MADV_POPULATE_WRITE) == 0)
+        if (iom_advise(va, len, IOM_ADV_POPULATE_WRITE) == 0)
                 return 0;
         int e = errno;
-        if (e == EINVAL) { /* a kernel before 5.14: backed, though not as asked */
+        if (e == EINVAL || e == ENOTSUP) { /* a kernel before 5.14: backed, though not as asked */
                 iom_debug("%s: the kernel cannot populate a mapping (%s); memory is not placed "
                           "or in huge pages", f->name, strerror(e));
                 return allocate(f, phys, len);
@@ -1832,6 +1826,7 @@ void iom_fdmem_init(struct iomem *f)
 void iom_fdmem_close(struct iomem *f)
 {
         struct iom_fdobj *obj = fdo(f);
+        iom_pair_drop(f);
         /* Nothing of this handle reaches its buffers once the pool hands
          * them out again. */
         iom_seg_unmap_all(f);
@@ -1993,5 +1988,7 @@ int iom_fdmem_attach(struct iomem *f, enum iom_attach how, const struct iomem_op
         err = iom_owner_register(f);
         obj->seal_asks_seen = obj->meta->seal_asks; /* asks before it are not for it */
         iom_meta_unlock(f);
+        if (!err && how != IOM_ATTACH_PRIVATE && obj->aux_fd >= 0 && obj->aux_fd != f->data_fd)
+                err = iom_pair_hold(f);
         return err;
 }

@@ -11,6 +11,7 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,9 @@
 
 /* The mark: a user extended attribute naming the twin. Filesystems
  * without user attributes (hugetlbfs; tmpfs before Linux 6.6) take none,
- * and such descriptors attach with private metadata as libiomem(7) says. */
+ * and such descriptors attach with private metadata as libiomem(7) says;
+ * on a platform with no extended attributes at all, a descriptor alone
+ * is refused unless a handle of this process holds its twin. */
 #define PAIR_XATTR "user.iomem.sidecar"
 
 /* As iom_pair_describes, and -EBADMSG for metadata that names the data
@@ -61,6 +64,101 @@ void iom_pair_mark(struct iomem *f, const char *twin)
                           f->name, strerror(errno));
 }
 
+/* ---- the twins this process holds ------------------------------------------ */
+
+/* Where the platform cannot list this process's descriptors, the handles
+ * attached to a twin keep a descriptor of it here, by their data file's
+ * device and inode, so that a descriptor of the data file alone finds
+ * the twin another handle of this process holds. */
+struct held_twin {
+        const struct iomem *f;
+        dev_t dev;
+        ino_t ino;
+        int fd;
+};
+static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t held_once = PTHREAD_ONCE_INIT;
+static struct held_twin *held;
+static size_t nheld, held_cap;
+
+/* Held across fork, so that the child's copy of the list is whole. */
+static void held_lock_take(void)
+{
+        pthread_mutex_lock(&held_lock);
+}
+
+static void held_lock_give(void)
+{
+        pthread_mutex_unlock(&held_lock);
+}
+
+static void held_init(void)
+{
+        pthread_atfork(held_lock_take, held_lock_give, held_lock_give);
+}
+
+int iom_pair_hold(struct iomem *f)
+{
+        struct stat st;
+        if (iom_platform_lists_files)
+                return 0;
+        if (iom_sys.fstat(f->data_fd, &st) < 0)
+                return iom_fail(f->name, -errno, "fstat: %s", strerror(errno));
+        int fd = fcntl(fdo(f)->aux_fd, F_DUPFD_CLOEXEC, 0);
+        if (fd < 0)
+                return iom_fail(f->name, -errno, "a descriptor of its metadata: %s", strerror(errno));
+        pthread_once(&held_once, held_init);
+        pthread_mutex_lock(&held_lock);
+        if (nheld == held_cap) {
+                size_t cap = held_cap ? 2 * held_cap : 16;
+                struct held_twin *v = realloc(held, cap * sizeof *v);
+                if (!v) {
+                        pthread_mutex_unlock(&held_lock);
+                        close(fd);
+                        return iom_fail(f->name, -ENOMEM, "out of memory");
+                }
+                held = v;
+                held_cap = cap;
+        }
+        held[nheld++] = (struct held_twin){ .f = f, .dev = st.st_dev, .ino = st.st_ino, .fd = fd };
+        pthread_mutex_unlock(&held_lock);
+        return 0;
+}
+
+void iom_pair_drop(const struct iomem *f)
+{
+        pthread_mutex_lock(&held_lock);
+        for (size_t i = 0; i < nheld; i++) {
+                if (held[i].f != f)
+                        continue;
+                close(held[i].fd);
+                held[i] = held[--nheld];
+                break;
+        }
+        if (!nheld) {
+                free(held);
+                held = NULL;
+                held_cap = 0;
+        }
+        pthread_mutex_unlock(&held_lock);
+}
+
+/* A new descriptor of the twin a handle of this process holds for the
+ * data file (dev, ino); -ENOENT when none does. */
+static int twin_held(dev_t dev, uint64_t ino)
+{
+        int found = -ENOENT;
+        pthread_mutex_lock(&held_lock);
+        for (size_t i = 0; i < nheld && found == -ENOENT; i++)
+                if (held[i].dev == dev && (uint64_t)held[i].ino == ino &&
+                    twin_state(held[i].fd, ino) == 1) {
+                        int fd = fcntl(held[i].fd, F_DUPFD_CLOEXEC, 0);
+                        found = fd < 0 ? -errno : fd;
+                }
+        pthread_mutex_unlock(&held_lock);
+        return found;
+}
+
 /* What twin_in_process looks for, and what it found. */
 struct twin_search {
         dev_t dev;
@@ -91,15 +189,14 @@ static int twin_candidate(const char *path, void *arg)
 /* The twin of the data file with inode ino on device dev, among the
  * descriptors this process has open (another handle of the object, whose
  * name may be gone or which never had one): a new descriptor of it,
- * -ENOENT when there is none (or the platform cannot list them), -errno
- * when a candidate cannot be read. */
+ * -ENOENT when there is none, -errno when a candidate cannot be read. */
 static int twin_in_process(dev_t dev, uint64_t ino)
 {
+        if (!iom_platform_lists_files)
+                return twin_held(dev, ino);
         struct twin_search t = { .dev = dev, .ino = ino, .found = -ENOENT };
         int r = iom_each_open_file(IOM_PAIR_SUFFIX, twin_candidate, &t);
-        if (r < 0 && r != -ENOTSUP)
-                return r;
-        return t.found;
+        return r < 0 ? r : t.found;
 }
 
 int iom_pair_open_fds(struct iomem *f, const int *fds, int nfds, int found, int why,
@@ -142,10 +239,16 @@ int iom_pair_open_fds(struct iomem *f, const int *fds, int nfds, int found, int 
                 ssize_t k = nfds == 2 ? -1 : iom_xattr_get(fds[0], PAIR_XATTR, marked, sizeof marked - 1);
                 if (k > 0)
                         marked[k] = 0;
+                /* A platform without extended attributes cannot mark the
+                 * data file: any descriptor alone may be one of ours,
+                 * whose pins a private attach would miss. */
+                bool unknowable = k < 0 && errno == ENOSYS;
+                if (unknowable)
+                        snprintf(marked, sizeof marked, "%s", "(unmarked: this platform has no extended attributes)");
                 err = nfds == 2 ? iom_fail(f->name, -EBADMSG, "its metadata descriptor does not describe it")
                       : k > 0 && why ? iom_fail(f->name, why, "cannot open or read its metadata %s: %s",
                                                 marked, strerror(-why))
-                      : k > 0 ? iom_fail(f->name, -ENOENT,
+                      : k > 0 || unknowable ? iom_fail(f->name, -ENOENT,
                                          "its metadata %s cannot be found from this descriptor alone, "
                                          "and without it the pins, lock and gifted bytes of the other "
                                          "processes are out of reach; pass both descriptors "

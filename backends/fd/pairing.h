@@ -30,6 +30,11 @@ int iom_pair_check_access(struct iomem *f, int fd, unsigned flags);
 /* Mark f's data file as paired with the twin called twin. */
 void iom_pair_mark(struct iomem *f, const char *twin);
 
+/* Keep a descriptor of f's twin (attached) where a descriptor of its data
+ * file alone can find it, until iom_pair_drop at f's close: 0 or -errno. */
+int iom_pair_hold(struct iomem *f);
+void iom_pair_drop(const struct iomem *f);
+
 /*
  * Attach f (data_fd and page_size set, sized_data) given the descriptors
  * fds[0..nfds) a caller passed: the data file, and its twin when nfds is

@@ -166,6 +166,9 @@ static size_t hugetlbfs_mounts(struct place *v, size_t *page, size_t max)
  * mount of that size this process may write. */
 static int place_for_pages(struct iomem *f, size_t page_size, struct place *out)
 {
+        if (!iom_platform_huge_pages)
+                return iom_fail(f->name, -ENOTSUP, "huge pages for shm objects need hugetlbfs, "
+                                "which this platform (%s) has not", iom_platform_name);
         struct place v[MAX_HUGETLBFS];
         size_t page[MAX_HUGETLBFS], n = hugetlbfs_mounts(v, page, MAX_HUGETLBFS);
         for (size_t i = 0; i < n; i++) {
