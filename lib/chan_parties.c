@@ -174,11 +174,14 @@ void iom_chan_reap_dead(struct iomem_chan *c)
                 bool orphan = (registered >> b & 1) && !__atomic_load_n(&p->pid, __ATOMIC_ACQUIRE);
                 if (orphan || party_gone(p)) {
                         iom_debug("%s: reclaiming what dead consumer %d held", iom_chan_name(c), (int)p->pid);
+                        iom_wakeup_forget(&p->wake);
                         consumer_drop(c, b);
                 }
         }
-        if (party_gone(&h->producer))
+        if (party_gone(&h->producer)) {
+                iom_wakeup_forget(&h->producer.wake);
                 party_clear(&h->producer);
+        }
 }
 
 int iom_chan_reap_if_due(struct iomem_chan *c)

@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static __thread char message[IOM_MESSAGE_MAX];
+static _Thread_local char message[IOM_MESSAGE_MAX];
 /* Set by iom_fail, cleared at the public boundary: tells a fresh cause
  * from a stale one. */
-static __thread bool pending;
+static _Thread_local bool pending;
 
 IOM_PUBLIC const char *iomem_errormsg(void)
 {

@@ -163,9 +163,10 @@ static int split_addr(const char *addr, char *host, size_t hostsz, char *port, s
 }
 
 /* A connected endpoint that can read and write remote memory, and whose
- * memory can be read and written (exporter, so FI_REMOTE_*). The
- * provider is libfabric's choice, or FI_PROVIDER's. */
-static int net_open(struct fab_net *n, const char *obj, const char *addr, bool exporter, bool wait_fds)
+ * memory can be read and written (exporter, so FI_REMOTE_*; its thread
+ * waits in poll on the queues' descriptors). The provider is libfabric's
+ * choice, or FI_PROVIDER's. */
+static int net_open(struct fab_net *n, const char *obj, const char *addr, bool exporter)
 {
         char host[256], port[16];
         int err = split_addr(addr, host, sizeof host, port, sizeof port);
@@ -195,10 +196,10 @@ static int net_open(struct fab_net *n, const char *obj, const char *addr, bool e
                                         addr);
                 return fab_fail(obj, "fi_getinfo", rc);
         }
-        struct fi_eq_attr eq_attr = { .wait_obj = FI_WAIT_UNSPEC, .flags = FI_WRITE };
+        struct fi_eq_attr eq_attr = { .wait_obj = FI_WAIT_UNSPEC };
         struct fi_cq_attr cq_attr = { .format = FI_CQ_FORMAT_MSG, .wait_obj = FI_WAIT_UNSPEC };
         const char *call = "fi_fabric";
-        if (wait_fds) /* waited on with poll, not the queues' own waits */
+        if (exporter) /* waited on with poll, not the queues' own waits */
                 eq_attr.wait_obj = cq_attr.wait_obj = FI_WAIT_FD;
         if (!(rc = fi_fabric(n->info->fabric_attr, &n->fabric, NULL)) &&
             !(rc = (call = "fi_domain", fi_domain(n->fabric, n->info, &n->domain, NULL))) &&
@@ -575,7 +576,7 @@ static int export_open(struct iomem_export *x, size_t len, const char *addr, uns
                 return iom_fail(x->name, -EINVAL, "the range goes past the object's end (%" PRIu64 " bytes)",
                                 (uint64_t)st.size);
         uint64_t size = st.size > x->off ? iom_min(len, st.size - x->off) : 0;
-        if ((err = net_open(&x->net, x->name, addr, true, true)) || (err = register_range(x, size, flags)) ||
+        if ((err = net_open(&x->net, x->name, addr, true)) || (err = register_range(x, size, flags)) ||
             (err = listen_at(x)))
                 return err;
         return start_thread(x);
@@ -769,7 +770,7 @@ static int check_descriptor(struct iomem_remote *r, size_t got)
 
 static int connect_to(struct iomem_remote *r)
 {
-        int err = net_open(&r->net, r->name, r->name, false, false);
+        int err = net_open(&r->net, r->name, r->name, false);
         if (err || (err = endpoint(&r->net, r->name, r->net.info, &r->ep)))
                 return err;
         if (!(r->desc = malloc(FAB_DESC_MAX)))

@@ -8,7 +8,7 @@
 
 unsigned iom_fork_gen;
 
-static __thread int cached_tid;
+static _Thread_local int cached_tid;
 
 /* Held while a forked child resets an inherited object, so that two of the
  * child's threads making their first call on it at once do not both reset
@@ -16,7 +16,7 @@ static __thread int cached_tid;
  * once however deep its resets nest (a dax: handle resets its file, the
  * file its other handles and their windows): reset_depth counts them. */
 static pthread_mutex_t fork_reset_lock = PTHREAD_MUTEX_INITIALIZER;
-static __thread unsigned reset_depth;
+static _Thread_local unsigned reset_depth;
 
 /* A fork waits for resets in progress, so a child never copies an object
  * half reset (resetting it again there could free what was freed). */

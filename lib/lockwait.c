@@ -36,8 +36,8 @@ int iom_deadline_error(int timeout_ms)
 
 /* Objects whose read lock this thread holds, counted in the process it
  * was counted in: a forked child holds none of its parent's locks. */
-static __thread unsigned reads_held;
-static __thread unsigned reads_held_gen;
+static _Thread_local unsigned reads_held;
+static _Thread_local unsigned reads_held_gen;
 
 void iom_reads_held_add(int delta)
 {

@@ -44,16 +44,32 @@ void iom_wakeup_close(int sock, const struct iom_wakeup_name *name)
         iom_dgram_unbind(name->word, name->len);
 }
 
-void iom_wakeup_send(int sock, const struct iom_wakeup_name *name)
+/* A name as shared memory holds it, into word; its length, or 0 when it
+ * is none the library makes (shared memory may be spoilt). */
+static size_t load_name(const struct iom_wakeup_name *name, uint64_t word[IOM_WAKEUP_NAME_WORDS])
 {
         size_t n = __atomic_load_n(&name->len, __ATOMIC_ACQUIRE);
-        uint64_t word[IOM_WAKEUP_NAME_WORDS];
-        if (n == 0 || n > sizeof word)
-                return;
+        if (n == 0 || n > IOM_WAKEUP_NAME_WORDS * sizeof word[0])
+                return 0;
         for (int i = 0; i < IOM_WAKEUP_NAME_WORDS; i++)
                 word[i] = __atomic_load_n(&name->word[i], __ATOMIC_RELAXED);
-        if (!iom_dgram_name_valid(word, n))
-                return; /* only names the library makes: shared memory may be spoilt */
+        return iom_dgram_name_valid(word, n) ? n : 0;
+}
+
+void iom_wakeup_forget(const struct iom_wakeup_name *name)
+{
+        uint64_t word[IOM_WAKEUP_NAME_WORDS];
+        size_t n = load_name(name, word);
+        if (n)
+                iom_dgram_unbind(word, n);
+}
+
+void iom_wakeup_send(int sock, const struct iom_wakeup_name *name)
+{
+        uint64_t word[IOM_WAKEUP_NAME_WORDS];
+        size_t n = load_name(name, word);
+        if (!n)
+                return;
         struct sockaddr_un a = { .sun_family = AF_UNIX };
         memcpy(a.sun_path, word, n);
         sendto(sock, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a,

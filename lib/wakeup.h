@@ -31,6 +31,9 @@ struct iom_wakeup_name {
 int iom_wakeup_open(int *sock, struct iom_wakeup_name *name);
 /* Close sock, the owner's, and let its name go. */
 void iom_wakeup_close(int sock, const struct iom_wakeup_name *name);
+/* The owner of name (in shared memory) died: let its name go, where
+ * names are files that would outlive it. */
+void iom_wakeup_forget(const struct iom_wakeup_name *name);
 /* Wake the owner of name (in shared memory), through sock. Best effort:
  * a full queue already wakes it, and a closed one has nobody to wake. */
 void iom_wakeup_send(int sock, const struct iom_wakeup_name *name);

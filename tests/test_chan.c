@@ -10,7 +10,10 @@
 #include "common.h"
 
 #include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <time.h>
 
 #define SLOT 4096
@@ -478,6 +481,13 @@ START_TEST(a_killed_consumer_gives_its_slots_back)
                 bool ok = !reopen(&o, &g) && !iomem_chan_open(&c, g, 0, 0, 0);
                 if (write(ready[1], ok ? "r" : "x", 1) != 1 || !ok)
                         _exit(2);
+                /* The name its wake-up socket has: a file in /tmp where
+                 * the platform has no abstract names. */
+                struct sockaddr_un a = { 0 };
+                socklen_t alen = sizeof a;
+                if (getsockname(iomem_chan_fd(c), (struct sockaddr *)&a, &alen) ||
+                    write(ready[1], a.sun_path, sizeof a.sun_path) != (ssize_t)sizeof a.sun_path)
+                        _exit(6);
                 for (uint64_t s = 0; s < 2; s++)
                         if (expect(c, s, SLOT, &held[s]))
                                 child_fail(ready[1], 3);
@@ -487,6 +497,12 @@ START_TEST(a_killed_consumer_gives_its_slots_back)
                 _exit(5);
         }
         wait_ready(ready[0], 1);
+        char name[sizeof ((struct sockaddr_un *)0)->sun_path];
+        for (size_t got = 0; got < sizeof name;) {
+                ssize_t n = read(ready[0], name + got, sizeof name - got);
+                ck_assert_int_gt(n, 0);
+                got += (size_t)n;
+        }
         for (uint64_t s = 0; s < 4; s++)
                 publish(p, s, SLOT);
         wait_ready(ready[0], 1);
@@ -495,6 +511,14 @@ START_TEST(a_killed_consumer_gives_its_slots_back)
         /* Messages 0 and 1 were received: their slots come back. */
         publish(p, 4, SLOT);
         publish(p, 5, SLOT);
+        /* The reaper that gave them back let the dead consumer's socket
+         * name go too, where names are files (an abstract one goes with
+         * its socket). */
+        struct stat st;
+        if (name[0]) {
+                ck_assert_int_eq(stat(name, &st), -1);
+                ck_assert_int_eq(errno, ENOENT);
+        }
         struct iomem_chan *c = chan(o.f, 0, 0, IOMEM_CHAN_NONBLOCK);
         for (uint64_t s = 2; s < 6; s++)
                 ck_assert_int_eq(expect(c, s, SLOT, NULL), 0);

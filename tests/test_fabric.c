@@ -674,6 +674,16 @@ START_TEST(a_read_only_handle_exports_its_bytes)
         ck_assert_int_eq(iomem_export_close(&x), 0);
         ck_assert_uint_eq(acquired(ro), 0);
         ck_assert_int_eq(iomem_close(&g), 0);
+        /* A hole has no memory to register, and a read-only handle cannot
+         * give it some: -ENODATA, and no pin left. */
+        ck_assert_int_eq(iomem_close(&ro), 0);
+        ck_assert_int_eq(iomem_truncate(f, 5 * 4096), 0); /* pages 3 and 4: a hole */
+        ck_assert_int_eq(iomem_open_fd(&ro, test_backend(), dup(iomem_fd(f)), IOMEM_RDONLY, NULL), 0);
+        x = NULL;
+        ck_assert_int_eq(iomem_export(&x, ro, 0, 5 * 4096, "127.0.0.1:0", 0), -ENODATA);
+        ck_assert_ptr_nonnull(strstr(iomem_errormsg(), "hole"));
+        ck_assert_ptr_null(x);
+        ck_assert_uint_eq(acquired(ro), 0);
         ck_assert_int_eq(iomem_close(&ro), 0);
         ck_assert_int_eq(iomem_close(&f), 0);
 }

@@ -19,7 +19,7 @@
 
 /* Holds of dax objects' I/O locks by the calling thread, any handle, in
  * the process of fork generation gen (a child holds none of its parent's). */
-static __thread struct {
+static _Thread_local struct {
         unsigned n, gen;
 } locks_held;
 

@@ -484,7 +484,7 @@ void iom_window_unpin(struct iom_wfile *wf, uint64_t idx)
  * ever has (one that left took its chunks with it), and a fork makes it
  * stale (the child's window forgot every loose borrow).
  */
-static __thread struct {
+static _Thread_local struct {
         uint64_t file_id;
         unsigned fork_gen;
         size_t n;

@@ -42,7 +42,7 @@ static int shm_probe(const char **why)
 /* "shm:REST", naming an object in messages before one is opened. */
 static const char *uri_of(const char *rest)
 {
-        static __thread char uri[NAME_MAX + 16];
+        static _Thread_local char uri[NAME_MAX + 16];
         snprintf(uri, sizeof uri, "shm:%s", rest);
         return uri;
 }
